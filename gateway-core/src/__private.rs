@@ -1,0 +1,252 @@
+//! Not public API: used by the code `gateway-macros` generates.
+//!
+//! Everything here may change in any release.
+
+use std::marker::PhantomData;
+
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+
+pub use crate::dispatch::{Context, Dispatch, Outcome, Reply};
+pub use crate::extract::{ArgSite, FromContext, MessageBody};
+pub use crate::gateway::{Gateway, GatewayHandlers, Handler, Hook, Hooks};
+pub use crate::inject::{BuildContext, FromProviders};
+pub use crate::registry::GatewayDescriptor;
+pub use crate::reply::{IntoReply, ReplyTo};
+pub use crate::{BuildError, WsException};
+pub use inventory;
+
+pub use crate::{
+    __extract as extract, __register_gateway as register_gateway, __reply as reply,
+    __verify as verify,
+};
+
+/// Resolves one field of a gateway struct.
+pub fn resolve<T: FromProviders>(
+    cx: &BuildContext<'_>,
+    field: &'static str,
+) -> Result<T, BuildError> {
+    T::from_providers(cx, field)
+}
+
+/// Turns what a lifecycle hook returned into an outcome.
+pub fn hook_outcome<T: HookOutcome>(value: T) -> Outcome {
+    value.into_outcome()
+}
+
+/// What a lifecycle hook may return: `()` or `Result<(), E>` with `E: Into<WsException>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned from a lifecycle hook",
+    label = "not a hook result",
+    note = "a lifecycle hook returns `()` or `Result<(), E>` with `E: Into<WsException>`"
+)]
+pub trait HookOutcome {
+    /// The outcome.
+    fn into_outcome(self) -> Outcome;
+}
+
+impl HookOutcome for () {
+    fn into_outcome(self) -> Outcome {
+        Ok(Reply::None)
+    }
+}
+
+impl<E: Into<WsException>> HookOutcome for Result<(), E> {
+    fn into_outcome(self) -> Outcome {
+        self.map(|()| Reply::None).map_err(Into::into)
+    }
+}
+
+// Handler arguments: an extractor if the type implements `FromContext`, else the message
+// body. The choice is made by method resolution ("autoref specialization"): `extract` on
+// `&&Arg<T>` finds `ViaExtractor` first when its bound holds, else `ViaBody`, whose own
+// `where` clause then reports a type that is neither, on the argument's type.
+
+/// Names an argument type for [`ViaExtractor`] and [`ViaBody`].
+pub struct Arg<T>(PhantomData<fn() -> T>);
+
+impl<T> Arg<T> {
+    /// The tag.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// An argument that is an extractor.
+pub trait ViaExtractor<T> {
+    /// Extracts it.
+    fn extract(&self, cx: &Context<'_>) -> Result<T, WsException>;
+    /// Checks it at build time.
+    fn verify(&self, cx: &BuildContext<'_>, site: ArgSite) -> Result<(), BuildError>;
+}
+
+impl<T: FromContext> ViaExtractor<T> for &Arg<T> {
+    fn extract(&self, cx: &Context<'_>) -> Result<T, WsException> {
+        T::from_context(cx)
+    }
+
+    fn verify(&self, cx: &BuildContext<'_>, site: ArgSite) -> Result<(), BuildError> {
+        T::verify(cx, site)
+    }
+}
+
+/// An argument that is the message body.
+pub trait ViaBody<T> {
+    /// Deserializes it.
+    fn extract(&self, cx: &Context<'_>) -> Result<T, WsException>
+    where
+        T: MessageBody;
+    /// Nothing to check at build time.
+    fn verify(&self, cx: &BuildContext<'_>, site: ArgSite) -> Result<(), BuildError>;
+}
+
+impl<T> ViaBody<T> for Arg<T> {
+    fn extract(&self, cx: &Context<'_>) -> Result<T, WsException>
+    where
+        T: MessageBody,
+    {
+        crate::extract::body(cx)
+    }
+
+    fn verify(&self, _: &BuildContext<'_>, _: ArgSite) -> Result<(), BuildError> {
+        Ok(())
+    }
+}
+
+/// `let name = extract!(cx, Type);` in a handler shim: the argument, or an early
+/// `return Dispatch::reject(..)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __extract {
+    ($cx:expr, $ty:ty) => {
+        match {
+            #[allow(unused_imports)]
+            use $crate::__private::{ViaBody as _, ViaExtractor as _};
+            (&&$crate::__private::Arg::<$ty>::new()).extract($cx)
+        } {
+            ::core::result::Result::Ok(value) => value,
+            ::core::result::Result::Err(err) => {
+                return $crate::__private::Dispatch::reject(err);
+            }
+        }
+    };
+}
+
+/// `verify!(cx, "method"; "arg": Type, ...)`: the build-time check of a shim's extractors.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __verify {
+    ($cx:expr, $method:literal; $($arg:literal: $ty:ty),* $(,)?) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{ViaBody as _, ViaExtractor as _};
+        $(
+            (&&$crate::__private::Arg::<$ty>::new()).verify(
+                $cx,
+                $crate::__private::ArgSite { method: $method, arg: $arg },
+            )?;
+        )*
+        ::core::result::Result::Ok(())
+    }};
+}
+
+// Return values: `Result` first, then `Stream`, then anything `Serialize`.
+
+/// Names a return type for the `Via*` reply traits.
+pub struct Tag<T>(PhantomData<fn() -> T>);
+
+impl<T> Tag<T> {
+    /// The tag of `value`'s type.
+    pub fn of(_: &T) -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// A `Result` return value.
+pub trait ViaResult<T> {
+    /// The outcome.
+    fn into_outcome(&self, to: ReplyTo, value: T) -> Outcome;
+}
+
+impl<T: Serialize, E: Into<WsException>> ViaResult<Result<T, E>> for &&Tag<Result<T, E>> {
+    fn into_outcome(&self, to: ReplyTo, value: Result<T, E>) -> Outcome {
+        match value {
+            Ok(value) => encode(&to, &value),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// A `Stream` return value: one reply per item.
+pub trait ViaStream<S> {
+    /// The outcome.
+    fn into_outcome(&self, to: ReplyTo, value: S) -> Outcome;
+}
+
+impl<S> ViaStream<S> for &Tag<S>
+where
+    S: Stream + Send + 'static,
+    S::Item: Serialize,
+{
+    fn into_outcome(&self, to: ReplyTo, value: S) -> Outcome {
+        Ok(Reply::Stream(
+            value
+                .map(move |item| match encode(&to, &item)? {
+                    Reply::Frame(frame) => Ok(Some(frame)),
+                    _ => Ok(None),
+                })
+                .boxed(),
+        ))
+    }
+}
+
+/// Any other return value.
+pub trait ViaSerialize<T> {
+    /// The outcome.
+    fn into_outcome(&self, to: ReplyTo, value: T) -> Outcome
+    where
+        T: IntoReply;
+}
+
+impl<T> ViaSerialize<T> for Tag<T> {
+    fn into_outcome(&self, to: ReplyTo, value: T) -> Outcome
+    where
+        T: IntoReply,
+    {
+        encode(&to, &value)
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(to: &ReplyTo, value: &T) -> Outcome {
+    match to.encode(value) {
+        Ok(Some(frame)) => Ok(Reply::Frame(frame)),
+        Ok(None) => Ok(Reply::None),
+        Err(err) => {
+            tracing::error!(target: "gateway", event = to.event(), "reply failed to serialize: {err}");
+            Err(WsException::internal())
+        }
+    }
+}
+
+/// `reply!(reply_to, value)`: the outcome of a handler's return value.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __reply {
+    ($to:expr, $value:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{ViaResult as _, ViaSerialize as _, ViaStream as _};
+        let value = $value;
+        (&&&$crate::__private::Tag::of(&value)).into_outcome($to, value)
+    }};
+}
+
+/// `register_gateway!(Type);` next to a gateway struct: submits its descriptor.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_gateway {
+    ($ty:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::GatewayDescriptor::of::<$ty>(::core::file!(), ::core::line!())
+        }
+    };
+}

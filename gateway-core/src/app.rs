@@ -1,0 +1,180 @@
+//! [`GatewayApp`], the builder, and [`App`], the built set of gateways.
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use crate::config::ConnectionConfig;
+use crate::error::BuildError;
+use crate::gateway::GatewayHandlers;
+use crate::inject::Providers;
+use crate::registry::{GatewayDescriptor, registered};
+use crate::runtime::GatewayRuntime;
+use crate::server::WsServer;
+
+/// Builds an [`App`]: collects the registered gateways, injects their dependencies and runs
+/// their `#[after_init]` hooks, NestJS's module bootstrap.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::prelude::*;
+///
+/// struct Clock;
+///
+/// #[websocket_gateway(path = "/time")]
+/// struct TimeGateway {
+///     clock: Inject<Clock>,
+/// }
+///
+/// #[websocket_gateway]
+/// impl TimeGateway {
+///     #[subscribe("ping")]
+///     fn ping(&self) -> &'static str {
+///         "pong"
+///     }
+/// }
+///
+/// // Without the provider, build() names what is missing:
+/// let err = GatewayApp::new().gateway::<TimeGateway>().build().unwrap_err();
+/// assert!(err.to_string().contains("can't resolve dependencies of TimeGateway"));
+///
+/// let app = GatewayApp::new().provide(Clock).gateway::<TimeGateway>().build().unwrap();
+/// assert!(app.server("/time").is_some());
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a GatewayApp does nothing until `build()` is called"]
+pub struct GatewayApp {
+    providers: Providers,
+    selected: Vec<(TypeId, GatewayDescriptor)>,
+    config: ConnectionConfig,
+}
+
+impl GatewayApp {
+    /// An app with every registered gateway and no providers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Provides a service: every `Inject<T>` field or argument receives this instance.
+    /// Providing the same type twice keeps the last.
+    pub fn provide<T: Send + Sync + 'static>(self, value: T) -> Self {
+        self.provide_arc(Arc::new(value))
+    }
+
+    /// Provides a service that is already shared.
+    pub fn provide_arc<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.providers.insert(value);
+        self
+    }
+
+    /// Serves gateway `G`. Once any gateway is chosen this way, only the chosen ones are
+    /// served; without any, every registered gateway is.
+    pub fn gateway<G: GatewayHandlers>(mut self) -> Self {
+        let descriptor = registered()
+            .into_iter()
+            .find(|d| d.is::<G>())
+            .map_or_else(|| GatewayDescriptor::of::<G>("<unregistered>", 0), |d| *d);
+        self.selected.push((TypeId::of::<G>(), descriptor));
+        self
+    }
+
+    /// Sets the per-connection buffer sizes and limits.
+    pub fn config(mut self, config: ConnectionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds every gateway.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`]: two gateways on one path (naming both), a missing provider (naming
+    /// the gateway, the field and the type), a failing `#[after_init]`, or no gateway at all.
+    pub fn build(self) -> Result<App, BuildError> {
+        let mut descriptors: Vec<GatewayDescriptor> = if self.selected.is_empty() {
+            registered().into_iter().copied().collect()
+        } else {
+            let mut seen = Vec::new();
+            self.selected
+                .into_iter()
+                .filter(|(id, _)| {
+                    let new = !seen.contains(id);
+                    seen.push(*id);
+                    new
+                })
+                .map(|(_, d)| d)
+                .collect()
+        };
+        if descriptors.is_empty() {
+            return Err(BuildError::NoGateways);
+        }
+        descriptors.sort_by(|a, b| (a.path, a.name).cmp(&(b.path, b.name)));
+        for pair in descriptors.windows(2) {
+            if let [first, second] = pair {
+                if first.path == second.path {
+                    return Err(BuildError::DuplicatePath {
+                        path: first.path,
+                        first: first.name,
+                        first_at: first.location(),
+                        second: second.name,
+                        second_at: second.location(),
+                    });
+                }
+            }
+        }
+        let gateways = descriptors
+            .iter()
+            .map(|d| (d.build)(&self.providers))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(App {
+            inner: Arc::new(AppInner {
+                gateways,
+                config: self.config,
+            }),
+        })
+    }
+}
+
+/// The built gateways, ready to be mounted by a transport (gateway-axum's `into_router`).
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+#[derive(Debug)]
+struct AppInner {
+    gateways: Vec<GatewayRuntime>,
+    config: ConnectionConfig,
+}
+
+impl App {
+    /// The gateways, sorted by path.
+    pub fn gateways(&self) -> &[GatewayRuntime] {
+        &self.inner.gateways
+    }
+
+    /// The per-connection settings.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.inner.config
+    }
+
+    /// The server handle of the gateway at `path`, to push events from outside a gateway
+    /// (an HTTP handler, a background task).
+    pub fn server(&self, path: &str) -> Option<WsServer> {
+        self.inner
+            .gateways
+            .iter()
+            .find(|g| g.path() == path)
+            .map(|g| g.server().clone())
+    }
+
+    /// The server handle of gateway `G`.
+    pub fn server_of<G: GatewayHandlers>(&self) -> Option<WsServer> {
+        self.inner
+            .gateways
+            .iter()
+            .find(|g| g.name() == G::NAME && g.path() == G::PATH)
+            .map(|g| g.server().clone())
+    }
+}

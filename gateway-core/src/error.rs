@@ -1,0 +1,93 @@
+//! Errors of building an app and of sending to clients.
+
+/// Why [`GatewayApp::build`](crate::GatewayApp::build) failed.
+///
+/// Every variant names the gateway (and where it is declared when that helps), so a
+/// misconfigured app fails at start-up with a message that says what to change, never at
+/// the first message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A gateway field or handler argument needs a provider that was not given.
+    #[error(
+        "can't resolve dependencies of {gateway}: {site} `{field}` needs `{ty}`, which was not provided; add `.provide(...)` with a `{ty}` to the GatewayApp builder"
+    )]
+    MissingProvider {
+        /// The gateway's type name.
+        gateway: &'static str,
+        /// `"field"` or `"argument of <method>"`.
+        site: String,
+        /// The field or argument name.
+        field: &'static str,
+        /// The provider type that is missing.
+        ty: &'static str,
+    },
+    /// Two gateways are registered at the same path.
+    #[error(
+        "gateways {first} ({first_at}) and {second} ({second_at}) are both mounted at path `{path}`; give one of them another path"
+    )]
+    DuplicatePath {
+        /// The contested path.
+        path: &'static str,
+        /// The first gateway's type name.
+        first: &'static str,
+        /// Where the first gateway is declared (`file:line`).
+        first_at: String,
+        /// The second gateway's type name.
+        second: &'static str,
+        /// Where the second gateway is declared (`file:line`).
+        second_at: String,
+    },
+    /// A gateway handles one event twice (possible only across several `impl` blocks).
+    #[error(
+        "{gateway} handles event `{event}` twice: `{first}` and `{second}`; give one of them another event name"
+    )]
+    DuplicateEvent {
+        /// The gateway's type name.
+        gateway: &'static str,
+        /// The event name.
+        event: &'static str,
+        /// The first handler method.
+        first: &'static str,
+        /// The second handler method.
+        second: &'static str,
+    },
+    /// A gateway was asked for with [`GatewayApp::gateway`](crate::GatewayApp::gateway)
+    /// or found in the registry, but no gateway is there to serve.
+    #[error(
+        "no gateway to serve: annotate a struct with `#[websocket_gateway(path = \"/...\")]` in a crate this binary links"
+    )]
+    NoGateways,
+    /// A gateway's synchronous `#[after_init]` hook returned an error.
+    #[error("after_init of {gateway} failed: {message}")]
+    Init {
+        /// The gateway's type name.
+        gateway: &'static str,
+        /// The hook's error message.
+        message: String,
+    },
+    /// An asynchronous `#[after_init]` hook needs a tokio runtime to run on.
+    #[error(
+        "after_init of {gateway} is async and needs a tokio runtime: call `build()` inside one (e.g. in `#[tokio::main]`)"
+    )]
+    NoRuntime {
+        /// The gateway's type name.
+        gateway: &'static str,
+    },
+}
+
+/// Why a frame could not be queued for a client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The data failed to serialize.
+    #[error("failed to serialize the frame: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The client is gone.
+    #[error("the client is disconnected")]
+    Disconnected,
+    /// The client's outbound queue is full: it reads slower than it is sent to. It is being
+    /// disconnected.
+    #[error("the client's outbound queue is full; it is being disconnected")]
+    QueueFull,
+}

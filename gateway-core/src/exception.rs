@@ -1,0 +1,200 @@
+//! [`WsException`]: the error a handler returns to its client.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// The message sent for any error that is not a [`WsException`] the application raised
+/// on purpose: a panicking handler, a reply that failed to serialize. NestJS's wording.
+pub const INTERNAL_SERVER_ERROR: &str = "Internal server error";
+
+/// An error meant for the client, NestJS's `WsException`.
+///
+/// A handler returns it (directly or through `Result<T, E>` with `E: Into<WsException>`);
+/// the default exception filter turns it into one frame for the client that sent the message:
+///
+/// ```json
+/// {"event":"exception","data":{"status":"error","message":"Room is full","cause":{"pattern":"join","data":{"room":"a"}}}}
+/// ```
+///
+/// The connection stays open. Extra fields given with [`WsException::with`] appear beside
+/// `status` and `message`, so a client can read structured details (for example the field
+/// errors of a validation failure).
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::WsException;
+///
+/// let err = WsException::new("Room is full").with("capacity", 50);
+/// assert_eq!(err.message(), "Room is full");
+/// assert_eq!(err.field("capacity"), Some(&serde_json::json!(50)));
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct WsException {
+    message: Cow<'static, str>,
+    fields: Option<Box<Map<String, Value>>>,
+    close: Option<CloseRequest>,
+}
+
+/// A request to close the connection after the exception frame has been sent.
+///
+/// Set with [`WsException::close`]; without it an exception never closes the socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseRequest {
+    /// The WebSocket close code (RFC 6455 §7.4), e.g. `1008` for a policy violation.
+    pub code: u16,
+    /// The human-readable reason sent in the close frame (at most 123 bytes are sent).
+    pub reason: Cow<'static, str>,
+}
+
+impl WsException {
+    /// An exception with this message and no further details.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = gateway_core::WsException::new("Unknown room");
+    /// assert_eq!(err.to_string(), "Unknown room");
+    /// ```
+    pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            message: message.into(),
+            fields: None,
+            close: None,
+        }
+    }
+
+    /// The exception NestJS sends for errors that were not meant for the client:
+    /// `"Internal server error"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(gateway_core::WsException::internal().message(), "Internal server error");
+    /// ```
+    pub fn internal() -> Self {
+        Self::new(INTERNAL_SERVER_ERROR)
+    }
+
+    /// Adds a field to the exception payload, beside `status` and `message`.
+    ///
+    /// A value that fails to serialize is replaced by `null`. The keys `status`,
+    /// `message`, `cause` and `id` are reserved by the frame and are ignored here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::WsException;
+    /// use serde_json::json;
+    ///
+    /// let err = WsException::new("Validation failed").with("errors", json!({"text": ["too long"]}));
+    /// assert_eq!(err.field("errors"), Some(&json!({"text": ["too long"]})));
+    /// ```
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, value: impl serde::Serialize) -> Self {
+        let key = key.into();
+        if matches!(key.as_str(), "status" | "message" | "cause" | "id") {
+            return self;
+        }
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.fields
+            .get_or_insert_with(Default::default)
+            .insert(key, value);
+        self
+    }
+
+    /// Asks for the connection to be closed with this code and reason once the exception
+    /// frame is sent. Without it, an exception never closes the socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = gateway_core::WsException::new("Banned").close(4003, "banned");
+    /// assert_eq!(err.close_request().map(|c| c.code), Some(4003));
+    /// ```
+    #[must_use]
+    pub fn close(mut self, code: u16, reason: impl Into<Cow<'static, str>>) -> Self {
+        self.close = Some(CloseRequest {
+            code,
+            reason: reason.into(),
+        });
+        self
+    }
+
+    /// The message sent to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// One extra field of the payload, if it was set with [`WsException::with`].
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        self.fields.as_ref()?.get(key)
+    }
+
+    /// All extra fields of the payload, sorted by key.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.fields
+            .iter()
+            .flat_map(|map| map.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    /// The close request, if [`WsException::close`] was called.
+    pub fn close_request(&self) -> Option<&CloseRequest> {
+        self.close.as_ref()
+    }
+}
+
+impl fmt::Debug for WsException {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("WsException");
+        s.field("message", &self.message);
+        if let Some(fields) = &self.fields {
+            s.field("fields", fields);
+        }
+        if let Some(close) = &self.close {
+            s.field("close", close);
+        }
+        s.finish()
+    }
+}
+
+impl fmt::Display for WsException {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WsException {}
+
+impl From<&'static str> for WsException {
+    fn from(message: &'static str) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<String> for WsException {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reserved_keys_are_ignored() {
+        let err = WsException::new("x").with("status", "ok").with("message", 1);
+        assert_eq!(err.fields().count(), 0);
+    }
+
+    #[test]
+    fn fields_are_listed_by_key() {
+        let err = WsException::new("x").with("b", 1).with("a", json!([2]));
+        let keys: Vec<_> = err.fields().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "b"]);
+    }
+}

@@ -1,0 +1,279 @@
+//! The JSON wire format of the default adapter, NestJS's `WsAdapter` envelope:
+//! text frames `{"event": string, "data": any}`, plus an optional `"id"` that a reply echoes.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::WsException;
+
+/// The event name under which errors reach the client, as in NestJS.
+pub const EXCEPTION_EVENT: &str = "exception";
+
+/// An encoded outgoing text frame: UTF-8 JSON, cheap to clone (a broadcast encodes once and
+/// hands the same bytes to every receiver).
+///
+/// # Examples
+///
+/// ```
+/// let frame = gateway_core::Frame::event("greeting", &"hello").unwrap();
+/// assert_eq!(frame.as_str(), r#"{"event":"greeting","data":"hello"}"#);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame(Bytes);
+
+impl Frame {
+    /// Encodes `{"event": event, "data": data}`.
+    ///
+    /// # Errors
+    ///
+    /// The error of `data`'s `Serialize` implementation, e.g. a map with non-string keys.
+    pub fn event<T: serde::Serialize + ?Sized>(
+        event: &str,
+        data: &T,
+    ) -> Result<Self, serde_json::Error> {
+        let mut buf = Vec::with_capacity(64);
+        write_head(&mut buf, event)?;
+        serde_json::to_writer(&mut buf, data)?;
+        buf.push(b'}');
+        Ok(Self::from_json(buf))
+    }
+
+    /// A frame made of JSON text the caller already encoded.
+    pub(crate) fn from_json(json: Vec<u8>) -> Self {
+        Self(Bytes::from(json))
+    }
+
+    /// The frame's JSON text.
+    pub fn as_str(&self) -> &str {
+        // Every constructor writes serde_json output, which is UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The frame's bytes (UTF-8 JSON), without copying.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The frame's bytes (UTF-8 JSON), without copying.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Frame").field(&self.as_str()).finish()
+    }
+}
+
+/// Writes `{"event":<event>,"data":` into `buf`.
+pub(crate) fn write_head(buf: &mut Vec<u8>, event: &str) -> Result<(), serde_json::Error> {
+    buf.extend_from_slice(br#"{"event":"#);
+    serde_json::to_writer(&mut *buf, event)?;
+    buf.extend_from_slice(br#","data":"#);
+    Ok(())
+}
+
+/// Closes an envelope started by [`write_head`] (or a serialized `WsResponse`, whose
+/// closing brace the caller removed), adding the request's `id` when it had one.
+pub(crate) fn write_tail(buf: &mut Vec<u8>, id: Option<&RawValue>) {
+    if let Some(id) = id {
+        buf.extend_from_slice(br#","id":"#);
+        buf.extend_from_slice(id.get().as_bytes());
+    }
+    buf.push(b'}');
+}
+
+/// An incoming frame, parsed once: the event name borrowed when it has no escapes, the body
+/// and id kept as raw JSON until a handler's type is known.
+#[derive(Debug)]
+pub struct IncomingFrame<'a> {
+    /// The `event` field.
+    pub event: Cow<'a, str>,
+    /// The `data` field, `None` when absent or `null`.
+    pub data: Option<&'a RawValue>,
+    /// The `id` field, `None` when absent or `null`.
+    pub id: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawFrame<'a> {
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+}
+
+/// Why an incoming frame could not be routed to a handler.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The text is not JSON.
+    #[error("Malformed JSON: {0}")]
+    Malformed(serde_json::Error),
+    /// The text is JSON, but not an object.
+    #[error(r#"Invalid frame: expected a JSON object like {{"event": "name", "data": ...}}"#)]
+    NotAnObject,
+    /// The object has no `event` field.
+    #[error(r#"Invalid frame: missing "event" field"#)]
+    MissingEvent,
+    /// The `event` field is not a string.
+    #[error(r#"Invalid frame: "event" must be a string"#)]
+    EventNotString,
+    /// A binary frame reached the JSON adapter.
+    #[error(r#"Binary frames are not supported: send JSON text frames like {{"event": "name", "data": ...}}"#)]
+    Binary,
+}
+
+impl From<FrameError> for WsException {
+    fn from(err: FrameError) -> Self {
+        WsException::new(err.to_string())
+    }
+}
+
+impl<'a> IncomingFrame<'a> {
+    /// Parses a text frame.
+    ///
+    /// # Errors
+    ///
+    /// A [`FrameError`] saying precisely what is wrong with the frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::IncomingFrame;
+    ///
+    /// let frame = IncomingFrame::parse(r#"{"event":"join","data":{"room":"a"},"id":7}"#).unwrap();
+    /// assert_eq!(frame.event, "join");
+    /// assert_eq!(frame.data.unwrap().get(), r#"{"room":"a"}"#);
+    /// assert_eq!(frame.id.unwrap().get(), "7");
+    ///
+    /// let err = IncomingFrame::parse(r#"{"data":1}"#).unwrap_err();
+    /// assert_eq!(err.to_string(), r#"Invalid frame: missing "event" field"#);
+    /// ```
+    pub fn parse(text: &'a str) -> Result<Self, FrameError> {
+        if !text.trim_start().starts_with('{') {
+            // Serde would accept `[event, data]` for a struct; only objects are frames.
+            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Err(err) => FrameError::Malformed(err),
+                Ok(_) => FrameError::NotAnObject,
+            });
+        }
+        let raw: RawFrame<'a> = serde_json::from_str(text).map_err(FrameError::Malformed)?;
+        let event = raw.event.ok_or(FrameError::MissingEvent)?;
+        let event: Cow<'a, str> =
+            Cow::deserialize(event).map_err(|_| FrameError::EventNotString)?;
+        Ok(Self {
+            event,
+            data: raw.data,
+            id: raw.id,
+        })
+    }
+}
+
+/// Encodes the exception frame of NestJS 12's `BaseWsExceptionFilter`:
+/// `{"event":"exception","data":{"status":"error","message":...,"cause":{"pattern":...,"data":...}}}`
+/// with the exception's extra fields beside `message`, `cause` when the frame had an event,
+/// and the request's `id` when it had one.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::{IncomingFrame, WsException, frame::exception_frame};
+///
+/// let request = IncomingFrame::parse(r#"{"event":"join","data":{"room":""},"id":"a1"}"#).unwrap();
+/// let frame = exception_frame(&WsException::new("Room name is empty"), Some(&request));
+/// assert_eq!(
+///     frame.as_str(),
+///     r#"{"event":"exception","data":{"status":"error","message":"Room name is empty","cause":{"pattern":"join","data":{"room":""}}},"id":"a1"}"#
+/// );
+/// ```
+pub fn exception_frame(err: &WsException, request: Option<&IncomingFrame<'_>>) -> Frame {
+    let mut buf = Vec::with_capacity(128);
+    buf.extend_from_slice(br#"{"event":"exception","data":{"status":"error","message":"#);
+    push_json(&mut buf, err.message());
+    for (key, value) in err.fields() {
+        buf.push(b',');
+        push_json(&mut buf, key);
+        buf.push(b':');
+        push_json(&mut buf, value);
+    }
+    if let Some(request) = request {
+        buf.extend_from_slice(br#","cause":{"pattern":"#);
+        push_json(&mut buf, &*request.event);
+        buf.extend_from_slice(br#","data":"#);
+        buf.extend_from_slice(request.data.map_or("null", |d| d.get()).as_bytes());
+        buf.push(b'}');
+    }
+    buf.push(b'}');
+    write_tail(&mut buf, request.and_then(|r| r.id));
+    Frame::from_json(buf)
+}
+
+/// Appends a value that cannot fail to serialize (strings, `serde_json::Value`).
+fn push_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+    if serde_json::to_writer(&mut *buf, value).is_err() {
+        buf.extend_from_slice(b"null");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        IncomingFrame::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_escaped_event_names() {
+        let frame = IncomingFrame::parse(r#"{"event":"a\"b","data":null}"#).unwrap();
+        assert_eq!(frame.event, "a\"b");
+        assert!(frame.data.is_none());
+    }
+
+    #[test]
+    fn borrows_plain_event_names() {
+        let frame = IncomingFrame::parse(r#"{"event":"plain"}"#).unwrap();
+        assert!(matches!(frame.event, Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn says_what_is_wrong() {
+        assert!(error_of("{oops").starts_with("Malformed JSON: "));
+        assert!(error_of("").starts_with("Malformed JSON: "));
+        assert_eq!(
+            error_of(r#"["events", 1]"#),
+            r#"Invalid frame: expected a JSON object like {"event": "name", "data": ...}"#
+        );
+        assert_eq!(
+            error_of(r#"{"event":5}"#),
+            r#"Invalid frame: "event" must be a string"#
+        );
+        assert_eq!(
+            error_of(r#"{"event":null}"#),
+            r#"Invalid frame: missing "event" field"#
+        );
+    }
+
+    #[test]
+    fn exception_without_request_has_no_cause() {
+        let frame = exception_frame(&WsException::new("bad").with("code", 3), None);
+        assert_eq!(
+            frame.as_str(),
+            r#"{"event":"exception","data":{"status":"error","message":"bad","code":3}}"#
+        );
+    }
+
+    #[test]
+    fn event_frames_escape_names() {
+        let frame = Frame::event("a\"b", &[1, 2]).unwrap();
+        assert_eq!(frame.as_str(), r#"{"event":"a\"b","data":[1,2]}"#);
+    }
+}

@@ -1,0 +1,103 @@
+//! What `#[websocket_gateway]` implements: the [`Gateway`] and [`GatewayHandlers`] traits and
+//! the static tables of handlers and hooks the runtime reads.
+
+use std::sync::Arc;
+
+use crate::inject::BuildContext;
+use crate::dispatch::{Context, Dispatch};
+use crate::error::BuildError;
+
+/// A gateway struct: its path and how to build it from the app's providers.
+///
+/// Implemented by `#[websocket_gateway(path = "...")]` on the struct; not meant to be
+/// implemented by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a gateway",
+    label = "not a gateway",
+    note = "add `#[websocket_gateway(path = \"/...\")]` to `struct {Self}`"
+)]
+pub trait Gateway: Send + Sync + Sized + 'static {
+    /// The URL path the gateway is served at, e.g. `"/chat"`.
+    const PATH: &'static str;
+    /// The gateway's type name, for error messages and logs.
+    const NAME: &'static str;
+
+    /// Builds the gateway, resolving every field from the app's providers.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::MissingProvider`] naming the gateway, the field and the type when a
+    /// field's provider was not given to the app builder.
+    fn build(cx: &BuildContext<'_>) -> Result<Self, BuildError>;
+}
+
+/// A gateway's message handlers and lifecycle hooks.
+///
+/// Implemented by `#[websocket_gateway]` on the gateway's `impl` block; not meant to be
+/// implemented by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `#[websocket_gateway]` impl block",
+    label = "gateway without handlers",
+    note = "add `#[websocket_gateway]` to the `impl {Self}` block that holds its `#[subscribe(\"...\")]` methods"
+)]
+pub trait GatewayHandlers: Gateway {
+    /// One entry per `#[subscribe("event")]` method.
+    const HANDLERS: &'static [Handler<Self>];
+    /// The lifecycle hooks the impl block marked.
+    const HOOKS: Hooks<Self> = Hooks::NONE;
+}
+
+/// The generated shim of one handler or hook: extracts the arguments from the context,
+/// calls the method, and turns its return value into a [`Dispatch`].
+pub type HandlerFn<G> = fn(&Arc<G>, &Context<'_>) -> Dispatch;
+
+/// Checks at build time that every extractor of a handler can be satisfied (for example
+/// that an `Inject<T>` argument has a provider).
+pub type VerifyFn = fn(&BuildContext<'_>) -> Result<(), BuildError>;
+
+/// One `#[subscribe("event")]` method of a gateway.
+pub struct Handler<G> {
+    /// The event name, as written in `#[subscribe("...")]`.
+    pub event: &'static str,
+    /// The method's name, for logs.
+    pub method: &'static str,
+    /// The generated shim that calls the method.
+    pub call: HandlerFn<G>,
+    /// Build-time check of the method's extractors.
+    pub verify: VerifyFn,
+    /// Where the method is declared.
+    pub file: &'static str,
+    /// The line of the `#[subscribe]` attribute.
+    pub line: u32,
+}
+
+/// The lifecycle hooks of a gateway, NestJS's `OnGatewayInit`, `OnGatewayConnection` and
+/// `OnGatewayDisconnect`.
+pub struct Hooks<G> {
+    /// `#[after_init]`: runs once, when the app is built.
+    pub after_init: Option<Hook<G>>,
+    /// `#[handle_connection]`: runs for each client before its first message; an error
+    /// rejects the client.
+    pub handle_connection: Option<Hook<G>>,
+    /// `#[handle_disconnect]`: runs for each client once it is gone, however it left.
+    pub handle_disconnect: Option<Hook<G>>,
+}
+
+impl<G> Hooks<G> {
+    /// No hooks at all.
+    pub const NONE: Self = Self {
+        after_init: None,
+        handle_connection: None,
+        handle_disconnect: None,
+    };
+}
+
+/// One lifecycle hook method.
+pub struct Hook<G> {
+    /// The method's name, for logs.
+    pub method: &'static str,
+    /// The generated shim that calls the method.
+    pub call: HandlerFn<G>,
+    /// Build-time check of the method's extractors.
+    pub verify: VerifyFn,
+}

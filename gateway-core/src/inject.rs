@@ -1,0 +1,225 @@
+//! Dependency injection: [`Providers`], [`Inject`], and [`FromProviders`], the trait of
+//! everything a gateway field can be.
+
+use std::any::{Any, TypeId, type_name};
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::BuildError;
+use crate::server::WsServer;
+
+/// The services given to [`GatewayApp::provide`](crate::GatewayApp::provide), one per type.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_type: FxHashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl Providers {
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        self.by_type.insert(TypeId::of::<T>(), value);
+    }
+
+    /// The provider of type `T`, if one was given.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Inject<T>> {
+        let any = Arc::clone(self.by_type.get(&TypeId::of::<T>())?);
+        any.downcast::<T>().ok().map(Inject)
+    }
+}
+
+impl fmt::Debug for Providers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Providers")
+            .field("count", &self.by_type.len())
+            .finish()
+    }
+}
+
+/// A shared service injected into a gateway, NestJS's constructor injection.
+///
+/// Give the service to the app builder with
+/// [`GatewayApp::provide`](crate::GatewayApp::provide); every gateway field (or handler
+/// argument) of type `Inject<T>` receives the same instance. It dereferences to `T`.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Greeter;
+/// impl Greeter {
+///     fn greet(&self, name: &str) -> String {
+///         format!("hello, {name}")
+///     }
+/// }
+///
+/// #[websocket_gateway(path = "/greet")]
+/// struct GreetGateway {
+///     greeter: Inject<Greeter>,
+/// }
+///
+/// #[websocket_gateway]
+/// impl GreetGateway {
+///     #[subscribe("greet")]
+///     fn greet(&self, name: String) -> String {
+///         self.greeter.greet(&name)
+///     }
+/// }
+///
+/// let app = GatewayApp::new()
+///     .provide(Greeter)
+///     .gateway::<GreetGateway>()
+///     .build()
+///     .unwrap();
+/// # let _ = app;
+/// ```
+pub struct Inject<T: ?Sized>(Arc<T>);
+
+impl<T: ?Sized> Inject<T> {
+    /// Wraps a shared value, e.g. to build a gateway by hand in a unit test.
+    pub fn from_arc(value: Arc<T>) -> Self {
+        Self(value)
+    }
+
+    /// The shared value.
+    pub fn into_arc(self) -> Arc<T> {
+        self.0
+    }
+}
+
+impl<T> Inject<T> {
+    /// Wraps a value, e.g. to build a gateway by hand in a unit test.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let n = gateway_core::Inject::new(5);
+    /// assert_eq!(*n, 5);
+    /// ```
+    pub fn new(value: T) -> Self {
+        Self(Arc::new(value))
+    }
+}
+
+impl<T: ?Sized> Clone for Inject<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: ?Sized> Deref for Inject<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Inject<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What the app builder hands to each gateway while building it: the providers and the
+/// gateway's own server handle.
+#[derive(Debug)]
+pub struct BuildContext<'a> {
+    pub(crate) gateway: &'static str,
+    pub(crate) providers: &'a Providers,
+    pub(crate) server: &'a WsServer,
+}
+
+impl BuildContext<'_> {
+    /// The type name of the gateway being built.
+    pub fn gateway(&self) -> &'static str {
+        self.gateway
+    }
+
+    /// The app's providers.
+    pub fn providers(&self) -> &Providers {
+        self.providers
+    }
+
+    /// The server handle of the gateway being built.
+    pub fn server(&self) -> &WsServer {
+        self.server
+    }
+
+    /// The error for a missing provider of type `T` at `site` `name`.
+    pub fn missing<T: ?Sized>(&self, site: impl Into<String>, name: &'static str) -> BuildError {
+        BuildError::MissingProvider {
+            gateway: self.gateway,
+            site: site.into(),
+            field: name,
+            ty: type_name::<T>(),
+        }
+    }
+}
+
+/// A type a gateway field can have: resolved once, when the app is built.
+///
+/// Implemented for [`Inject<T>`] (a provided service), [`WsServer`] (the gateway's server
+/// handle, NestJS's `@WebSocketServer()`), `Option<Inject<T>>` (an optional service) and
+/// `Arc<T>` (a provided service). Implement it for your own types to build a field from
+/// other providers.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::{BuildContext, BuildError, FromProviders, Inject};
+///
+/// struct Config {
+///     motd: String,
+/// }
+///
+/// /// A field that copies the message of the day out of the provided `Config`.
+/// struct Motd(String);
+///
+/// impl FromProviders for Motd {
+///     fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError> {
+///         let config = Inject::<Config>::from_providers(cx, field)?;
+///         Ok(Motd(config.motd.clone()))
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be injected into a gateway field",
+    label = "not injectable",
+    note = "use `Inject<T>` and give the app builder `.provide(value_of_T)`, or `WsServer` for the gateway's server handle, or implement `FromProviders` for this type"
+)]
+pub trait FromProviders: Sized {
+    /// Resolves the value for the field named `field`.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::MissingProvider`] when what it needs was not provided.
+    fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError>;
+}
+
+impl<T: Send + Sync + 'static> FromProviders for Inject<T> {
+    fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError> {
+        cx.providers.get::<T>().ok_or_else(|| cx.missing::<T>("field", field))
+    }
+}
+
+impl<T: Send + Sync + 'static> FromProviders for Arc<T> {
+    fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError> {
+        Inject::<T>::from_providers(cx, field).map(Inject::into_arc)
+    }
+}
+
+impl<T: Send + Sync + 'static> FromProviders for Option<Inject<T>> {
+    fn from_providers(cx: &BuildContext<'_>, _: &'static str) -> Result<Self, BuildError> {
+        Ok(cx.providers.get::<T>())
+    }
+}
+
+impl FromProviders for WsServer {
+    fn from_providers(cx: &BuildContext<'_>, _: &'static str) -> Result<Self, BuildError> {
+        Ok(cx.server.clone())
+    }
+}

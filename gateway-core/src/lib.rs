@@ -1,0 +1,85 @@
+//! The runtime of a WebSocket gateway framework for people who know NestJS gateways:
+//! annotate a struct and its methods, get a typed, validated real-time server.
+//!
+//! ```
+//! use gateway_core::prelude::*;
+//!
+//! #[websocket_gateway(path = "/chat")]
+//! pub struct ChatGateway {
+//!     server: WsServer,
+//! }
+//!
+//! #[websocket_gateway]
+//! impl ChatGateway {
+//!     /// `{"event":"events","data":X}` is answered with `{"event":"events","data":X}`.
+//!     #[subscribe("events")]
+//!     async fn handle_event(&self, data: serde_json::Value) -> serde_json::Value {
+//!         data
+//!     }
+//!
+//!     /// Answered under another event: `{"event":"identity","data":n}`.
+//!     #[subscribe("identity")]
+//!     fn identity(&self, n: u32) -> WsResponse<u32> {
+//!         WsResponse::new("identity", n)
+//!     }
+//!
+//!     #[handle_connection]
+//!     fn hello(&self, client: Client) {
+//!         let _ = client.emit("welcome", &client.id());
+//!     }
+//! }
+//!
+//! let app = GatewayApp::new().gateway::<ChatGateway>().build().unwrap();
+//! assert_eq!(app.gateways()[0].path(), "/chat");
+//! ```
+//!
+//! Serve the [`App`] with `gateway-axum`, which mounts every gateway on an axum `Router`.
+//!
+//! The wire format is NestJS's `WsAdapter` envelope, JSON text frames
+//! `{"event": "...", "data": ...}`; a request may carry an `"id"`, copied into its replies.
+//! Errors reach the client as an `exception` event (see [`WsException`]) and never close
+//! the socket unless asked to.
+#![doc(test(attr(deny(warnings))))]
+
+// Lets the macros' `::gateway_core::...` paths resolve inside this crate's own doc tests
+// and unit tests.
+#[allow(unused_extern_crates)]
+extern crate self as gateway_core;
+
+mod app;
+mod client;
+mod config;
+mod dispatch;
+mod error;
+mod exception;
+mod extract;
+pub mod frame;
+mod gateway;
+mod inject;
+pub mod prelude;
+mod registry;
+pub mod reply;
+mod runtime;
+mod server;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use app::{App, GatewayApp};
+pub use client::{Client, ClientId, Handshake, Outbound, OutboundQueue};
+pub use config::ConnectionConfig;
+pub use dispatch::{Context, Dispatch, Outcome, Reply};
+pub use error::{BuildError, SendError};
+pub use exception::{CloseRequest, INTERNAL_SERVER_ERROR, WsException};
+pub use extract::{ArgSite, Data, Event, FromContext, MessageBody, TryData};
+pub use frame::{Frame, FrameError, IncomingFrame};
+pub use gateway::{Gateway, GatewayHandlers, Handler, HandlerFn, Hook, Hooks, VerifyFn};
+pub use inject::{BuildContext, FromProviders, Inject, Providers};
+pub use registry::{GatewayDescriptor, registered};
+pub use reply::{IntoReply, ReplyTo, WsResponse};
+pub use runtime::GatewayRuntime;
+pub use server::{Broadcast, WsServer};
+
+pub use gateway_macros::{
+    after_init, handle_connection, handle_disconnect, subscribe, websocket_gateway,
+};

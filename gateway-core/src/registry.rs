@@ -1,0 +1,82 @@
+//! The registry of gateways: every `#[websocket_gateway]` struct in the linked crates
+//! submits a [`GatewayDescriptor`] through `inventory`.
+
+use std::any::TypeId;
+use std::fmt;
+
+use crate::error::BuildError;
+use crate::gateway::GatewayHandlers;
+use crate::inject::Providers;
+use crate::runtime::GatewayRuntime;
+
+/// The static record of one gateway type: where it is served and how to build it.
+#[derive(Clone, Copy)]
+pub struct GatewayDescriptor {
+    /// The path the gateway is served at.
+    pub path: &'static str,
+    /// The gateway's type name.
+    pub name: &'static str,
+    /// The file that declares the gateway.
+    pub file: &'static str,
+    /// The line of the `#[websocket_gateway]` attribute.
+    pub line: u32,
+    pub(crate) type_id: fn() -> TypeId,
+    pub(crate) build: fn(&Providers) -> Result<GatewayRuntime, BuildError>,
+}
+
+impl GatewayDescriptor {
+    /// The descriptor of gateway `G`, declared at `file:line`.
+    pub const fn of<G: GatewayHandlers>(file: &'static str, line: u32) -> Self {
+        Self {
+            path: G::PATH,
+            name: G::NAME,
+            file,
+            line,
+            type_id: TypeId::of::<G>,
+            build: GatewayRuntime::build::<G>,
+        }
+    }
+
+    /// `file:line` of the declaration.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+
+    pub(crate) fn is<G: 'static>(&self) -> bool {
+        (self.type_id)() == TypeId::of::<G>()
+    }
+}
+
+impl fmt::Debug for GatewayDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayDescriptor")
+            .field("path", &self.path)
+            .field("name", &self.name)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
+    }
+}
+
+inventory::collect!(GatewayDescriptor);
+
+/// Every registered gateway, sorted by path, then type name.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::prelude::*;
+///
+/// #[websocket_gateway(path = "/registered")]
+/// struct Registered;
+///
+/// #[websocket_gateway]
+/// impl Registered {}
+///
+/// assert!(gateway_core::registered().iter().any(|g| g.path == "/registered"));
+/// ```
+pub fn registered() -> Vec<&'static GatewayDescriptor> {
+    let mut all: Vec<_> = inventory::iter::<GatewayDescriptor>.into_iter().collect();
+    all.sort_by(|a, b| (a.path, a.name).cmp(&(b.path, b.name)));
+    all
+}
