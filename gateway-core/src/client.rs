@@ -127,12 +127,23 @@ impl OutboundQueue {
         self.rx.try_recv().ok()
     }
 
-    /// Completes once the queue overflowed: the client reads slower than it is sent to and
-    /// must be disconnected (close code 1008).
-    pub async fn overflowed(&self) {
+    /// A handle that completes once this queue overflowed.
+    pub fn overflow_signal(&self) -> OverflowSignal {
+        OverflowSignal(Arc::clone(&self.overflow))
+    }
+}
+
+/// Completes once a client's outbound queue overflowed: the client reads slower than it is
+/// sent to and must be disconnected (close code 1008).
+#[derive(Debug, Clone)]
+pub struct OverflowSignal(Arc<Overflow>);
+
+impl OverflowSignal {
+    /// Waits for the overflow.
+    pub async fn wait(&self) {
         loop {
-            let notified = self.overflow.notify.notified();
-            if self.overflow.flag.load(Ordering::Acquire) {
+            let notified = self.0.notify.notified();
+            if self.0.flag.load(Ordering::Acquire) {
                 return;
             }
             notified.await;

@@ -66,7 +66,7 @@ mod server;
 pub mod __private;
 
 pub use app::{App, GatewayApp};
-pub use client::{Client, ClientId, Handshake, Outbound, OutboundQueue};
+pub use client::{Client, ClientId, Handshake, Outbound, OutboundQueue, OverflowSignal};
 pub use config::ConnectionConfig;
 pub use dispatch::{Context, Dispatch, Outcome, Reply};
 pub use error::{BuildError, SendError};

@@ -1,0 +1,45 @@
+//! Serves [gateway-core](gateway_core) gateways on axum: one call mounts every registered
+//! gateway on a WebSocket upgrade route at its path.
+//!
+//! ```no_run
+//! use gateway_axum::prelude::*;
+//!
+//! #[websocket_gateway(path = "/echo")]
+//! struct EchoGateway;
+//!
+//! #[websocket_gateway]
+//! impl EchoGateway {
+//!     #[subscribe("echo")]
+//!     fn echo(&self, data: serde_json::Value) -> serde_json::Value {
+//!         data
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let app = GatewayApp::new().build()?;
+//!     let router = app.into_router().route("/health", axum::routing::get(|| async { "ok" }));
+//!     let listener = gateway_axum::bind("127.0.0.1:3000".parse()?)?;
+//!     gateway_axum::serve(listener, router).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Every upgrade gets the buffer sizes and limits of the app's
+//! [`ConnectionConfig`](gateway_core::ConnectionConfig) (4 KiB buffers by default, not
+//! axum's 128 KiB), and [`bind`] listens with a backlog of 1024 so bursts of handshakes do
+//! not stall.
+#![doc(test(attr(deny(warnings))))]
+
+mod connection;
+pub mod prelude;
+mod router;
+mod serve;
+#[cfg(feature = "test-client")]
+pub mod test_client;
+mod upgrade;
+
+pub use gateway_core;
+pub use gateway_core::*;
+pub use router::IntoRouter;
+pub use serve::{BACKLOG, bind, serve};
