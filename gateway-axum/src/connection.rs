@@ -8,8 +8,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
 use futures_util::{SinkExt, StreamExt};
 use gateway_core::{
-    Client, CloseRequest, ConnectionConfig, Dispatch, Frame, GatewayRuntime, Handshake, Outbound,
-    OutboundQueue, Outcome, Reply, WsException,
+    Caught, Client, CloseRequest, ConnectionConfig, Dispatch, Failure, Frame, GatewayRuntime,
+    Handshake, Outbound, OutboundQueue, Outcome, Reply,
 };
 use tracing::Instrument;
 
@@ -22,7 +22,7 @@ const MESSAGE_TOO_BIG: u16 = 1009;
 const WRITE_BATCH: usize = 64;
 
 type PendingReply = Pin<Box<dyn Future<Output = (Outcome, Utf8Bytes)> + Send>>;
-type ReplyStream = BoxStream<'static, (Result<Option<Frame>, WsException>, Utf8Bytes)>;
+type ReplyStream = BoxStream<'static, (Result<Option<Frame>, Failure>, Utf8Bytes)>;
 
 /// Why the loop stopped.
 enum Stop {
@@ -111,8 +111,8 @@ impl Connection {
                     }
                     Some(Ok(Message::Binary(_))) => {
                         tracing::debug!(target: "gateway::rejection", "binary frame");
-                        let frame = self.gateway.binary_rejected();
-                        self.write(frame).await
+                        let caught = self.gateway.binary_rejected(&self.client);
+                        self.deliver(caught).await
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                     Some(Ok(Message::Close(_))) | None => Err(Stop::Gone),
@@ -140,29 +140,43 @@ impl Connection {
                 streams.push(stream.map(move |item| (item, request.clone())).boxed());
                 Ok(())
             }
+            Ok(Reply::Close(frame, close)) => {
+                if let Some(frame) = frame {
+                    self.write(frame).await?;
+                }
+                Err(Stop::Close(close))
+            }
             Ok(_) => Ok(()),
-            Err(err) => self.fail(&err, request).await,
+            Err(failure) => self.fail(failure, request).await,
         }
     }
 
     async fn answer_item(
         &mut self,
-        item: Result<Option<Frame>, WsException>,
+        item: Result<Option<Frame>, Failure>,
         request: &Utf8Bytes,
     ) -> Result<(), Stop> {
         match item {
             Ok(Some(frame)) => self.write(frame).await,
             Ok(None) => Ok(()),
-            Err(err) => self.fail(&err, request).await,
+            Err(failure) => self.fail(failure, request).await,
         }
     }
 
-    /// Sends the exception frame, and closes if the exception asks to.
-    async fn fail(&mut self, err: &WsException, request: &Utf8Bytes) -> Result<(), Stop> {
-        let frame = self.gateway.exception_frame(Some(request), err);
-        self.write(frame).await?;
-        match err.close_request() {
-            Some(request) => Err(Stop::Close(request.clone())),
+    /// Lets the exception filters decide what the client receives for a failure.
+    async fn fail(&mut self, failure: Failure, request: &Utf8Bytes) -> Result<(), Stop> {
+        let caught = self.gateway.catch(&self.client, Some(request), failure);
+        self.deliver(caught).await
+    }
+
+    /// Sends what a filter decided, and closes if it asked to.
+    async fn deliver(&mut self, caught: Caught) -> Result<(), Stop> {
+        let (frame, close) = caught.into_parts();
+        if let Some(frame) = frame {
+            self.write(frame).await?;
+        }
+        match close {
+            Some(request) => Err(Stop::Close(request)),
             None => Ok(()),
         }
     }

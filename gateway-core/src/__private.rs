@@ -9,15 +9,20 @@ use serde::Serialize;
 
 pub use crate::dispatch::{Context, Dispatch, Outcome, Reply};
 pub use crate::extract::{ArgSite, FromContext, MessageBody};
+pub use crate::filter::FilterRef;
 pub use crate::gateway::{Gateway, GatewayHandlers, Handler, Hook, Hooks};
+pub use crate::guard::GuardRef;
 pub use crate::inject::{BuildContext, FromProviders};
+pub use crate::interceptor::InterceptorRef;
+pub use crate::layers::Layers;
+pub use crate::pipe::Pipe;
 pub use crate::registry::GatewayDescriptor;
 pub use crate::reply::{IntoReply, ReplyTo};
-pub use crate::{BuildError, WsException};
+pub use crate::{BuildError, Failure, WsException};
 pub use inventory;
 
 pub use crate::{
-    __extract as extract, __register_gateway as register_gateway, __reply as reply,
+    __extract as extract, __pipe as pipe, __register_gateway as register_gateway, __reply as reply,
     __verify as verify,
 };
 
@@ -51,9 +56,9 @@ impl HookOutcome for () {
     }
 }
 
-impl<E: Into<WsException>> HookOutcome for Result<(), E> {
+impl<E: Into<WsException> + Send + 'static> HookOutcome for Result<(), E> {
     fn into_outcome(self) -> Outcome {
-        self.map(|()| Reply::None).map_err(Into::into)
+        self.map(|()| Reply::None).map_err(Failure::new)
     }
 }
 
@@ -79,11 +84,17 @@ pub trait ViaExtractor<T> {
     fn extract(&self, cx: &Context<'_>) -> Result<T, WsException>;
     /// Checks it at build time.
     fn verify(&self, cx: &BuildContext<'_>, site: ArgSite) -> Result<(), BuildError>;
+    /// Pipes apply to the message body only: an extractor passes through.
+    fn pipe<P>(&self, value: T, pipe: &P, cx: &Context<'_>) -> Result<T, WsException>;
 }
 
 impl<T: FromContext> ViaExtractor<T> for &Arg<T> {
     fn extract(&self, cx: &Context<'_>) -> Result<T, WsException> {
         T::from_context(cx)
+    }
+
+    fn pipe<P>(&self, value: T, _: &P, _: &Context<'_>) -> Result<T, WsException> {
+        Ok(value)
     }
 
     fn verify(&self, cx: &BuildContext<'_>, site: ArgSite) -> Result<(), BuildError> {
@@ -99,6 +110,10 @@ pub trait ViaBody<T> {
         T: MessageBody;
     /// Nothing to check at build time.
     fn verify(&self, cx: &BuildContext<'_>, site: ArgSite) -> Result<(), BuildError>;
+    /// Runs a pipe on the body.
+    fn pipe<P>(&self, value: T, pipe: &P, cx: &Context<'_>) -> Result<T, WsException>
+    where
+        P: Pipe<T>;
 }
 
 impl<T> ViaBody<T> for Arg<T> {
@@ -112,6 +127,32 @@ impl<T> ViaBody<T> for Arg<T> {
     fn verify(&self, _: &BuildContext<'_>, _: ArgSite) -> Result<(), BuildError> {
         Ok(())
     }
+
+    fn pipe<P>(&self, value: T, pipe: &P, cx: &Context<'_>) -> Result<T, WsException>
+    where
+        P: Pipe<T>,
+    {
+        pipe.transform(value, cx)
+    }
+}
+
+/// `let name = pipe!(cx, Type, name, PipeExpr);` in a handler shim: the body after the
+/// pipe, or an early `return Dispatch::reject(..)`. Extractor arguments pass through.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pipe {
+    ($cx:expr, $ty:ty, $value:expr, $pipe:expr) => {
+        match {
+            #[allow(unused_imports)]
+            use $crate::__private::{ViaBody as _, ViaExtractor as _};
+            (&&$crate::__private::Arg::<$ty>::new()).pipe($value, &$pipe, $cx)
+        } {
+            ::core::result::Result::Ok(value) => value,
+            ::core::result::Result::Err(err) => {
+                return $crate::__private::Dispatch::reject(err);
+            }
+        }
+    };
 }
 
 /// `let name = extract!(cx, Type);` in a handler shim: the argument, or an early
@@ -168,11 +209,13 @@ pub trait ViaResult<T> {
     fn into_outcome(&self, to: ReplyTo, value: T) -> Outcome;
 }
 
-impl<T: Serialize, E: Into<WsException>> ViaResult<Result<T, E>> for &&Tag<Result<T, E>> {
+impl<T: Serialize, E: Into<WsException> + Send + 'static> ViaResult<Result<T, E>>
+    for &&Tag<Result<T, E>>
+{
     fn into_outcome(&self, to: ReplyTo, value: Result<T, E>) -> Outcome {
         match value {
             Ok(value) => encode(&to, &value),
-            Err(err) => Err(err.into()),
+            Err(err) => Err(Failure::new(err)),
         }
     }
 }
@@ -223,7 +266,7 @@ fn encode<T: Serialize + ?Sized>(to: &ReplyTo, value: &T) -> Outcome {
         Ok(None) => Ok(Reply::None),
         Err(err) => {
             tracing::error!(target: "gateway", event = to.event(), "reply failed to serialize: {err}");
-            Err(WsException::internal())
+            Err(WsException::internal().into())
         }
     }
 }

@@ -3,12 +3,17 @@
 use std::any::TypeId;
 use std::sync::Arc;
 
+use crate::auth::{Authenticator, AuthenticatorRef};
 use crate::config::ConnectionConfig;
 use crate::error::BuildError;
+use crate::filter::{ExceptionFilter, FilterRef};
 use crate::gateway::GatewayHandlers;
+use crate::guard::{Guard, GuardRef};
 use crate::inject::Providers;
+use crate::interceptor::{Interceptor, InterceptorRef};
+use crate::layers::Layers;
 use crate::registry::{GatewayDescriptor, registered};
-use crate::runtime::GatewayRuntime;
+use crate::runtime::{AppParts, GatewayRuntime};
 use crate::server::WsServer;
 
 /// Builds an [`App`]: collects the registered gateways, injects their dependencies and runs
@@ -41,12 +46,26 @@ use crate::server::WsServer;
 /// let app = GatewayApp::new().provide(Clock).gateway::<TimeGateway>().build().unwrap();
 /// assert!(app.server("/time").is_some());
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 #[must_use = "a GatewayApp does nothing until `build()` is called"]
 pub struct GatewayApp {
     providers: Providers,
     selected: Vec<(TypeId, GatewayDescriptor)>,
     config: ConnectionConfig,
+    global: Layers,
+    authenticators: Vec<(Option<TypeId>, AuthenticatorRef)>,
+}
+
+impl std::fmt::Debug for GatewayApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayApp")
+            .field("providers", &self.providers)
+            .field("selected", &self.selected.len())
+            .field("config", &self.config)
+            .field("global", &self.global)
+            .field("authenticators", &self.authenticators.len())
+            .finish()
+    }
 }
 
 impl GatewayApp {
@@ -75,6 +94,48 @@ impl GatewayApp {
             .find(|d| d.is::<G>())
             .map_or_else(|| GatewayDescriptor::of::<G>("<unregistered>", 0), |d| *d);
         self.selected.push((TypeId::of::<G>(), descriptor));
+        self
+    }
+
+    /// Adds a guard to every handler of every gateway; global guards run first.
+    pub fn use_global_guard(mut self, guard: impl Guard) -> Self {
+        self.global.guards.push(GuardRef::new(guard));
+        self
+    }
+
+    /// Adds an interceptor around every handler of every gateway; global interceptors are
+    /// the outermost.
+    pub fn use_global_interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.global
+            .interceptors
+            .push(InterceptorRef::new(interceptor));
+        self
+    }
+
+    /// Adds an exception filter for every gateway; global filters are tried last, after the
+    /// method's and the gateway's. They also see failures that reach no handler (malformed
+    /// frames, unknown events).
+    pub fn use_global_filter(mut self, filter: impl ExceptionFilter) -> Self {
+        self.global.filters.push(FilterRef::new(filter));
+        self
+    }
+
+    /// Authenticates the upgrade requests of gateway `G`: a request the authenticator
+    /// refuses is answered with HTTP 401 and never upgraded. Replaces
+    /// [`authenticate_all`](Self::authenticate_all) for `G`.
+    pub fn authenticate<G: GatewayHandlers>(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticators.push((
+            Some(TypeId::of::<G>()),
+            AuthenticatorRef(Arc::new(authenticator)),
+        ));
+        self
+    }
+
+    /// Authenticates the upgrade requests of every gateway that has no authenticator of its
+    /// own.
+    pub fn authenticate_all(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticators
+            .push((None, AuthenticatorRef(Arc::new(authenticator))));
         self
     }
 
@@ -122,9 +183,28 @@ impl GatewayApp {
                 }
             }
         }
+        let authenticator_of = |d: &GatewayDescriptor| {
+            let own = self
+                .authenticators
+                .iter()
+                .rev()
+                .find(|(id, _)| *id == Some((d.type_id)()));
+            let all = self
+                .authenticators
+                .iter()
+                .rev()
+                .find(|(id, _)| id.is_none());
+            own.or(all).map(|(_, auth)| auth.clone())
+        };
         let gateways = descriptors
             .iter()
-            .map(|d| (d.build)(&self.providers))
+            .map(|d| {
+                (d.build)(&AppParts {
+                    providers: &self.providers,
+                    global: &self.global,
+                    authenticator: authenticator_of(d),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(App {
             inner: Arc::new(AppInner {

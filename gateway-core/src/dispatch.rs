@@ -8,7 +8,8 @@ use futures_util::stream::BoxStream;
 use serde_json::value::RawValue;
 
 use crate::client::Client;
-use crate::exception::WsException;
+use crate::exception::{CloseRequest, WsException};
+use crate::failure::Failure;
 use crate::frame::Frame;
 use crate::inject::Providers;
 use crate::reply::ReplyTo;
@@ -85,7 +86,50 @@ pub enum Reply {
     /// One frame.
     Frame(Frame),
     /// Frames as they come; `Ok(None)` items are skipped.
-    Stream(BoxStream<'static, Result<Option<Frame>, WsException>>),
+    Stream(BoxStream<'static, Result<Option<Frame>, Failure>>),
+    /// A frame (or none), then closing the socket.
+    Close(Option<Frame>, CloseRequest),
+}
+
+impl Reply {
+    /// A reply `{"event": <the request's event>, "data": data}` (with the request's `id`),
+    /// for interceptors that answer without calling the handler.
+    ///
+    /// # Errors
+    ///
+    /// `data`'s serialization error, as "Internal server error".
+    pub fn data<T: serde::Serialize + ?Sized>(cx: &Context<'_>, data: &T) -> Outcome {
+        match cx.reply_to().encode(data) {
+            Ok(Some(frame)) => Ok(Reply::Frame(frame)),
+            Ok(None) => Ok(Reply::None),
+            Err(err) => {
+                tracing::error!(target: "gateway", event = cx.event(), "reply failed to serialize: {err}");
+                Err(WsException::internal().into())
+            }
+        }
+    }
+
+    /// Replaces the `data` of every frame of the reply (streams included), keeping each
+    /// frame's event and id: the mapping half of an interceptor.
+    #[must_use]
+    pub fn map_data<F>(self, f: F) -> Reply
+    where
+        F: Fn(serde_json::Value) -> serde_json::Value + Send + Sync + 'static,
+    {
+        match self {
+            Reply::Frame(frame) => Reply::Frame(frame.map_data(&f)),
+            Reply::Stream(stream) => {
+                use futures_util::StreamExt;
+                Reply::Stream(
+                    stream
+                        .map(move |item| item.map(|frame| frame.map(|fr| fr.map_data(&f))))
+                        .boxed(),
+                )
+            }
+            Reply::Close(frame, close) => Reply::Close(frame.map(|fr| fr.map_data(&f)), close),
+            Reply::None => Reply::None,
+        }
+    }
 }
 
 impl fmt::Debug for Reply {
@@ -94,12 +138,13 @@ impl fmt::Debug for Reply {
             Self::None => f.write_str("None"),
             Self::Frame(frame) => f.debug_tuple("Frame").field(frame).finish(),
             Self::Stream(_) => f.write_str("Stream(..)"),
+            Self::Close(frame, close) => f.debug_tuple("Close").field(frame).field(close).finish(),
         }
     }
 }
 
 /// The result of handling one message or running one hook.
-pub type Outcome = Result<Reply, WsException>;
+pub type Outcome = Result<Reply, Failure>;
 
 /// A handled message: done already (sync handlers, rejected messages) or still running.
 #[must_use = "a dispatch does nothing until its outcome is sent"]
@@ -123,7 +168,7 @@ impl Dispatch {
 
     /// A message rejected before its handler ran.
     pub fn reject(err: WsException) -> Self {
-        Self::Ready(Err(err))
+        Self::Ready(Err(err.into()))
     }
 
     /// Waits for the outcome.

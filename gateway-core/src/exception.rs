@@ -187,7 +187,9 @@ mod tests {
 
     #[test]
     fn reserved_keys_are_ignored() {
-        let err = WsException::new("x").with("status", "ok").with("message", 1);
+        let err = WsException::new("x")
+            .with("status", "ok")
+            .with("message", 1);
         assert_eq!(err.fields().count(), 0);
     }
 

@@ -42,6 +42,32 @@ impl Frame {
         Ok(Self::from_json(buf))
     }
 
+    /// The same frame with its `data` replaced by `f(data)`; event and id are kept. A frame
+    /// that is not an envelope is returned unchanged.
+    #[must_use]
+    pub fn map_data(self, f: impl FnOnce(serde_json::Value) -> serde_json::Value) -> Self {
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            event: Cow<'a, str>,
+            #[serde(default)]
+            data: serde_json::Value,
+            #[serde(borrow, default)]
+            id: Option<&'a RawValue>,
+        }
+        let Ok(envelope) = serde_json::from_str::<Envelope<'_>>(self.as_str()) else {
+            return self;
+        };
+        let mut buf = Vec::with_capacity(self.0.len() + 32);
+        if write_head(&mut buf, &envelope.event).is_err()
+            || serde_json::to_writer(&mut buf, &f(envelope.data)).is_err()
+        {
+            return self;
+        }
+        write_tail(&mut buf, envelope.id);
+        Self::from_json(buf)
+    }
+
     /// A frame made of JSON text the caller already encoded.
     pub(crate) fn from_json(json: Vec<u8>) -> Self {
         Self(Bytes::from(json))

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::inject::BuildContext;
 use crate::dispatch::{Context, Dispatch};
 use crate::error::BuildError;
+use crate::inject::BuildContext;
+use crate::layers::Layers;
 
 /// A gateway struct: its path and how to build it from the app's providers.
 ///
@@ -45,6 +46,12 @@ pub trait GatewayHandlers: Gateway {
     const HANDLERS: &'static [Handler<Self>];
     /// The lifecycle hooks the impl block marked.
     const HOOKS: Hooks<Self> = Hooks::NONE;
+
+    /// The guards, interceptors and filters of the whole gateway (attributes on its `impl`
+    /// block).
+    fn layers() -> Layers {
+        Layers::default()
+    }
 }
 
 /// The generated shim of one handler or hook: extracts the arguments from the context,
@@ -65,6 +72,8 @@ pub struct Handler<G> {
     pub call: HandlerFn<G>,
     /// Build-time check of the method's extractors.
     pub verify: VerifyFn,
+    /// The method's own guards, interceptors and filters, built once per app.
+    pub layers: fn() -> Layers,
     /// Where the method is declared.
     pub file: &'static str,
     /// The line of the `#[subscribe]` attribute.

@@ -202,7 +202,9 @@ pub trait FromProviders: Sized {
 
 impl<T: Send + Sync + 'static> FromProviders for Inject<T> {
     fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError> {
-        cx.providers.get::<T>().ok_or_else(|| cx.missing::<T>("field", field))
+        cx.providers
+            .get::<T>()
+            .ok_or_else(|| cx.missing::<T>("field", field))
     }
 }
 

@@ -6,8 +6,7 @@ use std::fmt;
 
 use crate::error::BuildError;
 use crate::gateway::GatewayHandlers;
-use crate::inject::Providers;
-use crate::runtime::GatewayRuntime;
+use crate::runtime::{AppParts, GatewayRuntime};
 
 /// The static record of one gateway type: where it is served and how to build it.
 #[derive(Clone, Copy)]
@@ -21,7 +20,7 @@ pub struct GatewayDescriptor {
     /// The line of the `#[websocket_gateway]` attribute.
     pub line: u32,
     pub(crate) type_id: fn() -> TypeId,
-    pub(crate) build: fn(&Providers) -> Result<GatewayRuntime, BuildError>,
+    pub(crate) build: fn(&AppParts<'_>) -> Result<GatewayRuntime, BuildError>,
 }
 
 impl GatewayDescriptor {

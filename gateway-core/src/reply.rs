@@ -214,7 +214,11 @@ impl Serializer for Probe {
         value.serialize(self)
     }
 
-    fn serialize_struct(self, name: &'static str, _: usize) -> Result<Self::SerializeStruct, Found> {
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, Found> {
         Err(Found(if name == WS_RESPONSE {
             Shape::Response
         } else {
@@ -327,7 +331,10 @@ mod tests {
             reply(json!({"a": [1]}), Some(r#""x""#)).unwrap(),
             r#"{"event":"ev","data":{"a":[1]},"id":"x"}"#
         );
-        assert_eq!(reply(Some("s"), None).unwrap(), r#"{"event":"ev","data":"s"}"#);
+        assert_eq!(
+            reply(Some("s"), None).unwrap(),
+            r#"{"event":"ev","data":"s"}"#
+        );
     }
 
     #[test]

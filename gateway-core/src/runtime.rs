@@ -9,21 +9,35 @@ use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
+use crate::auth::{AuthenticatorRef, HandshakeRequest, IdentitySlot};
 use crate::client::{Client, ClientSink, Handshake, OutboundQueue};
 use crate::dispatch::{Context, Dispatch, Outcome, Reply};
 use crate::error::BuildError;
 use crate::exception::WsException;
-use crate::frame::{FrameError, IncomingFrame, exception_frame};
+use crate::failure::Failure;
+use crate::filter::{Caught, FilterContext};
+use crate::frame::{Frame, FrameError, IncomingFrame};
 use crate::gateway::{GatewayHandlers, Handler, Hook};
+use crate::guard::FORBIDDEN;
 use crate::inject::{BuildContext, Providers};
+use crate::interceptor::Next;
+use crate::layers::Layers;
 use crate::server::WsServer;
-use crate::frame::Frame;
+
+/// What the app builder hands to every gateway it builds.
+pub(crate) struct AppParts<'a> {
+    pub(crate) providers: &'a Providers,
+    pub(crate) global: &'a Layers,
+    pub(crate) authenticator: Option<AuthenticatorRef>,
+}
 
 /// A built gateway: its instance, its handler table and its server handle.
 ///
-/// Transport adapters (gateway-axum's router, your own) drive it: [`open`](Self::open) a
+/// Transport adapters (gateway-axum's router, your own) drive it:
+/// [`authenticate`](Self::authenticate) the upgrade request, [`open`](Self::open) a
 /// client, [`connect`](Self::connect) it, [`dispatch_text`](Self::dispatch_text) its
-/// frames, [`disconnect`](Self::disconnect) it. Cheap to clone.
+/// frames, [`catch`](Self::catch) failures, [`disconnect`](Self::disconnect) it. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct GatewayRuntime {
     inner: Arc<dyn ErasedGateway>,
@@ -31,14 +45,29 @@ pub struct GatewayRuntime {
 
 /// The part of a runtime that depends on the gateway's type.
 trait ErasedGateway: Send + Sync {
-    fn path(&self) -> &'static str;
     fn name(&self) -> &'static str;
-    fn server(&self) -> &WsServer;
-    fn providers(&self) -> &Providers;
-    fn ready(&self) -> &watch::Receiver<bool>;
+    fn shared(&self) -> &Shared;
     fn method_of(&self, event: &str) -> Option<&'static str>;
-    fn call(&self, event: &str, cx: &mut Context<'_>) -> Option<Dispatch>;
+    fn filters_of(&self, event: &str) -> &Layers;
+    fn call(
+        &self,
+        client: &Client,
+        event: &str,
+        data: Option<&RawValue>,
+        id: Option<&RawValue>,
+    ) -> Option<Dispatch>;
     fn hook(&self, kind: HookKind, cx: &Context<'_>) -> Option<Dispatch>;
+}
+
+/// What every gateway has, whatever its type.
+struct Shared {
+    path: &'static str,
+    server: WsServer,
+    providers: Providers,
+    ready: watch::Receiver<bool>,
+    authenticator: Option<AuthenticatorRef>,
+    /// The global and gateway layers: what applies to frames that reach no handler.
+    outer: Layers,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -48,43 +77,95 @@ enum HookKind {
     Disconnect,
 }
 
+/// One handler with the layers of every scope above it.
+struct Route<G: 'static> {
+    handler: &'static Handler<G>,
+    layers: Layers,
+}
+
 struct Typed<G: 'static> {
     gateway: Arc<G>,
-    handlers: FxHashMap<&'static str, &'static Handler<G>>,
-    server: WsServer,
-    providers: Providers,
-    ready: watch::Receiver<bool>,
+    routes: FxHashMap<&'static str, Arc<Route<G>>>,
+    shared: Shared,
 }
 
 impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
-    fn path(&self) -> &'static str {
-        G::PATH
-    }
-
     fn name(&self) -> &'static str {
         G::NAME
     }
 
-    fn server(&self) -> &WsServer {
-        &self.server
-    }
-
-    fn providers(&self) -> &Providers {
-        &self.providers
-    }
-
-    fn ready(&self) -> &watch::Receiver<bool> {
-        &self.ready
+    fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     fn method_of(&self, event: &str) -> Option<&'static str> {
-        self.handlers.get(event).map(|h| h.method)
+        self.routes.get(event).map(|r| r.handler.method)
     }
 
-    fn call(&self, event: &str, cx: &mut Context<'_>) -> Option<Dispatch> {
-        let handler = self.handlers.get(event)?;
-        cx.event = handler.event;
-        Some((handler.call)(&self.gateway, cx))
+    fn filters_of(&self, event: &str) -> &Layers {
+        self.routes
+            .get(event)
+            .map_or(&self.shared.outer, |r| &r.layers)
+    }
+
+    fn call(
+        &self,
+        client: &Client,
+        event: &str,
+        data: Option<&RawValue>,
+        id: Option<&RawValue>,
+    ) -> Option<Dispatch> {
+        let route = self.routes.get(event)?;
+        let shared = &self.shared;
+        if route.layers.is_direct() {
+            // The fast path: extraction and a sync handler run right here.
+            let cx = Context {
+                client: Some(client),
+                server: &shared.server,
+                providers: &shared.providers,
+                event: route.handler.event,
+                data,
+                id,
+            };
+            return Some((route.handler.call)(&self.gateway, &cx));
+        }
+        // Guards and interceptors may wait: the request is copied so the context can
+        // outlive the frame.
+        let route = Arc::clone(route);
+        let gateway = Arc::clone(&self.gateway);
+        let client = client.clone();
+        let server = shared.server.clone();
+        let providers = shared.providers.clone();
+        let data = data.map(ToOwned::to_owned);
+        let id = id.map(ToOwned::to_owned);
+        Some(Dispatch::pending(async move {
+            let cx = Context {
+                client: Some(&client),
+                server: &server,
+                providers: &providers,
+                event: route.handler.event,
+                data: data.as_deref(),
+                id: id.as_deref(),
+            };
+            for guard in &route.layers.guards {
+                match guard.0.can_activate(&cx).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::debug!(target: "gateway::rejection", event = cx.event, "guard denied the message");
+                        return Err(WsException::new(FORBIDDEN).into());
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            let call = |cx: &Context<'_>| (route.handler.call)(&gateway, cx);
+            Next {
+                rest: &route.layers.interceptors,
+                cx: &cx,
+                handler: &call,
+            }
+            .run()
+            .await
+        }))
     }
 
     fn hook(&self, kind: HookKind, cx: &Context<'_>) -> Option<Dispatch> {
@@ -99,35 +180,43 @@ impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
 }
 
 impl GatewayRuntime {
-    /// Builds gateway `G` from the providers and runs its `#[after_init]` hook.
-    ///
-    /// # Errors
-    ///
-    /// See [`BuildError`].
-    pub(crate) fn build<G: GatewayHandlers>(providers: &Providers) -> Result<Self, BuildError> {
+    /// Builds gateway `G`: resolves its fields, checks its handlers' extractors, composes
+    /// the layers of every scope, and runs its `#[after_init]` hook.
+    pub(crate) fn build<G: GatewayHandlers>(parts: &AppParts<'_>) -> Result<Self, BuildError> {
         let server = WsServer::new(G::PATH);
         let cx = BuildContext {
             gateway: G::NAME,
-            providers,
+            providers: parts.providers,
             server: &server,
         };
         let gateway = Arc::new(G::build(&cx)?);
-        let mut handlers = FxHashMap::default();
+        let gateway_layers = G::layers();
+        let outer = Layers::compose(&[parts.global, &gateway_layers]);
+        let mut routes = FxHashMap::default();
         for handler in G::HANDLERS {
             (handler.verify)(&cx)?;
-            if let Some(first) = handlers.insert(handler.event, handler) {
+            let method_layers = (handler.layers)();
+            let route = Route {
+                handler,
+                layers: Layers::compose(&[parts.global, &gateway_layers, &method_layers]),
+            };
+            if let Some(first) = routes.insert(handler.event, Arc::new(route)) {
                 return Err(BuildError::DuplicateEvent {
                     gateway: G::NAME,
                     event: handler.event,
-                    first: first.method,
+                    first: first.handler.method,
                     second: handler.method,
                 });
             }
         }
         let hooks = &G::HOOKS;
-        for hook in [&hooks.after_init, &hooks.handle_connection, &hooks.handle_disconnect]
-            .into_iter()
-            .flatten()
+        for hook in [
+            &hooks.after_init,
+            &hooks.handle_connection,
+            &hooks.handle_disconnect,
+        ]
+        .into_iter()
+        .flatten()
         {
             (hook.verify)(&cx)?;
         }
@@ -135,10 +224,15 @@ impl GatewayRuntime {
         let runtime = Self {
             inner: Arc::new(Typed {
                 gateway,
-                handlers,
-                server,
-                providers: providers.clone(),
-                ready,
+                routes,
+                shared: Shared {
+                    path: G::PATH,
+                    server,
+                    providers: parts.providers.clone(),
+                    ready,
+                    authenticator: parts.authenticator.clone(),
+                    outer,
+                },
             }),
         };
         if let Some(hook) = &hooks.after_init {
@@ -149,18 +243,18 @@ impl GatewayRuntime {
 
     fn after_init<G>(&self, hook: &Hook<G>, ready: watch::Sender<bool>) -> Result<(), BuildError> {
         let name = self.name();
-        let dispatch = self.run_hook(HookKind::AfterInit, None);
-        match dispatch {
-            Some(Dispatch::Ready(Err(err))) => Err(BuildError::Init {
+        match self.run_hook(HookKind::AfterInit, None) {
+            Some(Dispatch::Ready(Err(failure))) => Err(BuildError::Init {
                 gateway: name,
-                message: err.to_string(),
+                message: failure.into_exception().to_string(),
             }),
             Some(Dispatch::Pending(future)) => {
                 let handle = tokio::runtime::Handle::try_current()
                     .map_err(|_| BuildError::NoRuntime { gateway: name })?;
                 let method = hook.method;
                 handle.spawn(async move {
-                    if let Err(err) = future.await {
+                    if let Err(failure) = future.await {
+                        let err = failure.into_exception();
                         tracing::error!(target: "gateway", gateway = name, method, "after_init failed: {err}");
                     }
                     let _ = ready.send(true);
@@ -174,9 +268,13 @@ impl GatewayRuntime {
         }
     }
 
+    fn shared(&self) -> &Shared {
+        self.inner.shared()
+    }
+
     /// The gateway's path.
     pub fn path(&self) -> &'static str {
-        self.inner.path()
+        self.shared().path
     }
 
     /// The gateway's type name.
@@ -186,7 +284,34 @@ impl GatewayRuntime {
 
     /// The gateway's server handle.
     pub fn server(&self) -> &WsServer {
-        self.inner.server()
+        &self.shared().server
+    }
+
+    /// Whether the gateway requires authentication of its upgrade requests.
+    pub fn requires_authentication(&self) -> bool {
+        self.shared().authenticator.is_some()
+    }
+
+    /// Runs the gateway's authenticator on an upgrade request. `Ok` holds what to store in
+    /// the client's [`Handshake::extensions`] (nothing when the gateway has no
+    /// authenticator).
+    ///
+    /// # Errors
+    ///
+    /// Why the request is refused: answer it with HTTP 401 and do not upgrade.
+    pub async fn authenticate(
+        &self,
+        request: &HandshakeRequest<'_>,
+    ) -> Result<Option<IdentitySlot>, WsException> {
+        match &self.shared().authenticator {
+            None => Ok(None),
+            Some(auth) => {
+                let slot = auth.0.authenticate(request).await.inspect_err(|err| {
+                    tracing::debug!(target: "gateway::rejection", gateway = self.name(), "authentication failed: {err}");
+                })?;
+                Ok(Some(slot))
+            }
+        }
     }
 
     /// Registers a new client with the gateway's server and returns it with the queue its
@@ -205,11 +330,15 @@ impl GatewayRuntime {
     /// The hook's error: the client is rejected and must be closed (then
     /// [`disconnect`](Self::disconnect)ed).
     pub async fn connect(&self, client: &Client) -> Result<(), WsException> {
-        let mut ready = self.inner.ready().clone();
+        let mut ready = self.shared().ready.clone();
         // The sender lives until after_init is done; an error means it is done.
         let _ = ready.wait_for(|ready| *ready).await;
         match self.run_hook(HookKind::Connection, Some(client)) {
-            Some(dispatch) => self.settle(dispatch).await.map(drop),
+            Some(dispatch) => dispatch
+                .outcome()
+                .await
+                .map(drop)
+                .map_err(Failure::into_exception),
             None => Ok(()),
         }
     }
@@ -218,7 +347,8 @@ impl GatewayRuntime {
     /// Call it exactly once per opened client, however the connection ended.
     pub async fn disconnect(&self, client: &Client) {
         if let Some(dispatch) = self.run_hook(HookKind::Disconnect, Some(client)) {
-            if let Err(err) = self.settle(dispatch).await {
+            if let Err(failure) = dispatch.outcome().await {
+                let err = failure.into_exception();
                 tracing::warn!(target: "gateway", gateway = self.name(), client = %client.id(), "handle_disconnect failed: {err}");
             }
         }
@@ -226,10 +356,11 @@ impl GatewayRuntime {
     }
 
     fn run_hook(&self, kind: HookKind, client: Option<&Client>) -> Option<Dispatch> {
+        let shared = self.shared();
         let cx = Context {
             client,
-            server: self.server(),
-            providers: self.inner.providers(),
+            server: &shared.server,
+            providers: &shared.providers,
             event: "",
             data: None,
             id: None,
@@ -240,18 +371,14 @@ impl GatewayRuntime {
                 tracing::error!(target: "gateway", gateway = name, hook = ?kind, "hook panicked: {}", panic_message(&*panic));
                 Some(Dispatch::reject(WsException::internal()))
             })
-            .map(|d| self.guard_pending(d, "hook"))
-    }
-
-    async fn settle(&self, dispatch: Dispatch) -> Outcome {
-        dispatch.outcome().await
+            .map(|d| guard_panics(d, name, "hook"))
     }
 
     /// Parses a text frame and dispatches it to its handler.
     ///
     /// A frame that cannot be routed (malformed JSON, no event, unknown event, a body that
-    /// does not fit) comes back as `Dispatch::Ready(Err(..))` with a precise message; build
-    /// the client's exception frame with [`exception_frame`](Self::exception_frame).
+    /// does not fit) comes back as `Dispatch::Ready(Err(..))` with a precise message; turn
+    /// any failure into what the client receives with [`catch`](Self::catch).
     pub fn dispatch_text(&self, client: &Client, text: &str) -> Dispatch {
         match IncomingFrame::parse(text) {
             Ok(frame) => self.dispatch(client, &frame.event, frame.data, frame.id),
@@ -271,17 +398,11 @@ impl GatewayRuntime {
         data: Option<&RawValue>,
         id: Option<&RawValue>,
     ) -> Dispatch {
-        let mut cx = Context {
-            client: Some(client),
-            server: self.server(),
-            providers: self.inner.providers(),
-            event: "",
-            data,
-            id,
-        };
-        let called = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(event, &mut cx)));
+        let called = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.inner.call(client, event, data, id)
+        }));
         match called {
-            Ok(Some(dispatch)) => self.guard_pending(dispatch, event),
+            Ok(Some(dispatch)) => guard_panics(dispatch, self.name(), event),
             Ok(None) => {
                 tracing::debug!(target: "gateway::rejection", gateway = self.name(), client = %client.id(), event, "unknown event");
                 Dispatch::reject(WsException::new(format!("Unknown event {event:?}")))
@@ -293,36 +414,61 @@ impl GatewayRuntime {
         }
     }
 
-    /// Turns panics of a pending handler and of its reply stream into "Internal server
-    /// error".
-    fn guard_pending(&self, dispatch: Dispatch, what: &str) -> Dispatch {
-        let name = self.name();
-        let what = what.to_owned();
-        match dispatch {
-            Dispatch::Ready(outcome) => Dispatch::Ready(guard_stream(outcome, name, what)),
-            Dispatch::Pending(future) => Dispatch::pending(async move {
-                match AssertUnwindSafe(future).catch_unwind().await {
-                    Ok(outcome) => guard_stream(outcome, name, what),
-                    Err(panic) => {
-                        tracing::error!(target: "gateway", gateway = name, event = what, "handler panicked: {}", panic_message(&*panic));
-                        Err(WsException::internal())
-                    }
+    /// Decides what the client receives for a failure that answers `request` (the text
+    /// frame it sent, when there was one): the exception filters of the handler's scopes,
+    /// closest first, then NestJS's default `exception` frame.
+    pub fn catch(&self, client: &Client, request: Option<&str>, failure: Failure) -> Caught {
+        let parsed = request.and_then(|text| IncomingFrame::parse(text).ok());
+        let cx = FilterContext {
+            client,
+            request: parsed.as_ref(),
+        };
+        let layers = match &parsed {
+            Some(frame) => self.inner.filters_of(&frame.event),
+            None => &self.shared().outer,
+        };
+        for filter in &layers.filters {
+            let caught =
+                std::panic::catch_unwind(AssertUnwindSafe(|| filter.0.try_catch(&failure, &cx)));
+            match caught {
+                Ok(Some(caught)) => return caught,
+                Ok(None) => {}
+                Err(panic) => {
+                    tracing::error!(target: "gateway", gateway = self.name(), "exception filter panicked: {}", panic_message(&*panic));
+                    return Caught::exception(&cx, &WsException::internal());
                 }
-            }),
+            }
         }
+        Caught::default_for(&cx, failure)
+    }
+
+    /// What the client receives for a binary frame sent to the JSON protocol.
+    pub fn binary_rejected(&self, client: &Client) -> Caught {
+        self.catch(client, None, WsException::from(FrameError::Binary).into())
     }
 
     /// The exception frame for an error that answers `text` (the frame the client sent,
-    /// when there was one): NestJS's `exception` event, with `cause` and `id` taken from
-    /// the request when it parses.
+    /// when there was one), without exception filters.
     pub fn exception_frame(&self, text: Option<&str>, err: &WsException) -> Frame {
         let request = text.and_then(|t| IncomingFrame::parse(t).ok());
-        exception_frame(err, request.as_ref())
+        crate::frame::exception_frame(err, request.as_ref())
     }
+}
 
-    /// The exception frame for a binary frame sent to the JSON protocol.
-    pub fn binary_rejected(&self) -> Frame {
-        exception_frame(&FrameError::Binary.into(), None)
+/// Turns panics of a pending handler and of its reply stream into "Internal server error".
+fn guard_panics(dispatch: Dispatch, gateway: &'static str, what: &str) -> Dispatch {
+    let what = what.to_owned();
+    match dispatch {
+        Dispatch::Ready(outcome) => Dispatch::Ready(guard_stream(outcome, gateway, what)),
+        Dispatch::Pending(future) => Dispatch::pending(async move {
+            match AssertUnwindSafe(future).catch_unwind().await {
+                Ok(outcome) => guard_stream(outcome, gateway, what),
+                Err(panic) => {
+                    tracing::error!(target: "gateway", gateway, event = what, "handler panicked: {}", panic_message(&*panic));
+                    Err(WsException::internal().into())
+                }
+            }
+        }),
     }
 }
 
@@ -334,7 +480,7 @@ fn guard_stream(outcome: Outcome, gateway: &'static str, what: String) -> Outcom
                 .map(move |item| {
                     item.unwrap_or_else(|panic| {
                         tracing::error!(target: "gateway", gateway, event = what, "reply stream panicked: {}", panic_message(&*panic));
-                        Err(WsException::internal())
+                        Err(WsException::internal().into())
                     })
                 })
                 .boxed(),

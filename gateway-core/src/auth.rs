@@ -1,0 +1,245 @@
+//! Handshake authentication: an [`Authenticator`] runs on the HTTP upgrade request, before
+//! any socket exists; the [`Identity`] it returns is an extractor afterwards.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::dispatch::Context;
+use crate::exception::WsException;
+use crate::extract::FromContext;
+use crate::guard::BoxFuture;
+
+/// The message of a failed authentication, as NestJS words it.
+pub const UNAUTHORIZED: &str = "Unauthorized";
+
+/// The upgrade request an [`Authenticator`] looks at.
+#[derive(Debug)]
+pub struct HandshakeRequest<'a> {
+    uri: &'a http::Uri,
+    headers: &'a http::HeaderMap,
+    auth: Option<&'a Value>,
+}
+
+impl<'a> HandshakeRequest<'a> {
+    /// A request with this URI and headers.
+    pub fn new(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Self {
+        Self {
+            uri,
+            headers,
+            auth: None,
+        }
+    }
+
+    /// Adds the `auth` payload of a Socket.IO handshake.
+    #[must_use]
+    pub fn with_auth_payload(mut self, auth: Option<&'a Value>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The request URI.
+    pub fn uri(&self) -> &'a http::Uri {
+        self.uri
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &'a http::HeaderMap {
+        self.headers
+    }
+
+    /// The Socket.IO `auth` payload, when the client came through Socket.IO.
+    pub fn auth_payload(&self) -> Option<&'a Value> {
+        self.auth
+    }
+
+    /// The value of query parameter `name` (not percent-decoded).
+    pub fn query_param(&self, name: &str) -> Option<&'a str> {
+        self.uri.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+
+    /// The value of cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                (key == name).then_some(value)
+            })
+    }
+
+    /// The bearer token of the request, from the first place that has one: the
+    /// `Authorization: Bearer` header, the `token` query parameter (browsers cannot set
+    /// headers on a WebSocket), the `token` cookie, or Socket.IO's `auth.token`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::HandshakeRequest;
+    ///
+    /// let uri: http::Uri = "/chat?room=a&token=abc".parse().unwrap();
+    /// let headers = http::HeaderMap::new();
+    /// assert_eq!(HandshakeRequest::new(&uri, &headers).token(), Some("abc"));
+    /// ```
+    pub fn token(&self) -> Option<&'a str> {
+        let header = self
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+        header
+            .or_else(|| self.query_param("token"))
+            .or_else(|| self.cookie("token"))
+            .or_else(|| self.auth?.get("token")?.as_str())
+            .filter(|token| !token.is_empty())
+    }
+}
+
+/// Authenticates a client on its HTTP upgrade request. A failure answers HTTP 401 before
+/// the upgrade: no socket is ever opened for an unauthenticated client (NestJS can only
+/// disconnect after connecting).
+///
+/// Attach it with [`GatewayApp::authenticate`](crate::GatewayApp::authenticate) (one
+/// gateway) or [`GatewayApp::authenticate_all`](crate::GatewayApp::authenticate_all).
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::{Authenticator, HandshakeRequest, WsException};
+///
+/// #[derive(Clone, Debug)]
+/// struct User(String);
+///
+/// /// Accepts the token "letmein" only.
+/// struct StaticToken;
+///
+/// impl Authenticator for StaticToken {
+///     type Identity = User;
+///
+///     async fn authenticate(&self, request: &HandshakeRequest<'_>) -> Result<User, WsException> {
+///         match request.token() {
+///             Some("letmein") => Ok(User("admin".into())),
+///             Some(_) => Err(WsException::new("Invalid token")),
+///             None => Err(WsException::new("Missing token")),
+///         }
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an authenticator",
+    note = "implement `gateway_core::Authenticator` for `{Self}`"
+)]
+pub trait Authenticator: Send + Sync + 'static {
+    /// Who the client is; handlers, guards and hooks read it with [`Identity<T>`].
+    type Identity: Clone + Send + Sync + 'static;
+
+    /// Checks the request.
+    ///
+    /// # Errors
+    ///
+    /// The reason sent with the 401 response.
+    fn authenticate(
+        &self,
+        request: &HandshakeRequest<'_>,
+    ) -> impl Future<Output = Result<Self::Identity, WsException>> + Send;
+}
+
+/// Stores an authenticated identity in a handshake's extensions.
+pub type IdentitySlot = Box<dyn FnOnce(&mut http::Extensions) + Send>;
+
+pub(crate) trait ErasedAuthenticator: Send + Sync {
+    fn authenticate<'a>(
+        &'a self,
+        request: &'a HandshakeRequest<'a>,
+    ) -> BoxFuture<'a, Result<IdentitySlot, WsException>>;
+}
+
+impl<A: Authenticator> ErasedAuthenticator for A {
+    fn authenticate<'a>(
+        &'a self,
+        request: &'a HandshakeRequest<'a>,
+    ) -> BoxFuture<'a, Result<IdentitySlot, WsException>> {
+        Box::pin(async move {
+            let identity = Authenticator::authenticate(self, request).await?;
+            let slot: IdentitySlot = Box::new(move |ext: &mut http::Extensions| {
+                ext.insert(Identity(identity));
+            });
+            Ok(slot)
+        })
+    }
+}
+
+/// A shared authenticator.
+#[derive(Clone)]
+pub(crate) struct AuthenticatorRef(pub(crate) Arc<dyn ErasedAuthenticator>);
+
+/// The identity an [`Authenticator`] established at the handshake: a handler argument, and
+/// readable in guards and hooks.
+///
+/// As an argument, a client without that identity gets an `"Unauthorized"` exception.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::prelude::*;
+/// use gateway_core::Identity;
+///
+/// #[derive(Clone)]
+/// struct User {
+///     name: String,
+/// }
+///
+/// #[websocket_gateway(path = "/me")]
+/// struct MeGateway;
+///
+/// #[websocket_gateway]
+/// impl MeGateway {
+///     #[subscribe("whoami")]
+///     fn whoami(&self, Identity(user): Identity<User>) -> String {
+///         user.name
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity<T>(pub T);
+
+impl<T: Clone + Send + Sync + 'static> Identity<T> {
+    /// The identity of `client`, if it has one of type `T`.
+    pub fn of(client: &Client) -> Option<&T> {
+        client
+            .handshake()
+            .extensions
+            .get::<Identity<T>>()
+            .map(|identity| &identity.0)
+    }
+
+    /// The identity of the client of `cx`, if it has one of type `T`.
+    pub fn get(cx: &Context<'_>) -> Option<T> {
+        cx.client().and_then(Self::of).cloned()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> FromContext for Identity<T> {
+    fn from_context(cx: &Context<'_>) -> Result<Self, WsException> {
+        Self::get(cx)
+            .map(Identity)
+            .ok_or_else(|| WsException::new(UNAUTHORIZED))
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> FromContext for Option<Identity<T>> {
+    fn from_context(cx: &Context<'_>) -> Result<Self, WsException> {
+        Ok(Identity::get(cx).map(Identity))
+    }
+}

@@ -1,0 +1,111 @@
+//! [`Failure`]: an error raised while handling a message, kept with its type until an
+//! exception filter has had a look at it.
+
+use std::any::{Any, type_name};
+use std::fmt;
+
+use crate::exception::WsException;
+
+/// An error raised by a guard, pipe, interceptor or handler: a [`WsException`] or any error
+/// type of the app that converts into one.
+///
+/// Exception filters pick the failures they handle by type
+/// ([`downcast_ref`](Self::downcast_ref)); what no filter handles is converted with
+/// `Into<WsException>` and sent as NestJS's `exception` frame.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::{Failure, WsException};
+///
+/// #[derive(Debug)]
+/// struct RoomFull(u32);
+///
+/// impl From<RoomFull> for WsException {
+///     fn from(err: RoomFull) -> Self {
+///         WsException::new("Room is full").with("capacity", err.0)
+///     }
+/// }
+///
+/// let failure = Failure::new(RoomFull(50));
+/// assert_eq!(failure.downcast_ref::<RoomFull>().map(|e| e.0), Some(50));
+/// assert_eq!(failure.into_exception().message(), "Room is full");
+/// ```
+pub struct Failure {
+    error: Box<dyn Caught>,
+}
+
+trait Caught: Send {
+    fn as_any(&self) -> &dyn Any;
+    fn into_exception(self: Box<Self>) -> WsException;
+    fn type_name(&self) -> &'static str;
+}
+
+impl<E: Into<WsException> + Send + 'static> Caught for E {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_exception(self: Box<Self>) -> WsException {
+        (*self).into()
+    }
+
+    fn type_name(&self) -> &'static str {
+        type_name::<E>()
+    }
+}
+
+impl Failure {
+    /// Wraps an error.
+    pub fn new<E: Into<WsException> + Send + 'static>(error: E) -> Self {
+        Self {
+            error: Box::new(error),
+        }
+    }
+
+    /// The error, if it is of type `E`.
+    pub fn downcast_ref<E: 'static>(&self) -> Option<&E> {
+        self.error.as_any().downcast_ref()
+    }
+
+    /// Whether the error is of type `E`.
+    pub fn is<E: 'static>(&self) -> bool {
+        self.error.as_any().is::<E>()
+    }
+
+    /// The type name of the error.
+    pub fn type_name(&self) -> &'static str {
+        self.error.type_name()
+    }
+
+    /// Converts the error into the exception the client receives.
+    pub fn into_exception(self) -> WsException {
+        self.error.into_exception()
+    }
+}
+
+impl From<WsException> for Failure {
+    fn from(err: WsException) -> Self {
+        Self::new(err)
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.downcast_ref::<WsException>() {
+            Some(err) => f.debug_tuple("Failure").field(err).finish(),
+            None => f.debug_tuple("Failure").field(&self.type_name()).finish(),
+        }
+    }
+}
+
+/// The message of a [`WsException`]; the type name of any other error (convert it with
+/// [`into_exception`](Failure::into_exception) for its message).
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.downcast_ref::<WsException>() {
+            Some(err) => fmt::Display::fmt(err, f),
+            None => f.write_str(self.type_name()),
+        }
+    }
+}
