@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gateway_core::{ConnectionConfig, GatewayRuntime, Handshake};
+use gateway_core::{ConnectionConfig, GatewayRuntime, Handshake, HandshakeRequest};
 
 use crate::connection;
 
@@ -22,6 +24,21 @@ pub(crate) async fn upgrade(State(mounted): State<Mounted>, request: Request) ->
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    // Authenticate before upgrading: a refused client never gets a socket.
+    let identity = match mounted
+        .gateway
+        .authenticate(&HandshakeRequest::new(&parts.uri, &parts.headers))
+        .await
+    {
+        Ok(identity) => identity,
+        Err(err) => {
+            let body = serde_json::json!({"status": "error", "message": err.message()});
+            return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+        }
+    };
+    if let Some(store) = identity {
+        store(&mut parts.extensions);
+    }
     let remote_addr = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

@@ -3,6 +3,7 @@
 use std::any::TypeId;
 use std::sync::Arc;
 
+use crate::adapter::{Adapter, AdapterRef};
 use crate::auth::{Authenticator, AuthenticatorRef};
 use crate::config::ConnectionConfig;
 use crate::error::BuildError;
@@ -54,6 +55,7 @@ pub struct GatewayApp {
     config: ConnectionConfig,
     global: Layers,
     authenticators: Vec<(Option<TypeId>, AuthenticatorRef)>,
+    adapter: Option<AdapterRef>,
 }
 
 impl std::fmt::Debug for GatewayApp {
@@ -64,6 +66,7 @@ impl std::fmt::Debug for GatewayApp {
             .field("config", &self.config)
             .field("global", &self.global)
             .field("authenticators", &self.authenticators.len())
+            .field("adapter", &self.adapter.is_some())
             .finish()
     }
 }
@@ -145,6 +148,35 @@ impl GatewayApp {
         self
     }
 
+    /// Carries every gateway's emits, room operations and disconnects to the other
+    /// instances of the app, and theirs to it: `gateway_redis::RedisAdapter` for Redis.
+    /// Without one, everything stays in this process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::GatewayApp;
+    /// use gateway_core::adapter::{Adapter, LocalServer, Message};
+    ///
+    /// /// Sends nothing anywhere: the embedded default, spelled out.
+    /// struct Alone;
+    ///
+    /// impl Adapter for Alone {
+    ///     fn attach(&self, _server: LocalServer) {}
+    ///     fn publish(&self, _message: &Message<'_>) {}
+    /// }
+    ///
+    /// let builder = GatewayApp::new().adapter(Alone);
+    /// # let _ = builder;
+    /// ```
+    ///
+    /// With Redis (`gateway-redis`):
+    /// `GatewayApp::new().adapter(RedisAdapter::connect(RedisConfig::new(url)).await?)`.
+    pub fn adapter(mut self, adapter: impl Adapter) -> Self {
+        self.adapter = Some(AdapterRef::new(adapter));
+        self
+    }
+
     /// Builds every gateway.
     ///
     /// # Errors
@@ -205,7 +237,12 @@ impl GatewayApp {
                     authenticator: authenticator_of(d),
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<GatewayRuntime>, _>>()?;
+        if let Some(adapter) = &self.adapter {
+            for gateway in &gateways {
+                gateway.server().attach_adapter(adapter);
+            }
+        }
         Ok(App {
             inner: Arc::new(AppInner {
                 gateways,

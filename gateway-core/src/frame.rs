@@ -68,6 +68,29 @@ impl Frame {
         Self::from_json(buf)
     }
 
+    /// A frame from bytes that [`as_bytes`](Self::as_bytes) returned, e.g. after they
+    /// crossed a broadcast adapter. The bytes are not parsed again, only checked to be
+    /// UTF-8.
+    ///
+    /// # Errors
+    ///
+    /// The bytes are not UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::Frame;
+    ///
+    /// let frame = Frame::event("tick", &1).unwrap();
+    /// let copy = Frame::from_encoded(frame.as_bytes().clone()).unwrap();
+    /// assert_eq!(copy, frame);
+    /// assert!(Frame::from_encoded(bytes::Bytes::from_static(b"\xff")).is_err());
+    /// ```
+    pub fn from_encoded(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Self(bytes))
+    }
+
     /// A frame made of JSON text the caller already encoded.
     pub(crate) fn from_json(json: Vec<u8>) -> Self {
         Self(Bytes::from(json))
@@ -193,8 +216,11 @@ impl<'a> IncomingFrame<'a> {
         }
         let raw: RawFrame<'a> = serde_json::from_str(text).map_err(FrameError::Malformed)?;
         let event = raw.event.ok_or(FrameError::MissingEvent)?;
-        let event: Cow<'a, str> =
-            Cow::deserialize(event).map_err(|_| FrameError::EventNotString)?;
+        // `Cow`'s own impl always allocates; borrow when the name has no escapes.
+        let event: Cow<'a, str> = match <&'a str>::deserialize(event) {
+            Ok(name) => Cow::Borrowed(name),
+            Err(_) => Cow::Owned(String::deserialize(event).map_err(|_| FrameError::EventNotString)?),
+        };
         Ok(Self {
             event,
             data: raw.data,

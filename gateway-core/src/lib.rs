@@ -46,6 +46,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as gateway_core;
 
+pub mod adapter;
 mod app;
 mod auth;
 mod client;
@@ -72,6 +73,7 @@ mod server;
 #[doc(hidden)]
 pub mod __private;
 
+pub use adapter::Adapter;
 pub use app::{App, GatewayApp};
 pub use auth::{Authenticator, HandshakeRequest, Identity, IdentitySlot, UNAUTHORIZED};
 pub use client::{Client, ClientId, Handshake, Outbound, OutboundQueue, OverflowSignal};

@@ -3,11 +3,14 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
+use crate::adapter::{
+    AdapterError, AdapterRef, ClientInfo, LocalServer, Message, Operation, Selection,
+};
 use crate::client::{Client, ClientId, Outbound};
 use crate::error::SendError;
 use crate::frame::Frame;
@@ -19,7 +22,13 @@ use crate::frame::Frame;
 /// or from [`App::server`](crate::App::server).
 ///
 /// A broadcast encodes its frame once and hands the same bytes to every receiver; it never
-/// waits for a slow receiver (see [`SendError::QueueFull`]).
+/// waits for a slow receiver (see [`SendError::QueueFull`]). With an
+/// [adapter](crate::GatewayApp::adapter), every emit, room operation and disconnect also
+/// reaches the matching clients of the other instances, once, with the same bytes.
+///
+/// The queries ([`client_count`](Self::client_count), [`room_members`](Self::room_members),
+/// [`rooms_of`](Self::rooms_of), ...) answer for this instance;
+/// [`Broadcast::fetch_clients`] asks every instance.
 ///
 /// # Examples
 ///
@@ -48,6 +57,7 @@ pub struct WsServer {
 struct ServerInner {
     path: &'static str,
     state: RwLock<State>,
+    adapter: OnceLock<AdapterRef>,
 }
 
 #[derive(Default)]
@@ -61,12 +71,23 @@ struct Member {
     rooms: Vec<Arc<str>>,
 }
 
+/// A server handle that does not keep the server alive (adapters hold these).
+#[derive(Clone)]
+pub(crate) struct WeakServer(Weak<ServerInner>);
+
+impl WeakServer {
+    pub(crate) fn upgrade(&self) -> Option<WsServer> {
+        self.0.upgrade().map(|inner| WsServer { inner })
+    }
+}
+
 impl WsServer {
     pub(crate) fn new(path: &'static str) -> Self {
         Self {
             inner: Arc::new(ServerInner {
                 path,
                 state: RwLock::default(),
+                adapter: OnceLock::new(),
             }),
         }
     }
@@ -78,6 +99,21 @@ impl WsServer {
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.inner.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakServer {
+        WeakServer(Arc::downgrade(&self.inner))
+    }
+
+    /// Connects the server to the app's adapter (once; later calls are ignored).
+    pub(crate) fn attach_adapter(&self, adapter: &AdapterRef) {
+        if self.inner.adapter.set(adapter.clone()).is_ok() {
+            adapter.attach(LocalServer::new(self));
+        }
+    }
+
+    fn adapter(&self) -> Option<&AdapterRef> {
+        self.inner.adapter.get()
     }
 
     /// The gateway's path.
@@ -105,56 +141,35 @@ impl WsServer {
         }
     }
 
-    /// The number of connected clients.
+    /// The number of clients connected to this instance.
     pub fn client_count(&self) -> usize {
         self.read().clients.len()
     }
 
-    /// The ids of every connected client, sorted.
+    /// The ids of every client connected to this instance, sorted.
     pub fn client_ids(&self) -> Vec<ClientId> {
         let mut ids: Vec<_> = self.read().clients.keys().copied().collect();
         ids.sort_unstable();
         ids
     }
 
-    /// The connected client with this id.
+    /// The client with this id, if it is connected to this instance.
     pub fn client(&self, id: ClientId) -> Option<Client> {
         self.read().clients.get(&id).map(|m| m.client.clone())
     }
 
-    /// Adds a client to a room. Nothing happens if the client is unknown or already there.
+    /// Adds a client of this instance to a room. Nothing happens if the client is unknown
+    /// or already there; `server.to_client(id).join(room)` reaches every instance.
     pub fn join(&self, id: ClientId, room: impl Into<Cow<'static, str>>) {
-        let room = room.into();
-        let mut state = self.write();
-        let State { clients, rooms } = &mut *state;
-        let Some(member) = clients.get_mut(&id) else {
-            return;
-        };
-        if member.rooms.iter().any(|r| **r == *room) {
-            return;
-        }
-        let key = match rooms.get_key_value(&*room) {
-            Some((key, _)) => Arc::clone(key),
-            None => Arc::from(room.as_ref()),
-        };
-        rooms.entry(Arc::clone(&key)).or_default().insert(id);
-        member.rooms.push(key);
+        self.write().join(id, &room.into());
     }
 
-    /// Removes a client from a room.
+    /// Removes a client of this instance from a room.
     pub fn leave(&self, id: ClientId, room: &str) {
-        let mut state = self.write();
-        let Some(member) = state.clients.get_mut(&id) else {
-            return;
-        };
-        let before = member.rooms.len();
-        member.rooms.retain(|r| **r != *room);
-        if member.rooms.len() != before {
-            state.leave_room(room, id);
-        }
+        self.write().leave(id, room);
     }
 
-    /// The rooms a client is in, sorted.
+    /// The rooms a client of this instance is in, sorted.
     pub fn rooms_of(&self, id: ClientId) -> Vec<String> {
         let state = self.read();
         let mut rooms: Vec<String> = state
@@ -166,7 +181,7 @@ impl WsServer {
         rooms
     }
 
-    /// The clients in a room, sorted.
+    /// The clients of this instance in a room, sorted.
     pub fn room_members(&self, room: &str) -> Vec<ClientId> {
         let mut ids: Vec<_> = self
             .read()
@@ -178,27 +193,38 @@ impl WsServer {
         ids
     }
 
-    /// The rooms that have at least one member, sorted.
+    /// How many clients of this instance are in a room.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.read().rooms.get(room).map_or(0, FxHashSet::len)
+    }
+
+    /// The rooms that have at least one member on this instance, sorted.
     pub fn rooms(&self) -> Vec<String> {
         let mut rooms: Vec<String> = self.read().rooms.keys().map(|r| r.to_string()).collect();
         rooms.sort_unstable();
         rooms
     }
 
-    /// Closes a client's connection with code 1000. Returns whether the client was connected.
+    /// Closes a client's connection with code 1000, on whichever instance it is connected
+    /// to. Returns whether it was connected to this one.
     pub fn disconnect(&self, id: ClientId) -> bool {
-        self.client(id).map(|c| c.disconnect()).is_some()
+        self.to_client(id).disconnect() == 1
     }
 
-    /// Every client of the gateway, to narrow with [`Broadcast::to`] and
-    /// [`Broadcast::except`].
+    /// Every client of the gateway, on every instance, to narrow with [`Broadcast::to`]
+    /// and [`Broadcast::except`].
     pub fn broadcast(&self) -> Broadcast {
         Broadcast {
             server: self.clone(),
-            rooms: Vec::new(),
-            except_clients: Vec::new(),
-            except_rooms: Vec::new(),
+            selection: Selection::default(),
+            local: false,
         }
+    }
+
+    /// Every client of the gateway connected to *this* instance, Socket.IO's `io.local`:
+    /// nothing is sent to the adapter.
+    pub fn local(&self) -> Broadcast {
+        self.broadcast().local()
     }
 
     /// The members of `room`; chain `.to(...)` for more rooms, `.except(...)` to leave some out.
@@ -206,8 +232,22 @@ impl WsServer {
         self.broadcast().to(room)
     }
 
+    /// One client by id, on whichever instance it is connected to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo(server: gateway_core::WsServer, id: gateway_core::ClientId) {
+    /// // Reaches the client even when it is connected to another instance.
+    /// server.to_client(id).emit("private", &"psst").ok();
+    /// # }
+    /// ```
+    pub fn to_client(&self, id: ClientId) -> Broadcast {
+        self.broadcast().to_client(id)
+    }
+
     /// Sends `{"event": event, "data": data}` to every client of the gateway. Returns how
-    /// many clients it was queued for.
+    /// many clients of this instance it was queued for.
     ///
     /// # Errors
     ///
@@ -215,9 +255,93 @@ impl WsServer {
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, SendError> {
         self.broadcast().emit(event, data)
     }
+
+    /// Applies an operation to the matching clients of this instance only. Returns how many
+    /// clients it applied to, and whether every client it concerns is connected here (so
+    /// that no other instance needs to hear of it).
+    pub(crate) fn apply_local(&self, selection: &Selection, op: &Operation) -> (usize, bool) {
+        match op {
+            Operation::Emit(frame) => {
+                let state = self.read();
+                let mut sent = 0;
+                state.visit(selection, |member| {
+                    if member
+                        .client
+                        .sink()
+                        .send(Outbound::Frame(frame.clone()))
+                        .is_ok()
+                    {
+                        sent += 1;
+                    }
+                });
+                (sent, state.all_targets_here(selection))
+            }
+            Operation::Disconnect => {
+                let state = self.read();
+                let mut closed = 0;
+                state.visit(selection, |member| {
+                    member.client.disconnect();
+                    closed += 1;
+                });
+                (closed, state.all_targets_here(selection))
+            }
+            Operation::Join(room) | Operation::Leave(room) => {
+                let mut state = self.write();
+                let mut ids = Vec::new();
+                state.visit(selection, |member| ids.push(member.client.id()));
+                for &id in &ids {
+                    if matches!(op, Operation::Join(_)) {
+                        state.join(id, room);
+                    } else {
+                        state.leave(id, room);
+                    }
+                }
+                (ids.len(), state.all_targets_here(selection))
+            }
+        }
+    }
+
+    /// The matching clients of this instance.
+    pub(crate) fn local_clients(&self, selection: &Selection) -> Vec<ClientInfo> {
+        let state = self.read();
+        let mut clients = Vec::new();
+        state.visit(selection, |member| {
+            let mut rooms: Vec<String> = member.rooms.iter().map(|r| r.to_string()).collect();
+            rooms.sort_unstable();
+            clients.push(ClientInfo::new(member.client.id(), rooms));
+        });
+        clients
+    }
 }
 
 impl State {
+    fn join(&mut self, id: ClientId, room: &str) {
+        let State { clients, rooms } = self;
+        let Some(member) = clients.get_mut(&id) else {
+            return;
+        };
+        if member.rooms.iter().any(|r| **r == *room) {
+            return;
+        }
+        let key = match rooms.get_key_value(room) {
+            Some((key, _)) => Arc::clone(key),
+            None => Arc::from(room),
+        };
+        rooms.entry(Arc::clone(&key)).or_default().insert(id);
+        member.rooms.push(key);
+    }
+
+    fn leave(&mut self, id: ClientId, room: &str) {
+        let Some(member) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let before = member.rooms.len();
+        member.rooms.retain(|r| **r != *room);
+        if member.rooms.len() != before {
+            self.leave_room(room, id);
+        }
+    }
+
     fn leave_room(&mut self, room: &str, id: ClientId) {
         if let Some(members) = self.rooms.get_mut(room) {
             members.remove(&id);
@@ -226,6 +350,49 @@ impl State {
             }
         }
     }
+
+    /// Calls `f` once for every member the selection matches.
+    fn visit(&self, selection: &Selection, mut f: impl FnMut(&Member)) {
+        let excluded = |id: &ClientId| {
+            selection.except_clients.contains(id)
+                || selection.except_rooms.iter().any(|room| {
+                    self.rooms
+                        .get(&**room)
+                        .is_some_and(|members| members.contains(id))
+                })
+        };
+        let mut deliver = |id: &ClientId| {
+            if !excluded(id) {
+                if let Some(member) = self.clients.get(id) {
+                    f(member);
+                }
+            }
+        };
+        let room_members = |room: &Cow<'static, str>| self.rooms.get(&**room).into_iter().flatten();
+        match (selection.rooms.as_slice(), selection.clients.as_slice()) {
+            ([], []) => self.clients.keys().for_each(&mut deliver),
+            ([room], []) => room_members(room).for_each(&mut deliver),
+            ([], [id]) => deliver(id),
+            (rooms, ids) => {
+                let mut seen = FxHashSet::default();
+                for id in rooms.iter().flat_map(room_members).chain(ids) {
+                    if seen.insert(*id) {
+                        deliver(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the selection names clients only, all connected here.
+    fn all_targets_here(&self, selection: &Selection) -> bool {
+        selection.rooms.is_empty()
+            && !selection.clients.is_empty()
+            && selection
+                .clients
+                .iter()
+                .all(|id| self.clients.contains_key(id))
+    }
 }
 
 impl fmt::Debug for WsServer {
@@ -233,11 +400,14 @@ impl fmt::Debug for WsServer {
         f.debug_struct("WsServer")
             .field("path", &self.inner.path)
             .field("clients", &self.client_count())
+            .field("adapter", &self.adapter().is_some())
             .finish()
     }
 }
 
 /// A selection of a gateway's clients to send one frame to, Socket.IO's broadcast operator.
+///
+/// It reaches every instance of the app unless narrowed with [`local`](Self::local).
 ///
 /// # Examples
 ///
@@ -257,32 +427,49 @@ impl fmt::Debug for WsServer {
 #[must_use = "a broadcast sends nothing until `emit` is called"]
 pub struct Broadcast {
     server: WsServer,
-    rooms: Vec<Cow<'static, str>>,
-    except_clients: Vec<ClientId>,
-    except_rooms: Vec<Cow<'static, str>>,
+    selection: Selection,
+    local: bool,
 }
 
 impl Broadcast {
-    /// Narrows the selection to members of `room` (several calls: members of any of them).
+    /// Narrows the selection to members of `room` (several calls: members of any of them,
+    /// and of any client added with [`to_client`](Self::to_client)).
     pub fn to(mut self, room: impl Into<Cow<'static, str>>) -> Self {
-        self.rooms.push(room.into());
+        self.selection.rooms.push(room.into());
+        self
+    }
+
+    /// Adds one client by id, on whichever instance it is connected to.
+    pub fn to_client(mut self, id: ClientId) -> Self {
+        self.selection.clients.push(id);
         self
     }
 
     /// Leaves one client out.
     pub fn except(mut self, id: ClientId) -> Self {
-        self.except_clients.push(id);
+        self.selection.except_clients.push(id);
         self
     }
 
     /// Leaves out every member of `room`.
     pub fn except_room(mut self, room: impl Into<Cow<'static, str>>) -> Self {
-        self.except_rooms.push(room.into());
+        self.selection.except_rooms.push(room.into());
         self
     }
 
+    /// Restricts the operation to the clients of this instance: the adapter is not told.
+    pub fn local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// The clients selected.
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
     /// Sends `{"event": event, "data": data}` to the selected clients, encoded once.
-    /// Returns how many clients it was queued for.
+    /// Returns how many clients of this instance it was queued for.
     ///
     /// # Errors
     ///
@@ -291,53 +478,283 @@ impl Broadcast {
         Ok(self.send_frame(&Frame::event(event, data)?))
     }
 
-    /// Sends an encoded frame to the selected clients. Returns how many clients it was
-    /// queued for; a client whose queue is full is skipped and disconnected.
+    /// Sends an encoded frame to the selected clients. Returns how many clients of this
+    /// instance it was queued for; a client whose queue is full is skipped and
+    /// disconnected.
     pub fn send_frame(&self, frame: &Frame) -> usize {
-        let state = self.server.read();
-        let excluded = |id: &ClientId| {
-            self.except_clients.contains(id)
-                || self.except_rooms.iter().any(|room| {
-                    state
-                        .rooms
-                        .get(&**room)
-                        .is_some_and(|members| members.contains(id))
-                })
-        };
-        let mut sent = 0;
-        let mut deliver = |member: &Member| {
-            if !excluded(&member.client.id())
-                && member
-                    .client
-                    .sink()
-                    .send(Outbound::Frame(frame.clone()))
-                    .is_ok()
-            {
-                sent += 1;
+        self.run(&Operation::Emit(frame.clone()))
+    }
+
+    /// Adds the selected clients to `room`, Socket.IO's `socketsJoin`. Returns how many
+    /// clients of this instance it concerned.
+    pub fn join(&self, room: impl Into<Cow<'static, str>>) -> usize {
+        self.run(&Operation::Join(room.into()))
+    }
+
+    /// Removes the selected clients from `room`, Socket.IO's `socketsLeave`. Returns how
+    /// many clients of this instance it concerned.
+    pub fn leave(&self, room: impl Into<Cow<'static, str>>) -> usize {
+        self.run(&Operation::Leave(room.into()))
+    }
+
+    /// Closes the selected clients' connections with code 1000. Returns how many clients of
+    /// this instance it closed.
+    pub fn disconnect(&self) -> usize {
+        self.run(&Operation::Disconnect)
+    }
+
+    /// The selected clients of every instance with their rooms, sorted by id, Socket.IO's
+    /// `fetchSockets`. Counts across instances are its length.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError`] when the other instances cannot be asked or do not all answer in
+    /// time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo(server: gateway_core::WsServer) -> Result<(), gateway_core::adapter::AdapterError> {
+    /// let in_lobby = server.to("lobby").fetch_clients().await?.len();
+    /// # let _ = in_lobby;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn fetch_clients(&self) -> Result<Vec<ClientInfo>, AdapterError> {
+        let mut clients = self.server.local_clients(&self.selection);
+        if !self.local {
+            if let Some(adapter) = self.server.adapter().cloned() {
+                clients.extend(
+                    adapter
+                        .fetch_clients(self.server.path(), &self.selection)
+                        .await?,
+                );
             }
-        };
-        match self.rooms.as_slice() {
-            [] => state.clients.values().for_each(&mut deliver),
-            [room] => {
-                for id in state.rooms.get(&**room).into_iter().flatten() {
-                    if let Some(member) = state.clients.get(id) {
-                        deliver(member);
-                    }
-                }
+        }
+        clients.sort_by_key(|c| c.id);
+        clients.dedup_by_key(|c| c.id);
+        Ok(clients)
+    }
+
+    fn run(&self, op: &Operation) -> usize {
+        let (applied, all_here) = self.server.apply_local(&self.selection, op);
+        if !self.local && !all_here {
+            if let Some(adapter) = self.server.adapter() {
+                adapter.publish(&Message {
+                    path: self.server.path(),
+                    selection: &self.selection,
+                    op,
+                });
             }
-            rooms => {
-                let mut seen = FxHashSet::default();
-                for room in rooms {
-                    for id in state.rooms.get(&**room).into_iter().flatten() {
-                        if seen.insert(*id) {
-                            if let Some(member) = state.clients.get(id) {
-                                deliver(member);
-                            }
-                        }
-                    }
+        }
+        applied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::adapter::Adapter;
+    use crate::client::{ClientSink, Handshake, OutboundQueue};
+
+    /// Instances of one app in one process: what one publishes, the others apply.
+    #[derive(Clone, Default)]
+    struct Bus {
+        servers: Arc<Mutex<Vec<(usize, LocalServer)>>>,
+        published: Arc<Mutex<Vec<(usize, Selection, Operation)>>>,
+    }
+
+    struct Instance {
+        bus: Bus,
+        me: usize,
+    }
+
+    impl Adapter for Instance {
+        fn attach(&self, server: LocalServer) {
+            self.bus.servers.lock().unwrap().push((self.me, server));
+        }
+
+        fn publish(&self, message: &Message<'_>) {
+            self.bus.published.lock().unwrap().push((
+                self.me,
+                message.selection.clone(),
+                message.op.clone(),
+            ));
+            let servers = self.bus.servers.lock().unwrap().clone();
+            for (instance, server) in servers {
+                if instance != self.me && server.path() == message.path {
+                    server.apply(message.selection, message.op);
                 }
             }
         }
-        sent
+
+        async fn fetch_clients(
+            &self,
+            path: &'static str,
+            selection: &Selection,
+        ) -> Result<Vec<ClientInfo>, AdapterError> {
+            let servers = self.bus.servers.lock().unwrap().clone();
+            Ok(servers
+                .iter()
+                .filter(|(i, s)| *i != self.me && s.path() == path)
+                .flat_map(|(_, s)| s.clients(selection).unwrap_or_default())
+                .collect())
+        }
+    }
+
+    fn instances(n: usize) -> (Bus, Vec<WsServer>) {
+        let bus = Bus::default();
+        let servers = (0..n)
+            .map(|me| {
+                let server = WsServer::new("/t");
+                server.attach_adapter(&AdapterRef::new(Instance {
+                    bus: bus.clone(),
+                    me,
+                }));
+                server
+            })
+            .collect();
+        (bus, servers)
+    }
+
+    fn connect(server: &WsServer) -> (Client, OutboundQueue) {
+        let (sink, queue) = ClientSink::channel(16);
+        let client = Client::new(server.clone(), sink, Handshake::default());
+        server.add(client.clone());
+        (client, queue)
+    }
+
+    fn frames(queue: &mut OutboundQueue) -> Vec<String> {
+        std::iter::from_fn(|| queue.try_recv())
+            .map(|out| match out {
+                Outbound::Frame(frame) => frame.as_str().to_owned(),
+                Outbound::Close(close) => format!("close {}", close.code),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn room_emit_reaches_members_of_every_instance_once() {
+        let (bus, servers) = instances(3);
+        let (a, mut a_rx) = connect(&servers[0]);
+        let (b, mut b_rx) = connect(&servers[1]);
+        let (c, mut c_rx) = connect(&servers[2]);
+        let (_d, mut d_rx) = connect(&servers[2]);
+        for client in [&a, &b, &c] {
+            client.join("room");
+        }
+        assert_eq!(a.to("room").emit("m", &1).unwrap(), 0);
+        assert_eq!(a.to("room").emit("m", &2).unwrap(), 0);
+        assert!(frames(&mut a_rx).is_empty());
+        let expected = [r#"{"event":"m","data":1}"#, r#"{"event":"m","data":2}"#];
+        assert_eq!(frames(&mut b_rx), expected);
+        assert_eq!(frames(&mut c_rx), expected);
+        assert!(frames(&mut d_rx).is_empty());
+        // One message per emit, whatever the number of receivers.
+        assert_eq!(bus.published.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn exclusions_apply_on_every_instance() {
+        let (_, servers) = instances(2);
+        let (a, mut a_rx) = connect(&servers[0]);
+        let (b, mut b_rx) = connect(&servers[1]);
+        let (c, mut c_rx) = connect(&servers[1]);
+        b.join("muted");
+        servers[0]
+            .broadcast()
+            .except(a.id())
+            .except_room("muted")
+            .emit("m", &0)
+            .unwrap();
+        assert!(frames(&mut a_rx).is_empty());
+        assert!(frames(&mut b_rx).is_empty());
+        assert_eq!(frames(&mut c_rx), [r#"{"event":"m","data":0}"#]);
+        c.broadcast().emit("n", &0).unwrap();
+        assert_eq!(frames(&mut a_rx).len(), 1);
+        assert_eq!(frames(&mut b_rx).len(), 1);
+        assert!(frames(&mut c_rx).is_empty());
+    }
+
+    #[test]
+    fn a_client_is_reached_by_id_and_local_ones_are_not_published() {
+        let (bus, servers) = instances(2);
+        let (a, mut a_rx) = connect(&servers[0]);
+        let (b, mut b_rx) = connect(&servers[1]);
+        assert_eq!(servers[0].to_client(a.id()).emit("x", &1).unwrap(), 1);
+        assert!(bus.published.lock().unwrap().is_empty());
+        assert_eq!(servers[0].to_client(b.id()).emit("x", &2).unwrap(), 0);
+        assert_eq!(bus.published.lock().unwrap().len(), 1);
+        assert_eq!(frames(&mut a_rx), [r#"{"event":"x","data":1}"#]);
+        assert_eq!(frames(&mut b_rx), [r#"{"event":"x","data":2}"#]);
+        // `local()` never leaves the process.
+        assert_eq!(servers[0].local().emit("y", &3).unwrap(), 1);
+        assert!(frames(&mut b_rx).is_empty());
+        assert_eq!(bus.published.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn rooms_and_a_room_plus_a_client_deduplicate() {
+        let (_, servers) = instances(1);
+        let (a, mut a_rx) = connect(&servers[0]);
+        a.join("x");
+        a.join("y");
+        let sent = servers[0].to("x").to("y").to_client(a.id()).emit("m", &0);
+        assert_eq!(sent.unwrap(), 1);
+        assert_eq!(frames(&mut a_rx).len(), 1);
+        assert_eq!(servers[0].room_size("x"), 1);
+    }
+
+    #[test]
+    fn join_leave_and_disconnect_cross_instances() {
+        let (_, servers) = instances(2);
+        let (_a, _) = connect(&servers[0]);
+        let (b, mut b_rx) = connect(&servers[1]);
+        assert_eq!(servers[0].to_client(b.id()).join("vip"), 0);
+        assert_eq!(b.rooms(), ["vip"]);
+        servers[0].to("vip").leave("vip");
+        assert!(b.rooms().is_empty());
+        assert!(!servers[0].disconnect(b.id()));
+        assert_eq!(frames(&mut b_rx), ["close 1000"]);
+    }
+
+    #[tokio::test]
+    async fn fetch_clients_asks_every_instance() {
+        let (_, servers) = instances(3);
+        let (a, _) = connect(&servers[0]);
+        let (b, _) = connect(&servers[1]);
+        let (_c, _) = connect(&servers[2]);
+        a.join("r");
+        b.join("r");
+        let mut expected = vec![
+            ClientInfo::new(a.id(), vec!["r".into()]),
+            ClientInfo::new(b.id(), vec!["r".into()]),
+        ];
+        expected.sort_by_key(|c| c.id);
+        assert_eq!(servers[2].to("r").fetch_clients().await.unwrap(), expected);
+        assert_eq!(
+            servers[2].broadcast().fetch_clients().await.unwrap().len(),
+            3
+        );
+        assert_eq!(servers[2].local().fetch_clients().await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn without_an_adapter_everything_is_local() {
+        let server = WsServer::new("/solo");
+        let (a, mut a_rx) = connect(&server);
+        a.join("r");
+        assert_eq!(server.to("r").emit("m", &1).unwrap(), 1);
+        assert_eq!(frames(&mut a_rx).len(), 1);
+        // A LocalServer does not keep the server alive (its clients do, until they leave).
+        let weak = LocalServer::new(&server);
+        server.remove(a.id());
+        drop((a, server));
+        assert!(
+            weak.apply(&Selection::default(), &Operation::Disconnect)
+                .is_none()
+        );
     }
 }

@@ -1,0 +1,252 @@
+//! Broadcast adapters: how an emit reaches the clients connected to *other* instances of the
+//! app, Socket.IO's adapters and NestJS's `RedisIoAdapter`.
+//!
+//! Every [`WsServer`](crate::WsServer) delivers to its own clients first, then hands the
+//! operation to the app's [`Adapter`], once per operation, with the frame already encoded.
+//! The adapter ships it to the other instances, and each of them applies it to *its* local
+//! clients through the [`LocalServer`] it was given when the app was built. Client ids are
+//! unique across instances, so every receiver gets one copy.
+//!
+//! Without an adapter (the embedded default) everything stays in one process. The Redis
+//! adapter lives in the `gateway-redis` crate; write your own by implementing [`Adapter`].
+
+mod local;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::client::ClientId;
+use crate::frame::Frame;
+
+pub use local::LocalServer;
+
+/// Which clients of a gateway an operation concerns: the members of any of `rooms`, plus
+/// `clients` by id, minus `except_clients` and the members of `except_rooms`. With neither
+/// rooms nor clients, every client of the gateway.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::adapter::Selection;
+///
+/// let everyone = Selection::default();
+/// assert!(everyone.is_everyone());
+///
+/// let mut lobby = Selection::default();
+/// lobby.rooms.push("lobby".into());
+/// assert!(!lobby.is_everyone());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Selection {
+    /// Rooms whose members are selected.
+    pub rooms: Vec<Cow<'static, str>>,
+    /// Clients selected by id, wherever they are connected.
+    pub clients: Vec<ClientId>,
+    /// Clients left out.
+    pub except_clients: Vec<ClientId>,
+    /// Rooms whose members are left out.
+    pub except_rooms: Vec<Cow<'static, str>>,
+}
+
+impl Selection {
+    /// Whether the selection is every client of the gateway (before exclusions).
+    pub fn is_everyone(&self) -> bool {
+        self.rooms.is_empty() && self.clients.is_empty()
+    }
+}
+
+/// What to do to the selected clients.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::{Frame, adapter::Operation};
+///
+/// let op = Operation::Emit(Frame::event("tick", &1).unwrap());
+/// assert!(matches!(op, Operation::Emit(_)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Send this encoded frame.
+    Emit(Frame),
+    /// Add them to a room.
+    Join(Cow<'static, str>),
+    /// Remove them from a room.
+    Leave(Cow<'static, str>),
+    /// Close their connections with code 1000.
+    Disconnect,
+}
+
+/// One operation of one gateway, as a [`WsServer`](crate::WsServer) hands it to its
+/// adapter after applying it locally.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Message<'a> {
+    /// The gateway's path: the gateway the receiving instance applies it to.
+    pub path: &'static str,
+    /// The clients it concerns.
+    pub selection: &'a Selection,
+    /// What to do.
+    pub op: &'a Operation,
+}
+
+/// A client as a membership query returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    /// The client's id.
+    pub id: ClientId,
+    /// Its rooms, sorted.
+    pub rooms: Vec<String>,
+}
+
+impl ClientInfo {
+    /// A client and its rooms.
+    pub fn new(id: ClientId, rooms: Vec<String>) -> Self {
+        Self { id, rooms }
+    }
+}
+
+/// Why an adapter could not answer a query.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// The adapter's backend is unreachable right now.
+    #[error("the broadcast adapter is unavailable: {0}")]
+    Unavailable(String),
+    /// Some instances did not answer in time.
+    #[error("{missing} instance(s) did not answer within {timeout:?}")]
+    Timeout {
+        /// How many answers were missing.
+        missing: usize,
+        /// How long the query waited.
+        timeout: std::time::Duration,
+    },
+    /// Any other failure of the adapter.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Carries a gateway's operations to the other instances of the app, and theirs to it.
+///
+/// Give one to [`GatewayApp::adapter`](crate::GatewayApp::adapter); the app
+/// [attaches](Self::attach) every gateway to it when it is built.
+///
+/// # Examples
+///
+/// An adapter that counts what would leave the process:
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use gateway_core::adapter::{Adapter, LocalServer, Message};
+///
+/// #[derive(Default)]
+/// struct Counting(AtomicUsize);
+///
+/// impl Adapter for Counting {
+///     fn attach(&self, _server: LocalServer) {}
+///
+///     fn publish(&self, _message: &Message<'_>) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let _app = gateway_core::GatewayApp::new().adapter(Counting::default());
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a broadcast adapter",
+    label = "not an `Adapter`",
+    note = "use `gateway_redis::RedisAdapter`, or implement `gateway_core::adapter::Adapter` (attach, publish) for this type"
+)]
+pub trait Adapter: Send + Sync + 'static {
+    /// Called once for each gateway when the app is built: keep `server` to apply the
+    /// operations other instances send for its path.
+    fn attach(&self, server: LocalServer);
+
+    /// Called after every operation that may concern clients on other instances, once it
+    /// was applied locally. Runs on the emitting task: queue the message and return.
+    fn publish(&self, message: &Message<'_>);
+
+    /// The clients of gateway `path` matching `selection` on the *other* instances,
+    /// Socket.IO's `fetchSockets`. The default answers that there are none.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError`] when the other instances cannot be asked or do not answer in time.
+    fn fetch_clients(
+        &self,
+        path: &'static str,
+        selection: &Selection,
+    ) -> impl Future<Output = Result<Vec<ClientInfo>, AdapterError>> + Send {
+        let _ = (path, selection);
+        async { Ok(Vec::new()) }
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe face of [`Adapter`], for storage.
+trait ErasedAdapter: Send + Sync {
+    fn attach(&self, server: LocalServer);
+    fn publish(&self, message: &Message<'_>);
+    fn fetch_clients<'a>(
+        &'a self,
+        path: &'static str,
+        selection: &'a Selection,
+    ) -> BoxFuture<'a, Result<Vec<ClientInfo>, AdapterError>>;
+}
+
+impl<A: Adapter> ErasedAdapter for A {
+    fn attach(&self, server: LocalServer) {
+        Adapter::attach(self, server);
+    }
+
+    fn publish(&self, message: &Message<'_>) {
+        Adapter::publish(self, message);
+    }
+
+    fn fetch_clients<'a>(
+        &'a self,
+        path: &'static str,
+        selection: &'a Selection,
+    ) -> BoxFuture<'a, Result<Vec<ClientInfo>, AdapterError>> {
+        Box::pin(Adapter::fetch_clients(self, path, selection))
+    }
+}
+
+/// A shared, type-erased adapter.
+#[derive(Clone)]
+pub(crate) struct AdapterRef(Arc<dyn ErasedAdapter>);
+
+impl AdapterRef {
+    pub(crate) fn new(adapter: impl Adapter) -> Self {
+        Self(Arc::new(adapter))
+    }
+
+    pub(crate) fn attach(&self, server: LocalServer) {
+        self.0.attach(server);
+    }
+
+    pub(crate) fn publish(&self, message: &Message<'_>) {
+        self.0.publish(message);
+    }
+
+    pub(crate) async fn fetch_clients(
+        &self,
+        path: &'static str,
+        selection: &Selection,
+    ) -> Result<Vec<ClientInfo>, AdapterError> {
+        self.0.fetch_clients(path, selection).await
+    }
+}
+
+impl fmt::Debug for AdapterRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdapterRef")
+    }
+}
