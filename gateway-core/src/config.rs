@@ -9,11 +9,12 @@
 /// # Examples
 ///
 /// ```
-/// let config = gateway_core::ConnectionConfig {
-///     max_message_size: 16 * 1024,
-///     ..Default::default()
-/// };
+/// let mut config = gateway_core::ConnectionConfig::default();
+/// config.max_message_size = 16 * 1024;
+/// config.max_frame_size = 16 * 1024;
 /// assert_eq!(config.read_buffer_size, 4096);
+/// let app = gateway_core::GatewayApp::new().config(config);
+/// # let _ = app;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

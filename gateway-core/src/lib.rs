@@ -39,7 +39,7 @@
 //! `{"event": "...", "data": ...}`; a request may carry an `"id"`, copied into its replies.
 //! Errors reach the client as an `exception` event (see [`WsException`]) and never close
 //! the socket unless asked to.
-#![doc(test(attr(deny(warnings))))]
+#![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
 // Lets the macros' `::gateway_core::...` paths resolve inside this crate's own doc tests
 // and unit tests.
@@ -97,5 +97,6 @@ pub use runtime::GatewayRuntime;
 pub use server::{Broadcast, WsServer};
 
 pub use gateway_macros::{
-    after_init, handle_connection, handle_disconnect, subscribe, websocket_gateway,
+    after_init, handle_connection, handle_disconnect, subscribe, use_filters, use_guards,
+    use_interceptors, use_pipes, websocket_gateway,
 };

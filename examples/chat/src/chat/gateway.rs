@@ -1,0 +1,141 @@
+//! The chat gateway at `/chat`, the seed's `chat.gateway.ts`.
+
+use futures_util::Stream;
+use gateway_axum::prelude::*;
+use gateway_axum::{Identity, ValidationPipe};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use validator::{Validate, ValidationError};
+
+use super::service::{ChatMessage, ChatService};
+use crate::auth::User;
+use crate::common::filters::ChatError;
+use crate::common::interceptors::TransformInterceptor;
+
+/// `{"room": ...}`: the body of `join`, `leave` and `history`, and the data of `joined`
+/// and `left`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomRef {
+    /// The room's name.
+    pub room: String,
+}
+
+/// The body of `message`, checked by `ValidationPipe`.
+#[derive(Clone, Debug, Deserialize, Validate)]
+pub struct SendMessage {
+    /// The room to send to (1 to 64 of `a-z 0-9 _ -`); the sender must have joined it.
+    #[validate(custom(function = "room_name"))]
+    pub room: String,
+    /// What to say: 1 to 500 characters.
+    #[validate(length(min = 1, max = 500))]
+    pub text: String,
+}
+
+fn room_name(room: &str) -> Result<(), ValidationError> {
+    let valid = (1..=64).contains(&room.chars().count())
+        && room
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(ValidationError::new("room")
+            .with_message("must be 1 to 64 characters of a-z, 0-9, _ and -".into()))
+    }
+}
+
+/// Chat rooms over WebSocket.
+#[websocket_gateway(path = "/chat")]
+pub struct ChatGateway {
+    chat: Inject<ChatService>,
+    server: WsServer,
+}
+
+#[websocket_gateway]
+impl ChatGateway {
+    /// Replies with the data unchanged, the guide's `handleEvent`.
+    #[subscribe("events")]
+    async fn handle_event(&self, data: Value) -> Value {
+        data
+    }
+
+    /// Replies under event `identity` with the number it got.
+    #[subscribe("identity")]
+    fn identity(&self, n: u32) -> WsResponse<u32> {
+        WsResponse::new("identity", n)
+    }
+
+    /// Joins a room: `{"event":"joined","data":{"room":...}}`.
+    #[subscribe("join")]
+    fn join(&self, client: Client, body: RoomRef) -> WsResponse<RoomRef> {
+        client.join(body.room.clone());
+        WsResponse::new("joined", body)
+    }
+
+    /// Leaves a room: `{"event":"left","data":{"room":...}}`.
+    #[subscribe("leave")]
+    fn leave(&self, client: Client, body: RoomRef) -> WsResponse<RoomRef> {
+        client.leave(&body.room);
+        WsResponse::new("left", body)
+    }
+
+    /// Sends a message to every member of the room, the sender included, and remembers it.
+    /// `from` is the authenticated user's name.
+    #[subscribe("message")]
+    #[use_pipes(ValidationPipe)]
+    fn message(
+        &self,
+        client: Client,
+        Identity(user): Identity<User>,
+        body: SendMessage,
+    ) -> Result<(), ChatError> {
+        if !client.rooms().contains(&body.room) {
+            return Err(ChatError::NotInRoom(body.room));
+        }
+        let message = ChatMessage {
+            room: body.room,
+            text: body.text,
+            from: user.username,
+        };
+        if let Err(err) = self.server.to(message.room.clone()).emit("message", &message) {
+            tracing::error!("broadcast failed: {err}");
+        }
+        self.chat.record(message);
+        Ok(())
+    }
+
+    /// Who the client is, wrapped by the transform interceptor:
+    /// `{"event":"whoami","data":{"data":{"username":...},"timestamp":...}}`. The user's
+    /// password hash is never serialized.
+    #[subscribe("whoami")]
+    #[use_interceptors(TransformInterceptor)]
+    fn whoami(&self, Identity(user): Identity<User>) -> User {
+        user
+    }
+
+    /// Streams the room's recent messages back as `message` events, oldest first.
+    #[subscribe("history")]
+    fn history(&self, body: RoomRef) -> impl Stream<Item = WsResponse<ChatMessage>> + use<> {
+        let messages = self.chat.history(&body.room);
+        futures_util::stream::iter(
+            messages
+                .into_iter()
+                .map(|message| WsResponse::new("message", message)),
+        )
+    }
+
+    #[after_init]
+    fn ready(&self, server: WsServer) {
+        tracing::info!(path = server.path(), "chat gateway initialized");
+    }
+
+    #[handle_connection]
+    fn connected(&self, client: Client) {
+        tracing::info!(client = %client.id(), "client connected");
+    }
+
+    #[handle_disconnect]
+    fn disconnected(&self, client: Client) {
+        tracing::info!(client = %client.id(), "client disconnected");
+    }
+}

@@ -1,0 +1,5 @@
+//! Exception filters.
+
+mod ws_exception;
+
+pub use ws_exception::{ChatError, ChatExceptionFilter};

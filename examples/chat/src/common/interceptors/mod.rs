@@ -1,0 +1,5 @@
+//! Interceptors.
+
+mod transform;
+
+pub use transform::TransformInterceptor;

@@ -1,0 +1,32 @@
+//! The chat server: `cargo run -p chat`, then connect to `ws://127.0.0.1:3000/chat`.
+//!
+//! `HOST` and `PORT` choose the address (defaults 127.0.0.1:3000); `RUST_LOG` the logging.
+
+use std::net::{IpAddr, SocketAddr};
+
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let host: IpAddr = std::env::var("HOST")
+        .unwrap_or_else(|_| "127.0.0.1".into())
+        .parse()?;
+    let port: u16 = std::env::var("PORT")
+        .unwrap_or_else(|_| "3000".into())
+        .parse()?;
+    let addr = SocketAddr::new(host, port);
+
+    let auth = chat::auth::AuthService::from_env();
+    let app = chat::app_with(auth.clone()).build()?;
+    let router = chat::router(&app, auth);
+    let listener = gateway_axum::bind(addr)?;
+    tracing::info!("chat listening on ws://{}/chat", listener.local_addr()?);
+    gateway_axum::serve(listener, router).await?;
+    Ok(())
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh machine: sets up what the tests need
+# (a Redis server on 127.0.0.1:6379, node clients where a package-lock.json exists),
+# then runs the unit, integration, compile-fail and doc tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+if ! listening 127.0.0.1 6379; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "test.sh: installing redis-server" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+  fi
+  echo "test.sh: starting redis-server on 127.0.0.1:6379" >&2
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --logfile /tmp/gateway-test-redis.log
+  for _ in $(seq 50); do listening 127.0.0.1 6379 && break; sleep 0.1; done
+fi
+
+# Node clients (Socket.IO, AsyncAPI validation) used by tests, where present.
+while IFS= read -r lock; do
+  dir=$(dirname "$lock")
+  echo "test.sh: npm ci in $dir" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done < <(find . -name package-lock.json -not -path '*/node_modules/*' -not -path './target/*')
+
+cargo test --workspace --locked
