@@ -1,35 +1,147 @@
-//! The chat example over real sockets: every event of the README, several clients.
+//! The chat example over real sockets: every event of the README, several clients, each
+//! authenticated with a token from the example's own auth service.
 
+use chat::auth::AuthService;
 use chat::chat::HISTORY_LIMIT;
 use gateway_axum::test_client::{TestClient, TestServer};
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn server() -> TestServer {
-    // `GatewayApp::new()` finds the chat gateway through the registry: it is declared in
-    // another crate (the example), which is what most apps look like.
-    TestServer::start(chat::app().build().unwrap()).await.unwrap()
+const SECRET: &str = "chat-roundtrip-secret";
+
+fn auth() -> AuthService {
+    AuthService::new(SECRET).with_users([
+        ("alice", "wonderland"),
+        ("bob", "builder"),
+        ("carol", "x"),
+    ])
 }
 
-async fn joined(server: &TestServer, room: &str) -> (TestClient, String) {
-    let mut client = server.connect("/chat").await.unwrap();
+async fn server() -> TestServer {
+    // `GatewayApp` finds the chat gateway through the registry: it is declared in another
+    // crate (the example), which is what most apps look like.
+    let app = chat::app_with(auth()).build().unwrap();
+    let router = chat::router(&app, auth());
+    TestServer::start_router(app, router).await.unwrap()
+}
+
+/// A client of `/chat` logged in as `user` (with `?token=`, as browsers do).
+async fn connect_as(server: &TestServer, user: &str) -> TestClient {
+    let token = auth().issue(user).unwrap();
+    TestClient::connect(&format!("{}?token={token}", server.url("/chat")))
+        .await
+        .unwrap()
+}
+
+async fn joined(server: &TestServer, user: &str, room: &str) -> TestClient {
+    let mut client = connect_as(server, user).await;
     client.emit("join", &json!({ "room": room })).await.unwrap();
-    assert_eq!(client.expect("joined").await.unwrap(), json!({ "room": room }));
-    // The client learns its id from the `from` of its own message.
+    assert_eq!(
+        client.expect("joined").await.unwrap(),
+        json!({ "room": room })
+    );
     client
-        .emit("message", &json!({ "room": room, "text": "hello" }))
+}
+
+/// `POST path` with a JSON body over a plain TCP socket: (status, body).
+async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+    let body = body.to_string();
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn login_over_http_then_chat_with_the_token() {
+    let server = server().await;
+    let (status, body) = post(
+        &server,
+        "/auth/login",
+        &json!({"username": "alice", "password": "wonderland"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap();
+    let mut client = TestClient::connect(&format!("{}?token={token}", server.url("/chat")))
         .await
         .unwrap();
-    let id = client.expect("message").await.unwrap()["from"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (client, id)
+    client.emit("whoami", &()).await.unwrap();
+    assert_eq!(
+        client.expect("whoami").await.unwrap()["data"]["username"],
+        "alice"
+    );
+
+    let (status, body) = post(
+        &server,
+        "/auth/login",
+        &json!({"username": "alice", "password": "nope"}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["message"], "Invalid username or password");
+}
+
+#[tokio::test]
+async fn no_socket_without_a_valid_token() {
+    let server = server().await;
+    for url in [
+        server.url("/chat"),
+        format!("{}?token=forged", server.url("/chat")),
+        format!(
+            "{}?token={}",
+            server.url("/chat"),
+            AuthService::new("another-secret").issue("alice").unwrap()
+        ),
+    ] {
+        let err = TestClient::connect(&url).await.unwrap_err().to_string();
+        assert!(err.contains("401"), "{url}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn whoami_is_transformed_and_never_shows_the_password_hash() {
+    let server = server().await;
+    let mut client = connect_as(&server, "bob").await;
+    client.send_text(r#"{"event":"whoami"}"#).await.unwrap();
+    let frame = client.recv().await.unwrap();
+    assert_eq!(frame.event, "whoami");
+    assert_eq!(frame.data["data"], json!({"username": "bob"}));
+    assert!(frame.data["timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+    assert!(!frame.raw.contains("password"), "{}", frame.raw);
+}
+
+#[tokio::test]
+async fn invalid_messages_say_which_field_and_why() {
+    let server = server().await;
+    let mut client = joined(&server, "alice", "lobby").await;
+    client
+        .emit("message", &json!({"room": "Not A Room", "text": ""}))
+        .await
+        .unwrap();
+    let err = client.expect("exception").await.unwrap();
+    assert_eq!(err["message"], "Validation failed");
+    assert_eq!(
+        err["errors"]["room"],
+        json!(["must be 1 to 64 characters of a-z, 0-9, _ and -"])
+    );
+    assert_eq!(err["errors"]["text"].as_array().unwrap().len(), 1);
+    // The connection is unharmed.
+    client.emit("identity", &5).await.unwrap();
+    assert_eq!(client.expect("identity").await.unwrap(), json!(5));
 }
 
 #[tokio::test]
 async fn events_echoes_its_data() {
     let server = server().await;
-    let mut client = server.connect("/chat").await.unwrap();
+    let mut client = connect_as(&server, "alice").await;
     let data = json!({"nested": [1, "two", {"three": null}]});
     client.emit("events", &data).await.unwrap();
     assert_eq!(client.expect("events").await.unwrap(), data);
@@ -38,7 +150,7 @@ async fn events_echoes_its_data() {
 #[tokio::test]
 async fn identity_replies_under_its_event_with_the_request_id() {
     let server = server().await;
-    let mut client = server.connect("/chat").await.unwrap();
+    let mut client = connect_as(&server, "alice").await;
     client.emit_with_id("identity", &42, "req-1").await.unwrap();
     let frame = client.expect_frame("identity").await.unwrap();
     assert_eq!(frame.data, json!(42));
@@ -48,15 +160,15 @@ async fn identity_replies_under_its_event_with_the_request_id() {
 #[tokio::test]
 async fn room_messages_reach_members_only_sender_included() {
     let server = server().await;
-    let (mut alice, alice_id) = joined(&server, "rust").await;
-    let (mut bob, _) = joined(&server, "rust").await;
-    let (mut carol, _) = joined(&server, "elsewhere").await;
+    let mut alice = joined(&server, "alice", "rust").await;
+    let mut bob = joined(&server, "bob", "rust").await;
+    let mut carol = joined(&server, "carol", "elsewhere").await;
 
     alice
         .emit("message", &json!({"room": "rust", "text": "hi all"}))
         .await
         .unwrap();
-    let expected = json!({"room": "rust", "text": "hi all", "from": alice_id});
+    let expected = json!({"room": "rust", "text": "hi all", "from": "alice"});
     assert_eq!(alice.expect("message").await.unwrap(), expected);
     assert_eq!(bob.expect("message").await.unwrap(), expected);
 
@@ -68,8 +180,8 @@ async fn room_messages_reach_members_only_sender_included() {
 #[tokio::test]
 async fn leave_stops_delivery() {
     let server = server().await;
-    let (mut alice, _) = joined(&server, "r").await;
-    let (mut bob, _) = joined(&server, "r").await;
+    let mut alice = joined(&server, "alice", "r").await;
+    let mut bob = joined(&server, "bob", "r").await;
     bob.emit("leave", &json!({"room": "r"})).await.unwrap();
     assert_eq!(bob.expect("left").await.unwrap(), json!({"room": "r"}));
 
@@ -85,20 +197,21 @@ async fn leave_stops_delivery() {
 #[tokio::test]
 async fn sending_to_a_room_not_joined_is_an_exception() {
     let server = server().await;
-    let mut client = server.connect("/chat").await.unwrap();
+    let mut client = connect_as(&server, "alice").await;
     client
         .emit("message", &json!({"room": "secret", "text": "x"}))
         .await
         .unwrap();
     let err = client.expect("exception").await.unwrap();
     assert_eq!(err["message"], r#"Join room "secret" before sending to it"#);
+    assert_eq!(err["code"], "NOT_IN_ROOM");
     assert_eq!(err["cause"]["pattern"], "message");
 }
 
 #[tokio::test]
 async fn history_streams_the_last_fifty_messages_as_message_events() {
     let server = server().await;
-    let (mut alice, alice_id) = joined(&server, "log").await;
+    let mut alice = joined(&server, "alice", "log").await;
     for n in 0..55 {
         alice
             .emit("message", &json!({"room": "log", "text": n.to_string()}))
@@ -109,15 +222,18 @@ async fn history_streams_the_last_fifty_messages_as_message_events() {
         alice.expect("message").await.unwrap();
     }
 
-    let mut reader = server.connect("/chat").await.unwrap();
-    reader.emit("history", &json!({"room": "log"})).await.unwrap();
+    let mut reader = connect_as(&server, "bob").await;
+    reader
+        .emit("history", &json!({"room": "log"}))
+        .await
+        .unwrap();
     let mut texts = Vec::new();
     for _ in 0..HISTORY_LIMIT {
         let message = reader.expect("message").await.unwrap();
-        assert_eq!(message["from"], alice_id.as_str());
+        assert_eq!(message["from"], "alice");
         texts.push(message["text"].as_str().unwrap().to_owned());
     }
-    // "hello" from `joined` and 0..=4 fell out of the window of 50.
+    // 0..=4 fell out of the window of 50.
     let expected: Vec<String> = (5..55).map(|n| n.to_string()).collect();
     assert_eq!(texts, expected);
 }

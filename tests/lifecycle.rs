@@ -128,12 +128,22 @@ async fn disconnect_runs_after_an_abrupt_tcp_close() {
     let server = TestServer::start(app(&journal)).await.unwrap();
     let mut client = server.connect("/life").await.unwrap();
     client.emit("whoami", &()).await.unwrap();
-    let id: ClientId = client.expect("whoami").await.unwrap().as_str().unwrap().parse().unwrap();
+    let id: ClientId = client
+        .expect("whoami")
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     // Drop the TCP stream without a close frame.
     drop(client.into_inner());
-    tokio::time::timeout(std::time::Duration::from_secs(5), journal.wait_disconnected(id))
-        .await
-        .expect("handle_disconnect after an abrupt close");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        journal.wait_disconnected(id),
+    )
+    .await
+    .expect("handle_disconnect after an abrupt close");
 }
 
 #[tokio::test]

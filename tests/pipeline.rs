@@ -135,8 +135,11 @@ impl ExceptionFilter for BannedFilter {
     type Error = Banned;
 
     fn catch(&self, error: &Banned, cx: &FilterContext<'_>) -> Caught {
-        Caught::exception(cx, &WsException::new("You are banned").with("code", error.0))
-            .close(error.0, "banned")
+        Caught::exception(
+            cx,
+            &WsException::new("You are banned").with("code", error.0),
+        )
+        .close(error.0, "banned")
     }
 }
 
@@ -147,7 +150,10 @@ impl ExceptionFilter for Rename {
     type Error = WsException;
 
     fn catch(&self, error: &WsException, cx: &FilterContext<'_>) -> Caught {
-        Caught::exception(cx, &WsException::new(format!("{}: {}", self.0, error.message())))
+        Caught::exception(
+            cx,
+            &WsException::new(format!("{}: {}", self.0, error.message())),
+        )
     }
 }
 
@@ -247,11 +253,17 @@ async fn guards_then_interceptors_then_pipes_then_handler_global_to_method() {
 async fn a_denying_guard_answers_forbidden_resource() {
     let (server, _) = start().await;
     let mut client = server.connect("/pipeline").await.unwrap();
-    client.emit("guarded", &json!({"deny": true})).await.unwrap();
+    client
+        .emit("guarded", &json!({"deny": true}))
+        .await
+        .unwrap();
     let err = client.expect("exception").await.unwrap();
     // The gateway's filter renames every WsException of the gateway.
     assert_eq!(err["message"], "gateway: Forbidden resource");
-    assert_eq!(err["cause"], json!({"pattern": "guarded", "data": {"deny": true}}));
+    assert_eq!(
+        err["cause"],
+        json!({"pattern": "guarded", "data": {"deny": true}})
+    );
 
     client.emit("guarded", &json!({"err": true})).await.unwrap();
     assert_eq!(
@@ -259,7 +271,10 @@ async fn a_denying_guard_answers_forbidden_resource() {
         "gateway: Members only"
     );
     client.emit("guarded", &json!({})).await.unwrap();
-    assert_eq!(client.expect("guarded").await.unwrap(), json!({"global": {"gateway": "passed"}}));
+    assert_eq!(
+        client.expect("guarded").await.unwrap(),
+        json!({"global": {"gateway": "passed"}})
+    );
 }
 
 #[tokio::test]
@@ -300,7 +315,10 @@ async fn validation_errors_name_each_field_with_its_path() {
         })
     );
     client
-        .emit("validate", &json!({"name": "ok", "address": {"city": "Paris"}, "items": []}))
+        .emit(
+            "validate",
+            &json!({"name": "ok", "address": {"city": "Paris"}, "items": []}),
+        )
         .await
         .unwrap();
     assert_eq!(client.expect("validate").await.unwrap(), json!(0));
@@ -371,7 +389,12 @@ async fn global_filters_see_frames_that_reach_no_handler() {
     let mut client = server.connect("/plain").await.unwrap();
     client.send_text("{oops").await.unwrap();
     let err = client.expect("exception").await.unwrap();
-    assert!(err["message"].as_str().unwrap().starts_with("global: Malformed JSON"));
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("global: Malformed JSON")
+    );
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -425,7 +448,8 @@ async fn authentication_refuses_with_401_before_any_socket() {
         match server.connect(path).await {
             Err(TestError::WebSocket(tokio_tungstenite::tungstenite::Error::Http(response))) => {
                 assert_eq!(response.status(), 401);
-                let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+                let body: Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
                 assert_eq!(body, json!({"status": "error", "message": message}));
             }
             other => panic!("expected 401 for {path}, got {other:?}"),
@@ -443,7 +467,10 @@ async fn the_identity_reaches_handlers_from_header_query_or_cookie() {
     by_query.emit("whoami", &()).await.unwrap();
     assert_eq!(by_query.expect("whoami").await.unwrap(), json!("ann"));
 
-    for (header, value) in [("authorization", "Bearer ok-bob"), ("cookie", "a=b; token=ok-bob")] {
+    for (header, value) in [
+        ("authorization", "Bearer ok-bob"),
+        ("cookie", "a=b; token=ok-bob"),
+    ] {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = server.url("/members").into_client_request().unwrap();
         request.headers_mut().insert(header, value.parse().unwrap());

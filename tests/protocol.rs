@@ -194,7 +194,7 @@ async fn every_kind_of_bad_input_gets_one_precise_exception() {
         err,
         json!({
             "status": "error",
-            "message": "Invalid message body: missing field `y` at line 1 column 7",
+            "message": "Invalid message body: missing field `y` at line 1 column 8",
             "cause": {"pattern": "sum", "data": {"x": 1}}
         })
     );
@@ -287,7 +287,10 @@ async fn an_exception_closes_the_socket_only_when_asked() {
     let server = server().await;
     let mut client = server.connect("/proto").await.unwrap();
     client.emit("kick", &()).await.unwrap();
-    assert_eq!(client.expect("exception").await.unwrap()["message"], "Goodbye");
+    assert_eq!(
+        client.expect("exception").await.unwrap()["message"],
+        "Goodbye"
+    );
     let close = client.expect_close().await.unwrap().unwrap();
     assert_eq!(u16::from(close.code), 4000);
     assert_eq!(close.reason.as_str(), "kicked");
@@ -311,6 +314,8 @@ async fn oversized_messages_close_with_1009() {
 #[tokio::test]
 async fn a_plain_http_request_is_not_upgraded() {
     let server = server().await;
-    let err = TestClient::connect(&server.url("/nowhere")).await.unwrap_err();
+    let err = TestClient::connect(&server.url("/nowhere"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, TestError::WebSocket(_)), "{err:?}");
 }

@@ -187,10 +187,7 @@ impl Connection {
         while let Some(out) = self.queue.try_recv() {
             self.feed(out).await?;
         }
-        self.socket
-            .send(text(frame))
-            .await
-            .map_err(|_| Stop::Gone)
+        self.socket.send(text(frame)).await.map_err(|_| Stop::Gone)
     }
 
     /// Writes a queued frame and whatever else is queued behind it, then flushes once.
@@ -207,11 +204,7 @@ impl Connection {
 
     async fn feed(&mut self, out: Outbound) -> Result<(), Stop> {
         match out {
-            Outbound::Frame(frame) => self
-                .socket
-                .feed(text(frame))
-                .await
-                .map_err(|_| Stop::Gone),
+            Outbound::Frame(frame) => self.socket.feed(text(frame)).await.map_err(|_| Stop::Gone),
             Outbound::Close(request) => Err(Stop::Close(request)),
             _ => Ok(()),
         }

@@ -145,6 +145,8 @@ pub struct Received {
     pub data: Value,
     /// The `id` field, when present.
     pub id: Option<Value>,
+    /// The frame's text as it arrived.
+    pub raw: String,
 }
 
 /// A WebSocket client speaking the JSON protocol, for tests.
@@ -207,9 +209,8 @@ impl TestClient {
         data: &T,
         id: I,
     ) -> Result<(), TestError> {
-        let text = serde_json::to_string(
-            &serde_json::json!({"event": event, "data": data, "id": id}),
-        )?;
+        let text =
+            serde_json::to_string(&serde_json::json!({"event": event, "data": data, "id": id}))?;
         self.send_text(text).await
     }
 
@@ -258,8 +259,12 @@ impl TestClient {
                     };
                     return Ok(Received {
                         event,
-                        data: value.get_mut("data").map(Value::take).unwrap_or(Value::Null),
+                        data: value
+                            .get_mut("data")
+                            .map(Value::take)
+                            .unwrap_or(Value::Null),
                         id: value.get_mut("id").map(Value::take),
+                        raw: text.as_str().to_owned(),
                     });
                 }
                 Some(Ok(Message::Close(frame))) => return Err(TestError::Closed(frame)),

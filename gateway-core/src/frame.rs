@@ -219,7 +219,9 @@ impl<'a> IncomingFrame<'a> {
         // `Cow`'s own impl always allocates; borrow when the name has no escapes.
         let event: Cow<'a, str> = match <&'a str>::deserialize(event) {
             Ok(name) => Cow::Borrowed(name),
-            Err(_) => Cow::Owned(String::deserialize(event).map_err(|_| FrameError::EventNotString)?),
+            Err(_) => {
+                Cow::Owned(String::deserialize(event).map_err(|_| FrameError::EventNotString)?)
+            }
         };
         Ok(Self {
             event,

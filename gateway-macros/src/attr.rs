@@ -145,7 +145,9 @@ impl Parse for GatewayArgs {
         let path: LitStr = input.parse()?;
         input.parse::<Option<Token![,]>>()?;
         if !input.is_empty() {
-            return Err(input.error("unexpected argument: `#[websocket_gateway]` takes only `path`"));
+            return Err(
+                input.error("unexpected argument: `#[websocket_gateway]` takes only `path`")
+            );
         }
         Ok(Self { path })
     }
@@ -248,9 +250,18 @@ mod tests {
             ("chat", "a gateway path starts with `/`: write \"/chat\""),
             ("", "a gateway path starts with `/`: write \"/\""),
             ("/chat room", "a gateway path has no whitespace"),
-            ("/chat?x=1", "a gateway path has no query or fragment: remove what follows `?` or `#`"),
-            ("/rooms/{id}", "a gateway path is fixed: route parameters and wildcards are not supported"),
-            ("/rooms/:id", "a gateway path is fixed: route parameters and wildcards are not supported"),
+            (
+                "/chat?x=1",
+                "a gateway path has no query or fragment: remove what follows `?` or `#`",
+            ),
+            (
+                "/rooms/{id}",
+                "a gateway path is fixed: route parameters and wildcards are not supported",
+            ),
+            (
+                "/rooms/:id",
+                "a gateway path is fixed: route parameters and wildcards are not supported",
+            ),
             ("/chat/", "remove the trailing `/`: write \"/chat\""),
             ("/a//b", "a gateway path has no empty segment (`//`)"),
         ] {

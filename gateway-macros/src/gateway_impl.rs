@@ -359,10 +359,7 @@ fn check_signature(method: &ImplItemFn, layers: Layers, errors: &mut Errors) -> 
         )),
         None => fail(syn::Error::new_spanned(
             &sig.ident,
-            format!(
-                "`{}` needs `&self` as its first parameter",
-                sig.ident
-            ),
+            format!("`{}` needs `&self` as its first parameter", sig.ident),
         )),
     }
     let mut args = Vec::new();
@@ -383,9 +380,10 @@ fn check_signature(method: &ImplItemFn, layers: Layers, errors: &mut Errors) -> 
             _ => {}
         }
         let (binding, name) = match &*typed.pat {
-            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
-                (p.ident.clone(), p.ident.to_string().trim_start_matches("r#").to_owned())
-            }
+            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => (
+                p.ident.clone(),
+                p.ident.to_string().trim_start_matches("r#").to_owned(),
+            ),
             pat => (
                 format_ident!("arg{}", n, span = Span::mixed_site()),
                 quote!(#pat).to_string(),
@@ -504,11 +502,14 @@ fn shim(method: &Method, gateway_pipes: &[Expr], call: Call) -> TokenStream {
     let bindings: Vec<_> = method.args.iter().map(|a| &a.binding).collect();
     let extracts = method.args.iter().map(|arg| {
         let Arg { binding, ty, .. } = arg;
-        let pipes = gateway_pipes.iter().chain(&method.layers.pipes).map(|pipe| {
-            quote_spanned! {pipe.span()=>
-                let #binding = ::gateway_core::__private::pipe!(#cx, #ty, #binding, #pipe);
-            }
-        });
+        let pipes = gateway_pipes
+            .iter()
+            .chain(&method.layers.pipes)
+            .map(|pipe| {
+                quote_spanned! {pipe.span()=>
+                    let #binding = ::gateway_core::__private::pipe!(#cx, #ty, #binding, #pipe);
+                }
+            });
         let extract = quote_spanned! {ty.span()=>
             let #binding = ::gateway_core::__private::extract!(#cx, #ty);
         };

@@ -22,7 +22,11 @@ pub(crate) fn method_attribute(name: &str, args: TokenStream, item: TokenStream)
 }
 
 /// `#[use_*]` outside a gateway's impl block, or above `#[websocket_gateway]` on one.
-pub(crate) fn layer_attribute(kind: LayerKind, args: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn layer_attribute(
+    kind: LayerKind,
+    args: TokenStream,
+    item: TokenStream,
+) -> TokenStream {
     let name = kind.attribute();
     match syn::parse2::<Item>(item.clone()) {
         // Above `#[websocket_gateway]`: move below it, where the gateway reads it.
@@ -37,9 +41,7 @@ pub(crate) fn layer_attribute(kind: LayerKind, args: TokenStream, item: TokenStr
             }
             error(
                 item,
-                format!(
-                    "`#[{name}]` on an `impl` block needs `#[websocket_gateway]` on it too"
-                ),
+                format!("`#[{name}]` on an `impl` block needs `#[websocket_gateway]` on it too"),
             )
         }
         Ok(Item::Struct(_)) => error(

@@ -46,7 +46,9 @@ pub enum AuthError {
     #[error("Token expired")]
     Expired,
     /// No token in the request.
-    #[error("Missing token: send `Authorization: Bearer <token>`, `?token=<token>` or a `token` cookie")]
+    #[error(
+        "Missing token: send `Authorization: Bearer <token>`, `?token=<token>` or a `token` cookie"
+    )]
     MissingToken,
 }
 
@@ -169,7 +171,8 @@ impl AuthService {
     ///
     /// # Errors
     ///
-    /// [`AuthError::Expired`] or [`AuthError::InvalidToken`].
+    /// [`AuthError::Expired`] or [`AuthError::InvalidToken`] (also for a user who is no
+    /// longer among the configured users).
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
         let mut validation = Validation::default();
         validation.leeway = 0;
@@ -179,13 +182,13 @@ impl AuthService {
                 _ => AuthError::InvalidToken,
             })?;
         let username = data.claims.sub;
-        Ok(match self.users.as_ref().and_then(|u| u.get(&username)) {
-            Some(user) => user.clone(),
-            None => User {
+        match &self.users {
+            Some(users) => users.get(&username).cloned().ok_or(AuthError::InvalidToken),
+            None => Ok(User {
                 password_hash: String::new(),
                 username,
-            },
-        })
+            }),
+        }
     }
 }
 
@@ -203,15 +206,24 @@ mod tests {
     fn demo_rule_accepts_password_only() {
         let auth = AuthService::new("s");
         assert!(auth.login("alice", "password").is_ok());
-        assert_eq!(auth.login("alice", "nope"), Err(AuthError::InvalidCredentials));
-        assert_eq!(auth.login(" ", "password"), Err(AuthError::InvalidCredentials));
+        assert_eq!(
+            auth.login("alice", "nope"),
+            Err(AuthError::InvalidCredentials)
+        );
+        assert_eq!(
+            auth.login(" ", "password"),
+            Err(AuthError::InvalidCredentials)
+        );
     }
 
     #[test]
     fn configured_users_only() {
         let auth = AuthService::new("s").with_users([("bob", "hunter2")]);
         assert!(auth.login("bob", "hunter2").is_ok());
-        assert_eq!(auth.login("alice", "password"), Err(AuthError::InvalidCredentials));
+        assert_eq!(
+            auth.login("alice", "password"),
+            Err(AuthError::InvalidCredentials)
+        );
         let token = auth.login("bob", "hunter2").unwrap();
         let user = auth.verify(&token).unwrap();
         assert_eq!(user.username, "bob");
@@ -222,9 +234,15 @@ mod tests {
     fn tokens_from_another_secret_or_expired_are_refused() {
         let auth = AuthService::new("a");
         let token = auth.issue("alice").unwrap();
-        assert_eq!(AuthService::new("b").verify(&token), Err(AuthError::InvalidToken));
+        assert_eq!(
+            AuthService::new("b").verify(&token),
+            Err(AuthError::InvalidToken)
+        );
         assert_eq!(auth.verify("garbage"), Err(AuthError::InvalidToken));
-        let expired = AuthService::new("a").with_ttl(Duration::ZERO).issue("alice").unwrap();
+        let expired = AuthService::new("a")
+            .with_ttl(Duration::ZERO)
+            .issue("alice")
+            .unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(auth.verify(&expired), Err(AuthError::Expired));
     }

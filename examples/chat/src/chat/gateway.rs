@@ -97,7 +97,11 @@ impl ChatGateway {
             text: body.text,
             from: user.username,
         };
-        if let Err(err) = self.server.to(message.room.clone()).emit("message", &message) {
+        if let Err(err) = self
+            .server
+            .to(message.room.clone())
+            .emit("message", &message)
+        {
             tracing::error!("broadcast failed: {err}");
         }
         self.chat.record(message);
