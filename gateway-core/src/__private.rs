@@ -206,13 +206,13 @@ impl<T> Tag<T> {
 /// A `Result` return value.
 pub trait ViaResult<T> {
     /// The outcome.
-    fn into_outcome(&self, to: ReplyTo, value: T) -> Outcome;
+    fn outcome(&self, to: ReplyTo, value: T) -> Outcome;
 }
 
 impl<T: Serialize, E: Into<WsException> + Send + 'static> ViaResult<Result<T, E>>
     for &&Tag<Result<T, E>>
 {
-    fn into_outcome(&self, to: ReplyTo, value: Result<T, E>) -> Outcome {
+    fn outcome(&self, to: ReplyTo, value: Result<T, E>) -> Outcome {
         match value {
             Ok(value) => encode(&to, &value),
             Err(err) => Err(Failure::new(err)),
@@ -223,7 +223,7 @@ impl<T: Serialize, E: Into<WsException> + Send + 'static> ViaResult<Result<T, E>
 /// A `Stream` return value: one reply per item.
 pub trait ViaStream<S> {
     /// The outcome.
-    fn into_outcome(&self, to: ReplyTo, value: S) -> Outcome;
+    fn outcome(&self, to: ReplyTo, value: S) -> Outcome;
 }
 
 impl<S> ViaStream<S> for &Tag<S>
@@ -231,7 +231,7 @@ where
     S: Stream + Send + 'static,
     S::Item: Serialize,
 {
-    fn into_outcome(&self, to: ReplyTo, value: S) -> Outcome {
+    fn outcome(&self, to: ReplyTo, value: S) -> Outcome {
         Ok(Reply::Stream(
             value
                 .map(move |item| match encode(&to, &item)? {
@@ -246,13 +246,13 @@ where
 /// Any other return value.
 pub trait ViaSerialize<T> {
     /// The outcome.
-    fn into_outcome(&self, to: ReplyTo, value: T) -> Outcome
+    fn outcome(&self, to: ReplyTo, value: T) -> Outcome
     where
         T: IntoReply;
 }
 
 impl<T> ViaSerialize<T> for Tag<T> {
-    fn into_outcome(&self, to: ReplyTo, value: T) -> Outcome
+    fn outcome(&self, to: ReplyTo, value: T) -> Outcome
     where
         T: IntoReply,
     {
@@ -279,7 +279,7 @@ macro_rules! __reply {
         #[allow(unused_imports)]
         use $crate::__private::{ViaResult as _, ViaSerialize as _, ViaStream as _};
         let value = $value;
-        (&&&$crate::__private::Tag::of(&value)).into_outcome($to, value)
+        (&&&$crate::__private::Tag::of(&value)).outcome($to, value)
     }};
 }
 

@@ -1,6 +1,8 @@
 //! A gateway written out by hand the way `#[websocket_gateway]` expands it, driven through
 //! the runtime without a socket. It pins the contract between the macros and the runtime.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -11,6 +13,7 @@ use serde_json::Value;
 
 struct Counter(std::sync::atomic::AtomicUsize);
 
+/// A gateway expanded by hand.
 // #[websocket_gateway(path = "/hand")]
 pub struct HandGateway {
     counter: Inject<Counter>,

@@ -429,7 +429,7 @@ impl Model {
                     .flatten()
                     .map(|hook| shim(hook, &[], Call::Hook)),
             );
-        let handlers = self.handlers.iter().map(|h| handler_entry(h));
+        let handlers = self.handlers.iter().map(handler_entry);
         let hooks = (self.hooks.iter().any(Option::is_some)).then(|| {
             let [after_init, handle_connection, handle_disconnect] =
                 self.hooks.each_ref().map(|hook| match hook {

@@ -58,7 +58,7 @@ impl<T: Validate> Pipe<T> for ValidationPipe {
             Ok(()) => Ok(value),
             Err(errors) => {
                 let mut fields = BTreeMap::new();
-                flatten(&errors, String::new(), &mut fields);
+                flatten(&errors, "", &mut fields);
                 tracing::debug!(target: "gateway::rejection", event = cx.event(), ?fields, "validation failed");
                 Err(WsException::new(VALIDATION_FAILED).with("errors", fields))
             }
@@ -67,7 +67,7 @@ impl<T: Validate> Pipe<T> for ValidationPipe {
 }
 
 /// Collects every field error under its path: `a.b`, `items[2].name`.
-fn flatten(errors: &ValidationErrors, prefix: String, out: &mut BTreeMap<String, Vec<String>>) {
+fn flatten(errors: &ValidationErrors, prefix: &str, out: &mut BTreeMap<String, Vec<String>>) {
     for (field, kind) in errors.errors() {
         let path = if prefix.is_empty() {
             field.to_string()
@@ -80,10 +80,10 @@ fn flatten(errors: &ValidationErrors, prefix: String, out: &mut BTreeMap<String,
                     .or_default()
                     .extend(list.iter().map(describe));
             }
-            ValidationErrorsKind::Struct(inner) => flatten(inner, path, out),
+            ValidationErrorsKind::Struct(inner) => flatten(inner, &path, out),
             ValidationErrorsKind::List(items) => {
                 for (index, inner) in items {
-                    flatten(inner, format!("{path}[{index}]"), out);
+                    flatten(inner, &format!("{path}[{index}]"), out);
                 }
             }
         }

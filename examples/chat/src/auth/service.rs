@@ -174,8 +174,10 @@ impl AuthService {
     /// [`AuthError::Expired`] or [`AuthError::InvalidToken`] (also for a user who is no
     /// longer among the configured users).
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
-        let mut validation = Validation::default();
-        validation.leeway = 0;
+        let validation = Validation {
+            leeway: 0,
+            ..Validation::default()
+        };
         let data = decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &validation)
             .map_err(|err| match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
