@@ -16,8 +16,10 @@ use crate::attr::{self, Helper, HookKind, LayerKind};
 /// empty handler table, so that one mistake gives one error.
 pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     let mut errors = Errors::default();
+    // A misplaced path is reported, and the block is still read and generated: the
+    // mistake is in the attribute, not in the handlers.
     if !args.is_empty() {
-        errors.push(syn::Error::new_spanned(
+        errors.push_benign(syn::Error::new_spanned(
             &args,
             "the path goes on the struct: `#[websocket_gateway(path = \"/...\")] struct ...`; \
              the `impl` block takes `#[websocket_gateway]` alone",
@@ -25,39 +27,55 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     }
     let model = Model::read(&mut item, &mut errors);
     let self_ty = &item.self_ty;
-    let generated = match errors.finish() {
-        Ok(()) => model.expand(self_ty),
-        Err(err) => {
-            let err = err.to_compile_error();
-            quote! {
-                #[automatically_derived]
-                impl ::gateway_core::__private::GatewayHandlers for #self_ty {
-                    const HANDLERS: &'static [::gateway_core::__private::Handler<Self>] = &[];
-                }
-                #err
+    let generated = if item.trait_.is_some() {
+        // The gateway's inherent impl block (if any) implements the tables: nothing here.
+        TokenStream::new()
+    } else if errors.is_fatal() {
+        // An empty table, so that one mistake does not also read "no impl block".
+        quote! {
+            #[automatically_derived]
+            impl ::gateway_core::__private::GatewayHandlers for #self_ty {
+                const HANDLERS: &'static [::gateway_core::__private::Handler<Self>] = &[];
             }
         }
+    } else {
+        model.expand(self_ty)
     };
+    let errors = errors.into_compile_errors();
     quote! {
         #item
         #generated
+        #errors
     }
 }
 
 /// Errors gathered over the whole impl block, reported together.
 #[derive(Default)]
-struct Errors(Option<syn::Error>);
+struct Errors {
+    all: Option<syn::Error>,
+    /// Whether an error makes the handler table wrong (all but a misplaced path).
+    fatal: bool,
+}
 
 impl Errors {
     fn push(&mut self, err: syn::Error) {
-        match &mut self.0 {
+        self.fatal = true;
+        self.push_benign(err);
+    }
+
+    fn push_benign(&mut self, err: syn::Error) {
+        match &mut self.all {
             Some(all) => all.combine(err),
-            None => self.0 = Some(err),
+            None => self.all = Some(err),
         }
     }
 
-    fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
+    fn is_fatal(&self) -> bool {
+        self.fatal
+    }
+
+    fn into_compile_errors(self) -> TokenStream {
+        self.all.map(|e| e.to_compile_error()).unwrap_or_default()
     }
 }
 
@@ -386,7 +404,7 @@ fn check_signature(method: &ImplItemFn, layers: Layers, errors: &mut Errors) -> 
             ),
             pat => (
                 format_ident!("arg{}", n, span = Span::mixed_site()),
-                quote!(#pat).to_string(),
+                quote!(#pat).to_string().replace(" ", ""),
             ),
         };
         args.push(Arg {

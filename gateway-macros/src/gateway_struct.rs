@@ -10,7 +10,7 @@ use crate::attr::{GatewayArgs, Helper};
 
 /// Expands the struct form. A broken attribute keeps the struct and its `Gateway` impl
 /// (with the path `/`), so that one mistake gives one error.
-pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> TokenStream {
+pub(crate) fn expand(args: TokenStream, mut item: ItemStruct) -> TokenStream {
     let mut errors = Vec::new();
     let path = match GatewayArgs::parse(args, Span::call_site()) {
         Ok(args) => args.path,
@@ -25,8 +25,9 @@ pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> TokenStream {
             "a gateway cannot be generic: the registry builds one gateway per path",
         ));
     }
-    for attr in &item.attrs {
-        if let Some(Helper::Layer(kind)) = Helper::of(attr) {
+    // Reported here and removed, so that the attribute does not report itself again.
+    item.attrs.retain(|attr| match Helper::of(attr) {
+        Some(Helper::Layer(kind)) => {
             errors.push(syn::Error::new_spanned(
                 attr,
                 format!(
@@ -34,8 +35,10 @@ pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> TokenStream {
                     kind.attribute()
                 ),
             ));
+            false
         }
-    }
+        _ => true,
+    });
     let ident = &item.ident;
     let name = ident.to_string();
     let build = build_body(&item.fields);

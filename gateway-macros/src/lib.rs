@@ -18,6 +18,9 @@ mod gateway_impl;
 mod gateway_struct;
 mod standalone;
 
+#[cfg(test)]
+mod snapshot;
+
 use proc_macro::TokenStream;
 
 use crate::attr::LayerKind;

@@ -1,0 +1,6 @@
+use gateway_core::prelude::*;
+
+#[websocket_gateway(path = "/chat")]
+pub struct ChatGateway;
+
+fn main() {}

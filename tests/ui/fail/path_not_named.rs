@@ -1,0 +1,9 @@
+use gateway_core::prelude::*;
+
+#[websocket_gateway("/chat")]
+pub struct ChatGateway;
+
+#[websocket_gateway]
+impl ChatGateway {}
+
+fn main() {}
