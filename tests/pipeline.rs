@@ -480,3 +480,73 @@ async fn the_identity_reaches_handlers_from_header_query_or_cookie() {
         assert_eq!(client.expect("whoami").await.unwrap(), json!("bob"));
     }
 }
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_logging_interceptor_logs_event_client_outcome_and_time() {
+    // A current-thread test: the server's tasks run on this thread, under this subscriber.
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = GatewayApp::new()
+        .use_global_interceptor(gateway_axum::LoggingInterceptor)
+        .gateway::<PlainGateway>()
+        .build()
+        .unwrap();
+    let server = TestServer::start(app).await.unwrap();
+    let mut client = server.connect("/plain").await.unwrap();
+    client
+        .emit(
+            "validate",
+            &json!({"name": "ok", "address": {"city": "Paris"}, "items": []}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.expect("validate").await.unwrap(), json!(0));
+    client
+        .emit(
+            "validate",
+            &json!({"name": "", "address": {"city": "Paris"}, "items": []}),
+        )
+        .await
+        .unwrap();
+    client.expect("exception").await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("gateway::access"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("INFO"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("handled event=\"validate\""),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("reply=\"frame\""), "{}", lines[0]);
+    assert!(lines[0].contains("elapsed_us="), "{}", lines[0]);
+    assert!(lines[0].contains("client="), "{}", lines[0]);
+    assert!(lines[1].contains("WARN"), "{}", lines[1]);
+    assert!(lines[1].contains("error=Validation failed"), "{}", lines[1]);
+}

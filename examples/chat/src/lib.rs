@@ -16,6 +16,7 @@ pub mod auth;
 pub mod chat;
 pub mod common;
 
+use gateway_axum::LoggingInterceptor;
 use gateway_axum::prelude::*;
 
 use crate::auth::{AuthGateway, AuthService, JwtAuthenticator};
@@ -33,6 +34,7 @@ pub fn app_with(auth: AuthService) -> GatewayApp {
     GatewayApp::new()
         .provide(ChatService::new())
         .provide(auth.clone())
+        .use_global_interceptor(LoggingInterceptor)
         .use_global_filter(ChatExceptionFilter)
         .authenticate::<ChatGateway>(JwtAuthenticator::new(auth))
         .gateway::<ChatGateway>()
