@@ -42,4 +42,4 @@ mod upgrade;
 pub use gateway_core;
 pub use gateway_core::*;
 pub use router::IntoRouter;
-pub use serve::{BACKLOG, bind, serve};
+pub use serve::{BACKLOG, bind, serve, serve_with_shutdown};

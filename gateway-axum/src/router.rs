@@ -44,6 +44,7 @@ impl IntoRouter for App {
                 let mounted = Mounted {
                     gateway: gateway.clone(),
                     config: self.config().clone(),
+                    connections: self.connections().clone(),
                 };
                 router.route(gateway.path(), get(upgrade).with_state(mounted))
             })

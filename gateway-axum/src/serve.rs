@@ -1,10 +1,13 @@
 //! Binding a listener for many handshakes at once, and serving a router on it.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::serve::ListenerExt;
+use gateway_core::App;
 use tokio::net::{TcpListener, TcpSocket};
 
 /// The listen backlog [`bind`] uses. Tokio's default of 128 stalls bursts of WebSocket
@@ -57,4 +60,59 @@ pub async fn serve(listener: TcpListener, router: Router) -> io::Result<()> {
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
+}
+
+/// Like [`serve`], with a graceful shutdown when `signal` resolves: the listener stops
+/// accepting, every WebSocket client's in-flight handlers get until `grace` to finish, then
+/// it is closed with code 1001 and its `handle_disconnect` runs. Resolves once every
+/// connection is closed (or a second after the deadline).
+///
+/// # Errors
+///
+/// An I/O error of the listener.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(app: gateway_core::App) -> std::io::Result<()> {
+/// use std::time::Duration;
+/// use gateway_axum::IntoRouter;
+///
+/// let router = app.clone().into_router();
+/// let listener = gateway_axum::bind("127.0.0.1:3000".parse().unwrap())?;
+/// let ctrl_c = async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// };
+/// gateway_axum::serve_with_shutdown(listener, router, &app, ctrl_c, Duration::from_secs(10)).await
+/// # }
+/// ```
+pub async fn serve_with_shutdown(
+    listener: TcpListener,
+    router: Router,
+    app: &App,
+    signal: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> io::Result<()> {
+    let connections = app.connections().clone();
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::trace!(target: "gateway", "failed to set TCP_NODELAY: {err}");
+        }
+    });
+    let begin = async move {
+        signal.await;
+        tracing::info!(target: "gateway", "shutting down: closing {} connections", connections.live());
+        connections.begin_shutdown(grace);
+    };
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(begin)
+    .await?;
+    let left = app.shutdown(grace).await;
+    if left > 0 {
+        tracing::warn!(target: "gateway", "{left} connections still open after the shutdown deadline");
+    }
+    Ok(())
 }

@@ -97,12 +97,26 @@ impl TestServer {
     pub async fn start_router(app: App, router: axum::Router) -> Result<Self, TestError> {
         let listener = crate::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let addr = listener.local_addr()?;
+        let served = app.clone();
         let task = tokio::spawn(async move {
-            if let Err(err) = crate::serve(listener, router).await {
+            // Stops accepting when `shutdown` begins the app's shutdown.
+            let connections = served.connections().clone();
+            let signal = async move { connections.shutting_down().await };
+            let grace = std::time::Duration::from_secs(5);
+            if let Err(err) =
+                crate::serve_with_shutdown(listener, router, &served, signal, grace).await
+            {
                 tracing::error!(target: "gateway", "test server failed: {err}");
             }
         });
         Ok(Self { addr, app, task })
+    }
+
+    /// Shuts the server down gracefully (see `serve_with_shutdown`): in-flight handlers get
+    /// `grace`, clients are closed with 1001, the listener stops. Returns how many
+    /// connections were still open after the deadline.
+    pub async fn shutdown(&self, grace: std::time::Duration) -> usize {
+        self.app.shutdown(grace).await
     }
 
     /// The address served.

@@ -6,8 +6,11 @@ use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::StatusCode;
+use axum::http::header::ORIGIN;
 use axum::response::{IntoResponse, Response};
-use gateway_core::{ConnectionConfig, GatewayRuntime, Handshake, HandshakeRequest};
+use gateway_core::{
+    ConnectionConfig, Connections, GatewayRuntime, Handshake, HandshakeRequest, Refused,
+};
 
 use crate::connection;
 
@@ -16,6 +19,12 @@ use crate::connection;
 pub(crate) struct Mounted {
     pub(crate) gateway: GatewayRuntime,
     pub(crate) config: ConnectionConfig,
+    pub(crate) connections: Connections,
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({"status": "error", "message": message});
+    (status, Json(body)).into_response()
 }
 
 pub(crate) async fn upgrade(State(mounted): State<Mounted>, request: Request) -> Response {
@@ -24,32 +33,56 @@ pub(crate) async fn upgrade(State(mounted): State<Mounted>, request: Request) ->
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    // Authenticate before upgrading: a refused client never gets a socket.
+    // Every refusal happens before the upgrade: a refused client never gets a socket.
+    if let (Some(allowed), Some(origin)) =
+        (&mounted.config.allowed_origins, parts.headers.get(ORIGIN))
+    {
+        let origin = origin.to_str().unwrap_or_default();
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+            tracing::debug!(target: "gateway::rejection", origin, "origin not allowed");
+            return refuse(StatusCode::FORBIDDEN, "Origin not allowed");
+        }
+    }
+    let remote_addr = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let guard = match mounted.connections.admit(remote_addr.map(|a| a.ip())) {
+        Ok(guard) => guard,
+        Err(refused) => {
+            tracing::debug!(target: "gateway::rejection", "{refused}");
+            let status = match refused {
+                Refused::TooManyFromAddress => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return refuse(status, &refused.to_string());
+        }
+    };
     let identity = match mounted
         .gateway
         .authenticate(&HandshakeRequest::new(&parts.uri, &parts.headers))
         .await
     {
         Ok(identity) => identity,
-        Err(err) => {
-            let body = serde_json::json!({"status": "error", "message": err.message()});
-            return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
-        }
+        Err(err) => return refuse(StatusCode::UNAUTHORIZED, err.message()),
     };
     if let Some(store) = identity {
         store(&mut parts.extensions);
     }
-    let remote_addr = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
     let mut handshake = Handshake::new(parts.uri, parts.headers);
     handshake.remote_addr = remote_addr;
     handshake.extensions = parts.extensions;
-    let Mounted { gateway, config } = mounted;
+    let Mounted {
+        gateway,
+        config,
+        connections,
+    } = mounted;
     ws.read_buffer_size(config.read_buffer_size)
         .write_buffer_size(config.write_buffer_size)
         .max_message_size(config.max_message_size)
         .max_frame_size(config.max_frame_size)
-        .on_upgrade(move |socket| connection::run(socket, gateway, handshake, config))
+        .on_upgrade(move |socket| async move {
+            connection::run(socket, gateway, handshake, config, connections).await;
+            drop(guard);
+        })
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::adapter::{Adapter, AdapterRef};
 use crate::auth::{Authenticator, AuthenticatorRef};
 use crate::config::ConnectionConfig;
+use crate::connections::Connections;
 use crate::error::BuildError;
 use crate::filter::{ExceptionFilter, FilterRef};
 use crate::gateway::GatewayHandlers;
@@ -243,10 +244,15 @@ impl GatewayApp {
                 gateway.server().attach_adapter(adapter);
             }
         }
+        let connections = Connections::new(
+            self.config.max_connections,
+            self.config.max_connections_per_ip,
+        );
         Ok(App {
             inner: Arc::new(AppInner {
                 gateways,
                 config: self.config,
+                connections,
             }),
         })
     }
@@ -263,6 +269,7 @@ pub struct App {
 struct AppInner {
     gateways: Vec<GatewayRuntime>,
     config: ConnectionConfig,
+    connections: Connections,
 }
 
 impl App {
@@ -274,6 +281,44 @@ impl App {
     /// The per-connection settings.
     pub fn config(&self) -> &ConnectionConfig {
         &self.inner.config
+    }
+
+    /// The live connections of every gateway, with the app's connection limits: what a
+    /// transport admits connections through and watches for the shutdown.
+    pub fn connections(&self) -> &Connections {
+        &self.inner.connections
+    }
+
+    /// Shuts the app down gracefully: no new connection is accepted, every client's
+    /// in-flight handlers get until `grace` to finish, then it is closed with code 1001
+    /// ("going away") and its `handle_disconnect` runs. Resolves when every connection is
+    /// closed (or a second after the deadline); returns how many were still open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/bye")]
+    /// struct ByeGateway;
+    ///
+    /// #[websocket_gateway]
+    /// impl ByeGateway {}
+    ///
+    /// let app = GatewayApp::new().gateway::<ByeGateway>().build().unwrap();
+    /// assert_eq!(app.shutdown(Duration::from_secs(5)).await, 0);
+    /// assert!(app.connections().is_shutting_down());
+    /// # }
+    /// ```
+    pub async fn shutdown(&self, grace: std::time::Duration) -> usize {
+        self.inner.connections.begin_shutdown(grace);
+        self.inner
+            .connections
+            .wait_closed(grace + std::time::Duration::from_secs(1))
+            .await
     }
 
     /// The server handle of the gateway at `path`, to push events from outside a gateway

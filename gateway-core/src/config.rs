@@ -1,5 +1,7 @@
 //! [`ConnectionConfig`]: per-connection buffer sizes and limits.
 
+use std::time::Duration;
+
 /// Per-connection settings, applied on every upgrade.
 ///
 /// The defaults are small on purpose: axum's own defaults (128 KiB read and write buffers,
@@ -31,6 +33,60 @@ pub struct ConnectionConfig {
     /// Frames that may wait in a client's outbound queue; a client that lets it fill is
     /// disconnected with code 1008. Default 1024.
     pub outbound_queue: usize,
+    /// Deepest nesting of arrays and objects accepted in a message; a deeper one gets an
+    /// exception frame. Default 64.
+    pub max_json_depth: usize,
+    /// Messages a client may send, per second, with bursts; `None` for no limit. Default
+    /// 1,000 per second, bursts of 2,000.
+    pub rate_limit: Option<RateLimit>,
+    /// Connections this instance accepts, over every gateway; more get HTTP 503 before the
+    /// upgrade. Default 100,000.
+    pub max_connections: Option<usize>,
+    /// Connections accepted from one IP address; more get HTTP 429 before the upgrade.
+    /// Default `None` (clients behind one NAT share an address).
+    pub max_connections_per_ip: Option<usize>,
+    /// How often the server pings each client. Default 25 s (Socket.IO's `pingInterval`).
+    pub ping_interval: Option<Duration>,
+    /// A client that sends nothing (not even a pong) for this long is closed with code 1001
+    /// and its `handle_disconnect` runs. Default 60 s.
+    pub idle_timeout: Option<Duration>,
+    /// Browser origins allowed to connect (`Origin` header, e.g. `"https://chat.example"`);
+    /// others get HTTP 403 before the upgrade, against cross-site WebSocket hijacking.
+    /// Requests without an `Origin` (non-browser clients) are allowed. Default `None`: any.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// A per-connection token bucket: `per_second` tokens a second, at most `burst` saved up.
+/// A message without a token gets an exception frame; `close_after` of those in a row close
+/// the connection with code 1008.
+///
+/// # Examples
+///
+/// ```
+/// let mut config = gateway_core::ConnectionConfig::default();
+/// config.rate_limit = Some(gateway_core::RateLimit::new(10, 20));
+/// assert_eq!(config.rate_limit.unwrap().close_after, 100);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// Sustained messages per second.
+    pub per_second: u32,
+    /// Messages that may arrive at once.
+    pub burst: u32,
+    /// Rejected messages in a row before the connection closes.
+    pub close_after: u32,
+}
+
+impl RateLimit {
+    /// `per_second` with bursts of `burst`; closes after 100 rejections in a row.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second,
+            burst,
+            close_after: 100,
+        }
+    }
 }
 
 impl Default for ConnectionConfig {
@@ -41,6 +97,13 @@ impl Default for ConnectionConfig {
             max_message_size: 64 * 1024,
             max_frame_size: 64 * 1024,
             outbound_queue: 1024,
+            max_json_depth: 64,
+            rate_limit: Some(RateLimit::new(1_000, 2_000)),
+            max_connections: Some(100_000),
+            max_connections_per_ip: None,
+            ping_interval: Some(Duration::from_secs(25)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            allowed_origins: None,
         }
     }
 }

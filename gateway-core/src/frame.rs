@@ -231,6 +231,47 @@ impl<'a> IncomingFrame<'a> {
     }
 }
 
+/// Whether `text` nests arrays and objects deeper than `max`, counted without parsing
+/// (brackets inside strings are skipped). Run before parsing a message from a client.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::frame::exceeds_depth;
+///
+/// assert!(!exceeds_depth(r#"{"event":"a","data":[[1]]}"#, 3));
+/// assert!(exceeds_depth(r#"{"event":"a","data":[[[1]]]}"#, 3));
+/// assert!(!exceeds_depth(r#"{"event":"a","data":"[[[[[["}"#, 1));
+/// ```
+pub fn exceeds_depth(text: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in text.as_bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Encodes the exception frame of NestJS 12's `BaseWsExceptionFilter`:
 /// `{"event":"exception","data":{"status":"error","message":...,"cause":{"pattern":...,"data":...}}}`
 /// with the exception's extra fields beside `message`, `cause` when the frame had an event,

@@ -27,6 +27,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = chat::router(&app, auth);
     let listener = gateway_axum::bind(addr)?;
     tracing::info!("chat listening on ws://{}/chat", listener.local_addr()?);
-    gateway_axum::serve(listener, router).await?;
+    gateway_axum::serve_with_shutdown(listener, router, &app, shutdown_signal(), GRACE).await?;
+    tracing::info!("chat stopped");
     Ok(())
+}
+
+/// How long in-flight messages get to finish on shutdown.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ctrl-C, or SIGTERM on Unix (what `docker stop` and Kubernetes send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for ctrl-c: {err}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }
