@@ -9,6 +9,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
 use futures_util::{SinkExt, StreamExt};
 use gateway_core::frame::exceeds_depth;
+use gateway_core::telemetry;
 use gateway_core::{
     Caught, Client, CloseRequest, ConnectionConfig, Connections, Dispatch, Failure, Frame,
     GatewayRuntime, Handshake, Outbound, OutboundQueue, Outcome, OverflowSignal, RateLimit, Reply,
@@ -48,6 +49,8 @@ pub(crate) async fn run(
 ) {
     let (client, queue) = gateway.open(handshake, config.outbound_queue);
     let queue_overflow = queue.overflow_signal();
+    let path = gateway.path();
+    telemetry::connection_opened(path);
     let span = tracing::debug_span!(target: "gateway", "connection", path = gateway.path(), client = %client.id());
     async move {
         tracing::debug!(target: "gateway", "connected");
@@ -84,6 +87,7 @@ pub(crate) async fn run(
     }
     .instrument(span)
     .await;
+    telemetry::connection_closed(path);
 }
 
 struct Connection {
@@ -368,6 +372,7 @@ impl Connection {
         while let Some(out) = self.queue.try_recv() {
             self.feed(out).await?;
         }
+        telemetry::frames_sent(self.gateway.path(), 1);
         guarded(&self.overflow, self.socket.send(text(frame))).await
     }
 
@@ -385,7 +390,10 @@ impl Connection {
 
     async fn feed(&mut self, out: Outbound) -> Result<(), Stop> {
         match out {
-            Outbound::Frame(frame) => guarded(&self.overflow, self.socket.feed(text(frame))).await,
+            Outbound::Frame(frame) => {
+                telemetry::frames_sent(self.gateway.path(), 1);
+                guarded(&self.overflow, self.socket.feed(text(frame))).await
+            }
             Outbound::Close(request) => Err(Stop::Close(request)),
             _ => Ok(()),
         }

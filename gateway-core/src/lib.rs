@@ -71,6 +71,7 @@ mod registry;
 pub mod reply;
 mod runtime;
 mod server;
+pub mod telemetry;
 
 #[doc(hidden)]
 pub mod __private;

@@ -3,11 +3,13 @@
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt};
 use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::auth::{AuthenticatorRef, HandshakeRequest, IdentitySlot};
 use crate::client::{Client, ClientSink, Handshake, OutboundQueue};
@@ -23,6 +25,7 @@ use crate::inject::{BuildContext, Providers};
 use crate::interceptor::Next;
 use crate::layers::Layers;
 use crate::server::WsServer;
+use crate::telemetry;
 
 /// What the app builder hands to every gateway it builds.
 pub(crate) struct AppParts<'a> {
@@ -48,6 +51,8 @@ trait ErasedGateway: Send + Sync {
     fn name(&self) -> &'static str;
     fn shared(&self) -> &Shared;
     fn method_of(&self, event: &str) -> Option<&'static str>;
+    /// The event's name as the handler table holds it (`'static`), if there is a handler.
+    fn event_of(&self, event: &str) -> Option<&'static str>;
     fn filters_of(&self, event: &str) -> &Layers;
     fn call(
         &self,
@@ -100,6 +105,10 @@ impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
 
     fn method_of(&self, event: &str) -> Option<&'static str> {
         self.routes.get(event).map(|r| r.handler.method)
+    }
+
+    fn event_of(&self, event: &str) -> Option<&'static str> {
+        self.routes.get(event).map(|r| r.handler.event)
     }
 
     fn filters_of(&self, event: &str) -> &Layers {
@@ -398,15 +407,43 @@ impl GatewayRuntime {
         data: Option<&RawValue>,
         id: Option<&RawValue>,
     ) -> Dispatch {
-        let called = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.inner.call(client, event, data, id)
-        }));
+        let gateway = self.path();
+        let Some(event) = self.inner.event_of(event) else {
+            telemetry::message_received(gateway, "unknown");
+            tracing::debug!(target: "gateway::rejection", gateway = self.name(), client = %client.id(), event, "unknown event");
+            return Dispatch::reject(WsException::new(format!("Unknown event {event:?}")));
+        };
+        telemetry::message_received(gateway, event);
+        let span = tracing::debug_span!(target: "gateway", "message", gateway, event, client = %client.id());
+        let started = Instant::now();
+        let called = span.in_scope(|| {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.inner.call(client, event, data, id)
+            }))
+        });
         match called {
-            Ok(Some(dispatch)) => guard_panics(dispatch, self.name(), event),
-            Ok(None) => {
-                tracing::debug!(target: "gateway::rejection", gateway = self.name(), client = %client.id(), event, "unknown event");
-                Dispatch::reject(WsException::new(format!("Unknown event {event:?}")))
+            Ok(Some(Dispatch::Ready(outcome))) => {
+                telemetry::handled(gateway, event, started.elapsed());
+                Dispatch::Ready(guard_stream(outcome, self.name(), event))
             }
+            Ok(Some(Dispatch::Pending(future))) => {
+                let name = self.name();
+                Dispatch::pending(
+                    async move {
+                        let outcome = match AssertUnwindSafe(future).catch_unwind().await {
+                            Ok(outcome) => guard_stream(outcome, name, event),
+                            Err(panic) => {
+                                tracing::error!(target: "gateway", gateway = name, event, "handler panicked: {}", panic_message(&*panic));
+                                Err(WsException::internal().into())
+                            }
+                        };
+                        telemetry::handled(gateway, event, started.elapsed());
+                        outcome
+                    }
+                    .instrument(span),
+                )
+            }
+            Ok(None) => Dispatch::reject(WsException::new(format!("Unknown event {event:?}"))),
             Err(panic) => {
                 tracing::error!(target: "gateway", gateway = self.name(), event, method = self.inner.method_of(event), "handler panicked: {}", panic_message(&*panic));
                 Dispatch::reject(WsException::internal())
@@ -418,6 +455,7 @@ impl GatewayRuntime {
     /// frame it sent, when there was one): the exception filters of the handler's scopes,
     /// closest first, then NestJS's default `exception` frame.
     pub fn catch(&self, client: &Client, request: Option<&str>, failure: Failure) -> Caught {
+        telemetry::error(self.path(), telemetry::error_kind(&failure.to_string()));
         let parsed = request.and_then(|text| IncomingFrame::parse(text).ok());
         let cx = FilterContext {
             client,
@@ -459,10 +497,10 @@ impl GatewayRuntime {
 fn guard_panics(dispatch: Dispatch, gateway: &'static str, what: &str) -> Dispatch {
     let what = what.to_owned();
     match dispatch {
-        Dispatch::Ready(outcome) => Dispatch::Ready(guard_stream(outcome, gateway, what)),
+        Dispatch::Ready(outcome) => Dispatch::Ready(guard_stream(outcome, gateway, &what)),
         Dispatch::Pending(future) => Dispatch::pending(async move {
             match AssertUnwindSafe(future).catch_unwind().await {
-                Ok(outcome) => guard_stream(outcome, gateway, what),
+                Ok(outcome) => guard_stream(outcome, gateway, &what),
                 Err(panic) => {
                     tracing::error!(target: "gateway", gateway, event = what, "handler panicked: {}", panic_message(&*panic));
                     Err(WsException::internal().into())
@@ -472,9 +510,11 @@ fn guard_panics(dispatch: Dispatch, gateway: &'static str, what: &str) -> Dispat
     }
 }
 
-fn guard_stream(outcome: Outcome, gateway: &'static str, what: String) -> Outcome {
+fn guard_stream(outcome: Outcome, gateway: &'static str, what: &str) -> Outcome {
     match outcome {
-        Ok(Reply::Stream(stream)) => Ok(Reply::Stream(
+        Ok(Reply::Stream(stream)) => {
+            let what = what.to_owned();
+            Ok(Reply::Stream(
             AssertUnwindSafe(stream)
                 .catch_unwind()
                 .map(move |item| {
@@ -484,7 +524,8 @@ fn guard_stream(outcome: Outcome, gateway: &'static str, what: String) -> Outcom
                     })
                 })
                 .boxed(),
-        )),
+        ))
+        }
         other => other,
     }
 }

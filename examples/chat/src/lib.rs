@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod chat;
 pub mod common;
+pub mod metrics;
 
 use gateway_axum::LoggingInterceptor;
 use gateway_axum::prelude::*;

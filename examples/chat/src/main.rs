@@ -24,7 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let auth = chat::auth::AuthService::from_env();
     let app = chat::app_with(auth.clone()).build()?;
-    let router = chat::router(&app, auth);
+    let metrics = chat::metrics::install()?;
+    let router = chat::router(&app, auth).merge(chat::metrics::routes(metrics));
     let listener = gateway_axum::bind(addr)?;
     tracing::info!("chat listening on ws://{}/chat", listener.local_addr()?);
     gateway_axum::serve_with_shutdown(listener, router, &app, shutdown_signal(), GRACE).await?;

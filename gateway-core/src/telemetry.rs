@@ -1,0 +1,112 @@
+//! The metrics every gateway records through the [`metrics`](https://docs.rs/metrics)
+//! facade, and the helpers transports call to record theirs. Install any recorder
+//! (`metrics-exporter-prometheus`, ...) to collect them; without one they cost an atomic
+//! load each.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `gateway_connections` | gauge | `gateway` |
+//! | `gateway_messages_received_total` | counter | `gateway`, `event` (`unknown` for unrouted frames) |
+//! | `gateway_messages_sent_total` | counter | `gateway` |
+//! | `gateway_errors_total` | counter | `gateway`, `kind` |
+//! | `gateway_handler_duration_seconds` | histogram | `gateway`, `event` |
+//!
+//! Error kinds: `bad_request` (malformed JSON, invalid frame or body), `unknown_event`,
+//! `validation`, `forbidden`, `internal` (panics, serialization), `handler` (anything a
+//! handler, guard or interceptor returned).
+
+use std::time::Duration;
+
+use crate::exception::INTERNAL_SERVER_ERROR;
+use crate::guard::FORBIDDEN;
+
+/// Open connections, per gateway.
+pub const CONNECTIONS: &str = "gateway_connections";
+/// Messages received, per gateway and event.
+pub const MESSAGES_RECEIVED: &str = "gateway_messages_received_total";
+/// Frames written to clients, per gateway.
+pub const MESSAGES_SENT: &str = "gateway_messages_sent_total";
+/// Failures answered, per gateway and kind.
+pub const ERRORS: &str = "gateway_errors_total";
+/// Time from dispatch to outcome, per gateway and event.
+pub const HANDLER_DURATION: &str = "gateway_handler_duration_seconds";
+
+/// A connection opened on `gateway` (its path).
+///
+/// ```
+/// gateway_core::telemetry::connection_opened("/chat");
+/// gateway_core::telemetry::connection_closed("/chat");
+/// ```
+pub fn connection_opened(gateway: &'static str) {
+    metrics::gauge!(CONNECTIONS, "gateway" => gateway).increment(1.0);
+}
+
+/// A connection of `gateway` closed.
+pub fn connection_closed(gateway: &'static str) {
+    metrics::gauge!(CONNECTIONS, "gateway" => gateway).decrement(1.0);
+}
+
+/// `n` frames written to clients of `gateway`.
+///
+/// ```
+/// gateway_core::telemetry::frames_sent("/chat", 3);
+/// ```
+pub fn frames_sent(gateway: &'static str, n: u64) {
+    metrics::counter!(MESSAGES_SENT, "gateway" => gateway).increment(n);
+}
+
+pub(crate) fn message_received(gateway: &'static str, event: &'static str) {
+    metrics::counter!(MESSAGES_RECEIVED, "gateway" => gateway, "event" => event).increment(1);
+}
+
+pub(crate) fn handled(gateway: &'static str, event: &'static str, elapsed: Duration) {
+    metrics::histogram!(HANDLER_DURATION, "gateway" => gateway, "event" => event).record(elapsed);
+}
+
+/// The kind of a failure, from the message the client receives.
+pub(crate) fn error_kind(message: &str) -> &'static str {
+    if message == FORBIDDEN {
+        "forbidden"
+    } else if message == INTERNAL_SERVER_ERROR {
+        "internal"
+    } else if message == crate::pipe::VALIDATION_FAILED {
+        "validation"
+    } else if message.starts_with("Unknown event") {
+        "unknown_event"
+    } else if [
+        "Malformed JSON",
+        "Invalid frame",
+        "Invalid message body",
+        "Binary frames",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
+    {
+        "bad_request"
+    } else {
+        "handler"
+    }
+}
+
+pub(crate) fn error(gateway: &'static str, kind: &'static str) {
+    metrics::counter!(ERRORS, "gateway" => gateway, "kind" => kind).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_kind;
+
+    #[test]
+    fn kinds_follow_the_messages_clients_get() {
+        assert_eq!(error_kind("Forbidden resource"), "forbidden");
+        assert_eq!(error_kind("Internal server error"), "internal");
+        assert_eq!(error_kind("Validation failed"), "validation");
+        assert_eq!(error_kind("Unknown event \"x\""), "unknown_event");
+        assert_eq!(error_kind("Malformed JSON: EOF"), "bad_request");
+        assert_eq!(
+            error_kind("Invalid message body: missing field"),
+            "bad_request"
+        );
+        assert_eq!(error_kind("Join room \"a\" first"), "handler");
+    }
+}
