@@ -1,0 +1,3 @@
+//! Fan-out benchmark (written next).
+
+fn main() {}

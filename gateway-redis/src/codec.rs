@@ -1,0 +1,358 @@
+//! The wire format between instances: a small binary header, the selection as JSON, and the
+//! frame's bytes exactly as the emitting instance encoded them (never parsed again).
+//!
+//! ```text
+//! operation  (on <prefix>:<path>)          1 | uid u64 | kind u8 | sel_len u32 | selection | frame or room
+//! request    (on <prefix>#request)         1 | uid u64 | 4 | request u64 | path_len u16 | path | selection
+//! response   (on <prefix>#response#<uid>)  1 | uid u64 | 5 | request u64 | clients JSON
+//! ```
+//!
+//! Integers are big-endian. An empty selection (every client, no exclusions) is encoded as
+//! `sel_len = 0`, so a plain broadcast costs 14 bytes on top of its frame.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use gateway_core::adapter::{ClientInfo, Operation, Selection};
+use gateway_core::{ClientId, Frame};
+use serde::{Deserialize, Serialize};
+
+const VERSION: u8 = 1;
+const EMIT: u8 = 0;
+const JOIN: u8 = 1;
+const LEAVE: u8 = 2;
+const DISCONNECT: u8 = 3;
+const REQUEST: u8 = 4;
+const RESPONSE: u8 = 5;
+
+/// Why a payload could not be decoded (another version of the adapter, or foreign traffic
+/// on our channels).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecodeError {
+    #[error("truncated or unknown payload")]
+    Malformed,
+    #[error("bad selection: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("frame is not UTF-8")]
+    Utf8(#[from] std::str::Utf8Error),
+    #[error("bad client id")]
+    ClientId,
+}
+
+/// What arrives on an instance's subscription.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// An operation for the gateway named by the channel.
+    Operation {
+        from: u64,
+        selection: Selection,
+        op: Operation,
+    },
+    /// Another instance asks for the clients matching a selection.
+    Request {
+        from: u64,
+        request: u64,
+        path: String,
+        selection: Selection,
+    },
+    /// An answer to one of our requests.
+    Response {
+        from: u64,
+        request: u64,
+        clients: Vec<ClientInfo>,
+    },
+}
+
+/// The selection as JSON: short keys, empty lists left out.
+#[derive(Serialize, Deserialize, Default)]
+struct WireSelection<'a> {
+    #[serde(borrow, default, rename = "r", skip_serializing_if = "Vec::is_empty")]
+    rooms: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "c", skip_serializing_if = "Vec::is_empty")]
+    clients: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "xc", skip_serializing_if = "Vec::is_empty")]
+    except_clients: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "xr", skip_serializing_if = "Vec::is_empty")]
+    except_rooms: Vec<Cow<'a, str>>,
+}
+
+fn ids(ids: &[ClientId]) -> Vec<Cow<'static, str>> {
+    ids.iter().map(|id| Cow::Owned(id.to_string())).collect()
+}
+
+fn parse_ids(ids: Vec<Cow<'_, str>>) -> Result<Vec<ClientId>, DecodeError> {
+    ids.iter()
+        .map(|id| id.parse().map_err(|_| DecodeError::ClientId))
+        .collect()
+}
+
+fn owned(rooms: Vec<Cow<'_, str>>) -> Vec<Cow<'static, str>> {
+    rooms
+        .into_iter()
+        .map(|r| Cow::Owned(r.into_owned()))
+        .collect()
+}
+
+fn is_empty(selection: &Selection) -> bool {
+    selection.is_everyone()
+        && selection.except_clients.is_empty()
+        && selection.except_rooms.is_empty()
+}
+
+fn write_selection(buf: &mut Vec<u8>, selection: &Selection) {
+    if is_empty(selection) {
+        return;
+    }
+    let wire = WireSelection {
+        rooms: selection
+            .rooms
+            .iter()
+            .map(|r| Cow::Borrowed(&**r))
+            .collect(),
+        clients: ids(&selection.clients),
+        except_clients: ids(&selection.except_clients),
+        except_rooms: selection
+            .except_rooms
+            .iter()
+            .map(|r| Cow::Borrowed(&**r))
+            .collect(),
+    };
+    // Strings and lists of strings always serialize.
+    let _ = serde_json::to_writer(&mut *buf, &wire);
+}
+
+fn read_selection(json: &[u8]) -> Result<Selection, DecodeError> {
+    let mut selection = Selection::default();
+    if json.is_empty() {
+        return Ok(selection);
+    }
+    let wire: WireSelection<'_> = serde_json::from_slice(json)?;
+    selection.rooms = owned(wire.rooms);
+    selection.clients = parse_ids(wire.clients)?;
+    selection.except_clients = parse_ids(wire.except_clients)?;
+    selection.except_rooms = owned(wire.except_rooms);
+    Ok(selection)
+}
+
+fn header(uid: u64, kind: u8, capacity: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(10 + capacity);
+    buf.push(VERSION);
+    buf.extend_from_slice(&uid.to_be_bytes());
+    buf.push(kind);
+    buf
+}
+
+/// Encodes an operation for the other instances.
+pub(crate) fn encode_operation(uid: u64, selection: &Selection, op: &Operation) -> Vec<u8> {
+    let (kind, body): (u8, &[u8]) = match op {
+        Operation::Emit(frame) => (EMIT, frame.as_bytes()),
+        Operation::Join(room) => (JOIN, room.as_bytes()),
+        Operation::Leave(room) => (LEAVE, room.as_bytes()),
+        Operation::Disconnect => (DISCONNECT, &[]),
+        // A future operation this adapter does not know: sent as nothing, never applied.
+        _ => (u8::MAX, &[]),
+    };
+    let mut buf = header(uid, kind, 4 + body.len());
+    buf.extend_from_slice(&[0; 4]);
+    write_selection(&mut buf, selection);
+    let len = u32::try_from(buf.len() - 14).unwrap_or(u32::MAX);
+    buf[10..14].copy_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(body);
+    buf
+}
+
+/// Encodes a `fetch_clients` request.
+pub(crate) fn encode_request(uid: u64, request: u64, path: &str, selection: &Selection) -> Vec<u8> {
+    let mut buf = header(uid, REQUEST, 10 + path.len());
+    buf.extend_from_slice(&request.to_be_bytes());
+    let path = &path.as_bytes()[..path.len().min(usize::from(u16::MAX))];
+    buf.extend_from_slice(&u16::try_from(path.len()).unwrap_or(u16::MAX).to_be_bytes());
+    buf.extend_from_slice(path);
+    write_selection(&mut buf, selection);
+    buf
+}
+
+/// Encodes the answer to a `fetch_clients` request.
+pub(crate) fn encode_response(uid: u64, request: u64, clients: &[ClientInfo]) -> Vec<u8> {
+    let mut buf = header(uid, RESPONSE, 8 + 40 * clients.len());
+    buf.extend_from_slice(&request.to_be_bytes());
+    let list: Vec<(ClientId, &[String])> =
+        clients.iter().map(|c| (c.id, c.rooms.as_slice())).collect();
+    let _ = serde_json::to_writer(&mut buf, &list);
+    buf
+}
+
+fn split(bytes: &[u8], at: usize) -> Result<(&[u8], &[u8]), DecodeError> {
+    if bytes.len() < at {
+        return Err(DecodeError::Malformed);
+    }
+    Ok(bytes.split_at(at))
+}
+
+fn u64_at(bytes: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
+    let (head, rest) = split(bytes, 8)?;
+    let mut n = [0; 8];
+    n.copy_from_slice(head);
+    Ok((u64::from_be_bytes(n), rest))
+}
+
+/// Decodes what arrived on a subscription.
+pub(crate) fn decode(payload: &[u8]) -> Result<Incoming, DecodeError> {
+    let (version, rest) = split(payload, 1)?;
+    if version != [VERSION] {
+        return Err(DecodeError::Malformed);
+    }
+    let (from, rest) = u64_at(rest)?;
+    let (kind, rest) = split(rest, 1)?;
+    match kind[0] {
+        kind @ (EMIT | JOIN | LEAVE | DISCONNECT) => {
+            let (len, rest) = split(rest, 4)?;
+            let mut n = [0; 4];
+            n.copy_from_slice(len);
+            let len = usize::try_from(u32::from_be_bytes(n)).map_err(|_| DecodeError::Malformed)?;
+            let (selection, body) = split(rest, len)?;
+            let selection = read_selection(selection)?;
+            let room = || -> Result<Cow<'static, str>, DecodeError> {
+                Ok(Cow::Owned(std::str::from_utf8(body)?.to_owned()))
+            };
+            let op = match kind {
+                EMIT => Operation::Emit(Frame::from_encoded(Bytes::copy_from_slice(body))?),
+                JOIN => Operation::Join(room()?),
+                LEAVE => Operation::Leave(room()?),
+                _ => Operation::Disconnect,
+            };
+            Ok(Incoming::Operation {
+                from,
+                selection,
+                op,
+            })
+        }
+        REQUEST => {
+            let (request, rest) = u64_at(rest)?;
+            let (len, rest) = split(rest, 2)?;
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let (path, selection) = split(rest, len)?;
+            Ok(Incoming::Request {
+                from,
+                request,
+                path: std::str::from_utf8(path)?.to_owned(),
+                selection: read_selection(selection)?,
+            })
+        }
+        RESPONSE => {
+            let (request, rest) = u64_at(rest)?;
+            let list: Vec<(Cow<'_, str>, Vec<String>)> = serde_json::from_slice(rest)?;
+            let clients = list
+                .into_iter()
+                .map(|(id, rooms)| {
+                    let id = id.parse().map_err(|_| DecodeError::ClientId)?;
+                    Ok(ClientInfo::new(id, rooms))
+                })
+                .collect::<Result<_, DecodeError>>()?;
+            Ok(Incoming::Response {
+                from,
+                request,
+                clients,
+            })
+        }
+        _ => Err(DecodeError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> ClientId {
+        format!("{n:016x}").parse().unwrap()
+    }
+
+    #[test]
+    fn a_broadcast_is_the_frame_plus_fourteen_bytes() {
+        let frame = Frame::event("m", &1).unwrap();
+        let bytes = encode_operation(7, &Selection::default(), &Operation::Emit(frame.clone()));
+        assert_eq!(bytes.len(), frame.as_bytes().len() + 14);
+        let Incoming::Operation {
+            from,
+            selection,
+            op,
+        } = decode(&bytes).unwrap()
+        else {
+            panic!("not an operation");
+        };
+        assert_eq!(from, 7);
+        assert_eq!(selection, Selection::default());
+        assert_eq!(op, Operation::Emit(frame));
+    }
+
+    #[test]
+    fn selections_and_room_operations_round_trip() {
+        let mut selection = Selection::default();
+        selection.rooms = vec!["a".into(), "b\"c".into()];
+        selection.clients = vec![id(1)];
+        selection.except_clients = vec![id(u64::MAX)];
+        selection.except_rooms = vec!["muted".into()];
+        for op in [
+            Operation::Join("vip".into()),
+            Operation::Leave("vip".into()),
+            Operation::Disconnect,
+        ] {
+            let bytes = encode_operation(1, &selection, &op);
+            match decode(&bytes).unwrap() {
+                Incoming::Operation {
+                    selection: s,
+                    op: o,
+                    ..
+                } => {
+                    assert_eq!(s, selection);
+                    assert_eq!(o, op);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn requests_and_responses_round_trip() {
+        let mut selection = Selection::default();
+        selection.rooms = vec!["r".into()];
+        match decode(&encode_request(3, 9, "/chat", &selection)).unwrap() {
+            Incoming::Request {
+                from,
+                request,
+                path,
+                selection: s,
+            } => {
+                assert_eq!((from, request, path.as_str()), (3, 9, "/chat"));
+                assert_eq!(s, selection);
+            }
+            other => panic!("{other:?}"),
+        }
+        let clients = vec![ClientInfo::new(id(5), vec!["r".into()])];
+        match decode(&encode_response(4, 9, &clients)).unwrap() {
+            Incoming::Response {
+                from,
+                request,
+                clients: c,
+            } => {
+                assert_eq!((from, request), (4, 9));
+                assert_eq!(c, clients);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_is_rejected_not_panicked_on() {
+        for bytes in [
+            &b""[..],
+            b"\x02",
+            b"\x01\0\0",
+            b"\x01\0\0\0\0\0\0\0\x01\x00\xff\xff\xff\xff",
+            b"\x01\0\0\0\0\0\0\0\x01\x09",
+            b"\x01\0\0\0\0\0\0\0\x01\x00\0\0\0\0\xff",
+        ] {
+            assert!(decode(bytes).is_err(), "{bytes:?}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! [`RedisConfig`]: where Redis is and how the adapter behaves.
+
+use std::time::Duration;
+
+/// How to reach Redis and how the adapter behaves; pass it to
+/// [`RedisAdapter::connect`](crate::RedisAdapter::connect).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use gateway_redis::RedisConfig;
+///
+/// let config = RedisConfig::new("redis://127.0.0.1:6379")
+///     .prefix("chat")                              // channels chat:/path, chat#request, ...
+///     .start_degraded(true)                        // start even if Redis is down
+///     .request_timeout(Duration::from_secs(2));    // fetch_clients waits this long
+/// assert_eq!(config.url(), "redis://127.0.0.1:6379");
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a RedisConfig does nothing until passed to `RedisAdapter::connect`"]
+pub struct RedisConfig {
+    pub(crate) url: String,
+    pub(crate) prefix: String,
+    pub(crate) start_degraded: bool,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) queue_capacity: usize,
+}
+
+impl RedisConfig {
+    /// Redis at `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://` when the
+    /// `redis` crate's TLS feature is enabled), channel prefix `gateway`, every other
+    /// setting at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "gateway".into(),
+            start_degraded: false,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            queue_capacity: 65_536,
+        }
+    }
+
+    /// The URL given to [`new`](Self::new).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The channel prefix (default `gateway`): gateway `/chat` uses channel
+    /// `<prefix>:/chat`. Instances of one app share a prefix; different apps on one Redis
+    /// use different ones, and no prefix should be another one followed by `:`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Whether [`connect`](crate::RedisAdapter::connect) succeeds when Redis cannot be
+    /// reached (default `false`: it fails naming the URL). A degraded adapter delivers
+    /// locally and keeps trying to connect in the background.
+    pub fn start_degraded(mut self, yes: bool) -> Self {
+        self.start_degraded = yes;
+        self
+    }
+
+    /// How long one connection attempt may take (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long [`fetch_clients`](gateway_core::Broadcast::fetch_clients) waits for the
+    /// other instances to answer (default 5 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The delay between reconnection attempts: `min` at first, doubling up to `max`
+    /// (defaults 100 ms and 5 s).
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        self.backoff_max = max.max(min);
+        self
+    }
+
+    /// How many outgoing messages may wait for the publisher connection (default 65,536);
+    /// beyond that they are dropped with a warning rather than slowing the emitting task.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+}
