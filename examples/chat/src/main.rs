@@ -1,9 +1,14 @@
 //! The chat server: `cargo run -p chat`, then connect to `ws://127.0.0.1:3000/chat`.
 //!
 //! `HOST` and `PORT` choose the address (defaults 127.0.0.1:3000); `RUST_LOG` the logging.
+//!
+//! With `REDIS_URL` set, instances share rooms through Redis: run
+//! `REDIS_URL=redis://127.0.0.1:6379 PORT=3001 cargo run -p chat` and the same with
+//! `PORT=3002`, and clients of both chat in one room.
 
 use std::net::{IpAddr, SocketAddr};
 
+use gateway_redis::{RedisAdapter, RedisConfig};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -23,7 +28,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = SocketAddr::new(host, port);
 
     let auth = chat::auth::AuthService::from_env();
-    let app = chat::app_with(auth.clone()).build()?;
+    let mut builder = chat::app_with(auth.clone());
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        // Fails here, naming the URL, if Redis cannot be reached.
+        let redis = RedisAdapter::connect(RedisConfig::new(url).prefix("chat"))
+            .await
+            .inspect_err(|err| tracing::error!("{err}"))?;
+        tracing::info!("scaling out through {redis:?}");
+        builder = builder.adapter(redis);
+    }
+    let app = builder.build()?;
     let metrics = chat::metrics::install()?;
     let router = chat::router(&app, auth).merge(chat::metrics::routes(metrics));
     let listener = gateway_axum::bind(addr)?;
