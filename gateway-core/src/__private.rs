@@ -10,7 +10,7 @@ use serde::Serialize;
 pub use crate::dispatch::{Context, Dispatch, Outcome, Reply};
 pub use crate::extract::{ArgSite, FromContext, MessageBody};
 pub use crate::filter::FilterRef;
-pub use crate::gateway::{Gateway, GatewayHandlers, Handler, Hook, Hooks};
+pub use crate::gateway::{Gateway, GatewayHandlers, Handler, HandlerDoc, Hook, Hooks};
 pub use crate::guard::GuardRef;
 pub use crate::inject::{BuildContext, FromProviders};
 pub use crate::interceptor::InterceptorRef;
@@ -20,11 +20,13 @@ pub use crate::registry::GatewayDescriptor;
 pub use crate::reply::{IntoReply, ReplyTo};
 pub use crate::{BuildError, Failure, WsException};
 pub use inventory;
+pub use serde_json;
 
 pub use crate::{
-    __extract as extract, __pipe as pipe, __register_gateway as register_gateway, __reply as reply,
-    __verify as verify,
+    __describe as describe, __extract as extract, __pipe as pipe,
+    __register_gateway as register_gateway, __reply as reply, __verify as verify,
 };
+pub use schemars::SchemaGenerator;
 
 /// Resolves one field of a gateway struct.
 pub fn resolve<T: FromProviders>(
@@ -292,4 +294,140 @@ macro_rules! __register_gateway {
             $crate::__private::GatewayDescriptor::of::<$ty>(::core::file!(), ::core::line!())
         }
     };
+}
+
+// Documentation (AsyncAPI): the schema of the body among the arguments, and of the reply.
+// The same autoref tiers as above choose, per type: an extractor has no schema; a type
+// with `JsonSchema` has its own; any other type is described as "any JSON".
+
+/// Describes one argument.
+pub trait DescribeExtractor {
+    /// `None`: extractors are not the body.
+    fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+}
+
+impl<T: FromContext> DescribeExtractor for &&Arg<T> {
+    fn body_schema(&self, _: &mut SchemaGenerator) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// Describes a body with a schema.
+pub trait DescribeSchema {
+    /// The body's schema.
+    fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+}
+
+impl<T: schemars::JsonSchema> DescribeSchema for &Arg<T> {
+    fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
+        Some(generator.subschema_for::<T>().to_value())
+    }
+}
+
+/// Describes a body without a schema.
+pub trait DescribeAny {
+    /// Any JSON.
+    fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+}
+
+impl<T> DescribeAny for Arg<T> {
+    fn body_schema(&self, _: &mut SchemaGenerator) -> Option<serde_json::Value> {
+        Some(serde_json::Value::Bool(true))
+    }
+}
+
+impl<T> Tag<T> {
+    /// The tag of what `method` returns (never called).
+    pub fn returned_by<G: 'static>(_method: impl FnOnce(&'static G) -> T) -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T> Tag<T> {
+    /// The tag of what the future `method` returns resolves to (never called).
+    pub fn awaited_by<G: 'static, F>(_method: impl FnOnce(&'static G) -> F) -> Self
+    where
+        F: std::future::Future<Output = T>,
+    {
+        Self(PhantomData)
+    }
+}
+
+/// A `Result` reply: described by its `Ok` value.
+pub trait DescribeResult {
+    /// The schema of the reply's data.
+    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+}
+
+impl<T: schemars::JsonSchema, E> DescribeResult for &&&Tag<Result<T, E>> {
+    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
+        schema_of_reply::<T>(generator)
+    }
+}
+
+/// A `Stream` reply: described by its items.
+pub trait DescribeStream {
+    /// The schema of each item's data.
+    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+}
+
+impl<S> DescribeStream for &&Tag<S>
+where
+    S: Stream,
+    S::Item: schemars::JsonSchema,
+{
+    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
+        schema_of_reply::<S::Item>(generator)
+    }
+}
+
+/// A reply with a schema.
+pub trait DescribeReply {
+    /// The schema of the reply's data.
+    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+}
+
+impl<T: schemars::JsonSchema> DescribeReply for &Tag<T> {
+    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
+        schema_of_reply::<T>(generator)
+    }
+}
+
+/// A reply without a schema.
+pub trait DescribeAnyReply {
+    /// Any JSON.
+    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+}
+
+impl<T> DescribeAnyReply for Tag<T> {
+    fn reply_schema(&self, _: &mut SchemaGenerator) -> Option<serde_json::Value> {
+        Some(serde_json::Value::Bool(true))
+    }
+}
+
+/// `()` sends no reply; anything else is described by its schema.
+fn schema_of_reply<T: schemars::JsonSchema>(
+    generator: &mut SchemaGenerator,
+) -> Option<serde_json::Value> {
+    (std::any::type_name::<T>() != "()").then(|| generator.subschema_for::<T>().to_value())
+}
+
+/// `describe!(generator, reply_tag; ArgType, ...)`: the [`HandlerDoc`] of a handler.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __describe {
+    ($generator:expr, $reply:expr; $($ty:ty),* $(,)?) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{
+            DescribeAny as _, DescribeAnyReply as _, DescribeExtractor as _, DescribeReply as _,
+            DescribeResult as _, DescribeSchema as _, DescribeStream as _,
+        };
+        let generator: &mut $crate::__private::SchemaGenerator = $generator;
+        let body: ::core::option::Option<$crate::__private::serde_json::Value> = ::core::option::Option::None;
+        $(
+            let body = body.or_else(|| (&&&$crate::__private::Arg::<$ty>::new()).body_schema(generator));
+        )*
+        let reply = (&&&&$reply).reply_schema(generator);
+        $crate::__private::HandlerDoc::new(body, reply)
+    }};
 }

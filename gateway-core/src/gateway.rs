@@ -62,6 +62,27 @@ pub type HandlerFn<G> = fn(&Arc<G>, &Context<'_>) -> Dispatch;
 /// that an `Inject<T>` argument has a provider).
 pub type VerifyFn = fn(&BuildContext<'_>) -> Result<(), BuildError>;
 
+/// Describes a handler's body and reply as JSON Schemas (AsyncAPI), adding the types they
+/// refer to into the generator's definitions.
+pub type DescribeFn = fn(&mut schemars::SchemaGenerator) -> HandlerDoc;
+
+/// The JSON Schemas of one handler: `None` where there is no body or no reply.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct HandlerDoc {
+    /// The `data` the handler takes (its argument that is not an extractor).
+    pub body: Option<serde_json::Value>,
+    /// The `data` of the reply (of each item, for a stream).
+    pub reply: Option<serde_json::Value>,
+}
+
+impl HandlerDoc {
+    /// A description from two schemas.
+    pub fn new(body: Option<serde_json::Value>, reply: Option<serde_json::Value>) -> Self {
+        Self { body, reply }
+    }
+}
+
 /// One `#[subscribe("event")]` method of a gateway.
 pub struct Handler<G> {
     /// The event name, as written in `#[subscribe("...")]`.
@@ -74,6 +95,8 @@ pub struct Handler<G> {
     pub verify: VerifyFn,
     /// The method's own guards, interceptors and filters, built once per app.
     pub layers: fn() -> Layers,
+    /// JSON Schemas of the method's message body and reply, for generated documentation.
+    pub describe: DescribeFn,
     /// Where the method is declared.
     pub file: &'static str,
     /// The line of the `#[subscribe]` attribute.

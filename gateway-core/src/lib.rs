@@ -47,6 +47,7 @@
 extern crate self as gateway_core;
 
 pub mod adapter;
+pub mod asyncapi;
 mod app;
 mod auth;
 mod client;
@@ -89,7 +90,9 @@ pub use extract::{ArgSite, Data, Event, FromContext, MessageBody, TryData};
 pub use failure::Failure;
 pub use filter::{Caught, ExceptionFilter, FilterContext, FilterRef};
 pub use frame::{Frame, FrameError, IncomingFrame};
-pub use gateway::{Gateway, GatewayHandlers, Handler, HandlerFn, Hook, Hooks, VerifyFn};
+pub use gateway::{
+    DescribeFn, Gateway, GatewayHandlers, Handler, HandlerDoc, HandlerFn, Hook, Hooks, VerifyFn,
+};
 pub use guard::{FORBIDDEN, Guard, GuardRef};
 pub use inject::{BuildContext, FromProviders, Inject, Providers};
 pub use interceptor::{Interceptor, InterceptorRef, Next};
@@ -98,8 +101,12 @@ pub use logging::LoggingInterceptor;
 pub use pipe::{Pipe, ValidationPipe};
 pub use registry::{GatewayDescriptor, registered};
 pub use reply::{IntoReply, ReplyTo, WsResponse};
-pub use runtime::GatewayRuntime;
+pub use runtime::{EventDoc, GatewayRuntime};
 pub use server::{Broadcast, WsServer};
+
+/// The JSON Schema crate the AsyncAPI document is built with: derive `JsonSchema` on message
+/// bodies and replies to describe them.
+pub use schemars;
 
 pub use gateway_macros::{
     after_init, handle_connection, handle_disconnect, subscribe, use_filters, use_guards,

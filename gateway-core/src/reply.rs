@@ -43,6 +43,25 @@ pub struct WsResponse<T> {
     data: T,
 }
 
+/// In generated documentation (AsyncAPI), a `WsResponse<T>` is described by its data.
+impl<T: schemars::JsonSchema> schemars::JsonSchema for WsResponse<T> {
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
 /// The struct name by which the reply encoder recognises a [`WsResponse`] among
 /// serializable values, wherever it sits (`Result<WsResponse<T>, E>`, `Option<..>`, streams).
 const WS_RESPONSE: &str = "$gateway_core::WsResponse";

@@ -53,6 +53,7 @@ trait ErasedGateway: Send + Sync {
     fn method_of(&self, event: &str) -> Option<&'static str>;
     /// The event's name as the handler table holds it (`'static`), if there is a handler.
     fn event_of(&self, event: &str) -> Option<&'static str>;
+    fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc>;
     fn filters_of(&self, event: &str) -> &Layers;
     fn call(
         &self,
@@ -62,6 +63,18 @@ trait ErasedGateway: Send + Sync {
         id: Option<&RawValue>,
     ) -> Option<Dispatch>;
     fn hook(&self, kind: HookKind, cx: &Context<'_>) -> Option<Dispatch>;
+}
+
+/// One handler as generated documentation sees it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EventDoc {
+    /// The event it handles.
+    pub event: &'static str,
+    /// The method's name.
+    pub method: &'static str,
+    /// The schemas of its body and reply.
+    pub doc: crate::gateway::HandlerDoc,
 }
 
 /// What every gateway has, whatever its type.
@@ -109,6 +122,17 @@ impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
 
     fn event_of(&self, event: &str) -> Option<&'static str> {
         self.routes.get(event).map(|r| r.handler.event)
+    }
+
+    fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
+        G::HANDLERS
+            .iter()
+            .map(|handler| EventDoc {
+                event: handler.event,
+                method: handler.method,
+                doc: (handler.describe)(generator),
+            })
+            .collect()
     }
 
     fn filters_of(&self, event: &str) -> &Layers {
@@ -381,6 +405,12 @@ impl GatewayRuntime {
                 Some(Dispatch::reject(WsException::internal()))
             })
             .map(|d| guard_panics(d, name, "hook"))
+    }
+
+    /// Every handler of the gateway, in declaration order, with the JSON Schemas of its
+    /// body and reply; the types they refer to are added to `generator`'s definitions.
+    pub fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
+        self.inner.describe(generator)
     }
 
     /// Parses a text frame and dispatches it to its handler.

@@ -583,11 +583,38 @@ fn verify(method: &Method) -> TokenStream {
     quote!(|cx| ::gateway_core::__private::verify!(cx, #name; #(#args),*))
 }
 
+/// `|generator| describe!(generator, tag; Type, ..)`: the JSON Schemas of the body and the
+/// reply, for AsyncAPI. The reply's type is named by a closure that calls the method and is
+/// never run (which also names `impl Stream` types).
+fn describe(method: &Method) -> TokenStream {
+    let ident = &method.ident;
+    let this = Ident::new("this", Span::mixed_site());
+    let generator = Ident::new("generator", Span::mixed_site());
+    let tys: Vec<_> = method.args.iter().map(|a| &a.ty).collect();
+    let never = method
+        .args
+        .iter()
+        .map(|_| quote!(::core::unreachable!()));
+    let tag = if method.is_async {
+        quote!(awaited_by)
+    } else {
+        quote!(returned_by)
+    };
+    quote! {
+        |#generator| {
+            #[allow(unreachable_code, clippy::diverging_sub_expression)]
+            let reply = ::gateway_core::__private::Tag::#tag(|#this: &'static Self| #this.#ident(#(#never),*));
+            ::gateway_core::__private::describe!(#generator, reply; #(#tys),*)
+        }
+    }
+}
+
 fn handler_entry(handler: &Subscription) -> TokenStream {
     let Subscription { event, method } = handler;
     let name = method.ident.to_string();
     let call = shim_ident(&method.ident);
     let verify = verify(method);
+    let describe = describe(method);
     let layers = if method.layers.is_empty() {
         quote!(::gateway_core::__private::Layers::default)
     } else {
@@ -601,6 +628,7 @@ fn handler_entry(handler: &Subscription) -> TokenStream {
             call: Self::#call,
             verify: #verify,
             layers: #layers,
+            describe: #describe,
             file: ::core::file!(),
             line: ::core::line!(),
         }

@@ -42,7 +42,21 @@ pub fn app_with(auth: AuthService) -> GatewayApp {
         .gateway::<AuthGateway>()
 }
 
-/// The whole HTTP surface: the gateways and `POST /auth/login`.
+/// The whole HTTP surface: the gateways, `POST /auth/login` and `GET /asyncapi.json`.
 pub fn router(app: &App, auth: AuthService) -> axum::Router {
-    app.into_router().merge(auth::routes(auth))
+    let document = asyncapi(app);
+    app.into_router()
+        .merge(auth::routes(auth))
+        .route(
+            "/asyncapi.json",
+            axum::routing::get(move || std::future::ready(axum::Json(document.clone()))),
+        )
+}
+
+/// The AsyncAPI 3.0 document of the app's gateways (`cargo run -p chat -- asyncapi`).
+pub fn asyncapi(app: &App) -> serde_json::Value {
+    let info = gateway_axum::asyncapi::Info::new("Chat", env!("CARGO_PKG_VERSION")).description(
+        "The chat of the NestJS WebSocket guide: rooms, messages and history at /chat (a token is required), tokens at /auth.",
+    );
+    gateway_axum::asyncapi::document(app, &info)
 }

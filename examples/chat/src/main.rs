@@ -1,5 +1,7 @@
 //! The chat server: `cargo run -p chat`, then connect to `ws://127.0.0.1:3000/chat`.
 //!
+//! `cargo run -p chat -- asyncapi` prints the AsyncAPI document and exits.
+//!
 //! `HOST` and `PORT` choose the address (defaults 127.0.0.1:3000); `RUST_LOG` the logging.
 //!
 //! With `REDIS_URL` set, instances share rooms through Redis: run
@@ -38,6 +40,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.adapter(redis);
     }
     let app = builder.build()?;
+    if std::env::args().nth(1).as_deref() == Some("asyncapi") {
+        let document = serde_json::to_string_pretty(&chat::asyncapi(&app))?;
+        #[allow(clippy::print_stdout)] // the document is the command's output
+        {
+            println!("{document}");
+        }
+        return Ok(());
+    }
     let metrics = chat::metrics::install()?;
     let router = chat::router(&app, auth).merge(chat::metrics::routes(metrics));
     let listener = gateway_axum::bind(addr)?;

@@ -77,6 +77,13 @@ impl ::gateway_core::__private::GatewayHandlers for ChatGateway {
                 ::gateway_core::__private::verify!(cx, "handle_event"; "data" : Value)
             },
             layers: ::gateway_core::__private::Layers::default,
+            describe: |generator| {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                let reply = ::gateway_core::__private::Tag::awaited_by(|
+                    this: &'static Self|
+                this.handle_event(::core::unreachable!()));
+                ::gateway_core::__private::describe!(generator, reply; Value)
+            },
             file: ::core::file!(),
             line: ::core::line!(),
         },
@@ -97,6 +104,15 @@ impl ::gateway_core::__private::GatewayHandlers for ChatGateway {
                 filters: ::std::vec![
                     ::gateway_core::__private::FilterRef::new(ChatExceptionFilter)
                 ],
+            },
+            describe: |generator| {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                let reply = ::gateway_core::__private::Tag::returned_by(|
+                    this: &'static Self|
+                this.message(::core::unreachable!(), ::core::unreachable!()));
+                ::gateway_core::__private::describe!(
+                    generator, reply; Client, SendMessage
+                )
             },
             file: ::core::file!(),
             line: ::core::line!(),

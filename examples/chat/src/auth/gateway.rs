@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 use super::service::{AuthService, User};
 
 /// `{"token": ...}`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 pub struct TokenBody {
     /// A token from `POST /auth/login`.
     pub token: String,
 }
 
 /// `{"user": ...}`: the data of `authenticated`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Authenticated {
     /// The user the token names (its password hash is never serialized).
     pub user: User,

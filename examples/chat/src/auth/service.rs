@@ -15,12 +15,13 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// A user as the server knows it. The password hash never leaves the server: it is
 /// skipped when the user is serialized into a frame.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct User {
     /// The user's name.
     pub username: String,
     /// A salted SHA-256 of the password; never serialized.
     #[serde(skip_serializing)]
+    #[schemars(skip)]
     pub password_hash: String,
 }
 

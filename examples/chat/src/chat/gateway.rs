@@ -3,6 +3,7 @@
 use futures_util::Stream;
 use gateway_axum::prelude::*;
 use gateway_axum::{Identity, ValidationPipe};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use validator::{Validate, ValidationError};
@@ -14,14 +15,14 @@ use crate::common::interceptors::TransformInterceptor;
 
 /// `{"room": ...}`: the body of `join`, `leave` and `history`, and the data of `joined`
 /// and `left`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RoomRef {
     /// The room's name.
     pub room: String,
 }
 
 /// The body of `message`, checked by `ValidationPipe`.
-#[derive(Clone, Debug, Deserialize, Validate)]
+#[derive(Clone, Debug, Deserialize, Validate, JsonSchema)]
 pub struct SendMessage {
     /// The room to send to (1 to 64 of `a-z 0-9 _ -`); the sender must have joined it.
     #[validate(custom(function = "room_name"))]

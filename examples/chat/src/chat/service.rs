@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const HISTORY_LIMIT: usize = 50;
 
 /// A message as clients receive it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChatMessage {
     /// The room it was sent to.
     pub room: String,

@@ -1,0 +1,184 @@
+//! An [AsyncAPI 3.0](https://www.asyncapi.com/docs/reference/specification/v3.0.0) document
+//! generated from the gateways of an app: a channel per gateway path, an operation per
+//! subscribed event (the client sends, the server receives) with its reply, and message
+//! payloads whose `data` is described by the JSON Schema of the handler's body and reply
+//! types (derive [`schemars::JsonSchema`] on them; other types read as "any JSON").
+
+use serde_json::{Map, Value, json};
+
+use crate::App;
+
+/// The `info` of the document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Info {
+    /// The API's title.
+    pub title: String,
+    /// The API's version.
+    pub version: String,
+    /// What it is, in a sentence or two.
+    pub description: Option<String>,
+}
+
+impl Info {
+    /// `title` at `version`.
+    pub fn new(title: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            version: version.into(),
+            description: None,
+        }
+    }
+
+    /// With a description.
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+}
+
+/// The AsyncAPI 3.0 document of every gateway of `app`.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::asyncapi::{Info, document};
+/// use gateway_core::prelude::*;
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct Join {
+///     room: String,
+/// }
+///
+/// #[websocket_gateway(path = "/rooms")]
+/// struct RoomGateway;
+///
+/// #[websocket_gateway]
+/// impl RoomGateway {
+///     #[subscribe("join")]
+///     fn join(&self, client: Client, body: Join) -> WsResponse<String> {
+///         client.join(body.room.clone());
+///         WsResponse::new("joined", body.room)
+///     }
+/// }
+///
+/// let app = GatewayApp::new().gateway::<RoomGateway>().build().unwrap();
+/// let doc = document(&app, &Info::new("Rooms", "1.0.0"));
+/// assert_eq!(doc["asyncapi"], "3.0.0");
+/// assert_eq!(doc["channels"]["rooms"]["address"], "/rooms");
+/// assert_eq!(doc["operations"]["rooms.join"]["action"], "receive");
+/// let data = &doc["components"]["messages"]["rooms.join"]["payload"]["properties"]["data"];
+/// assert_eq!(data["$ref"], "#/components/schemas/Join");
+/// assert_eq!(doc["components"]["schemas"]["Join"]["required"][0], "room");
+/// ```
+pub fn document(app: &App, info: &Info) -> Value {
+    let mut settings = schemars::generate::SchemaSettings::draft07();
+    settings.definitions_path = "/components/schemas/".into();
+    settings.meta_schema = None;
+    let mut generator = schemars::SchemaGenerator::new(settings);
+
+    let mut channels = Map::new();
+    let mut operations = Map::new();
+    let mut messages = Map::new();
+    for gateway in app.gateways() {
+        let channel = channel_id(gateway.path());
+        let mut channel_messages = Map::new();
+        for handler in gateway.describe(&mut generator) {
+            let request = format!("{channel}.{}", handler.event);
+            messages.insert(
+                request.clone(),
+                message(handler.event, handler.doc.body.as_ref(), "request"),
+            );
+            channel_messages.insert(
+                handler.event.to_owned(),
+                json!({"$ref": format!("#/components/messages/{request}")}),
+            );
+            let mut operation = json!({
+                "action": "receive",
+                "channel": {"$ref": format!("#/channels/{channel}")},
+                "summary": format!("`{}` handles `{}`", handler.method, handler.event),
+                "messages": [{"$ref": format!("#/channels/{channel}/messages/{}", handler.event)}],
+            });
+            if let Some(reply) = &handler.doc.reply {
+                let reply_id = format!("{request}.reply");
+                let reply_key = format!("{}.reply", handler.event);
+                messages.insert(reply_id.clone(), message(handler.event, Some(reply), "reply"));
+                channel_messages.insert(
+                    reply_key.clone(),
+                    json!({"$ref": format!("#/components/messages/{reply_id}")}),
+                );
+                operation["reply"] = json!({
+                    "channel": {"$ref": format!("#/channels/{channel}")},
+                    "messages": [{"$ref": format!("#/channels/{channel}/messages/{reply_key}")}],
+                });
+            }
+            operations.insert(request, operation);
+        }
+        channels.insert(
+            channel.clone(),
+            json!({
+                "address": gateway.path(),
+                "title": gateway.name(),
+                "description": format!(
+                    "The `{}` gateway: JSON text frames `{{\"event\": ..., \"data\": ...}}` over a WebSocket at `{}`. Failures arrive as event `exception`.",
+                    gateway.name(),
+                    gateway.path()
+                ),
+                "messages": channel_messages,
+            }),
+        );
+    }
+    let mut info_value = json!({"title": info.title, "version": info.version});
+    if let Some(description) = &info.description {
+        info_value["description"] = json!(description);
+    }
+    let schemas: Map<String, Value> = generator.definitions().clone();
+    json!({
+        "asyncapi": "3.0.0",
+        "info": info_value,
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": messages,
+            "schemas": schemas,
+        },
+    })
+}
+
+/// A channel id from a path: `/chat` → `chat`, `/v1/chat` → `v1.chat`, `/` → `root`.
+fn channel_id(path: &str) -> String {
+    let id = path.trim_matches('/').replace('/', ".");
+    if id.is_empty() { "root".to_owned() } else { id }
+}
+
+/// A message: the envelope with the event's name and the data's schema.
+fn message(event: &str, data: Option<&Value>, kind: &str) -> Value {
+    let mut properties = json!({"event": {"type": "string", "const": event}});
+    if let Some(data) = data {
+        properties["data"] = data.clone();
+    }
+    json!({
+        "name": event,
+        "title": format!("{event} ({kind})"),
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "properties": properties,
+            "required": ["event"],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::channel_id;
+
+    #[test]
+    fn channel_ids_are_valid_keys() {
+        assert_eq!(channel_id("/chat"), "chat");
+        assert_eq!(channel_id("/v1/chat"), "v1.chat");
+        assert_eq!(channel_id("/"), "root");
+    }
+}
