@@ -19,7 +19,14 @@ if ! listening 127.0.0.1 6379; then
   for _ in $(seq 50); do listening 127.0.0.1 6379 && break; sleep 0.1; done
 fi
 
-# Node clients (Socket.IO, AsyncAPI validation) used by tests, where present.
+# Headless Chromium for the browser test of the chat page.
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "test.sh: installing chromium" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
+# Node clients (Socket.IO, AsyncAPI validation, the browser driver) used by tests.
 while IFS= read -r lock; do
   dir=$(dirname "$lock")
   echo "test.sh: npm ci in $dir" >&2

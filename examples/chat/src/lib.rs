@@ -42,11 +42,19 @@ pub fn app_with(auth: AuthService) -> GatewayApp {
         .gateway::<AuthGateway>()
 }
 
-/// The whole HTTP surface: the gateways, `POST /auth/login` and `GET /asyncapi.json`.
+/// The chat page served at `/`: plain HTML and JavaScript, no build step.
+pub const INDEX_HTML: &str = include_str!("../static/index.html");
+
+/// The whole HTTP surface: the chat page at `/`, the gateways, `POST /auth/login` and
+/// `GET /asyncapi.json`.
 pub fn router(app: &App, auth: AuthService) -> axum::Router {
     let document = asyncapi(app);
     app.into_router()
         .merge(auth::routes(auth))
+        .route(
+            "/",
+            axum::routing::get(|| std::future::ready(axum::response::Html(INDEX_HTML))),
+        )
         .route(
             "/asyncapi.json",
             axum::routing::get(move || std::future::ready(axum::Json(document.clone()))),
