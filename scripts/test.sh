@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 
 listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# gateway-redis's fault test starts its own redis-server, so the binary is needed even when
+# a Redis already listens on 6379.
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test.sh: installing redis-server" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
 if ! listening 127.0.0.1 6379; then
-  if ! command -v redis-server >/dev/null 2>&1; then
-    echo "test.sh: installing redis-server" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
-  fi
   echo "test.sh: starting redis-server on 127.0.0.1:6379" >&2
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --logfile /tmp/gateway-test-redis.log
