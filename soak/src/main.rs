@@ -1,0 +1,337 @@
+//! The soak test: `cargo run --release -p gateway-soak -- [clients=2000] [rooms=50]
+//! [messages=100000] [rate=5000] [churn=0.2] [redis=redis://127.0.0.1:6379]`.
+//!
+//! Two app instances on two ports share rooms through Redis. Most clients join a room and
+//! stay; a fraction (`churn`) keeps dropping abruptly and reconnecting to a random instance
+//! and room. The stable clients send `messages` numbered messages to their rooms at `rate`
+//! per second. At the end every stable member of a room must have received every message
+//! sent to that room exactly once: the run prints the figures and fails (exit 1) on any
+//! loss or duplicate.
+
+// A command-line tool: its output is the report.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use gateway_axum::IntoRouter;
+use gateway_core::prelude::*;
+use gateway_redis::{RedisAdapter, RedisConfig};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// One chat line: who sent it, its number, when (µs since the run began).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Say {
+    room: String,
+    sender: u32,
+    seq: u32,
+    sent_us: u64,
+}
+
+/// The gateway every instance serves.
+#[websocket_gateway(path = "/soak")]
+pub struct SoakGateway {
+    server: WsServer,
+}
+
+#[websocket_gateway]
+impl SoakGateway {
+    #[subscribe("join")]
+    fn join(&self, client: Client, room: String) -> String {
+        client.join(room.clone());
+        room
+    }
+
+    #[subscribe("say")]
+    fn say(&self, say: Say) {
+        let _ = self.server.to(say.room.clone()).emit("said", &say);
+    }
+}
+
+struct Options {
+    clients: usize,
+    rooms: usize,
+    messages: usize,
+    rate: usize,
+    churn: f64,
+    redis: String,
+}
+
+impl Options {
+    fn parse() -> Result<Self, String> {
+        let mut options = Self {
+            clients: 2_000,
+            rooms: 50,
+            messages: 100_000,
+            rate: 5_000,
+            churn: 0.2,
+            redis: "redis://127.0.0.1:6379".into(),
+        };
+        for arg in std::env::args().skip(1) {
+            let (key, value) = arg
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=value, got {arg}"))?;
+            let number = || value.parse::<usize>().map_err(|e| format!("{key}: {e}"));
+            match key {
+                "clients" => options.clients = number()?,
+                "rooms" => options.rooms = number()?.max(1),
+                "messages" => options.messages = number()?,
+                "rate" => options.rate = number()?.max(1),
+                "churn" => options.churn = value.parse().map_err(|e| format!("churn: {e}"))?,
+                "redis" => options.redis = value.to_owned(),
+                _ => return Err(format!("unknown option {key}")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// A tiny deterministic random number generator (xorshift), so runs are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// What a stable client saw.
+#[derive(Default)]
+struct Seen {
+    /// (sender, seq) → times received.
+    counts: HashMap<(u32, u32), u32>,
+    latencies_us: Vec<u64>,
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn instance(redis: &str, prefix: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let adapter = RedisAdapter::connect(RedisConfig::new(redis).prefix(prefix)).await?;
+    let mut config = gateway_core::ConnectionConfig::default();
+    config.rate_limit = None;
+    config.outbound_queue = 8_192;
+    let app = GatewayApp::new()
+        .config(config)
+        .adapter(adapter)
+        .gateway::<SoakGateway>()
+        .build()?;
+    let listener = gateway_axum::bind("127.0.0.1:0".parse()?)?;
+    let url = format!("ws://{}/soak", listener.local_addr()?);
+    let router = app.into_router();
+    tokio::spawn(async move {
+        if let Err(err) = gateway_axum::serve(listener, router).await {
+            eprintln!("instance failed: {err}");
+        }
+    });
+    Ok(url)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = Options::parse()?;
+    let prefix = format!("soak-{}", std::process::id());
+    let urls = [
+        instance(&options.redis, &prefix).await?,
+        instance(&options.redis, &prefix).await?,
+    ];
+    let start = Instant::now();
+    let churners = (options.clients as f64 * options.churn) as usize;
+    let stable = options.clients - churners;
+    println!(
+        "soak: {} clients ({stable} stable, {churners} churning) in {} rooms on 2 instances, {} messages at {}/s",
+        options.clients, options.rooms, options.messages, options.rate
+    );
+
+    // Stable clients: connect, join, then read and record; send what the scheduler says.
+    let mut senders = Vec::with_capacity(stable);
+    let mut seen = Vec::with_capacity(stable);
+    let mut readers = Vec::with_capacity(stable);
+    for i in 0..stable {
+        let room = format!("room-{}", i % options.rooms);
+        let (ws, _) = tokio_tungstenite::connect_async(&urls[i % 2]).await?;
+        let (mut sink, mut stream) = ws.split();
+        sink.send(Message::text(
+            serde_json::json!({"event": "join", "data": room}).to_string(),
+        ))
+        .await?;
+        // Wait for the join's reply before any message is sent.
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) if text.contains(r#""event":"join""#) => break,
+                Some(Ok(_)) => {}
+                other => return Err(format!("client {i} failed to join: {other:?}").into()),
+            }
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(text) = rx.recv().await {
+                if sink.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let record = Arc::new(Mutex::new(Seen::default()));
+        seen.push((room, record.clone()));
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(message)) = stream.next().await {
+                let Message::Text(text) = message else { continue };
+                let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else {
+                    continue;
+                };
+                if frame["event"] != "said" {
+                    continue;
+                }
+                let Ok(say) = serde_json::from_value::<Say>(frame["data"].clone()) else {
+                    continue;
+                };
+                let now = start.elapsed().as_micros() as u64;
+                let mut record = record.lock().unwrap_or_else(|e| e.into_inner());
+                *record.counts.entry((say.sender, say.seq)).or_insert(0) += 1;
+                record.latencies_us.push(now.saturating_sub(say.sent_us));
+            }
+        }));
+        senders.push(tx);
+    }
+
+    // Churning clients: connect, join, stay a while, drop without a close frame, repeat.
+    let running = Arc::new(AtomicU64::new(1));
+    let reconnects = Arc::new(AtomicU64::new(0));
+    for i in 0..churners {
+        let urls = urls.clone();
+        let running = running.clone();
+        let reconnects = reconnects.clone();
+        let rooms = options.rooms;
+        tokio::spawn(async move {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
+            while running.load(Ordering::Relaxed) == 1 {
+                let url = &urls[rng.below(2)];
+                if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await {
+                    let room = format!("room-{}", rng.below(rooms));
+                    let join = serde_json::json!({"event": "join", "data": room}).to_string();
+                    let _ = ws.send(Message::text(join)).await;
+                    let stay = Duration::from_millis(100 + rng.below(900) as u64);
+                    let _ = tokio::time::timeout(stay, async {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    })
+                    .await;
+                    reconnects.fetch_add(1, Ordering::Relaxed);
+                    drop(ws); // abrupt: no close frame
+                }
+            }
+        });
+    }
+
+    // The scheduler: `rate` messages a second, each from a random stable client to its room.
+    let mut expected: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
+    let mut rng = Rng(42);
+    let mut seqs = vec![0u32; stable];
+    let per_tick = (options.rate / 1000).max(1);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let mut sent = 0;
+    while sent < options.messages {
+        tick.tick().await;
+        for _ in 0..per_tick.min(options.messages - sent) {
+            let sender = rng.below(stable);
+            let seq = seqs[sender];
+            seqs[sender] += 1;
+            let room = seen[sender].0.clone();
+            let say = Say {
+                room: room.clone(),
+                sender: sender as u32,
+                seq,
+                sent_us: start.elapsed().as_micros() as u64,
+            };
+            let text = serde_json::json!({"event": "say", "data": say}).to_string();
+            let _ = senders[sender].send(text);
+            expected.entry(room).or_default().push((sender as u32, seq));
+            sent += 1;
+        }
+    }
+    let sending = start.elapsed();
+
+    // Wait for the deliveries to settle: until nothing new arrives for two seconds.
+    let total_expected: usize = seen
+        .iter()
+        .map(|(room, _)| expected.get(room).map_or(0, Vec::len))
+        .sum();
+    let mut last = 0;
+    let mut quiet = Instant::now();
+    loop {
+        let received: usize = seen
+            .iter()
+            .map(|(_, r)| r.lock().unwrap_or_else(|e| e.into_inner()).latencies_us.len())
+            .sum();
+        if received >= total_expected || quiet.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        if received != last {
+            last = received;
+            quiet = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.store(0, Ordering::Relaxed);
+
+    let mut losses = 0usize;
+    let mut duplicates = 0usize;
+    let mut deliveries = 0usize;
+    let mut latencies = Vec::new();
+    for (room, record) in &seen {
+        let record = record.lock().unwrap_or_else(|e| e.into_inner());
+        for key in expected.get(room).map_or(&[][..], Vec::as_slice) {
+            match record.counts.get(key) {
+                None => losses += 1,
+                Some(1) => {}
+                Some(n) => duplicates += (*n - 1) as usize,
+            }
+        }
+        deliveries += record.latencies_us.len();
+        latencies.extend_from_slice(&record.latencies_us);
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!("messages sent:     {sent} in {:.1} s", sending.as_secs_f64());
+    println!("deliveries:        {deliveries} (expected {total_expected})");
+    println!("losses:            {losses}");
+    println!("duplicates:        {duplicates}");
+    println!("churn reconnects:  {}", reconnects.load(Ordering::Relaxed));
+    println!(
+        "latency:           p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.50) as f64 / 1000.0,
+        pct(0.99) as f64 / 1000.0,
+        latencies.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    println!("peak RSS:          {} MiB (both instances and every client, one process)", peak_rss_kib() / 1024);
+    if losses > 0 || duplicates > 0 {
+        eprintln!("soak: FAILED");
+        std::process::exit(1);
+    }
+    println!("soak: ok");
+    Ok(())
+}
