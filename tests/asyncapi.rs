@@ -21,7 +21,9 @@ fn the_document_describes_every_event_with_its_types() {
     assert_eq!(doc["asyncapi"], "3.0.0");
     assert_eq!(doc["channels"]["chat"]["address"], "/chat");
     assert_eq!(doc["channels"]["auth"]["address"], "/auth");
-    for event in ["events", "identity", "join", "leave", "message", "whoami", "history"] {
+    for event in [
+        "events", "identity", "join", "leave", "message", "whoami", "history",
+    ] {
         let operation = &doc["operations"][format!("chat.{event}")];
         assert_eq!(operation["action"], "receive", "{event}");
     }

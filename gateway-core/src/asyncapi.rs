@@ -103,7 +103,10 @@ pub fn document(app: &App, info: &Info) -> Value {
             if let Some(reply) = &handler.doc.reply {
                 let reply_id = format!("{request}.reply");
                 let reply_key = format!("{}.reply", handler.event);
-                messages.insert(reply_id.clone(), message(handler.event, Some(reply), "reply"));
+                messages.insert(
+                    reply_id.clone(),
+                    message(handler.event, Some(reply), "reply"),
+                );
                 channel_messages.insert(
                     reply_key.clone(),
                     json!({"$ref": format!("#/components/messages/{reply_id}")}),

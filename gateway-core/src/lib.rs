@@ -47,8 +47,8 @@
 extern crate self as gateway_core;
 
 pub mod adapter;
-pub mod asyncapi;
 mod app;
+pub mod asyncapi;
 mod auth;
 mod client;
 mod config;

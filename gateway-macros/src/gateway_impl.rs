@@ -591,10 +591,7 @@ fn describe(method: &Method) -> TokenStream {
     let this = Ident::new("this", Span::mixed_site());
     let generator = Ident::new("generator", Span::mixed_site());
     let tys: Vec<_> = method.args.iter().map(|a| &a.ty).collect();
-    let never = method
-        .args
-        .iter()
-        .map(|_| quote!(::core::unreachable!()));
+    let never = method.args.iter().map(|_| quote!(::core::unreachable!()));
     let tag = if method.is_async {
         quote!(awaited_by)
     } else {

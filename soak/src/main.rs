@@ -195,7 +195,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         seen.push((room, record.clone()));
         readers.push(tokio::spawn(async move {
             while let Some(Ok(message)) = stream.next().await {
-                let Message::Text(text) = message else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
                 let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else {
                     continue;
                 };
@@ -280,7 +282,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         let received: usize = seen
             .iter()
-            .map(|(_, r)| r.lock().unwrap_or_else(|e| e.into_inner()).latencies_us.len())
+            .map(|(_, r)| {
+                r.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .latencies_us
+                    .len()
+            })
             .sum();
         if received >= total_expected || quiet.elapsed() > Duration::from_secs(2) {
             break;
@@ -316,7 +323,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .copied()
             .unwrap_or(0)
     };
-    println!("messages sent:     {sent} in {:.1} s", sending.as_secs_f64());
+    println!(
+        "messages sent:     {sent} in {:.1} s",
+        sending.as_secs_f64()
+    );
     println!("deliveries:        {deliveries} (expected {total_expected})");
     println!("losses:            {losses}");
     println!("duplicates:        {duplicates}");
@@ -327,7 +337,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(0.99) as f64 / 1000.0,
         latencies.last().copied().unwrap_or(0) as f64 / 1000.0
     );
-    println!("peak RSS:          {} MiB (both instances and every client, one process)", peak_rss_kib() / 1024);
+    println!(
+        "peak RSS:          {} MiB (both instances and every client, one process)",
+        peak_rss_kib() / 1024
+    );
     if losses > 0 || duplicates > 0 {
         eprintln!("soak: FAILED");
         std::process::exit(1);
