@@ -9,7 +9,6 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
 use futures_util::{SinkExt, StreamExt};
 use gateway_core::frame::exceeds_depth;
-use gateway_core::telemetry;
 use gateway_core::{
     Caught, Client, CloseRequest, ConnectionConfig, Connections, Dispatch, Failure, Frame,
     GatewayRuntime, Handshake, Outbound, OutboundQueue, Outcome, OverflowSignal, RateLimit, Reply,
@@ -49,8 +48,8 @@ pub(crate) async fn run(
 ) {
     let (client, queue) = gateway.open(handshake, config.outbound_queue);
     let queue_overflow = queue.overflow_signal();
-    let path = gateway.path();
-    telemetry::connection_opened(path);
+    let metrics = gateway.metrics().clone();
+    metrics.connections.increment(1.0);
     let span = tracing::debug_span!(target: "gateway", "connection", path = gateway.path(), client = %client.id());
     async move {
         tracing::debug!(target: "gateway", "connected");
@@ -65,6 +64,7 @@ pub(crate) async fn run(
             idle_timeout: config.idle_timeout,
             connections,
             overflow: queue_overflow,
+            frames_sent: metrics.frames_sent.clone(),
         };
         let stop = match conn.gateway.connect(&conn.client).await {
             Ok(()) => conn.serve().await,
@@ -87,7 +87,7 @@ pub(crate) async fn run(
     }
     .instrument(span)
     .await;
-    telemetry::connection_closed(path);
+    metrics.connections.decrement(1.0);
 }
 
 struct Connection {
@@ -101,6 +101,7 @@ struct Connection {
     idle_timeout: Option<Duration>,
     connections: Connections,
     overflow: OverflowSignal,
+    frames_sent: gateway_core::telemetry::Counter,
 }
 
 /// A per-connection token bucket (see [`RateLimit`]).
@@ -372,7 +373,7 @@ impl Connection {
         while let Some(out) = self.queue.try_recv() {
             self.feed(out).await?;
         }
-        telemetry::frames_sent(self.gateway.path(), 1);
+        self.frames_sent.increment(1);
         guarded(&self.overflow, self.socket.send(text(frame))).await
     }
 
@@ -391,7 +392,7 @@ impl Connection {
     async fn feed(&mut self, out: Outbound) -> Result<(), Stop> {
         match out {
             Outbound::Frame(frame) => {
-                telemetry::frames_sent(self.gateway.path(), 1);
+                self.frames_sent.increment(1);
                 guarded(&self.overflow, self.socket.feed(text(frame))).await
             }
             Outbound::Close(request) => Err(Stop::Close(request)),

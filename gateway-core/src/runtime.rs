@@ -52,7 +52,7 @@ trait ErasedGateway: Send + Sync {
     fn shared(&self) -> &Shared;
     fn method_of(&self, event: &str) -> Option<&'static str>;
     /// The event's name as the handler table holds it (`'static`), if there is a handler.
-    fn event_of(&self, event: &str) -> Option<&'static str>;
+    fn event_of(&self, event: &str) -> Option<(&'static str, &telemetry::EventMetrics)>;
     fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc>;
     fn filters_of(&self, event: &str) -> &Layers;
     fn call(
@@ -79,6 +79,7 @@ pub struct EventDoc {
 
 /// What every gateway has, whatever its type.
 struct Shared {
+    metrics: telemetry::GatewayMetrics,
     path: &'static str,
     server: WsServer,
     providers: Providers,
@@ -97,6 +98,7 @@ enum HookKind {
 
 /// One handler with the layers of every scope above it.
 struct Route<G: 'static> {
+    metrics: telemetry::EventMetrics,
     handler: &'static Handler<G>,
     layers: Layers,
 }
@@ -120,8 +122,10 @@ impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
         self.routes.get(event).map(|r| r.handler.method)
     }
 
-    fn event_of(&self, event: &str) -> Option<&'static str> {
-        self.routes.get(event).map(|r| r.handler.event)
+    fn event_of(&self, event: &str) -> Option<(&'static str, &telemetry::EventMetrics)> {
+        self.routes
+            .get(event)
+            .map(|r| (r.handler.event, &r.metrics))
     }
 
     fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
@@ -232,6 +236,7 @@ impl GatewayRuntime {
             let route = Route {
                 handler,
                 layers: Layers::compose(&[parts.global, &gateway_layers, &method_layers]),
+                metrics: telemetry::EventMetrics::new(G::PATH, handler.event),
             };
             if let Some(first) = routes.insert(handler.event, Arc::new(route)) {
                 return Err(BuildError::DuplicateEvent {
@@ -265,6 +270,7 @@ impl GatewayRuntime {
                     ready,
                     authenticator: parts.authenticator.clone(),
                     outer,
+                    metrics: telemetry::GatewayMetrics::new(G::PATH),
                 },
             }),
         };
@@ -407,6 +413,12 @@ impl GatewayRuntime {
             .map(|d| guard_panics(d, name, "hook"))
     }
 
+    /// The gateway's metrics handles, registered when the app was built (install a
+    /// `metrics` recorder before building the app to collect them).
+    pub fn metrics(&self) -> &telemetry::GatewayMetrics {
+        &self.shared().metrics
+    }
+
     /// Every handler of the gateway, in declaration order, with the JSON Schemas of its
     /// body and reply; the types they refer to are added to `generator`'s definitions.
     pub fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
@@ -438,12 +450,12 @@ impl GatewayRuntime {
         id: Option<&RawValue>,
     ) -> Dispatch {
         let gateway = self.path();
-        let Some(event) = self.inner.event_of(event) else {
-            telemetry::message_received(gateway, "unknown");
+        let Some((event, metrics)) = self.inner.event_of(event) else {
+            self.shared().metrics.unknown_event.increment(1);
             tracing::debug!(target: "gateway::rejection", gateway = self.name(), client = %client.id(), event, "unknown event");
             return Dispatch::reject(WsException::new(format!("Unknown event {event:?}")));
         };
-        telemetry::message_received(gateway, event);
+        metrics.received.increment(1);
         let span = tracing::debug_span!(target: "gateway", "message", gateway, event, client = %client.id());
         let started = Instant::now();
         let called = span.in_scope(|| {
@@ -453,11 +465,12 @@ impl GatewayRuntime {
         });
         match called {
             Ok(Some(Dispatch::Ready(outcome))) => {
-                telemetry::handled(gateway, event, started.elapsed());
+                metrics.duration.record(started.elapsed());
                 Dispatch::Ready(guard_stream(outcome, self.name(), event))
             }
             Ok(Some(Dispatch::Pending(future))) => {
                 let name = self.name();
+                let duration = metrics.duration.clone();
                 Dispatch::pending(
                     async move {
                         let outcome = match AssertUnwindSafe(future).catch_unwind().await {
@@ -467,7 +480,7 @@ impl GatewayRuntime {
                                 Err(WsException::internal().into())
                             }
                         };
-                        telemetry::handled(gateway, event, started.elapsed());
+                        duration.record(started.elapsed());
                         outcome
                     }
                     .instrument(span),
@@ -485,7 +498,9 @@ impl GatewayRuntime {
     /// frame it sent, when there was one): the exception filters of the handler's scopes,
     /// closest first, then NestJS's default `exception` frame.
     pub fn catch(&self, client: &Client, request: Option<&str>, failure: Failure) -> Caught {
-        telemetry::error(self.path(), telemetry::error_kind(&failure.to_string()));
+        self.shared()
+            .metrics
+            .error(telemetry::error_kind(&failure.to_string()));
         let parsed = request.and_then(|text| IncomingFrame::parse(text).ok());
         let cx = FilterContext {
             client,

@@ -11,11 +11,13 @@
 //! | `gateway_errors_total` | counter | `gateway`, `kind` |
 //! | `gateway_handler_duration_seconds` | histogram | `gateway`, `event` |
 //!
+//! The handles are registered when the app is built: install the recorder first.
+//!
 //! Error kinds: `bad_request` (malformed JSON, invalid frame or body), `unknown_event`,
 //! `validation`, `forbidden`, `internal` (panics, serialization), `handler` (anything a
 //! handler, guard or interceptor returned).
 
-use std::time::Duration;
+pub use metrics::{Counter, Gauge, Histogram};
 
 use crate::exception::INTERNAL_SERVER_ERROR;
 use crate::guard::FORBIDDEN;
@@ -55,12 +57,60 @@ pub fn frames_sent(gateway: &'static str, n: u64) {
     metrics::counter!(MESSAGES_SENT, "gateway" => gateway).increment(n);
 }
 
-pub(crate) fn message_received(gateway: &'static str, event: &'static str) {
-    metrics::counter!(MESSAGES_RECEIVED, "gateway" => gateway, "event" => event).increment(1);
+/// The metrics of one gateway, registered once when the app is built so that the message
+/// path only bumps atomics (install a recorder before building the app).
+#[derive(Clone, Debug)]
+pub struct GatewayMetrics {
+    /// `gateway_connections`.
+    pub connections: Gauge,
+    /// `gateway_messages_sent_total`.
+    pub frames_sent: Counter,
+    pub(crate) unknown_event: Counter,
+    errors: [Counter; ERROR_KINDS.len()],
 }
 
-pub(crate) fn handled(gateway: &'static str, event: &'static str, elapsed: Duration) {
-    metrics::histogram!(HANDLER_DURATION, "gateway" => gateway, "event" => event).record(elapsed);
+/// The kinds of `gateway_errors_total`.
+const ERROR_KINDS: [&str; 6] = [
+    "bad_request",
+    "unknown_event",
+    "validation",
+    "forbidden",
+    "internal",
+    "handler",
+];
+
+impl GatewayMetrics {
+    pub(crate) fn new(gateway: &'static str) -> Self {
+        Self {
+            connections: metrics::gauge!(CONNECTIONS, "gateway" => gateway),
+            frames_sent: metrics::counter!(MESSAGES_SENT, "gateway" => gateway),
+            unknown_event: metrics::counter!(MESSAGES_RECEIVED, "gateway" => gateway, "event" => "unknown"),
+            errors: ERROR_KINDS
+                .map(|kind| metrics::counter!(ERRORS, "gateway" => gateway, "kind" => kind)),
+        }
+    }
+
+    pub(crate) fn error(&self, kind: &'static str) {
+        if let Some(i) = ERROR_KINDS.iter().position(|k| *k == kind) {
+            self.errors[i].increment(1);
+        }
+    }
+}
+
+/// The metrics of one event of a gateway.
+#[derive(Clone, Debug)]
+pub(crate) struct EventMetrics {
+    pub(crate) received: Counter,
+    pub(crate) duration: Histogram,
+}
+
+impl EventMetrics {
+    pub(crate) fn new(gateway: &'static str, event: &'static str) -> Self {
+        Self {
+            received: metrics::counter!(MESSAGES_RECEIVED, "gateway" => gateway, "event" => event),
+            duration: metrics::histogram!(HANDLER_DURATION, "gateway" => gateway, "event" => event),
+        }
+    }
 }
 
 /// The kind of a failure, from the message the client receives.
@@ -86,10 +136,6 @@ pub(crate) fn error_kind(message: &str) -> &'static str {
     } else {
         "handler"
     }
-}
-
-pub(crate) fn error(gateway: &'static str, kind: &'static str) {
-    metrics::counter!(ERRORS, "gateway" => gateway, "kind" => kind).increment(1);
 }
 
 #[cfg(test)]

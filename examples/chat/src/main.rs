@@ -29,6 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()?;
     let addr = SocketAddr::new(host, port);
 
+    // Before the app is built: gateways register their metrics when they are built.
+    let metrics = chat::metrics::install()?;
     let auth = chat::auth::AuthService::from_env();
     let mut builder = chat::app_with(auth.clone());
     if let Ok(url) = std::env::var("REDIS_URL") {
@@ -48,7 +50,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
-    let metrics = chat::metrics::install()?;
     let router = chat::router(&app, auth).merge(chat::metrics::routes(metrics));
     let listener = gateway_axum::bind(addr)?;
     tracing::info!("chat listening on ws://{}/chat", listener.local_addr()?);
