@@ -1,0 +1,552 @@
+//! The load generator of the benchmarks (`bench/run.sh` drives it): `cargo run --release -p
+//! gateway-loadgen -- --port 3000 --server-pid <pid> echo --connections 64`.
+//!
+//! It speaks the JSON protocol `{"event":..,"data":..}` over plain WebSockets, so it measures
+//! our gateway, a hand-written axum server and a NestJS app alike. Modes:
+//! - `echo`: N connections each send an `echo` event and wait for the reply, in a loop;
+//!   round trips per second and p50/p99/p999 latency.
+//! - `broadcast`: R receivers and one sender of `broadcast` events carrying a sequence number
+//!   and a send timestamp; deliveries per second and delivery latency. The sender keeps at
+//!   most `--window` broadcasts ahead of the slowest receiver, so no server queue overflows.
+//! - `idle`: opens N connections from source addresses spread over 127.0.0.x (past the
+//!   ephemeral-port limit of one address) and holds them; the server's RSS per connection.
+//! - `connect`: opens, completes the handshake of, and closes connections in a loop;
+//!   connections per second.
+//!
+//! With `--server-pid` every mode also reads the server's CPU time (user + system, from
+//! `/proc/<pid>/stat`) over the measured interval and prints it per message, so results
+//! stay comparable when the load generator, not the server, is the bottleneck.
+//!
+//! The last line of the output is machine-readable: `RESULT key=value ...`.
+
+// A command-line tool: its output is the report.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Ws = WebSocketStream<TcpStream>;
+
+/// The echo request: a ~60-byte frame.
+const ECHO: &str = r#"{"event":"echo","data":{"user":"bench","text":"hello, gateway"}}"#;
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadgen",
+    about = "WebSocket load generator for the JSON event protocol"
+)]
+struct Cli {
+    /// Server host (an IPv4 address).
+    #[arg(long, default_value = "127.0.0.1", global = true)]
+    host: Ipv4Addr,
+    /// Server port.
+    #[arg(long, default_value_t = 3000, global = true)]
+    port: u16,
+    /// WebSocket path.
+    #[arg(long, default_value = "/", global = true)]
+    path: String,
+    /// The server's process id: read its CPU time and RSS from /proc.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Source addresses 127.0.0.2 .. 127.0.0.(1+N) used round-robin (1 = the default
+    /// address only).
+    #[arg(long, default_value_t = 1, global = true)]
+    source_ips: u8,
+    /// Handshakes in flight at once while opening connections.
+    #[arg(long, default_value_t = 128, global = true)]
+    open_concurrency: usize,
+    /// What to measure.
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+/// The benchmark modes.
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Round trips of `echo` events.
+    Echo {
+        /// Connections, each with one request in flight.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Seconds of warm-up before measuring.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+    },
+    /// Fan-out of `broadcast` events from one sender to every receiver.
+    Broadcast {
+        /// Receiving connections.
+        #[arg(long, default_value_t = 1000)]
+        receivers: usize,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Seconds of warm-up before measuring.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Broadcasts the sender may be ahead of the slowest receiver.
+        #[arg(long, default_value_t = 16)]
+        window: u64,
+    },
+    /// Idle connections: the server's RSS per connection.
+    Idle {
+        /// Connections opened and held.
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Seconds to wait after the last connection before reading the RSS.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+    },
+    /// New connections per second (handshake, then close).
+    Connect {
+        /// Connections being opened at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+    },
+}
+
+/// CPU time (user + system) of a process, in microseconds, from `/proc/<pid>/stat`.
+fn cpu_us(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields are counted after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 (state) is fields[0]; utime is field 14, stime field 15, in clock ticks.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on Linux for every architecture this runs on.
+    Some((utime + stime) * 10_000)
+}
+
+/// Resident set size of a process, in KiB, from `/proc/<pid>/status`.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Where connections go and how they are opened.
+#[derive(Clone)]
+struct Target {
+    server: SocketAddr,
+    url: String,
+    source_ips: u8,
+    next_source: Arc<AtomicU64>,
+}
+
+impl Target {
+    /// Opens one WebSocket connection (4 KiB buffers, `TCP_NODELAY`), from the next source
+    /// address when several are used.
+    async fn connect(&self) -> Result<Ws, Error> {
+        let socket = TcpSocket::new_v4()?;
+        if self.source_ips > 1 {
+            let n = self.next_source.fetch_add(1, Ordering::Relaxed) % u64::from(self.source_ips);
+            let last = u8::try_from(n + 2).unwrap_or(2);
+            socket.set_reuseaddr(true)?;
+            socket.bind(SocketAddr::from(([127, 0, 0, last], 0)))?;
+        }
+        let stream = socket.connect(self.server).await?;
+        stream.set_nodelay(true)?;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(4 * 1024);
+        let request = self.url.as_str().into_client_request()?;
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        Ok(ws)
+    }
+
+    /// Opens `n` connections, at most `concurrency` handshakes at once.
+    async fn open_many(&self, n: usize, concurrency: usize) -> Result<Vec<Ws>, Error> {
+        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let permits = Arc::clone(&permits);
+            let target = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                target.connect().await
+            }));
+        }
+        let mut sockets = Vec::with_capacity(n);
+        for task in tasks {
+            sockets.push(task.await??);
+        }
+        Ok(sockets)
+    }
+}
+
+/// CPU time of the server over the measured interval.
+struct CpuMeter {
+    pid: Option<u32>,
+    start: Option<u64>,
+}
+
+impl CpuMeter {
+    fn start(pid: Option<u32>) -> Self {
+        Self {
+            pid,
+            start: pid.and_then(cpu_us),
+        }
+    }
+
+    /// Microseconds of server CPU used since `start`.
+    fn elapsed(&self) -> Option<u64> {
+        let now = cpu_us(self.pid?)?;
+        Some(now.saturating_sub(self.start?))
+    }
+}
+
+fn per_message(cpu: Option<u64>, messages: u64) -> String {
+    match cpu {
+        Some(cpu) if messages > 0 => format!("{:.2}", cpu as f64 / messages as f64),
+        _ => "-".into(),
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 60 s at 3 significant figures; the bounds are valid constants.
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!())
+}
+
+/// `(measure_from, measure_until)`: when counting starts and stops.
+fn window(warmup: f64, duration: f64) -> (Instant, Instant) {
+    let from = Instant::now() + Duration::from_secs_f64(warmup);
+    (from, from + Duration::from_secs_f64(duration))
+}
+
+async fn echo(
+    cli: &Cli,
+    target: &Target,
+    n: usize,
+    duration: f64,
+    warmup: f64,
+) -> Result<(), Error> {
+    let sockets = target.open_many(n, cli.open_concurrency).await?;
+    let (from, until) = window(warmup, duration);
+    let request = Utf8Bytes::from_static(ECHO);
+    let mut tasks = Vec::with_capacity(n);
+    for mut ws in sockets {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let mut errors = 0u64;
+            loop {
+                let sent = Instant::now();
+                if sent >= until {
+                    break;
+                }
+                if ws.send(Message::Text(request.clone())).await.is_err() {
+                    errors += 1;
+                    break;
+                }
+                let reply = loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(text))) => break Some(text),
+                        Some(Ok(_)) => {}
+                        _ => break None,
+                    }
+                };
+                let Some(reply) = reply else {
+                    errors += 1;
+                    break;
+                };
+                if !reply.as_str().starts_with(r#"{"event":"echo""#) {
+                    errors += 1;
+                }
+                if sent >= from {
+                    hist.saturating_record(sent.elapsed().as_micros() as u64);
+                }
+            }
+            let _ = ws.close(None).await;
+            (hist, errors)
+        }));
+    }
+    tokio::time::sleep_until(from.into()).await;
+    let cpu = CpuMeter::start(cli.server_pid);
+    tokio::time::sleep_until(until.into()).await;
+    let cpu = cpu.elapsed();
+    let mut hist = histogram();
+    let mut errors = 0;
+    for task in tasks {
+        let (h, e) = task.await?;
+        hist.add(&h).map_err(|e| format!("{e:?}"))?;
+        errors += e;
+    }
+    let count = hist.len();
+    let rate = count as f64 / duration;
+    let (p50, p99, p999) = (
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.value_at_quantile(0.999),
+    );
+    let cpu_per = per_message(cpu, count);
+    println!(
+        "echo: {n} connections, {rate:.0} round trips/s, latency p50 {p50} µs, p99 {p99} µs, \
+         p999 {p999} µs, server CPU {cpu_per} µs per round trip, {errors} errors"
+    );
+    println!(
+        "RESULT mode=echo connections={n} rate={rate:.0} p50_us={p50} p99_us={p99} \
+         p999_us={p999} cpu_us={cpu_per} errors={errors}"
+    );
+    Ok(())
+}
+
+/// Reads `"key":<digits>` from a frame without parsing all of it.
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let at = text.find(key)? + key.len();
+    let digits = text[at..]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(digits)
+}
+
+async fn broadcast(
+    cli: &Cli,
+    target: &Target,
+    receivers: usize,
+    duration: f64,
+    warmup: f64,
+    window_size: u64,
+) -> Result<(), Error> {
+    let sockets = target.open_many(receivers, cli.open_concurrency).await?;
+    let sender = target.connect().await?;
+    // Give the server time to register the last connections before the first broadcast.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let epoch = Instant::now();
+    let (from, until) = window(warmup, duration);
+    let stop = Arc::new(AtomicBool::new(false));
+    let hist = Arc::new(Mutex::new(histogram()));
+    let seen: Arc<Vec<AtomicU64>> = Arc::new((0..receivers).map(|_| AtomicU64::new(0)).collect());
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(receivers);
+    for (i, mut ws) in sockets.into_iter().enumerate() {
+        let (stop, hist, seen, delivered) = (
+            Arc::clone(&stop),
+            Arc::clone(&hist),
+            Arc::clone(&seen),
+            Arc::clone(&delivered),
+        );
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(message)) = ws.next().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let (Some(seq), Some(sent_us)) = (
+                    number_after(&text, r#""s":"#),
+                    number_after(&text, r#""t":"#),
+                ) else {
+                    continue;
+                };
+                seen[i].store(seq, Ordering::Relaxed);
+                let now = Instant::now();
+                if now >= from && now < until {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                    let latency = (now - epoch).as_micros() as u64;
+                    hist.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .saturating_record(latency.saturating_sub(sent_us));
+                }
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            let _ = ws.close(None).await;
+        }));
+    }
+    let (mut sink, mut own) = sender.split();
+    // The sender receives its own broadcasts: drain them.
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = own.next().await {} });
+    let send = {
+        let seen = Arc::clone(&seen);
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut seq = 0u64;
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                seq += 1;
+                // Stay at most `window` broadcasts ahead of the slowest receiver.
+                while !stop.load(Ordering::Relaxed)
+                    && seen
+                        .iter()
+                        .map(|s| s.load(Ordering::Relaxed))
+                        .min()
+                        .unwrap_or(seq)
+                        + window_size
+                        < seq
+                {
+                    tokio::task::yield_now().await;
+                }
+                let t = epoch.elapsed().as_micros();
+                let text = format!(
+                    r#"{{"event":"broadcast","data":{{"s":{seq},"t":{t},"text":"hello, gateway"}}}}"#
+                );
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            let _ = sink.close().await;
+            sent
+        })
+    };
+    tokio::time::sleep_until(from.into()).await;
+    let cpu = CpuMeter::start(cli.server_pid);
+    tokio::time::sleep_until(until.into()).await;
+    let cpu = cpu.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let count = delivered.load(Ordering::Relaxed);
+    let sent = send.await?;
+    drain.abort();
+    for task in tasks {
+        task.abort();
+    }
+    let hist = hist.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let rate = count as f64 / duration;
+    let (p50, p99) = (hist.value_at_quantile(0.5), hist.value_at_quantile(0.99));
+    let cpu_per = per_message(cpu, count);
+    println!(
+        "broadcast: {receivers} receivers, {sent} broadcasts sent, {rate:.0} deliveries/s, \
+         delivery latency p50 {p50} µs, p99 {p99} µs, server CPU {cpu_per} µs per delivery"
+    );
+    println!(
+        "RESULT mode=broadcast receivers={receivers} rate={rate:.0} p50_us={p50} p99_us={p99} \
+         cpu_us={cpu_per}"
+    );
+    Ok(())
+}
+
+async fn idle(cli: &Cli, target: &Target, n: usize, settle: f64) -> Result<(), Error> {
+    let pid = cli.server_pid;
+    let before = pid.and_then(rss_kib);
+    let cpu = CpuMeter::start(pid);
+    let started = Instant::now();
+    let sockets = target.open_many(n, cli.open_concurrency).await?;
+    let opened_in = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs_f64(settle)).await;
+    let after = pid.and_then(rss_kib);
+    let cpu = cpu.elapsed();
+    let (per_conn, base) = match (before, after) {
+        (Some(before), Some(after)) => (
+            format!("{:.2}", after.saturating_sub(before) as f64 / n as f64),
+            format!("{:.1}", before as f64 / 1024.0),
+        ),
+        _ => ("-".into(), "-".into()),
+    };
+    let open_rate = n as f64 / opened_in;
+    let cpu_per = per_message(cpu, n as u64);
+    println!(
+        "idle: {n} connections open (in {opened_in:.1} s, {open_rate:.0}/s), server RSS \
+         {per_conn} KiB per connection over a {base} MiB process, server CPU {cpu_per} µs per connection"
+    );
+    println!(
+        "RESULT mode=idle connections={n} rss_kib_per_conn={per_conn} base_mib={base} \
+         open_rate={open_rate:.0} cpu_us={cpu_per}"
+    );
+    drop(sockets);
+    Ok(())
+}
+
+async fn connect(
+    cli: &Cli,
+    target: &Target,
+    concurrency: usize,
+    duration: f64,
+) -> Result<(), Error> {
+    let (from, until) = window(0.5, duration);
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let target = target.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut opened, mut errors) = (0u64, 0u64);
+            while Instant::now() < until {
+                match target.connect().await {
+                    Ok(mut ws) => {
+                        if Instant::now() >= from && Instant::now() < until {
+                            opened += 1;
+                        }
+                        // Close, then read until the server ends the TCP connection, so the
+                        // TIME_WAIT stays on the server's side.
+                        let _ = ws.close(None).await;
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            (opened, errors)
+        }));
+    }
+    tokio::time::sleep_until(from.into()).await;
+    let cpu = CpuMeter::start(cli.server_pid);
+    tokio::time::sleep_until(until.into()).await;
+    let cpu = cpu.elapsed();
+    let (mut opened, mut errors) = (0, 0);
+    for task in tasks {
+        let (o, e) = task.await?;
+        opened += o;
+        errors += e;
+    }
+    let rate = opened as f64 / duration;
+    let cpu_per = per_message(cpu, opened);
+    println!(
+        "connect: {concurrency} at once, {rate:.0} connections/s, server CPU {cpu_per} µs per \
+         connection, {errors} errors"
+    );
+    println!("RESULT mode=connect rate={rate:.0} cpu_us={cpu_per} errors={errors}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let cli = Cli::parse();
+    let target = Target {
+        server: SocketAddr::from((cli.host, cli.port)),
+        url: format!("ws://{}:{}{}", cli.host, cli.port, cli.path),
+        source_ips: cli.source_ips,
+        next_source: Arc::new(AtomicU64::new(0)),
+    };
+    match cli.mode {
+        Mode::Echo {
+            connections,
+            duration,
+            warmup,
+        } => echo(&cli, &target, connections, duration, warmup).await,
+        Mode::Broadcast {
+            receivers,
+            duration,
+            warmup,
+            window,
+        } => broadcast(&cli, &target, receivers, duration, warmup, window).await,
+        Mode::Idle {
+            connections,
+            settle,
+        } => idle(&cli, &target, connections, settle).await,
+        Mode::Connect {
+            concurrency,
+            duration,
+        } => connect(&cli, &target, concurrency, duration).await,
+    }
+}
