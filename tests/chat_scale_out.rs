@@ -20,7 +20,10 @@ async fn joined(server: &TestServer, auth: &AuthService, user: &str) -> TestClie
     let mut client = TestClient::connect(&format!("{}?token={token}", server.url("/chat")))
         .await
         .unwrap();
-    client.emit("join", &json!({"room": "lobby"})).await.unwrap();
+    client
+        .emit("join", &json!({"room": "lobby"}))
+        .await
+        .unwrap();
     client.expect("joined").await.unwrap();
     client
 }
