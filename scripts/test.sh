@@ -33,6 +33,6 @@ while IFS= read -r lock; do
   dir=$(dirname "$lock")
   echo "test.sh: npm ci in $dir" >&2
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-done < <(find . -name package-lock.json -not -path '*/node_modules/*' -not -path './target/*')
+done < <(find . -name package-lock.json -not -path '*/node_modules/*' -not -path './target/*' -not -path './bench/*')
 
 cargo test --workspace --locked

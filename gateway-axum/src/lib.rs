@@ -35,11 +35,18 @@ mod connection;
 pub mod prelude;
 mod router;
 mod serve;
+#[cfg(feature = "socketio")]
+mod socketio;
 #[cfg(feature = "test-client")]
 pub mod test_client;
 mod upgrade;
 
 pub use gateway_core;
 pub use gateway_core::*;
-pub use router::IntoRouter;
+pub use router::{IntoRouter, JsonAdapter};
 pub use serve::{BACKLOG, bind, serve, serve_with_shutdown};
+#[cfg(feature = "socketio")]
+pub use socketio::SocketIoAdapter;
+/// socketioxide, the Socket.IO server [`SocketIoAdapter`] runs on.
+#[cfg(feature = "socketio")]
+pub use socketioxide;

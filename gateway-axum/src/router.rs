@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::routing::get;
-use gateway_core::App;
+use gateway_core::{App, GatewayRuntime, WebSocketAdapter};
 
 use crate::upgrade::{Mounted, upgrade};
 
@@ -41,13 +41,57 @@ impl IntoRouter for App {
         self.gateways()
             .iter()
             .fold(Router::new(), |router, gateway| {
-                let mounted = Mounted {
-                    gateway: gateway.clone(),
-                    config: self.config().clone(),
-                    connections: self.connections().clone(),
-                };
-                router.route(gateway.path(), get(upgrade).with_state(mounted))
+                route(router, gateway, &self)
             })
+    }
+}
+
+/// Adds the upgrade route of one gateway.
+fn route<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    gateway: &GatewayRuntime,
+    app: &App,
+) -> Router<S> {
+    let mounted = Mounted {
+        gateway: gateway.clone(),
+        config: app.config().clone(),
+        connections: app.connections().clone(),
+    };
+    router.route(gateway.path(), get(upgrade).with_state(mounted))
+}
+
+/// The default [`WebSocketAdapter`]: NestJS's `WsAdapter` JSON protocol on plain
+/// WebSockets, one upgrade route per gateway path. [`IntoRouter::into_router`] is this
+/// adapter's [`mount`](WebSocketAdapter::mount).
+///
+/// # Examples
+///
+/// ```
+/// use gateway_axum::prelude::*;
+/// use gateway_axum::{JsonAdapter, WebSocketAdapter};
+///
+/// #[websocket_gateway(path = "/plain")]
+/// struct Plain;
+///
+/// #[websocket_gateway]
+/// impl Plain {}
+///
+/// let app = GatewayApp::new().gateway::<Plain>().build().unwrap();
+/// let router: axum::Router = JsonAdapter.mount(&app);
+/// # let _ = router;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonAdapter;
+
+impl WebSocketAdapter for JsonAdapter {
+    type Server = Router;
+
+    fn create(&self, _app: &App) -> Router {
+        Router::new()
+    }
+
+    fn bind(&self, server: Router, gateway: &GatewayRuntime, app: &App) -> Router {
+        route(server, gateway, app)
     }
 }
 

@@ -73,6 +73,7 @@ pub mod reply;
 mod runtime;
 mod server;
 pub mod telemetry;
+mod transport;
 
 #[doc(hidden)]
 pub mod __private;
@@ -103,6 +104,7 @@ pub use registry::{GatewayDescriptor, registered};
 pub use reply::{IntoReply, ReplyTo, WsResponse};
 pub use runtime::{EventDoc, GatewayRuntime};
 pub use server::{Broadcast, WsServer};
+pub use transport::WebSocketAdapter;
 
 /// The JSON Schema crate the AsyncAPI document is built with: derive `JsonSchema` on message
 /// bodies and replies to describe them.

@@ -17,8 +17,8 @@ pub mod chat;
 pub mod common;
 pub mod metrics;
 
-use gateway_axum::LoggingInterceptor;
 use gateway_axum::prelude::*;
+use gateway_axum::{LoggingInterceptor, SocketIoAdapter, WebSocketAdapter};
 
 use crate::auth::{AuthGateway, AuthService, JwtAuthenticator};
 use crate::chat::{ChatGateway, ChatService};
@@ -45,10 +45,12 @@ pub fn app_with(auth: AuthService) -> GatewayApp {
 /// The chat page served at `/`: plain HTML and JavaScript, no build step.
 pub const INDEX_HTML: &str = include_str!("../static/index.html");
 
-/// The whole HTTP surface: the chat page at `/`, the gateways, `POST /auth/login` and
-/// `GET /asyncapi.json`.
+/// The whole HTTP surface: the chat page at `/`, the gateways (plain WebSocket at
+/// `ws://host/chat`, Socket.IO on namespace `/chat`: `io("http://host/chat", {auth:
+/// {token}})`), `POST /auth/login` and `GET /asyncapi.json`.
 pub fn router(app: &App, auth: AuthService) -> axum::Router {
     let document = asyncapi(app);
+    let (socketio, _io) = SocketIoAdapter::new().mount(app);
     app.into_router()
         .merge(auth::routes(auth))
         .route(
@@ -59,6 +61,7 @@ pub fn router(app: &App, auth: AuthService) -> axum::Router {
             "/asyncapi.json",
             axum::routing::get(move || std::future::ready(axum::Json(document.clone()))),
         )
+        .layer(socketio)
 }
 
 /// The AsyncAPI 3.0 document of the app's gateways (`cargo run -p chat -- asyncapi`).

@@ -1,0 +1,561 @@
+//! [`SocketIoAdapter`]: the same gateways served to Socket.IO clients, on
+//! [socketioxide](https://docs.rs/socketioxide).
+//!
+//! Each Socket.IO socket becomes an ordinary [`Client`] of the gateway's
+//! [`GatewayRuntime`]: rooms, [`WsServer`](gateway_core::WsServer) emits, guards, pipes,
+//! interceptors, filters, hooks and the broadcast adapter work unchanged, and one room holds
+//! plain-WebSocket and Socket.IO clients alike.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::ConnectInfo;
+use axum::http::header::ORIGIN;
+use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
+use futures_util::{FutureExt, StreamExt};
+use gateway_core::frame::exceeds_depth;
+use gateway_core::{
+    App, Client, ConnectionConfig, ConnectionGuard, Connections, Dispatch, Failure, Frame,
+    GatewayRuntime, Handshake, HandshakeRequest, IdentitySlot, IncomingFrame, Outbound,
+    OutboundQueue, Outcome, Reply, WebSocketAdapter, WsException,
+};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::handler::{ConnectHandler, FromMessageParts};
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::socket::Socket;
+use socketioxide::{SocketIo, SocketIoConfig};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// How many received messages may wait for their socket's task before the socket is
+/// disconnected as a flood.
+const INBOUND_CAPACITY: usize = 1024;
+
+/// Serves every gateway to Socket.IO clients (cargo feature `socketio`): a gateway's path is
+/// its namespace, `#[subscribe("x")]` handles event `x`.
+///
+/// - A handler's reply under the request's own event answers the client's acknowledgement
+///   callback when it passed one (NestJS's semantics), and is emitted under that event when
+///   it did not; a [`WsResponse`](gateway_core::WsResponse) under another event is emitted.
+/// - Errors arrive as an `exception` event whose payload is exactly what the JSON adapter
+///   sends: `{"status":"error","message":..,"cause":{"pattern":..,"data":..}}`.
+/// - Handshake authentication runs the gateway's authenticator on the Socket.IO handshake:
+///   its headers, its query and the `auth` payload (`auth.token` is a bearer token, see
+///   [`HandshakeRequest::token`]). A refused client receives `connect_error` with the
+///   reason as `message`, as do clients over the app's connection limits or from an origin
+///   outside `allowed_origins`.
+/// - A close requested by a handler, a filter or `client.close(..)` disconnects the socket
+///   (Socket.IO has no close codes).
+///
+/// [`mount`](WebSocketAdapter::mount) returns socketioxide's tower layer and its handle:
+/// apply the layer to the router that serves the plain-WebSocket routes, and both kinds of
+/// clients are served on one port, sharing one [`App`].
+///
+/// # Examples
+///
+/// ```
+/// use gateway_axum::prelude::*;
+/// use gateway_axum::{SocketIoAdapter, WebSocketAdapter};
+///
+/// #[websocket_gateway(path = "/chat")]
+/// struct Chat;
+///
+/// #[websocket_gateway]
+/// impl Chat {
+///     /// `socket.emit("ping", 1, (reply) => ...)` gets `"pong"` in its callback.
+///     #[subscribe("ping")]
+///     fn ping(&self) -> &'static str {
+///         "pong"
+///     }
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+/// let (layer, _io) = SocketIoAdapter::new().mount(&app);
+/// // ws://host/chat for plain WebSocket clients, io("http://host/chat") for Socket.IO ones.
+/// let router: axum::Router = app.into_router().layer(layer);
+/// # let _ = router;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SocketIoAdapter {
+    config: Option<SocketIoConfig>,
+}
+
+impl SocketIoAdapter {
+    /// An adapter with socketioxide's defaults (path `/socket.io`), the payload limits
+    /// taken from the app's [`ConnectionConfig`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An adapter with this socketioxide configuration (path, ping interval, payload
+    /// limits...), used as is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut config = socketioxide::SocketIoConfig::default();
+    /// config.engine_config.req_path = "/io".into();
+    /// let adapter = gateway_axum::SocketIoAdapter::with_config(config);
+    /// # let _ = adapter;
+    /// ```
+    pub fn with_config(config: SocketIoConfig) -> Self {
+        Self {
+            config: Some(config),
+        }
+    }
+}
+
+impl WebSocketAdapter for SocketIoAdapter {
+    /// socketioxide's layer (apply it to your router) and its handle.
+    type Server = (SocketIoLayer, SocketIo);
+
+    fn create(&self, app: &App) -> Self::Server {
+        let builder = SocketIo::builder();
+        let builder = match &self.config {
+            Some(config) => builder.with_config(config.clone()),
+            None => {
+                let max = app.config().max_message_size;
+                builder
+                    .max_payload(u64::try_from(max).unwrap_or(u64::MAX))
+                    .ws_max_message_size(max)
+                    .ws_max_frame_size(app.config().max_frame_size)
+            }
+        };
+        builder.build_layer()
+    }
+
+    fn bind(&self, server: Self::Server, gateway: &GatewayRuntime, app: &App) -> Self::Server {
+        let mounted = Arc::new(Mounted {
+            gateway: gateway.clone(),
+            config: app.config().clone(),
+            connections: app.connections().clone(),
+        });
+        let on_connect = {
+            let mounted = Arc::clone(&mounted);
+            move |socket: SocketRef| {
+                connected(&mounted, socket);
+                std::future::ready(())
+            }
+        };
+        let middleware = move |socket: SocketRef, TryData(auth): TryData<Value>| {
+            let mounted = Arc::clone(&mounted);
+            async move { admit(&mounted, &socket, auth.ok()).await }
+        };
+        server.1.ns(gateway.path(), on_connect.with(middleware));
+        server
+    }
+}
+
+/// What one namespace serves.
+struct Mounted {
+    gateway: GatewayRuntime,
+    config: ConnectionConfig,
+    connections: Connections,
+}
+
+/// What the connect middleware hands to the connect handler, through the socket's
+/// extensions (which want `Clone`).
+#[derive(Clone)]
+struct Admitted(Arc<Mutex<Option<Admission>>>);
+
+/// The connection's place under the app's limits, and its identity.
+type Admission = (ConnectionGuard, Option<IdentitySlot>);
+
+/// The connect middleware: every refusal happens here, so that the client receives
+/// `connect_error` and never joins the namespace.
+async fn admit(mounted: &Mounted, socket: &SocketRef, auth: Option<Value>) -> Result<(), String> {
+    let parts = socket.req_parts();
+    if let (Some(allowed), Some(origin)) =
+        (&mounted.config.allowed_origins, parts.headers.get(ORIGIN))
+    {
+        let origin = origin.to_str().unwrap_or_default();
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+            tracing::debug!(target: "gateway::rejection", origin, "origin not allowed");
+            return Err("Origin not allowed".to_owned());
+        }
+    }
+    let guard = mounted
+        .connections
+        .admit(remote_addr(socket).map(|addr| addr.ip()))
+        .map_err(|refused| {
+            tracing::debug!(target: "gateway::rejection", "{refused}");
+            refused.to_string()
+        })?;
+    let request =
+        HandshakeRequest::new(&parts.uri, &parts.headers).with_auth_payload(auth.as_ref());
+    let identity = mounted
+        .gateway
+        .authenticate(&request)
+        .await
+        .map_err(|err| err.message().to_owned())?;
+    socket
+        .extensions
+        .insert(Admitted(Arc::new(Mutex::new(Some((guard, identity))))));
+    Ok(())
+}
+
+fn remote_addr(socket: &SocketRef) -> Option<SocketAddr> {
+    socket
+        .req_parts()
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr)
+}
+
+/// One message as the socket's task receives it.
+enum Inbound {
+    Message(Request),
+    Gone,
+}
+
+/// A received message, with what is needed to answer it.
+struct Request {
+    event: String,
+    data: Option<Box<RawValue>>,
+    /// The client's acknowledgement callback, answered once, when it passed one.
+    ack: Mutex<Option<AckSender>>,
+}
+
+impl Request {
+    /// The message as the JSON adapter would have received it, for exception filters and
+    /// the `cause` of exceptions.
+    fn text(&self) -> String {
+        let data = self.data.as_deref();
+        Frame::event(&self.event, &data)
+            .map(|frame| frame.as_str().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn take_ack(&self) -> Option<AckSender> {
+        self.ack
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// Whether the client passed an acknowledgement callback with its message.
+struct AckWanted(bool);
+
+impl<A: Adapter> FromMessageParts<A> for AckWanted {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        _socket: &Arc<Socket<A>>,
+        _value: &mut socketioxide::handler::Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        Ok(Self(ack_id.is_some()))
+    }
+}
+
+/// The connect handler: binds the socket's messages and disconnect to a task that drives
+/// the gateway's client.
+fn connected(mounted: &Arc<Mounted>, socket: SocketRef) {
+    let admitted = socket
+        .extensions
+        .get::<Admitted>()
+        .and_then(|Admitted(slot)| slot.lock().unwrap_or_else(PoisonError::into_inner).take());
+    socket.extensions.remove::<Admitted>();
+    let Some((guard, identity)) = admitted else {
+        // The middleware always stores it; without it the socket was not admitted.
+        let _ = socket.disconnect();
+        return;
+    };
+    let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
+    let on_message = {
+        let inbound = inbound_tx.clone();
+        move |socket: SocketRef,
+              Event(event): Event,
+              TryData(data): TryData<Value>,
+              ack: AckSender,
+              AckWanted(wanted): AckWanted| {
+            // Runs synchronously as messages arrive, so the task sees them in order.
+            let data = data
+                .ok()
+                .and_then(|data| serde_json::value::to_raw_value(&data).ok());
+            let request = Request {
+                event,
+                data,
+                ack: Mutex::new(wanted.then_some(ack)),
+            };
+            if inbound.try_send(Inbound::Message(request)).is_err() {
+                tracing::debug!(target: "gateway::rejection", "too many Socket.IO messages in flight, disconnecting");
+                let _ = socket.disconnect();
+            }
+            std::future::ready(())
+        }
+    };
+    socket.on_fallback(on_message);
+    socket.on_disconnect(move || {
+        // A full channel means the task is behind; the socket being gone shows on emit.
+        let _ = inbound_tx.try_send(Inbound::Gone);
+        std::future::ready(())
+    });
+    let mut handshake = Handshake::new(
+        socket.req_parts().uri.clone(),
+        socket.req_parts().headers.clone(),
+    );
+    handshake.remote_addr = remote_addr(&socket);
+    if let Some(store) = identity {
+        store(&mut handshake.extensions);
+    }
+    let gateway = mounted.gateway.clone();
+    let (client, queue) = gateway.open(handshake, mounted.config.outbound_queue);
+    let span = tracing::debug_span!(target: "gateway", "connection", path = gateway.path(), client = %client.id(), transport = "socket.io");
+    let session = Session {
+        socket,
+        gateway,
+        client,
+        queue,
+        inbound,
+        max_depth: mounted.config.max_json_depth,
+        connections: mounted.connections.clone(),
+    };
+    tokio::spawn(
+        async move {
+            session.run().await;
+            drop(guard);
+        }
+        .instrument(span),
+    );
+}
+
+type PendingReply = std::pin::Pin<Box<dyn Future<Output = (Outcome, Arc<Request>)> + Send>>;
+type ReplyStream = BoxStream<'static, (Result<Option<Frame>, Failure>, Arc<Request>)>;
+
+/// Why a session stops.
+enum Stop {
+    /// The client disconnected, or its socket failed.
+    Gone,
+    /// We disconnect it.
+    Disconnect,
+}
+
+/// The life of one Socket.IO client of one gateway.
+struct Session {
+    socket: SocketRef,
+    gateway: GatewayRuntime,
+    client: Client,
+    queue: OutboundQueue,
+    inbound: mpsc::Receiver<Inbound>,
+    max_depth: usize,
+    connections: Connections,
+}
+
+impl Session {
+    async fn run(mut self) {
+        let metrics = self.gateway.metrics().clone();
+        metrics.connections.increment(1.0);
+        tracing::debug!(target: "gateway", "connected");
+        let stop = match self.gateway.connect(&self.client).await {
+            Ok(()) => self.serve().await,
+            Err(err) => {
+                tracing::debug!(target: "gateway::rejection", "handle_connection rejected the client: {err}");
+                let frame = self.gateway.exception_frame(None, &err);
+                let _ = self.emit(&frame, None);
+                Stop::Disconnect
+            }
+        };
+        if let Stop::Disconnect = stop {
+            let _ = self.socket.clone().disconnect();
+        }
+        self.gateway.disconnect(&self.client).await;
+        tracing::debug!(target: "gateway", "disconnected");
+        metrics.connections.decrement(1.0);
+    }
+
+    async fn serve(&mut self) -> Stop {
+        let mut pending: FuturesUnordered<PendingReply> = FuturesUnordered::new();
+        let mut streams: SelectAll<ReplyStream> = SelectAll::new();
+        let overflow = self.queue.overflow_signal();
+        let connections = self.connections.clone();
+        let shutdown = connections.shutting_down();
+        tokio::pin!(shutdown);
+        let mut draining: Option<tokio::time::Instant> = None;
+        loop {
+            if draining.is_some() && pending.is_empty() && streams.is_empty() {
+                return self.flush_and(Stop::Disconnect);
+            }
+            let step = tokio::select! {
+                biased;
+                () = overflow.wait() => {
+                    tracing::debug!(target: "gateway::rejection", "outbound queue overflowed, disconnecting");
+                    Err(Stop::Disconnect)
+                }
+                () = &mut shutdown, if draining.is_none() => {
+                    let deadline = connections.deadline().unwrap_or_else(Instant::now);
+                    draining = Some(deadline.into());
+                    Ok(())
+                }
+                () = sleep_until_some(draining), if draining.is_some() => {
+                    return self.flush_and(Stop::Disconnect);
+                }
+                out = self.queue.recv() => match out {
+                    Some(out) => self.feed(out),
+                    None => Err(Stop::Gone),
+                },
+                Some((outcome, request)) = pending.next(), if !pending.is_empty() => {
+                    self.answer(outcome, &request, &mut streams)
+                }
+                Some((item, request)) = streams.next(), if !streams.is_empty() => {
+                    self.answer_item(item, &request)
+                }
+                inbound = self.inbound.recv(), if draining.is_none() => match inbound {
+                    Some(Inbound::Message(request)) => self.receive(request, &mut pending, &mut streams),
+                    Some(Inbound::Gone) | None => Err(Stop::Gone),
+                },
+            };
+            if let Err(stop) = step {
+                return stop;
+            }
+        }
+    }
+
+    fn receive(
+        &mut self,
+        request: Request,
+        pending: &mut FuturesUnordered<PendingReply>,
+        streams: &mut SelectAll<ReplyStream>,
+    ) -> Result<(), Stop> {
+        let request = Arc::new(request);
+        if request
+            .data
+            .as_deref()
+            .is_some_and(|data| exceeds_depth(data.get(), self.max_depth.saturating_sub(1)))
+        {
+            tracing::debug!(target: "gateway::rejection", "message nested too deeply");
+            let err = WsException::new(format!(
+                "Message nested too deeply: at most {} levels of arrays and objects",
+                self.max_depth
+            ));
+            let frame = self.gateway.exception_frame(Some(&request.text()), &err);
+            return self.reply(&frame, None);
+        }
+        let dispatch =
+            self.gateway
+                .dispatch(&self.client, &request.event, request.data.as_deref(), None);
+        match dispatch {
+            Dispatch::Ready(outcome) => self.answer(outcome, &request, streams),
+            Dispatch::Pending(future) => {
+                pending.push(future.map(move |outcome| (outcome, request)).boxed());
+                Ok(())
+            }
+        }
+    }
+
+    fn answer(
+        &mut self,
+        outcome: Outcome,
+        request: &Arc<Request>,
+        streams: &mut SelectAll<ReplyStream>,
+    ) -> Result<(), Stop> {
+        match outcome {
+            Ok(Reply::Frame(frame)) => self.reply(&frame, Some(request)),
+            Ok(Reply::Stream(stream)) => {
+                let request = Arc::clone(request);
+                streams.push(stream.map(move |item| (item, Arc::clone(&request))).boxed());
+                Ok(())
+            }
+            Ok(Reply::Close(frame, _close)) => {
+                if let Some(frame) = frame {
+                    self.reply(&frame, Some(request))?;
+                }
+                Err(Stop::Disconnect)
+            }
+            Ok(_) => Ok(()),
+            Err(failure) => self.fail(failure, request),
+        }
+    }
+
+    fn answer_item(
+        &mut self,
+        item: Result<Option<Frame>, Failure>,
+        request: &Arc<Request>,
+    ) -> Result<(), Stop> {
+        match item {
+            Ok(Some(frame)) => self.reply(&frame, Some(request)),
+            Ok(None) => Ok(()),
+            Err(failure) => self.fail(failure, request),
+        }
+    }
+
+    /// Lets the exception filters decide what the client receives.
+    fn fail(&mut self, failure: Failure, request: &Arc<Request>) -> Result<(), Stop> {
+        let caught = self
+            .gateway
+            .catch(&self.client, Some(&request.text()), failure);
+        let (frame, close) = caught.into_parts();
+        if let Some(frame) = frame {
+            self.reply(&frame, None)?;
+        }
+        match close {
+            Some(_) => Err(Stop::Disconnect),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends a reply after the frames already queued for the client, so that a handler
+    /// that emits and then returns is seen in that order.
+    fn reply(&mut self, frame: &Frame, request: Option<&Arc<Request>>) -> Result<(), Stop> {
+        while let Some(out) = self.queue.try_recv() {
+            self.feed(out)?;
+        }
+        self.emit(frame, request)
+    }
+
+    fn feed(&mut self, out: Outbound) -> Result<(), Stop> {
+        match out {
+            Outbound::Frame(frame) => self.emit(&frame, None),
+            Outbound::Close(_) => Err(Stop::Disconnect),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes what is queued, then stops with `stop`.
+    fn flush_and(&mut self, stop: Stop) -> Stop {
+        while let Some(out) = self.queue.try_recv() {
+            if let Err(stop) = self.feed(out) {
+                return stop;
+            }
+        }
+        stop
+    }
+
+    /// Emits one frame: as the acknowledgement of `request` when it is under the request's
+    /// event and the client asked for one, else as `socket.emit(event, data)`.
+    fn emit(&self, frame: &Frame, request: Option<&Arc<Request>>) -> Result<(), Stop> {
+        let Ok(envelope) = IncomingFrame::parse(frame.as_str()) else {
+            return Ok(());
+        };
+        let data: Value = envelope
+            .data
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or(Value::Null);
+        self.gateway.metrics().frames_sent.increment(1);
+        let ack = request
+            .filter(|request| request.event == envelope.event)
+            .and_then(|request| request.take_ack());
+        let sent = match ack {
+            Some(ack) => ack.send(&data),
+            None => self.socket.emit(&*envelope.event, &data),
+        };
+        sent.map_err(|err| {
+            tracing::debug!(target: "gateway", "Socket.IO send failed: {err}");
+            Stop::Gone
+        })
+    }
+}
+
+/// Sleeps until `deadline` (never, without one).
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
