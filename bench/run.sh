@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# The benchmarks, side by side: our gateway (bench-server), a hand-written axum server
+# (raw-axum) and a NestJS app (bench/peers/nest), one after the other on the same machine,
+# each server pinned to CPU 0 and the load generator to CPU 1. Prints one markdown table
+# with ratio rows ours/raw-axum and ours/NestJS.
+#
+#   bench/run.sh            # about 4 minutes
+#   bench/run.sh --quick    # about 1.5 minutes, shorter runs and fewer connections
+#   bench/run.sh --no-nest  # without the NestJS row (no node needed)
+#
+# Every mode's full output goes to $LOG (default target/bench-run.log); the table also to
+# target/bench-table.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+NEST=1
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    --no-nest) NEST=0 ;;
+    *) echo "usage: $0 [--quick] [--no-nest]" >&2; exit 2 ;;
+  esac
+done
+
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN="$TARGET_DIR/release"
+LOG=${LOG:-target/bench-run.log}
+TABLE=target/bench-table.md
+PORT=${BENCH_PORT:-3900}
+mkdir -p target
+: >"$LOG"
+
+if [ "$QUICK" = 1 ]; then
+  ECHO_SECS=3; BCAST_SECS=3; CONNECT_SECS=3; IDLE_CONNS=5000; BIG_RECEIVERS=5000
+else
+  ECHO_SECS=8; BCAST_SECS=6; CONNECT_SECS=5; IDLE_CONNS=10000; BIG_RECEIVERS=10000
+fi
+
+# Idle and fan-out runs hold thousands of sockets on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+CPUS=$(nproc)
+if [ "$CPUS" -ge 2 ]; then
+  SERVER_PIN=(taskset -c 0); LOADGEN_PIN=(taskset -c 1)
+else
+  echo "run.sh: one CPU: server and load generator share it" >&2
+  SERVER_PIN=(); LOADGEN_PIN=()
+fi
+
+echo "run.sh: building (release)" >&2
+cargo build --release --quiet -p gateway-bench -p gateway-loadgen
+if [ "$NEST" = 1 ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "run.sh: building the NestJS peer" >&2
+    (cd bench/peers/nest && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) >&2
+  else
+    echo "run.sh: npm not found: no NestJS row" >&2
+    NEST=0
+  fi
+fi
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+SERVER_PID=
+start() { # start NAME: starts a server on $PORT, sets SERVER_PID
+  case "$1" in
+    ours) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/bench-server" >>"$LOG" 2>&1 & ;;
+    raw) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/raw-axum" >>"$LOG" 2>&1 & ;;
+    nest) PORT=$PORT "${SERVER_PIN[@]}" node bench/peers/nest/dist/main.js >>"$LOG" 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  for _ in $(seq 200); do listening "$PORT" && return 0; sleep 0.05; done
+  echo "run.sh: $1 did not start listening on $PORT" >&2
+  return 1
+}
+stop() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  sleep 1 # let the port and the sockets of the previous run go
+}
+
+# loadgen ARGS...: runs the load generator against the current server, prints its RESULT line.
+loadgen() {
+  echo "## $*" >>"$LOG"
+  "${LOADGEN_PIN[@]}" "$BIN/loadgen" --port "$PORT" --server-pid "$SERVER_PID" "$@" >>"$LOG.tmp" 2>&1 || true
+  cat "$LOG.tmp" >>"$LOG"
+  grep '^RESULT' "$LOG.tmp" | tail -1 || echo "RESULT failed=1"
+  rm -f "$LOG.tmp"
+}
+
+# field LINE KEY: the value of KEY=... in a RESULT line, or "-".
+field() {
+  local v
+  v=$(tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p")
+  echo "${v:--}"
+}
+
+declare -A R
+run_server() { # run_server NAME
+  local name=$1 line
+  echo "run.sh: $name" >&2
+  echo "# $name" >>"$LOG"
+  # A fresh process for the idle capacity, so earlier runs' memory does not hide its growth.
+  start "$name"
+  line=$(loadgen --source-ips 16 idle --connections "$IDLE_CONNS" --settle 2)
+  R[$name,rss]=$(field "$line" rss_kib_per_conn); R[$name,base]=$(field "$line" base_mib)
+  stop
+  start "$name"
+  line=$(loadgen --source-ips 16 connect --duration "$CONNECT_SECS")
+  R[$name,conn]=$(field "$line" rate)
+  sleep 1
+  line=$(loadgen echo --connections 1 --duration "$ECHO_SECS")
+  R[$name,e1]=$(field "$line" rate); R[$name,p50_1]=$(field "$line" p50_us)
+  line=$(loadgen echo --connections 64 --duration "$ECHO_SECS")
+  R[$name,e64]=$(field "$line" rate); R[$name,cpu]=$(field "$line" cpu_us)
+  R[$name,p99]=$(field "$line" p99_us)
+  line=$(loadgen echo --connections 1024 --duration "$ECHO_SECS")
+  R[$name,e1024]=$(field "$line" rate)
+  line=$(loadgen broadcast --receivers 1000 --duration "$BCAST_SECS")
+  R[$name,b1k]=$(field "$line" rate); R[$name,bcpu]=$(field "$line" cpu_us)
+  R[$name,bp99]=$(field "$line" p99_us)
+  line=$(loadgen broadcast --receivers "$BIG_RECEIVERS" --duration "$BCAST_SECS")
+  R[$name,b10k]=$(field "$line" rate)
+  stop
+}
+
+SERVERS=(ours raw)
+[ "$NEST" = 1 ] && SERVERS+=(nest)
+for s in "${SERVERS[@]}"; do run_server "$s"; done
+
+COLS=(e1 p50_1 e64 cpu p99 e1024 b1k bcpu bp99 b10k rss conn)
+declare -A LABEL=(
+  [ours]="ours (bench-server)"
+  [raw]="raw axum 0.8, 4 KiB buffers"
+  [nest]="NestJS 12 + @nestjs/platform-ws"
+)
+
+k() { # 123456 -> 123k
+  awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else if (v >= 10000) printf "%.0fk", v/1000; else if (v >= 1000) printf "%.1fk", v/1000; else printf "%s", v }'
+}
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+cell() { # cell SERVER COLUMN
+  local v=${R[$1,$2]:--}
+  case "$2" in
+    e1|e64|e1024|b1k|b10k|conn) k "$v" ;;
+    cpu|bcpu) [ "$v" = - ] && echo - || echo "$v µs" ;;
+    p50_1|p99|bp99) [ "$v" = - ] && echo - || awk -v v="$v" 'BEGIN { if (v >= 10000) printf "%.0f ms", v/1000; else if (v >= 1000) printf "%.1f ms", v/1000; else printf "%d µs", v }' ;;
+    rss) [ "$v" = - ] && echo - || echo "$v KiB (+${R[$1,base]} MiB process)" ;;
+  esac
+}
+
+{
+  echo "| server | echo round trips/s, 1 conn | echo p50, 1 conn | echo round trips/s, 64 conns | server CPU per round trip | echo p99, 64 conns | echo round trips/s, 1024 conns | broadcast deliveries/s, 1,000 receivers | server CPU per delivery | delivery p99, 1,000 receivers | broadcast deliveries/s, $(k "$BIG_RECEIVERS") receivers | RSS per idle connection ($(k "$IDLE_CONNS")) | new connections/s |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  for s in "${SERVERS[@]}"; do
+    row="| ${LABEL[$s]} |"
+    for c in "${COLS[@]}"; do row+=" $(cell "$s" "$c") |"; done
+    echo "$row"
+  done
+  for peer in raw nest; do
+    [ "$peer" = nest ] && [ "$NEST" = 0 ] && continue
+    row="| ours / ${LABEL[$peer]%%,*} |"
+    [ "$peer" = nest ] && row="| ours / NestJS |"
+    for c in "${COLS[@]}"; do row+=" $(ratio "${R[ours,$c]:--}" "${R[$peer,$c]:--}") |"; done
+    echo "$row"
+  done
+} | tee "$TABLE"
+echo >&2
+echo "run.sh: ratios are ours divided by the peer: above 1 is better for rates, below 1 for CPU, latency and RSS. Full output: $LOG" >&2
