@@ -1,0 +1,102 @@
+//! Micro-benchmarks of the message hot path, without a socket: `cargo bench -p gateway-core
+//! --bench dispatch`.
+//!
+//! - `frame_decode`: parsing `{"event":..,"data":..}` (event borrowed, data kept raw);
+//! - `dispatch_text`: decode + event lookup + extraction + a sync handler + reply encode,
+//!   through `GatewayRuntime::dispatch_text`, for a raw-JSON echo and a `serde_json::Value`
+//!   echo;
+//! - `reply_encode`: encoding `{"event":..,"data":..}` from a raw body and from a typed one.
+
+// `criterion_group!` defines an undocumented `pub fn`.
+#![allow(missing_docs)]
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gateway_core::prelude::*;
+use gateway_core::{Dispatch, Frame, Handshake, IncomingFrame, Reply};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::hint::black_box;
+
+/// The ~60-byte echo request of the load generator.
+const ECHO: &str = r#"{"event":"echo","data":{"user":"bench","text":"hello, gateway"}}"#;
+const ECHO_VALUE: &str =
+    r#"{"event":"echo_value","data":{"user":"bench","text":"hello, gateway"}}"#;
+
+/// The benchmark gateway: the same handlers as `bench-server`.
+#[websocket_gateway(path = "/bench")]
+pub struct BenchGateway;
+
+#[websocket_gateway]
+impl BenchGateway {
+    #[subscribe("echo")]
+    fn echo(&self, data: Box<RawValue>) -> Box<RawValue> {
+        data
+    }
+
+    #[subscribe("echo_value")]
+    fn echo_value(&self, data: serde_json::Value) -> serde_json::Value {
+        data
+    }
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    user: &'a str,
+    text: &'a str,
+}
+
+/// The reply frame of a dispatch that completes inline.
+fn reply_of(dispatch: Dispatch) -> Option<Frame> {
+    match dispatch {
+        Dispatch::Ready(Ok(Reply::Frame(frame))) => Some(frame),
+        _ => None,
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let Ok(app) = GatewayApp::new().gateway::<BenchGateway>().build() else {
+        panic!("the bench gateway builds");
+    };
+    let gateway = &app.gateways()[0];
+    let (client, _queue) = gateway.open(Handshake::default(), 1024);
+
+    // The handlers answer as expected before anything is timed.
+    let reply = reply_of(gateway.dispatch_text(&client, ECHO)).map(|f| f.as_str().to_owned());
+    assert_eq!(reply.as_deref(), Some(ECHO));
+
+    c.bench_function("frame_decode", |b| {
+        b.iter(|| IncomingFrame::parse(black_box(ECHO)).is_ok());
+    });
+
+    let mut group = c.benchmark_group("dispatch_text");
+    group.bench_function("echo_raw", |b| {
+        b.iter(|| reply_of(gateway.dispatch_text(&client, black_box(ECHO))));
+    });
+    group.bench_function("echo_value", |b| {
+        b.iter(|| reply_of(gateway.dispatch_text(&client, black_box(ECHO_VALUE))));
+    });
+    group.finish();
+
+    let raw = serde_json::value::to_raw_value(&Message {
+        user: "bench",
+        text: "hello, gateway",
+    });
+    let Ok(raw) = raw else {
+        panic!("the body encodes");
+    };
+    let mut group = c.benchmark_group("reply_encode");
+    group.bench_function("raw", |b| {
+        b.iter(|| Frame::event(black_box("echo"), black_box(&raw)).is_ok());
+    });
+    group.bench_function("typed", |b| {
+        let body = Message {
+            user: "bench",
+            text: "hello, gateway",
+        };
+        b.iter(|| Frame::event(black_box("echo"), black_box(&body)).is_ok());
+    });
+    group.finish();
+}
+
+criterion_group!(dispatch, benches);
+criterion_main!(dispatch);
