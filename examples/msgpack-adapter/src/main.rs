@@ -1,0 +1,40 @@
+//! The demo server: `cargo run -p msgpack-adapter`, then talk JSON to
+//! `ws://127.0.0.1:3001/rooms` or MessagePack to `ws://127.0.0.1:3001/msgpack/rooms`.
+//!
+//! `PORT` chooses the port; `RUST_LOG` the logging.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gateway_axum::prelude::*;
+use gateway_axum::{JsonAdapter, WebSocketAdapter};
+use msgpack_adapter::MsgPackAdapter;
+use msgpack_adapter::demo::RoomsGateway;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let port: u16 = std::env::var("PORT")
+        .unwrap_or_else(|_| "3001".into())
+        .parse()?;
+    let app = GatewayApp::new().gateway::<RoomsGateway>().build()?;
+    let router = JsonAdapter
+        .mount(&app)
+        .merge(MsgPackAdapter::at("/msgpack").mount(&app));
+    let listener = gateway_axum::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    tracing::info!(
+        "JSON at ws://{0}/rooms, MessagePack at ws://{0}/msgpack/rooms",
+        listener.local_addr()?
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    gateway_axum::serve_with_shutdown(listener, router, &app, shutdown, Duration::from_secs(5))
+        .await?;
+    Ok(())
+}
