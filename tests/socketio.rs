@@ -119,8 +119,11 @@ impl AuthedGateway {
 
 /// Serves `app` to plain WebSocket and Socket.IO clients on one port.
 async fn serve(app: App) -> TestServer {
-    let (layer, _io) = SocketIoAdapter::new().mount(&app);
-    let router = (&app).into_router().layer(layer);
+    let (socketio, _io) = SocketIoAdapter::new().mount(&app);
+    // Merged either way round, with routes added after: Socket.IO's path is a route.
+    let router = socketio
+        .merge((&app).into_router())
+        .route("/health", axum::routing::get(|| async { "ok" }));
     TestServer::start_router(app, router).await.unwrap()
 }
 
@@ -495,7 +498,9 @@ async fn the_chat_example_serves_socketio_on_its_namespace() {
     let auth =
         chat::auth::AuthService::new("sio-secret").with_users([("alice", "a"), ("bob", "b")]);
     let app = chat::app_with(auth.clone()).build().unwrap();
-    let router = chat::router(&app, auth.clone());
+    // As main.rs composes it: more routes merged after.
+    let router = chat::router(&app, auth.clone())
+        .merge(axum::Router::new().route("/metrics", axum::routing::get(|| async { "" })));
     let server = TestServer::start_router(app, router).await.unwrap();
 
     let token = auth.issue("alice").unwrap();

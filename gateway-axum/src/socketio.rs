@@ -11,8 +11,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
 use axum::http::header::ORIGIN;
+use axum::routing::any;
 use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
 use futures_util::{FutureExt, StreamExt};
 use gateway_core::frame::exceeds_depth;
@@ -26,7 +29,6 @@ use serde_json::value::RawValue;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts};
-use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::Socket;
 use socketioxide::{SocketIo, SocketIoConfig};
 use tokio::sync::mpsc;
@@ -52,9 +54,10 @@ const INBOUND_CAPACITY: usize = 1024;
 /// - A close requested by a handler, a filter or `client.close(..)` disconnects the socket
 ///   (Socket.IO has no close codes).
 ///
-/// [`mount`](WebSocketAdapter::mount) returns socketioxide's tower layer and its handle:
-/// apply the layer to the router that serves the plain-WebSocket routes, and both kinds of
-/// clients are served on one port, sharing one [`App`].
+/// [`mount`](WebSocketAdapter::mount) returns a router serving Socket.IO's path
+/// (`/socket.io/` unless configured otherwise) and socketioxide's handle: merge the router
+/// with the one serving the plain-WebSocket routes, and both kinds of clients are served on
+/// one port, sharing one [`App`].
 ///
 /// # Examples
 ///
@@ -75,9 +78,9 @@ const INBOUND_CAPACITY: usize = 1024;
 /// }
 ///
 /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-/// let (layer, _io) = SocketIoAdapter::new().mount(&app);
+/// let (socketio, _io) = SocketIoAdapter::new().mount(&app);
 /// // ws://host/chat for plain WebSocket clients, io("http://host/chat") for Socket.IO ones.
-/// let router: axum::Router = app.into_router().layer(layer);
+/// let router: axum::Router = app.into_router().merge(socketio);
 /// # let _ = router;
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -111,8 +114,9 @@ impl SocketIoAdapter {
 }
 
 impl WebSocketAdapter for SocketIoAdapter {
-    /// socketioxide's layer (apply it to your router) and its handle.
-    type Server = (SocketIoLayer, SocketIo);
+    /// A router serving Socket.IO's path (merge it with your router) and socketioxide's
+    /// handle.
+    type Server = (Router, SocketIo);
 
     fn create(&self, app: &App) -> Self::Server {
         let builder = SocketIo::builder();
@@ -126,7 +130,21 @@ impl WebSocketAdapter for SocketIoAdapter {
                     .ws_max_frame_size(app.config().max_frame_size)
             }
         };
-        builder.build_layer()
+        let (layer, io) = builder.build_layer();
+        // Routes, not a fallback: the router survives being merged into another. The layer
+        // answers every request under the path; the handler is never reached.
+        let path = io
+            .config()
+            .engine_config
+            .req_path
+            .trim_end_matches('/')
+            .to_owned();
+        let unreachable = || std::future::ready(StatusCode::NOT_FOUND);
+        let router = Router::new()
+            .route(&format!("{path}/"), any(unreachable))
+            .route(&path, any(unreachable))
+            .layer(layer);
+        (router, io)
     }
 
     fn bind(&self, server: Self::Server, gateway: &GatewayRuntime, app: &App) -> Self::Server {

@@ -61,7 +61,7 @@ pub fn router(app: &App, auth: AuthService) -> axum::Router {
             "/asyncapi.json",
             axum::routing::get(move || std::future::ready(axum::Json(document.clone()))),
         )
-        .layer(socketio)
+        .merge(socketio)
 }
 
 /// The AsyncAPI 3.0 document of the app's gateways (`cargo run -p chat -- asyncapi`).
