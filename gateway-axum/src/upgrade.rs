@@ -7,6 +7,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::ORIGIN;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use gateway_core::{
     ConnectionConfig, Connections, GatewayRuntime, Handshake, HandshakeRequest, Refused,
@@ -69,7 +70,7 @@ pub(crate) async fn upgrade(State(mounted): State<Mounted>, request: Request) ->
     if let Some(store) = identity {
         store(&mut parts.extensions);
     }
-    let mut handshake = Handshake::new(parts.uri, parts.headers);
+    let mut handshake = Handshake::new(detach_uri(parts.uri), detach_headers(&parts.headers));
     handshake.remote_addr = remote_addr;
     handshake.extensions = parts.extensions;
     let Mounted {
@@ -85,4 +86,24 @@ pub(crate) async fn upgrade(State(mounted): State<Mounted>, request: Request) ->
             connection::run(socket, gateway, handshake, config, connections).await;
             drop(guard);
         })
+}
+
+/// A copy of the request URI that does not share hyper's read buffer.
+fn detach_uri(uri: Uri) -> Uri {
+    uri.to_string().parse().unwrap_or(uri)
+}
+
+/// A copy of the request headers that does not share hyper's read buffer: the parsed
+/// headers are slices of the 8-16 KiB buffer the request head was read into, and keeping
+/// them for the life of the connection would keep that whole buffer alive (about 16 KiB
+/// per idle connection).
+fn detach_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut copy = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name =
+            HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
+        let value = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.append(name, value);
+    }
+    copy
 }
