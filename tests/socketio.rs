@@ -532,3 +532,61 @@ async fn the_chat_example_serves_socketio_on_its_namespace() {
     refused.close().await;
     alice.close().await;
 }
+
+#[tokio::test]
+async fn socketio_clients_of_two_instances_share_rooms_through_redis() {
+    use gateway_redis::{RedisAdapter, RedisConfig};
+
+    let prefix = format!("sio-test-{}", std::process::id());
+    let auth = chat::auth::AuthService::new("sio-redis-secret");
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let redis =
+            RedisAdapter::connect(RedisConfig::new("redis://127.0.0.1:6379").prefix(&prefix))
+                .await
+                .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
+        let app = chat::app_with(auth.clone()).adapter(redis).build().unwrap();
+        let router = chat::router(&app, auth.clone());
+        servers.push(TestServer::start_router(app, router).await.unwrap());
+    }
+    let (a, b) = (&servers[0], &servers[1]);
+
+    // Alice: Socket.IO on instance A, websocket transport only (no sticky sessions needed).
+    let token = auth.issue("alice").unwrap();
+    let (mut alice, first) = Node::open(
+        &http_url(a, "/chat"),
+        json!({ "token": token }),
+        Some(&["websocket"]),
+    )
+    .await;
+    assert_eq!(first["type"], "connect", "{first}");
+    alice.emit("join", json!([{"room": "lobby"}]), false).await;
+    alice.expect_event("joined").await;
+
+    // Bob: plain WebSocket on instance B.
+    let bob_token = auth.issue("bob").unwrap();
+    let mut bob = TestClient::connect(&format!("{}?token={bob_token}", b.url("/chat")))
+        .await
+        .unwrap();
+    bob.emit("join", &json!({"room": "lobby"})).await.unwrap();
+    bob.expect("joined").await.unwrap();
+
+    bob.emit("message", &json!({"room": "lobby", "text": "from B"}))
+        .await
+        .unwrap();
+    let message = alice.expect_event("message").await;
+    assert_eq!(message[0]["text"], "from B");
+    assert_eq!(message[0]["from"], "bob");
+    assert_eq!(bob.expect("message").await.unwrap()["text"], "from B");
+
+    alice
+        .emit(
+            "message",
+            json!([{"room": "lobby", "text": "from A"}]),
+            false,
+        )
+        .await;
+    assert_eq!(bob.expect("message").await.unwrap()["text"], "from A");
+    assert_eq!(alice.expect_event("message").await[0]["text"], "from A");
+    alice.close().await;
+}
