@@ -306,10 +306,10 @@ impl TestClient {
     ///
     /// [`TestError::Timeout`] or [`TestError::Closed`] before the event arrived.
     pub async fn expect_frame(&mut self, event: &str) -> Result<Received, TestError> {
-        if let Some(at) = self.skipped.iter().position(|f| f.event == event) {
-            if let Some(frame) = self.skipped.remove(at) {
-                return Ok(frame);
-            }
+        if let Some(at) = self.skipped.iter().position(|f| f.event == event)
+            && let Some(frame) = self.skipped.remove(at)
+        {
+            return Ok(frame);
         }
         let what = format!("event {event:?}");
         loop {

@@ -204,16 +204,16 @@ impl GatewayApp {
         }
         descriptors.sort_by(|a, b| (a.path, a.name).cmp(&(b.path, b.name)));
         for pair in descriptors.windows(2) {
-            if let [first, second] = pair {
-                if first.path == second.path {
-                    return Err(BuildError::DuplicatePath {
-                        path: first.path,
-                        first: first.name,
-                        first_at: first.location(),
-                        second: second.name,
-                        second_at: second.location(),
-                    });
-                }
+            if let [first, second] = pair
+                && first.path == second.path
+            {
+                return Err(BuildError::DuplicatePath {
+                    path: first.path,
+                    first: first.name,
+                    first_at: first.location(),
+                    second: second.name,
+                    second_at: second.location(),
+                });
             }
         }
         let authenticator_of = |d: &GatewayDescriptor| {

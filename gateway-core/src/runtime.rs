@@ -385,11 +385,11 @@ impl GatewayRuntime {
     /// Runs `#[handle_disconnect]`, then removes the client from the server and its rooms.
     /// Call it exactly once per opened client, however the connection ended.
     pub async fn disconnect(&self, client: &Client) {
-        if let Some(dispatch) = self.run_hook(HookKind::Disconnect, Some(client)) {
-            if let Err(failure) = dispatch.outcome().await {
-                let err = failure.into_exception();
-                tracing::warn!(target: "gateway", gateway = self.name(), client = %client.id(), "handle_disconnect failed: {err}");
-            }
+        if let Some(dispatch) = self.run_hook(HookKind::Disconnect, Some(client))
+            && let Err(failure) = dispatch.outcome().await
+        {
+            let err = failure.into_exception();
+            tracing::warn!(target: "gateway", gateway = self.name(), client = %client.id(), "handle_disconnect failed: {err}");
         }
         self.server().remove(client.id());
     }

@@ -362,10 +362,10 @@ impl State {
                 })
         };
         let mut deliver = |id: &ClientId| {
-            if !excluded(id) {
-                if let Some(member) = self.clients.get(id) {
-                    f(member);
-                }
+            if !excluded(id)
+                && let Some(member) = self.clients.get(id)
+            {
+                f(member);
             }
         };
         let room_members = |room: &Cow<'static, str>| self.rooms.get(&**room).into_iter().flatten();
@@ -522,14 +522,14 @@ impl Broadcast {
     /// ```
     pub async fn fetch_clients(&self) -> Result<Vec<ClientInfo>, AdapterError> {
         let mut clients = self.server.local_clients(&self.selection);
-        if !self.local {
-            if let Some(adapter) = self.server.adapter().cloned() {
-                clients.extend(
-                    adapter
-                        .fetch_clients(self.server.path(), &self.selection)
-                        .await?,
-                );
-            }
+        if !self.local
+            && let Some(adapter) = self.server.adapter().cloned()
+        {
+            clients.extend(
+                adapter
+                    .fetch_clients(self.server.path(), &self.selection)
+                    .await?,
+            );
         }
         clients.sort_by_key(|c| c.id);
         clients.dedup_by_key(|c| c.id);
@@ -538,14 +538,15 @@ impl Broadcast {
 
     fn run(&self, op: &Operation) -> usize {
         let (applied, all_here) = self.server.apply_local(&self.selection, op);
-        if !self.local && !all_here {
-            if let Some(adapter) = self.server.adapter() {
-                adapter.publish(&Message {
-                    path: self.server.path(),
-                    selection: &self.selection,
-                    op,
-                });
-            }
+        if !self.local
+            && !all_here
+            && let Some(adapter) = self.server.adapter()
+        {
+            adapter.publish(&Message {
+                path: self.server.path(),
+                selection: &self.selection,
+                op,
+            });
         }
         applied
     }

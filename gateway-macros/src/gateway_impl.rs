@@ -413,15 +413,14 @@ fn check_signature(method: &ImplItemFn, layers: Layers, errors: &mut Errors) -> 
             name,
         });
     }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if let Type::Reference(r) = &**ty {
-            if !matches!(&r.lifetime, Some(l) if l.ident == "static") {
-                fail(syn::Error::new_spanned(
-                    r,
-                    "a handler returns an owned value (or `&'static`): the reply is sent after the call returns",
-                ));
-            }
-        }
+    if let ReturnType::Type(_, ty) = &sig.output
+        && let Type::Reference(r) = &**ty
+        && !matches!(&r.lifetime, Some(l) if l.ident == "static")
+    {
+        fail(syn::Error::new_spanned(
+            r,
+            "a handler returns an owned value (or `&'static`): the reply is sent after the call returns",
+        ));
     }
     ok.then(|| Method {
         ident: sig.ident.clone(),

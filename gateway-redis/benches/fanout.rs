@@ -141,10 +141,10 @@ async fn member(port: u16) -> Ws {
         .await
         .unwrap();
     while let Some(frame) = ws.next().await {
-        if let Message::Text(text) = frame.unwrap() {
-            if text.contains("joined") {
-                return ws;
-            }
+        if let Message::Text(text) = frame.unwrap()
+            && text.contains("joined")
+        {
+            return ws;
         }
     }
     panic!("closed before joining");
