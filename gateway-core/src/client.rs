@@ -42,6 +42,13 @@ impl ClientId {
     }
 
     /// The id as a number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let id: gateway_core::ClientId = "00000000000000ff".parse().unwrap();
+    /// assert_eq!(id.as_u64(), 255);
+    /// ```
     pub fn as_u64(self) -> u64 {
         self.0
     }
@@ -74,6 +81,26 @@ impl Serialize for ClientId {
 }
 
 /// What a connection task receives to write to its socket.
+///
+/// # Examples
+///
+/// ```
+/// # use gateway_core::prelude::*;
+/// # #[websocket_gateway(path = "/chat")] struct Chat;
+/// # #[websocket_gateway] impl Chat {}
+/// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+/// # let gw = &app.gateways()[0];
+/// use gateway_core::{Handshake, Outbound};
+///
+/// let (client, mut queue) = gw.open(Handshake::default(), 8);
+/// client.emit("hello", &1).unwrap();
+/// client.disconnect();
+/// match queue.try_recv() {
+///     Some(Outbound::Frame(frame)) => assert_eq!(frame.as_str(), r#"{"event":"hello","data":1}"#),
+///     other => panic!("expected a frame, got {other:?}"),
+/// }
+/// assert!(matches!(queue.try_recv(), Some(Outbound::Close(close)) if close.code == 1000));
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Outbound {
@@ -100,6 +127,19 @@ pub struct Handshake {
 
 impl Handshake {
     /// A handshake with this URI and headers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::Handshake;
+    ///
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("user-agent", "demo".parse().unwrap());
+    /// let handshake = Handshake::new("/chat?room=a".parse().unwrap(), headers);
+    /// assert_eq!(handshake.uri.query(), Some("room=a"));
+    /// assert_eq!(handshake.headers["user-agent"], "demo");
+    /// assert!(handshake.remote_addr.is_none());
+    /// ```
     pub fn new(uri: http::Uri, headers: http::HeaderMap) -> Self {
         Self {
             uri,
@@ -118,16 +158,76 @@ pub struct OutboundQueue {
 
 impl OutboundQueue {
     /// The next frame to write; `None` once every sender is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Handshake, Outbound};
+    ///
+    /// let (client, mut queue) = gw.open(Handshake::default(), 8);
+    /// client.emit("tick", &1).unwrap();
+    /// assert!(matches!(queue.recv().await, Some(Outbound::Frame(_))));
+    ///
+    /// // Once the client is disconnected and dropped, the queue ends.
+    /// gw.disconnect(&client).await;
+    /// drop(client);
+    /// assert!(queue.recv().await.is_none());
+    /// # }
+    /// ```
     pub async fn recv(&mut self) -> Option<Outbound> {
         self.rx.recv().await
     }
 
     /// The next frame if one is already queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::Handshake;
+    ///
+    /// let (client, mut queue) = gw.open(Handshake::default(), 8);
+    /// assert!(queue.try_recv().is_none());
+    /// client.emit("tick", &1).unwrap();
+    /// assert!(queue.try_recv().is_some());
+    /// ```
     pub fn try_recv(&mut self) -> Option<Outbound> {
         self.rx.try_recv().ok()
     }
 
     /// A handle that completes once this queue overflowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Handshake, SendError};
+    ///
+    /// // A queue of one frame that nobody drains.
+    /// let (client, queue) = gw.open(Handshake::default(), 1);
+    /// let overflow = queue.overflow_signal();
+    /// client.emit("a", &1).unwrap();
+    /// assert!(matches!(client.emit("b", &2), Err(SendError::QueueFull)));
+    /// overflow.wait().await; // completes: the client must be disconnected
+    /// # }
+    /// ```
     pub fn overflow_signal(&self) -> OverflowSignal {
         OverflowSignal(Arc::clone(&self.overflow))
     }
@@ -140,6 +240,30 @@ pub struct OverflowSignal(Arc<Overflow>);
 
 impl OverflowSignal {
     /// Waits for the overflow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::Handshake;
+    ///
+    /// let (client, queue) = gw.open(Handshake::default(), 1);
+    /// let overflow = queue.overflow_signal();
+    /// let watcher = tokio::spawn(async move {
+    ///     overflow.wait().await;
+    ///     "overflowed"
+    /// });
+    /// client.emit("a", &1).unwrap();
+    /// client.emit("b", &2).unwrap_err(); // the queue holds one frame
+    /// assert_eq!(watcher.await.unwrap(), "overflowed");
+    /// # }
+    /// ```
     pub async fn wait(&self) {
         loop {
             let notified = self.0.notify.notified();
@@ -239,16 +363,60 @@ impl Client {
     }
 
     /// The client's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// assert_ne!(a.id(), b.id());
+    /// assert_eq!(gw.server().client(a.id()).unwrap().id(), a.id());
+    /// ```
     pub fn id(&self) -> ClientId {
         self.inner.id
     }
 
     /// The server handle of the gateway the client is connected to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// assert_eq!(client.server().path(), "/chat");
+    /// assert_eq!(client.server().client_ids(), [client.id()]);
+    /// ```
     pub fn server(&self) -> &WsServer {
         &self.inner.server
     }
 
     /// The upgrade request the client connected with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::Handshake;
+    ///
+    /// let handshake = Handshake::new("/chat?token=abc".parse().unwrap(), http::HeaderMap::new());
+    /// let (client, _queue) = gw.open(handshake, 8);
+    /// assert_eq!(client.handshake().uri.query(), Some("token=abc"));
+    /// ```
     pub fn handshake(&self) -> &Handshake {
         &self.inner.handshake
     }
@@ -259,6 +427,26 @@ impl Client {
     ///
     /// [`SendError`] when the data fails to serialize, the client is gone, or its queue is
     /// full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Handshake, Outbound, SendError};
+    ///
+    /// let (client, mut queue) = gw.open(Handshake::default(), 8);
+    /// client.emit("welcome", &"hi").unwrap();
+    /// let Some(Outbound::Frame(frame)) = queue.try_recv() else { panic!("no frame") };
+    /// assert_eq!(frame.as_str(), r#"{"event":"welcome","data":"hi"}"#);
+    ///
+    /// // Once its connection task is gone, sending fails.
+    /// drop(queue);
+    /// assert!(matches!(client.emit("welcome", &"hi"), Err(SendError::Disconnected)));
+    /// ```
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), SendError> {
         self.send_frame(Frame::event(event, data)?)
     }
@@ -268,42 +456,175 @@ impl Client {
     /// # Errors
     ///
     /// [`SendError`] when the client is gone or its queue is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Frame, Handshake, Outbound};
+    ///
+    /// let (client, mut queue) = gw.open(Handshake::default(), 8);
+    /// let frame = Frame::event("tick", &1).unwrap(); // encode once, send to many
+    /// client.send_frame(frame.clone()).unwrap();
+    /// assert!(matches!(queue.try_recv(), Some(Outbound::Frame(sent)) if sent == frame));
+    /// ```
     pub fn send_frame(&self, frame: Frame) -> Result<(), SendError> {
         self.inner.sink.send(Outbound::Frame(frame))
     }
 
     /// Adds the client to a room (nothing happens if it is already in it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// client.join("lobby");
+    /// client.join("lobby"); // already there: nothing changes
+    /// assert_eq!(client.rooms(), ["lobby"]);
+    /// assert_eq!(gw.server().room_members("lobby"), [client.id()]);
+    /// ```
     pub fn join(&self, room: impl Into<Cow<'static, str>>) {
         self.inner.server.join(self.id(), room);
     }
 
     /// Removes the client from a room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// client.join("a");
+    /// client.join("b");
+    /// client.leave("a");
+    /// assert_eq!(client.rooms(), ["b"]);
+    /// assert_eq!(gw.server().room_size("a"), 0);
+    /// ```
     pub fn leave(&self, room: &str) {
         self.inner.server.leave(self.id(), room);
     }
 
     /// The rooms the client is in, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// assert!(client.rooms().is_empty());
+    /// client.join("zebra");
+    /// client.join("apple");
+    /// assert_eq!(client.rooms(), ["apple", "zebra"]);
+    /// ```
     pub fn rooms(&self) -> Vec<String> {
         self.inner.server.rooms_of(self.id())
     }
 
     /// Every other client of the gateway: `client.broadcast().emit(...)` sends to all but
     /// this one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (alice, mut alice_queue) = gw.open(Handshake::default(), 8);
+    /// let (bob, mut bob_queue) = gw.open(Handshake::default(), 8);
+    /// assert_eq!(alice.broadcast().emit("hello", &"from alice").unwrap(), 1);
+    /// assert!(bob_queue.try_recv().is_some());
+    /// assert!(alice_queue.try_recv().is_none());
+    /// ```
     pub fn broadcast(&self) -> Broadcast {
         self.inner.server.broadcast().except(self.id())
     }
 
     /// The members of `room` except this client, Socket.IO's `socket.to(room)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (alice, mut alice_queue) = gw.open(Handshake::default(), 8);
+    /// let (bob, mut bob_queue) = gw.open(Handshake::default(), 8);
+    /// let (carol, mut carol_queue) = gw.open(Handshake::default(), 8);
+    /// alice.join("room");
+    /// bob.join("room");
+    /// assert_eq!(alice.to("room").emit("message", &"hi").unwrap(), 1); // bob only
+    /// assert!(bob_queue.try_recv().is_some());
+    /// assert!(alice_queue.try_recv().is_none());
+    /// assert!(carol_queue.try_recv().is_none());
+    /// ```
     pub fn to(&self, room: impl Into<Cow<'static, str>>) -> Broadcast {
         self.broadcast().to(room)
     }
 
     /// Closes the connection with code 1000 (normal closure).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Handshake, Outbound};
+    ///
+    /// let (client, mut queue) = gw.open(Handshake::default(), 8);
+    /// client.disconnect();
+    /// let Some(Outbound::Close(close)) = queue.try_recv() else { panic!("no close") };
+    /// assert_eq!(close.code, 1000);
+    /// ```
     pub fn disconnect(&self) {
         self.close(1000, "");
     }
 
     /// Closes the connection with this code and reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Handshake, Outbound};
+    ///
+    /// let (client, mut queue) = gw.open(Handshake::default(), 8);
+    /// client.close(4001, "kicked");
+    /// let Some(Outbound::Close(close)) = queue.try_recv() else { panic!("no close") };
+    /// assert_eq!((close.code, &*close.reason), (4001, "kicked"));
+    /// ```
     pub fn close(&self, code: u16, reason: impl Into<Cow<'static, str>>) {
         // A full queue means the client is being disconnected already.
         let _ = self.inner.sink.send(Outbound::Close(CloseRequest {

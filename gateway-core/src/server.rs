@@ -117,6 +117,16 @@ impl WsServer {
     }
 
     /// The gateway's path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// assert_eq!(app.server("/chat").unwrap().path(), "/chat");
+    /// ```
     pub fn path(&self) -> &'static str {
         self.inner.path
     }
@@ -142,11 +152,48 @@ impl WsServer {
     }
 
     /// The number of clients connected to this instance.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let server = gw.server();
+    /// assert_eq!(server.client_count(), 0);
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// assert_eq!(server.client_count(), 2);
+    /// gw.disconnect(&a).await;
+    /// assert_eq!(server.client_count(), 1);
+    /// # }
+    /// ```
     pub fn client_count(&self) -> usize {
         self.read().clients.len()
     }
 
     /// The ids of every client connected to this instance, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// let mut expected = vec![a.id(), b.id()];
+    /// expected.sort();
+    /// assert_eq!(gw.server().client_ids(), expected);
+    /// ```
     pub fn client_ids(&self) -> Vec<ClientId> {
         let mut ids: Vec<_> = self.read().clients.keys().copied().collect();
         ids.sort_unstable();
@@ -154,22 +201,83 @@ impl WsServer {
     }
 
     /// The client with this id, if it is connected to this instance.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let server = gw.server();
+    /// assert_eq!(server.client(a.id()).map(|c| c.id()), Some(a.id()));
+    ///
+    /// let stranger: ClientId = "0000000000000000".parse().unwrap();
+    /// assert!(server.client(stranger).is_none());
+    /// ```
     pub fn client(&self, id: ClientId) -> Option<Client> {
         self.read().clients.get(&id).map(|m| m.client.clone())
     }
 
     /// Adds a client of this instance to a room. Nothing happens if the client is unknown
     /// or already there; `server.to_client(id).join(room)` reaches every instance.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// gw.server().join(a.id(), "vip");
+    /// assert_eq!(a.rooms(), ["vip"]);
+    /// ```
     pub fn join(&self, id: ClientId, room: impl Into<Cow<'static, str>>) {
         self.write().join(id, &room.into());
     }
 
     /// Removes a client of this instance from a room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("vip");
+    /// gw.server().leave(a.id(), "vip");
+    /// assert!(a.rooms().is_empty());
+    /// ```
     pub fn leave(&self, id: ClientId, room: &str) {
         self.write().leave(id, room);
     }
 
     /// The rooms a client of this instance is in, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("b");
+    /// a.join("a");
+    /// assert_eq!(gw.server().rooms_of(a.id()), ["a", "b"]);
+    /// ```
     pub fn rooms_of(&self, id: ClientId) -> Vec<String> {
         let state = self.read();
         let mut rooms: Vec<String> = state
@@ -182,6 +290,22 @@ impl WsServer {
     }
 
     /// The clients of this instance in a room, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("lobby");
+    /// assert_eq!(gw.server().room_members("lobby"), [a.id()]);
+    /// assert!(gw.server().room_members("nowhere").is_empty());
+    /// ```
     pub fn room_members(&self, room: &str) -> Vec<ClientId> {
         let mut ids: Vec<_> = self
             .read()
@@ -194,11 +318,45 @@ impl WsServer {
     }
 
     /// How many clients of this instance are in a room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("lobby");
+    /// b.join("lobby");
+    /// assert_eq!(gw.server().room_size("lobby"), 2);
+    /// assert_eq!(gw.server().room_size("nowhere"), 0);
+    /// ```
     pub fn room_size(&self, room: &str) -> usize {
         self.read().rooms.get(room).map_or(0, FxHashSet::len)
     }
 
     /// The rooms that have at least one member on this instance, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("y");
+    /// a.join("x");
+    /// assert_eq!(gw.server().rooms(), ["x", "y"]);
+    /// a.leave("x"); // a room without members is gone
+    /// assert_eq!(gw.server().rooms(), ["y"]);
+    /// ```
     pub fn rooms(&self) -> Vec<String> {
         let mut rooms: Vec<String> = self.read().rooms.keys().map(|r| r.to_string()).collect();
         rooms.sort_unstable();
@@ -207,12 +365,46 @@ impl WsServer {
 
     /// Closes a client's connection with code 1000, on whichever instance it is connected
     /// to. Returns whether it was connected to this one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Handshake, Outbound};
+    ///
+    /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
+    /// assert!(gw.server().disconnect(a.id()));
+    /// assert!(matches!(a_queue.try_recv(), Some(Outbound::Close(close)) if close.code == 1000));
+    ///
+    /// let stranger: ClientId = "0000000000000000".parse().unwrap();
+    /// assert!(!gw.server().disconnect(stranger));
+    /// ```
     pub fn disconnect(&self, id: ClientId) -> bool {
         self.to_client(id).disconnect() == 1
     }
 
     /// Every client of the gateway, on every instance, to narrow with [`Broadcast::to`]
     /// and [`Broadcast::except`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// let server = gw.server();
+    /// assert_eq!(server.broadcast().emit("news", &1).unwrap(), 2);
+    /// assert_eq!(server.broadcast().except(a.id()).emit("news", &2).unwrap(), 1);
+    /// ```
     pub fn broadcast(&self) -> Broadcast {
         Broadcast {
             server: self.clone(),
@@ -223,11 +415,42 @@ impl WsServer {
 
     /// Every client of the gateway connected to *this* instance, Socket.IO's `io.local`:
     /// nothing is sent to the adapter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// // Reaches the clients of this process only, even with a Redis adapter.
+    /// assert_eq!(gw.server().local().emit("cache-cleared", &()).unwrap(), 1);
+    /// ```
     pub fn local(&self) -> Broadcast {
         self.broadcast().local()
     }
 
     /// The members of `room`; chain `.to(...)` for more rooms, `.except(...)` to leave some out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("lobby");
+    /// assert_eq!(gw.server().to("lobby").emit("message", &"hi").unwrap(), 1);
+    /// assert!(a_queue.try_recv().is_some());
+    /// assert!(b_queue.try_recv().is_none());
+    /// ```
     pub fn to(&self, room: impl Into<Cow<'static, str>>) -> Broadcast {
         self.broadcast().to(room)
     }
@@ -252,6 +475,29 @@ impl WsServer {
     /// # Errors
     ///
     /// [`SendError::Serialize`] when the data fails to serialize.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Handshake, Outbound, SendError};
+    ///
+    /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
+    /// assert_eq!(gw.server().emit("news", &"hello").unwrap(), 2);
+    /// for queue in [&mut a_queue, &mut b_queue] {
+    ///     let Some(Outbound::Frame(frame)) = queue.try_recv() else { panic!("no frame") };
+    ///     assert_eq!(frame.as_str(), r#"{"event":"news","data":"hello"}"#);
+    /// }
+    ///
+    /// // JSON object keys must be strings.
+    /// let bad = std::collections::BTreeMap::from([((1, 2), "x")]);
+    /// assert!(matches!(gw.server().emit("news", &bad), Err(SendError::Serialize(_))));
+    /// ```
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, SendError> {
         self.broadcast().emit(event, data)
     }
@@ -434,36 +680,134 @@ pub struct Broadcast {
 impl Broadcast {
     /// Narrows the selection to members of `room` (several calls: members of any of them,
     /// and of any client added with [`to_client`](Self::to_client)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// let (c, _c_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("x");
+    /// a.join("y");
+    /// b.join("y");
+    /// // Members of "x" or "y", each once: a and b, not c.
+    /// assert_eq!(gw.server().to("x").to("y").emit("m", &0).unwrap(), 2);
+    /// ```
     pub fn to(mut self, room: impl Into<Cow<'static, str>>) -> Self {
         self.selection.rooms.push(room.into());
         self
     }
 
     /// Adds one client by id, on whichever instance it is connected to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// // The members of "staff", plus b.
+    /// a.join("staff");
+    /// let sent = gw.server().to("staff").to_client(b.id()).emit("notice", &"hi").unwrap();
+    /// assert_eq!(sent, 2);
+    /// ```
     pub fn to_client(mut self, id: ClientId) -> Self {
         self.selection.clients.push(id);
         self
     }
 
     /// Leaves one client out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
+    /// assert_eq!(gw.server().broadcast().except(a.id()).emit("m", &0).unwrap(), 1);
+    /// assert!(a_queue.try_recv().is_none());
+    /// assert!(b_queue.try_recv().is_some());
+    /// ```
     pub fn except(mut self, id: ClientId) -> Self {
         self.selection.except_clients.push(id);
         self
     }
 
     /// Leaves out every member of `room`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
+    /// b.join("muted");
+    /// assert_eq!(gw.server().broadcast().except_room("muted").emit("m", &0).unwrap(), 1);
+    /// assert!(a_queue.try_recv().is_some());
+    /// assert!(b_queue.try_recv().is_none());
+    /// ```
     pub fn except_room(mut self, room: impl Into<Cow<'static, str>>) -> Self {
         self.selection.except_rooms.push(room.into());
         self
     }
 
     /// Restricts the operation to the clients of this instance: the adapter is not told.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("lobby");
+    /// // The members of "lobby" connected to this instance; other instances are not told.
+    /// assert_eq!(gw.server().to("lobby").local().emit("m", &0).unwrap(), 1);
+    /// ```
     pub fn local(mut self) -> Self {
         self.local = true;
         self
     }
 
     /// The clients selected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// let server = app.server("/chat").unwrap();
+    /// let muted = server.to("lobby").except_room("muted");
+    /// assert_eq!(muted.selection().rooms, ["lobby"]);
+    /// assert_eq!(muted.selection().except_rooms, ["muted"]);
+    /// assert!(server.broadcast().selection().is_everyone());
+    /// ```
     pub fn selection(&self) -> &Selection {
         &self.selection
     }
@@ -474,6 +818,23 @@ impl Broadcast {
     /// # Errors
     ///
     /// [`SendError::Serialize`] when the data fails to serialize.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Handshake, Outbound};
+    ///
+    /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("lobby");
+    /// assert_eq!(gw.server().to("lobby").emit("message", &"hi").unwrap(), 1);
+    /// let Some(Outbound::Frame(frame)) = a_queue.try_recv() else { panic!("no frame") };
+    /// assert_eq!(frame.as_str(), r#"{"event":"message","data":"hi"}"#);
+    /// ```
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<usize, SendError> {
         Ok(self.send_frame(&Frame::event(event, data)?))
     }
@@ -481,24 +842,98 @@ impl Broadcast {
     /// Sends an encoded frame to the selected clients. Returns how many clients of this
     /// instance it was queued for; a client whose queue is full is skipped and
     /// disconnected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Frame, Handshake, Outbound};
+    ///
+    /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
+    /// let frame = Frame::event("tick", &1).unwrap();
+    /// assert_eq!(gw.server().broadcast().send_frame(&frame), 2);
+    /// // Both receive the same bytes.
+    /// for queue in [&mut a_queue, &mut b_queue] {
+    ///     assert!(matches!(queue.try_recv(), Some(Outbound::Frame(sent)) if sent == frame));
+    /// }
+    /// ```
     pub fn send_frame(&self, frame: &Frame) -> usize {
         self.run(&Operation::Emit(frame.clone()))
     }
 
     /// Adds the selected clients to `room`, Socket.IO's `socketsJoin`. Returns how many
     /// clients of this instance it concerned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("lobby");
+    /// // Everyone in "lobby" also joins "game-1".
+    /// assert_eq!(gw.server().to("lobby").join("game-1"), 1);
+    /// assert_eq!(a.rooms(), ["game-1", "lobby"]);
+    /// assert!(b.rooms().is_empty());
+    /// ```
     pub fn join(&self, room: impl Into<Cow<'static, str>>) -> usize {
         self.run(&Operation::Join(room.into()))
     }
 
     /// Removes the selected clients from `room`, Socket.IO's `socketsLeave`. Returns how
     /// many clients of this instance it concerned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("game-1");
+    /// b.join("game-1");
+    /// // Everyone leaves "game-1": the room is gone.
+    /// assert_eq!(gw.server().to("game-1").leave("game-1"), 2);
+    /// assert!(gw.server().rooms().is_empty());
+    /// ```
     pub fn leave(&self, room: impl Into<Cow<'static, str>>) -> usize {
         self.run(&Operation::Leave(room.into()))
     }
 
     /// Closes the selected clients' connections with code 1000. Returns how many clients of
     /// this instance it closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::{Handshake, Outbound};
+    ///
+    /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("banned");
+    /// assert_eq!(gw.server().to("banned").disconnect(), 1);
+    /// assert!(matches!(a_queue.try_recv(), Some(Outbound::Close(close)) if close.code == 1000));
+    /// assert!(b_queue.try_recv().is_none());
+    /// ```
     pub fn disconnect(&self) -> usize {
         self.run(&Operation::Disconnect)
     }
