@@ -74,17 +74,111 @@ impl std::fmt::Debug for GatewayApp {
 
 impl GatewayApp {
     /// An app with every registered gateway and no providers.
+    ///
+    /// # Examples
+    ///
+    /// ```standalone_crate
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/registered")]
+    /// struct Registered;
+    ///
+    /// #[websocket_gateway]
+    /// impl Registered {}
+    ///
+    /// // Every `#[websocket_gateway]` the binary links is served: no list to keep up to date.
+    /// let app = GatewayApp::new().build().unwrap();
+    /// assert!(app.server_of::<Registered>().is_some());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Provides a service: every `Inject<T>` field or argument receives this instance.
     /// Providing the same type twice keeps the last.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// struct Greeting(&'static str);
+    ///
+    /// #[websocket_gateway(path = "/greet")]
+    /// struct GreetGateway {
+    ///     greeting: Inject<Greeting>,
+    /// }
+    ///
+    /// #[websocket_gateway]
+    /// impl GreetGateway {
+    ///     #[subscribe("greet")]
+    ///     fn greet(&self) -> &'static str {
+    ///         self.greeting.0
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new()
+    ///     .provide(Greeting("hello"))
+    ///     .provide(Greeting("bonjour")) // the same type again: the last one is kept
+    ///     .gateway::<GreetGateway>()
+    ///     .build()
+    ///     .unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"greet"}"#).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// assert_eq!(frame.as_str(), r#"{"event":"greet","data":"bonjour"}"#);
+    /// # }
+    /// ```
     pub fn provide<T: Send + Sync + 'static>(self, value: T) -> Self {
         self.provide_arc(Arc::new(value))
     }
 
     /// Provides a service that is already shared.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// struct Hits(AtomicUsize);
+    ///
+    /// #[websocket_gateway(path = "/hits")]
+    /// struct HitsGateway {
+    ///     hits: Inject<Hits>,
+    /// }
+    ///
+    /// #[websocket_gateway]
+    /// impl HitsGateway {
+    ///     #[subscribe("hit")]
+    ///     fn hit(&self) {
+    ///         self.hits.0.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// // The app and the code outside it share one counter.
+    /// let hits = Arc::new(Hits(AtomicUsize::new(0)));
+    /// let app = GatewayApp::new()
+    ///     .provide_arc(Arc::clone(&hits))
+    ///     .gateway::<HitsGateway>()
+    ///     .build()
+    ///     .unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// gw.dispatch_text(&client, r#"{"event":"hit"}"#).outcome().await.unwrap();
+    /// assert_eq!(hits.0.load(Ordering::Relaxed), 1);
+    /// # }
+    /// ```
     pub fn provide_arc<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
         self.providers.insert(value);
         self
@@ -92,6 +186,26 @@ impl GatewayApp {
 
     /// Serves gateway `G`. Once any gateway is chosen this way, only the chosen ones are
     /// served; without any, every registered gateway is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/a")]
+    /// struct A;
+    /// #[websocket_gateway]
+    /// impl A {}
+    ///
+    /// #[websocket_gateway(path = "/b")]
+    /// struct B;
+    /// #[websocket_gateway]
+    /// impl B {}
+    ///
+    /// let app = GatewayApp::new().gateway::<B>().build().unwrap();
+    /// let paths: Vec<_> = app.gateways().iter().map(|gw| gw.path()).collect();
+    /// assert_eq!(paths, ["/b"]);
+    /// ```
     pub fn gateway<G: GatewayHandlers>(mut self) -> Self {
         let descriptor = registered()
             .into_iter()
@@ -102,6 +216,42 @@ impl GatewayApp {
     }
 
     /// Adds a guard to every handler of every gateway; global guards run first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// /// Closed for maintenance.
+    /// struct DenyAll;
+    ///
+    /// impl Guard for DenyAll {
+    ///     async fn can_activate(&self, _cx: &Context<'_>) -> Result<bool, WsException> {
+    ///         Ok(false)
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    ///
+    /// #[websocket_gateway]
+    /// impl Chat {
+    ///     #[subscribe("ping")]
+    ///     fn ping(&self) -> &'static str {
+    ///         "pong"
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new().use_global_guard(DenyAll).gateway::<Chat>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let err = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await.unwrap_err();
+    /// assert_eq!(err.to_string(), "Forbidden resource");
+    /// # }
+    /// ```
     pub fn use_global_guard(mut self, guard: impl Guard) -> Self {
         self.global.guards.push(GuardRef::new(guard));
         self
@@ -109,6 +259,45 @@ impl GatewayApp {
 
     /// Adds an interceptor around every handler of every gateway; global interceptors are
     /// the outermost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// /// Wraps every reply's data in `{"wrapped": ...}`.
+    /// struct Wrap;
+    ///
+    /// impl Interceptor for Wrap {
+    ///     async fn intercept(&self, _cx: &Context<'_>, next: Next<'_>) -> Outcome {
+    ///         Ok(next.run().await?.map_data(|data| serde_json::json!({ "wrapped": data })))
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    ///
+    /// #[websocket_gateway]
+    /// impl Chat {
+    ///     #[subscribe("ping")]
+    ///     fn ping(&self) -> &'static str {
+    ///         "pong"
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new().use_global_interceptor(Wrap).gateway::<Chat>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":{"wrapped":"pong"}}"#);
+    /// # }
+    /// ```
     pub fn use_global_interceptor(mut self, interceptor: impl Interceptor) -> Self {
         self.global
             .interceptors
@@ -119,6 +308,45 @@ impl GatewayApp {
     /// Adds an exception filter for every gateway; global filters are tried last, after the
     /// method's and the gateway's. They also see failures that reach no handler (malformed
     /// frames, unknown events).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::{Frame, Handshake};
+    ///
+    /// /// Sends every client error as `{"event":"oops","data":<message>}`.
+    /// struct Oops;
+    ///
+    /// impl ExceptionFilter for Oops {
+    ///     type Error = WsException;
+    ///
+    ///     fn catch(&self, error: &WsException, _cx: &FilterContext<'_>) -> Caught {
+    ///         Caught::frame(Frame::event("oops", error.message()).unwrap())
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    ///
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let app = GatewayApp::new().use_global_filter(Oops).gateway::<Chat>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// // Global filters also see frames that reach no handler.
+    /// let text = r#"{"event":"nope"}"#;
+    /// let failure = gw.dispatch_text(&client, text).outcome().await.unwrap_err();
+    /// let caught = gw.catch(&client, Some(text), failure);
+    /// assert_eq!(
+    ///     caught.frame_ref().unwrap().as_str(),
+    ///     r#"{"event":"oops","data":"Unknown event \"nope\""}"#
+    /// );
+    /// # }
+    /// ```
     pub fn use_global_filter(mut self, filter: impl ExceptionFilter) -> Self {
         self.global.filters.push(FilterRef::new(filter));
         self
@@ -127,6 +355,56 @@ impl GatewayApp {
     /// Authenticates the upgrade requests of gateway `G`: a request the authenticator
     /// refuses is answered with HTTP 401 and never upgraded. Replaces
     /// [`authenticate_all`](Self::authenticate_all) for `G`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::{Authenticator, HandshakeRequest, UNAUTHORIZED};
+    ///
+    /// /// `?token=secret` is alice; anything else is refused.
+    /// struct TokenAuth;
+    ///
+    /// impl Authenticator for TokenAuth {
+    ///     type Identity = String;
+    ///
+    ///     async fn authenticate(&self, request: &HandshakeRequest<'_>) -> Result<String, WsException> {
+    ///         match request.query_param("token") {
+    ///             Some("secret") => Ok("alice".to_owned()),
+    ///             _ => Err(WsException::new(UNAUTHORIZED)),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/private")]
+    /// struct Private;
+    /// #[websocket_gateway]
+    /// impl Private {}
+    ///
+    /// #[websocket_gateway(path = "/public")]
+    /// struct Public;
+    /// #[websocket_gateway]
+    /// impl Public {}
+    ///
+    /// let app = GatewayApp::new()
+    ///     .gateway::<Private>()
+    ///     .gateway::<Public>()
+    ///     .authenticate::<Private>(TokenAuth)
+    ///     .build()
+    ///     .unwrap();
+    /// let [private, public] = app.gateways() else { panic!("two gateways") };
+    /// assert!(private.requires_authentication());
+    /// assert!(!public.requires_authentication());
+    ///
+    /// let (uri, headers) = ("/private?token=guess".parse().unwrap(), http::HeaderMap::new());
+    /// let Err(refused) = private.authenticate(&HandshakeRequest::new(&uri, &headers)).await else {
+    ///     panic!("a wrong token got in")
+    /// };
+    /// assert_eq!(refused.message(), "Unauthorized");
+    /// # }
+    /// ```
     pub fn authenticate<G: GatewayHandlers>(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticators.push((
             Some(TypeId::of::<G>()),
@@ -137,6 +415,43 @@ impl GatewayApp {
 
     /// Authenticates the upgrade requests of every gateway that has no authenticator of its
     /// own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::{Authenticator, HandshakeRequest};
+    ///
+    /// /// Lets in any request with an `x-user` header.
+    /// struct HeaderAuth;
+    ///
+    /// impl Authenticator for HeaderAuth {
+    ///     type Identity = String;
+    ///
+    ///     async fn authenticate(&self, request: &HandshakeRequest<'_>) -> Result<String, WsException> {
+    ///         let user = request.headers().get("x-user").and_then(|v| v.to_str().ok());
+    ///         user.map(str::to_owned).ok_or_else(|| WsException::new("Unauthorized"))
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/a")]
+    /// struct A;
+    /// #[websocket_gateway]
+    /// impl A {}
+    ///
+    /// #[websocket_gateway(path = "/b")]
+    /// struct B;
+    /// #[websocket_gateway]
+    /// impl B {}
+    ///
+    /// let app = GatewayApp::new()
+    ///     .gateway::<A>()
+    ///     .gateway::<B>()
+    ///     .authenticate_all(HeaderAuth)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(app.gateways().iter().all(|gw| gw.requires_authentication()));
+    /// ```
     pub fn authenticate_all(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticators
             .push((None, AuthenticatorRef(Arc::new(authenticator))));
@@ -144,6 +459,24 @@ impl GatewayApp {
     }
 
     /// Sets the per-connection buffer sizes and limits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::ConnectionConfig;
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let mut config = ConnectionConfig::default();
+    /// config.outbound_queue = 64;
+    /// config.allowed_origins = Some(vec!["https://chat.example".into()]);
+    /// let app = GatewayApp::new().config(config).gateway::<Chat>().build().unwrap();
+    /// assert_eq!(app.config().outbound_queue, 64);
+    /// ```
     pub fn config(mut self, config: ConnectionConfig) -> Self {
         self.config = config;
         self
@@ -184,6 +517,29 @@ impl GatewayApp {
     ///
     /// [`BuildError`]: two gateways on one path (naming both), a missing provider (naming
     /// the gateway, the field and the type), a failing `#[after_init]`, or no gateway at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::BuildError;
+    ///
+    /// #[websocket_gateway(path = "/x")]
+    /// struct First;
+    /// #[websocket_gateway]
+    /// impl First {}
+    ///
+    /// #[websocket_gateway(path = "/x")]
+    /// struct Second;
+    /// #[websocket_gateway]
+    /// impl Second {}
+    ///
+    /// let err = GatewayApp::new().gateway::<First>().gateway::<Second>().build().unwrap_err();
+    /// assert!(matches!(err, BuildError::DuplicatePath { path: "/x", .. }));
+    /// assert!(err.to_string().contains("give one of them another path"));
+    ///
+    /// assert!(GatewayApp::new().gateway::<First>().build().is_ok());
+    /// ```
     pub fn build(self) -> Result<App, BuildError> {
         let mut descriptors: Vec<GatewayDescriptor> = if self.selected.is_empty() {
             registered().into_iter().copied().collect()
@@ -260,6 +616,39 @@ impl GatewayApp {
 
 /// The built gateways, ready to be mounted by a transport (gateway-axum's `into_router`).
 /// Cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::Handshake;
+///
+/// #[websocket_gateway(path = "/chat")]
+/// struct Chat;
+///
+/// #[websocket_gateway]
+/// impl Chat {
+///     #[subscribe("echo")]
+///     fn echo(&self, data: serde_json::Value) -> serde_json::Value {
+///         data
+///     }
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+/// // What a transport does with each connection, here without a socket:
+/// let gw = &app.gateways()[0];
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+/// gw.connect(&client).await.unwrap();
+/// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"echo","data":[1]}"#).outcome().await
+/// else {
+///     panic!("no reply")
+/// };
+/// assert_eq!(frame.as_str(), r#"{"event":"echo","data":[1]}"#);
+/// gw.disconnect(&client).await;
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct App {
     inner: Arc<AppInner>,
@@ -274,17 +663,71 @@ struct AppInner {
 
 impl App {
     /// The gateways, sorted by path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/b")]
+    /// struct B;
+    /// #[websocket_gateway]
+    /// impl B {}
+    ///
+    /// #[websocket_gateway(path = "/a")]
+    /// struct A;
+    /// #[websocket_gateway]
+    /// impl A {}
+    ///
+    /// let app = GatewayApp::new().gateway::<B>().gateway::<A>().build().unwrap();
+    /// let names: Vec<_> = app.gateways().iter().map(|gw| (gw.path(), gw.name())).collect();
+    /// assert_eq!(names, [("/a", "A"), ("/b", "B")]);
+    /// ```
     pub fn gateways(&self) -> &[GatewayRuntime] {
         &self.inner.gateways
     }
 
     /// The per-connection settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// assert_eq!(app.config(), &gateway_core::ConnectionConfig::default());
+    /// ```
     pub fn config(&self) -> &ConnectionConfig {
         &self.inner.config
     }
 
     /// The live connections of every gateway, with the app's connection limits: what a
     /// transport admits connections through and watches for the shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let mut config = gateway_core::ConnectionConfig::default();
+    /// config.max_connections = Some(1);
+    /// let app = GatewayApp::new().config(config).gateway::<Chat>().build().unwrap();
+    /// let first = app.connections().admit(None).unwrap();
+    /// assert!(app.connections().admit(None).is_err()); // the second gets HTTP 503
+    /// assert_eq!(app.connections().live(), 1);
+    /// drop(first);
+    /// assert_eq!(app.connections().live(), 0);
+    /// ```
     pub fn connections(&self) -> &Connections {
         &self.inner.connections
     }
@@ -323,6 +766,27 @@ impl App {
 
     /// The server handle of the gateway at `path`, to push events from outside a gateway
     /// (an HTTP handler, a background task).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// #[websocket_gateway(path = "/news")]
+    /// struct News;
+    /// #[websocket_gateway]
+    /// impl News {}
+    ///
+    /// let app = GatewayApp::new().gateway::<News>().build().unwrap();
+    /// let (client, mut queue) = app.gateways()[0].open(Handshake::default(), 8);
+    ///
+    /// // E.g. in an HTTP handler that received a headline:
+    /// let news = app.server("/news").unwrap();
+    /// assert_eq!(news.emit("headline", &"Rust 2024 is out").unwrap(), 1);
+    /// assert!(queue.try_recv().is_some());
+    /// assert!(app.server("/sports").is_none());
+    /// ```
     pub fn server(&self, path: &str) -> Option<WsServer> {
         self.inner
             .gateways
@@ -332,6 +796,26 @@ impl App {
     }
 
     /// The server handle of gateway `G`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/news")]
+    /// struct News;
+    /// #[websocket_gateway]
+    /// impl News {}
+    ///
+    /// #[websocket_gateway(path = "/other")]
+    /// struct Other;
+    /// #[websocket_gateway]
+    /// impl Other {}
+    ///
+    /// let app = GatewayApp::new().gateway::<News>().build().unwrap();
+    /// assert_eq!(app.server_of::<News>().unwrap().path(), "/news");
+    /// assert!(app.server_of::<Other>().is_none()); // not served by this app
+    /// ```
     pub fn server_of<G: GatewayHandlers>(&self) -> Option<WsServer> {
         self.inner
             .gateways
