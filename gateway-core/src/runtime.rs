@@ -41,6 +41,54 @@ pub(crate) struct AppParts<'a> {
 /// client, [`connect`](Self::connect) it, [`dispatch_text`](Self::dispatch_text) its
 /// frames, [`catch`](Self::catch) failures, [`disconnect`](Self::disconnect) it. Cheap to
 /// clone.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::Handshake;
+///
+/// #[websocket_gateway(path = "/chat")]
+/// struct Chat;
+///
+/// #[websocket_gateway]
+/// impl Chat {
+///     #[subscribe("double")]
+///     fn double(&self, n: u32) -> u32 {
+///         n * 2
+///     }
+///
+///     #[handle_connection]
+///     fn connected(&self, client: Client) {
+///         client.join("everyone");
+///     }
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+/// let gw = &app.gateways()[0];
+///
+/// // A connection's life, without a socket: open, connect, frames, disconnect.
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+/// gw.connect(&client).await.unwrap();
+/// assert_eq!(client.rooms(), ["everyone"]);
+///
+/// let text = r#"{"event":"double","data":21,"id":1}"#;
+/// match gw.dispatch_text(&client, text).outcome().await {
+///     Ok(Reply::Frame(frame)) => assert_eq!(frame.as_str(), r#"{"event":"double","data":42,"id":1}"#),
+///     other => panic!("unexpected {other:?}"),
+/// }
+///
+/// let text = r#"{"event":"double","data":"x"}"#;
+/// let failure = gw.dispatch_text(&client, text).outcome().await.unwrap_err();
+/// let caught = gw.catch(&client, Some(text), failure); // what the client receives
+/// assert!(caught.frame_ref().unwrap().as_str().starts_with(r#"{"event":"exception""#));
+///
+/// gw.disconnect(&client).await;
+/// assert_eq!(gw.server().client_count(), 0);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct GatewayRuntime {
     inner: Arc<dyn ErasedGateway>,
@@ -312,21 +360,78 @@ impl GatewayRuntime {
     }
 
     /// The gateway's path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// assert_eq!(app.gateways()[0].path(), "/chat");
+    /// ```
     pub fn path(&self) -> &'static str {
         self.shared().path
     }
 
     /// The gateway's type name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct ChatGateway;
+    /// #[websocket_gateway]
+    /// impl ChatGateway {}
+    ///
+    /// let app = GatewayApp::new().gateway::<ChatGateway>().build().unwrap();
+    /// assert_eq!(app.gateways()[0].name(), "ChatGateway");
+    /// ```
     pub fn name(&self) -> &'static str {
         self.inner.name()
     }
 
     /// The gateway's server handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// use gateway_core::Handshake;
+    ///
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// assert_eq!(gw.server().client_ids(), [client.id()]);
+    /// assert_eq!(gw.server().path(), gw.path());
+    /// ```
     pub fn server(&self) -> &WsServer {
         &self.shared().server
     }
 
     /// Whether the gateway requires authentication of its upgrade requests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// assert!(!app.gateways()[0].requires_authentication());
+    /// ```
     pub fn requires_authentication(&self) -> bool {
         self.shared().authenticator.is_some()
     }
@@ -338,6 +443,48 @@ impl GatewayRuntime {
     /// # Errors
     ///
     /// Why the request is refused: answer it with HTTP 401 and do not upgrade.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::{Authenticator, Handshake, HandshakeRequest};
+    ///
+    /// struct TokenAuth;
+    ///
+    /// impl Authenticator for TokenAuth {
+    ///     type Identity = String;
+    ///
+    ///     async fn authenticate(&self, request: &HandshakeRequest<'_>) -> Result<String, WsException> {
+    ///         match request.query_param("token") {
+    ///             Some("secret") => Ok("alice".to_owned()),
+    ///             _ => Err(WsException::new("Unauthorized")),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let app = GatewayApp::new().authenticate_all(TokenAuth).gateway::<Chat>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    ///
+    /// // What a transport does with an upgrade request:
+    /// let uri: http::Uri = "/chat?token=secret".parse().unwrap();
+    /// let headers = http::HeaderMap::new();
+    /// let slot = gw.authenticate(&HandshakeRequest::new(&uri, &headers)).await.unwrap();
+    /// let mut handshake = Handshake::new(uri, headers);
+    /// if let Some(store) = slot {
+    ///     store(&mut handshake.extensions);
+    /// }
+    /// let (client, _queue) = gw.open(handshake, 8);
+    /// assert_eq!(Identity::<String>::of(&client).map(String::as_str), Some("alice"));
+    /// # }
+    /// ```
     pub async fn authenticate(
         &self,
         request: &HandshakeRequest<'_>,
@@ -355,6 +502,24 @@ impl GatewayRuntime {
 
     /// Registers a new client with the gateway's server and returns it with the queue its
     /// connection task must drain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// use gateway_core::{Handshake, Outbound};
+    ///
+    /// let gw = &app.gateways()[0];
+    /// let (client, mut queue) = gw.open(Handshake::default(), 8);
+    /// assert!(gw.server().client(client.id()).is_some());
+    ///
+    /// // What is sent to the client waits in its queue for the connection task.
+    /// gw.server().emit("hello", &1).unwrap();
+    /// assert!(matches!(queue.try_recv(), Some(Outbound::Frame(_))));
+    /// ```
     pub fn open(&self, handshake: Handshake, queue_capacity: usize) -> (Client, OutboundQueue) {
         let (sink, queue) = ClientSink::channel(queue_capacity);
         let client = Client::new(self.server().clone(), sink, handshake);
@@ -368,6 +533,45 @@ impl GatewayRuntime {
     ///
     /// The hook's error: the client is rejected and must be closed (then
     /// [`disconnect`](Self::disconnect)ed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    ///
+    /// #[websocket_gateway]
+    /// impl Chat {
+    ///     #[handle_connection]
+    ///     fn connected(&self, client: Client) -> Result<(), WsException> {
+    ///         match client.handshake().uri.query() {
+    ///             Some(q) if q.starts_with("room=") => {
+    ///                 client.join(q["room=".len()..].to_owned());
+    ///                 Ok(())
+    ///             }
+    ///             _ => Err(WsException::new("Pick a room")),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    ///
+    /// let handshake = Handshake::new("/chat?room=rust".parse().unwrap(), http::HeaderMap::new());
+    /// let (client, _queue) = gw.open(handshake, 8);
+    /// gw.connect(&client).await.unwrap();
+    /// assert_eq!(client.rooms(), ["rust"]);
+    ///
+    /// let (rejected, _queue) = gw.open(Handshake::default(), 8);
+    /// assert_eq!(gw.connect(&rejected).await.unwrap_err().message(), "Pick a room");
+    /// gw.disconnect(&rejected).await; // the transport closes it, then disconnects it
+    /// # }
+    /// ```
     pub async fn connect(&self, client: &Client) -> Result<(), WsException> {
         let mut ready = self.shared().ready.clone();
         // The sender lives until after_init is done; an error means it is done.
@@ -384,6 +588,44 @@ impl GatewayRuntime {
 
     /// Runs `#[handle_disconnect]`, then removes the client from the server and its rooms.
     /// Call it exactly once per opened client, however the connection ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::sync::{Arc, Mutex};
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// #[derive(Default)]
+    /// struct Log(Mutex<Vec<ClientId>>);
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat {
+    ///     log: Inject<Log>,
+    /// }
+    ///
+    /// #[websocket_gateway]
+    /// impl Chat {
+    ///     #[handle_disconnect]
+    ///     fn gone(&self, client: Client) {
+    ///         self.log.0.lock().unwrap().push(client.id());
+    ///     }
+    /// }
+    ///
+    /// let log = Arc::new(Log::default());
+    /// let app = GatewayApp::new().provide_arc(Arc::clone(&log)).gateway::<Chat>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// client.join("lobby");
+    ///
+    /// gw.disconnect(&client).await;
+    /// assert_eq!(*log.0.lock().unwrap(), [client.id()]); // `#[handle_disconnect]` ran
+    /// assert!(gw.server().client(client.id()).is_none());
+    /// assert!(gw.server().rooms().is_empty());
+    /// # }
+    /// ```
     pub async fn disconnect(&self, client: &Client) {
         if let Some(dispatch) = self.run_hook(HookKind::Disconnect, Some(client))
             && let Err(failure) = dispatch.outcome().await
@@ -421,6 +663,30 @@ impl GatewayRuntime {
 
     /// Every handler of the gateway, in declaration order, with the JSON Schemas of its
     /// body and reply; the types they refer to are added to `generator`'s definitions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/math")]
+    /// struct Math;
+    ///
+    /// #[websocket_gateway]
+    /// impl Math {
+    ///     #[subscribe("double")]
+    ///     fn double(&self, n: u32) -> u64 {
+    ///         u64::from(n) * 2
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new().gateway::<Math>().build().unwrap();
+    /// let mut generator = gateway_core::schemars::SchemaGenerator::default();
+    /// let docs = app.gateways()[0].describe(&mut generator);
+    /// assert_eq!((docs[0].event, docs[0].method), ("double", "double"));
+    /// let body = docs[0].doc.body.as_ref().unwrap();
+    /// assert_eq!(body["type"], "integer");
+    /// ```
     pub fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
         self.inner.describe(generator)
     }
@@ -430,6 +696,42 @@ impl GatewayRuntime {
     /// A frame that cannot be routed (malformed JSON, no event, unknown event, a body that
     /// does not fit) comes back as `Dispatch::Ready(Err(..))` with a precise message; turn
     /// any failure into what the client receives with [`catch`](Self::catch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    ///
+    /// #[websocket_gateway]
+    /// impl Chat {
+    ///     #[subscribe("echo")]
+    ///     async fn echo(&self, data: serde_json::Value) -> serde_json::Value {
+    ///         data
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    ///
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"echo","data":1}"#).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// assert_eq!(frame.as_str(), r#"{"event":"echo","data":1}"#);
+    ///
+    /// let err = gw.dispatch_text(&client, r#"{"data":1}"#).outcome().await.unwrap_err();
+    /// assert_eq!(err.to_string(), r#"Invalid frame: missing "event" field"#);
+    /// let err = gw.dispatch_text(&client, r#"{"event":"nope"}"#).outcome().await.unwrap_err();
+    /// assert_eq!(err.to_string(), r#"Unknown event "nope""#);
+    /// # }
+    /// ```
     pub fn dispatch_text(&self, client: &Client, text: &str) -> Dispatch {
         match IncomingFrame::parse(text) {
             Ok(frame) => self.dispatch(client, &frame.event, frame.data, frame.id),
@@ -442,6 +744,41 @@ impl GatewayRuntime {
 
     /// Dispatches one message, already split into event, data and id, to its handler.
     /// Adapters with their own framing (Socket.IO, MessagePack) call this directly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    /// use serde_json::value::RawValue;
+    ///
+    /// #[websocket_gateway(path = "/math")]
+    /// struct Math;
+    ///
+    /// #[websocket_gateway]
+    /// impl Math {
+    ///     #[subscribe("double")]
+    ///     fn double(&self, n: u32) -> u32 {
+    ///         n * 2
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new().gateway::<Math>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    ///
+    /// // E.g. decoded from a MessagePack or Socket.IO packet:
+    /// let data = RawValue::from_string("21".to_owned()).unwrap();
+    /// let id = RawValue::from_string(r#""req-1""#.to_owned()).unwrap();
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch(&client, "double", Some(&data), Some(&id)).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// assert_eq!(frame.as_str(), r#"{"event":"double","data":42,"id":"req-1"}"#);
+    /// # }
+    /// ```
     pub fn dispatch(
         &self,
         client: &Client,
@@ -497,6 +834,28 @@ impl GatewayRuntime {
     /// Decides what the client receives for a failure that answers `request` (the text
     /// frame it sent, when there was one): the exception filters of the handler's scopes,
     /// closest first, then NestJS's default `exception` frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// use gateway_core::Handshake;
+    ///
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    ///
+    /// // Without exception filters: NestJS's `exception` frame, with the request's pattern and id.
+    /// let request = r#"{"event":"join","data":"a","id":7}"#;
+    /// let caught = gw.catch(&client, Some(request), WsException::new("Room is full").into());
+    /// assert_eq!(
+    ///     caught.frame_ref().unwrap().as_str(),
+    ///     r#"{"event":"exception","data":{"status":"error","message":"Room is full","cause":{"pattern":"join","data":"a"}},"id":7}"#
+    /// );
+    /// assert!(caught.close_request().is_none()); // the socket stays open
+    /// ```
     pub fn catch(&self, client: &Client, request: Option<&str>, failure: Failure) -> Caught {
         self.shared()
             .metrics
@@ -526,12 +885,47 @@ impl GatewayRuntime {
     }
 
     /// What the client receives for a binary frame sent to the JSON protocol.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// use gateway_core::Handshake;
+    ///
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let caught = gw.binary_rejected(&client);
+    /// assert!(caught.frame_ref().unwrap().as_str().contains("Binary frames are not supported"));
+    /// ```
     pub fn binary_rejected(&self, client: &Client) -> Caught {
         self.catch(client, None, WsException::from(FrameError::Binary).into())
     }
 
     /// The exception frame for an error that answers `text` (the frame the client sent,
     /// when there was one), without exception filters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let frame = gw.exception_frame(Some(r#"{"event":"nope","id":"q"}"#), &WsException::new("Unknown event"));
+    /// assert_eq!(
+    ///     frame.as_str(),
+    ///     r#"{"event":"exception","data":{"status":"error","message":"Unknown event","cause":{"pattern":"nope","data":null}},"id":"q"}"#
+    /// );
+    /// let bare = gw.exception_frame(None, &WsException::new("Too many messages"));
+    /// assert_eq!(
+    ///     bare.as_str(),
+    ///     r#"{"event":"exception","data":{"status":"error","message":"Too many messages"}}"#
+    /// );
+    /// ```
     pub fn exception_frame(&self, text: Option<&str>, err: &WsException) -> Frame {
         let request = text.and_then(|t| IncomingFrame::parse(t).ok());
         crate::frame::exception_frame(err, request.as_ref())
