@@ -17,6 +17,44 @@ use crate::server::WsServer;
 
 /// Everything a handler's arguments are extracted from: the client, the message, the
 /// gateway's server handle and the app's providers.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::Handshake;
+///
+/// /// Lets through only messages whose `data` is a number, and logs who sent them.
+/// struct NumbersOnly;
+///
+/// impl Guard for NumbersOnly {
+///     async fn can_activate(&self, cx: &Context<'_>) -> Result<bool, WsException> {
+///         let client = cx.client().map(|c| c.id().to_string()).unwrap_or_default();
+///         println!("{client} sent {} to {}", cx.event(), cx.server().path());
+///         Ok(cx.data().is_some_and(|raw| raw.get().parse::<f64>().is_ok()))
+///     }
+/// }
+///
+/// #[websocket_gateway(path = "/chat")]
+/// struct Chat;
+///
+/// #[websocket_gateway]
+/// impl Chat {
+///     #[subscribe("n")]
+///     fn n(&self, n: serde_json::Value) -> serde_json::Value {
+///         n
+///     }
+/// }
+///
+/// let app = GatewayApp::new().use_global_guard(NumbersOnly).gateway::<Chat>().build().unwrap();
+/// let gw = &app.gateways()[0];
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+/// assert!(gw.dispatch_text(&client, r#"{"event":"n","data":1.5}"#).outcome().await.is_ok());
+/// assert!(gw.dispatch_text(&client, r#"{"event":"n","data":"x"}"#).outcome().await.is_err());
+/// # }
+/// ```
 pub struct Context<'a> {
     pub(crate) client: Option<&'a Client>,
     pub(crate) server: &'a WsServer,
@@ -29,36 +67,247 @@ pub struct Context<'a> {
 impl<'a> Context<'a> {
     /// The client that sent the message, or whose connection a hook is about; `None` in
     /// `#[after_init]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Answers every message with the id of its sender.
+    /// struct Who;
+    ///
+    /// impl Interceptor for Who {
+    ///     async fn intercept(&self, cx: &Context<'_>, _next: Next<'_>) -> Outcome {
+    ///         Reply::data(cx, &cx.client().map(|c| c.id()))
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(Who).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// assert_eq!(frame.as_str(), format!(r#"{{"event":"ping","data":"{}"}}"#, client.id()));
+    /// # }
+    /// ```
     pub fn client(&self) -> Option<&'a Client> {
         self.client
     }
 
     /// The gateway's server handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Tells everyone else what the sender did.
+    /// struct Echo;
+    ///
+    /// impl Interceptor for Echo {
+    ///     async fn intercept(&self, cx: &Context<'_>, next: Next<'_>) -> Outcome {
+    ///         let except = cx.client().map(|c| c.id());
+    ///         let everyone = cx.server().broadcast();
+    ///         let others = match except {
+    ///             Some(id) => everyone.except(id),
+    ///             None => everyone,
+    ///         };
+    ///         others.emit("activity", cx.event()).ok();
+    ///         next.run().await
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(Echo).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// let (alice, mut alice_queue) = gw.open(Handshake::default(), 8);
+    /// let (bob, mut bob_queue) = gw.open(Handshake::default(), 8);
+    /// gw.dispatch_text(&alice, r#"{"event":"ping"}"#).outcome().await.unwrap();
+    /// assert!(bob_queue.try_recv().is_some());
+    /// assert!(alice_queue.try_recv().is_none());
+    /// # }
+    /// ```
     pub fn server(&self) -> &'a WsServer {
         self.server
     }
 
     /// The app's providers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// struct Banned(Vec<&'static str>);
+    ///
+    /// /// Denies events listed by the provided `Banned`.
+    /// struct NotBanned;
+    ///
+    /// impl Guard for NotBanned {
+    ///     async fn can_activate(&self, cx: &Context<'_>) -> Result<bool, WsException> {
+    ///         let banned = cx.providers().get::<Banned>();
+    ///         Ok(!banned.is_some_and(|b| b.0.contains(&cx.event())))
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// let app = GatewayApp::new()
+    ///     .provide(Banned(vec!["ping"]))
+    ///     .use_global_guard(NotBanned)
+    ///     .gateway::<Chat>()
+    ///     .build()
+    ///     .unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let err = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await.unwrap_err();
+    /// assert_eq!(err.to_string(), "Forbidden resource");
+    /// # }
+    /// ```
     pub fn providers(&self) -> &'a Providers {
         self.providers
     }
 
     /// The event being handled; empty in lifecycle hooks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Answers every message with its event name.
+    /// struct WhichEvent;
+    ///
+    /// impl Interceptor for WhichEvent {
+    ///     async fn intercept(&self, cx: &Context<'_>, _next: Next<'_>) -> Outcome {
+    ///         Reply::data(cx, cx.event())
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(WhichEvent).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":"ping"}"#);
+    /// # }
+    /// ```
     pub fn event(&self) -> &'static str {
         self.event
     }
 
     /// The message's `data`, as raw JSON; `None` when absent or `null`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Answers every message with the raw JSON of its data.
+    /// struct RawData;
+    ///
+    /// impl Interceptor for RawData {
+    ///     async fn intercept(&self, cx: &Context<'_>, _next: Next<'_>) -> Outcome {
+    ///         Reply::data(cx, &cx.data().map(|raw| raw.get()))
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(RawData).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping","data":[1, 2]}"#).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":"[1, 2]"}"#);
+    /// # }
+    /// ```
     pub fn data(&self) -> Option<&'a RawValue> {
         self.data
     }
 
     /// The message's `id`, as raw JSON; `None` when absent or `null`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Answers every message with the raw JSON of its id.
+    /// struct RawId;
+    ///
+    /// impl Interceptor for RawId {
+    ///     async fn intercept(&self, cx: &Context<'_>, _next: Next<'_>) -> Outcome {
+    ///         Reply::data(cx, &cx.id().map(|raw| raw.get()))
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(RawId).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping","id":7}"#).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":"7","id":7}"#);
+    /// # }
+    /// ```
     pub fn id(&self) -> Option<&'a RawValue> {
         self.id
     }
 
     /// Where replies to this message go: its event and id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Replies twice: an acknowledgement under the request's event and id, then the result.
+    /// struct Ack;
+    ///
+    /// impl Interceptor for Ack {
+    ///     async fn intercept(&self, cx: &Context<'_>, next: Next<'_>) -> Outcome {
+    ///         let ack = cx.reply_to().encode("ack").map_err(|_| WsException::internal())?;
+    ///         if let (Some(client), Some(ack)) = (cx.client(), ack) {
+    ///             client.send_frame(ack).ok();
+    ///         }
+    ///         next.run().await
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(Ack).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::Outbound;
+    ///
+    /// let (client, mut queue) = gw.open(Handshake::default(), 8);
+    /// gw.dispatch_text(&client, r#"{"event":"ping","id":3}"#).outcome().await.unwrap();
+    /// let Some(Outbound::Frame(ack)) = queue.try_recv() else { panic!("no ack") };
+    /// assert_eq!(ack.as_str(), r#"{"event":"ping","data":"ack","id":3}"#);
+    /// # }
+    /// ```
     pub fn reply_to(&self) -> ReplyTo {
         ReplyTo {
             event: self.event,
@@ -79,6 +328,45 @@ impl fmt::Debug for Context<'_> {
 }
 
 /// What a handled message sends back.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use futures_util::StreamExt;
+/// use gateway_core::prelude::*;
+/// use gateway_core::Handshake;
+///
+/// #[websocket_gateway(path = "/count")]
+/// struct Count;
+///
+/// #[websocket_gateway]
+/// impl Count {
+///     #[subscribe("to")]
+///     fn to(&self, n: u8) -> impl futures_util::Stream<Item = WsResponse<u8>> + use<> {
+///         futures_util::stream::iter((1..=n).map(|i| WsResponse::new("tick", i)))
+///     }
+///
+///     #[subscribe("silent")]
+///     fn silent(&self) {}
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Count>().build().unwrap();
+/// let gw = &app.gateways()[0];
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+///
+/// let reply = gw.dispatch_text(&client, r#"{"event":"silent"}"#).outcome().await.unwrap();
+/// assert!(matches!(reply, Reply::None));
+///
+/// let Ok(Reply::Stream(stream)) = gw.dispatch_text(&client, r#"{"event":"to","data":2}"#).outcome().await
+/// else {
+///     panic!("expected a stream")
+/// };
+/// let frames: Vec<String> = stream.map(|item| item.unwrap().unwrap().as_str().to_owned()).collect().await;
+/// assert_eq!(frames, [r#"{"event":"tick","data":1}"#, r#"{"event":"tick","data":2}"#]);
+/// # }
+/// ```
 #[non_exhaustive]
 pub enum Reply {
     /// Nothing.
@@ -98,6 +386,49 @@ impl Reply {
     /// # Errors
     ///
     /// `data`'s serialization error, as "Internal server error".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// use std::collections::HashMap;
+    /// use std::sync::Mutex;
+    ///
+    /// /// Answers repeated requests from memory, without calling the handler.
+    /// #[derive(Default)]
+    /// struct Cache(Mutex<HashMap<String, serde_json::Value>>);
+    ///
+    /// impl Interceptor for Cache {
+    ///     async fn intercept(&self, cx: &Context<'_>, next: Next<'_>) -> Outcome {
+    ///         let key = cx.data().map(|raw| raw.get().to_owned()).unwrap_or_default();
+    ///         let cached = self.0.lock().unwrap().get(&key).cloned();
+    ///         match cached {
+    ///             Some(value) => Reply::data(cx, &value),
+    ///             None => {
+    ///                 let value = serde_json::json!({ "cached": true });
+    ///                 self.0.lock().unwrap().insert(key, value);
+    ///                 next.run().await
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(Cache::default()).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let first = gw.dispatch_text(&client, r#"{"event":"ping","data":1}"#).outcome().await.unwrap();
+    /// assert!(matches!(first, Reply::None)); // the handler ran: it returns nothing
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping","data":1,"id":2}"#).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":{"cached":true},"id":2}"#);
+    /// # }
+    /// ```
     pub fn data<T: serde::Serialize + ?Sized>(cx: &Context<'_>, data: &T) -> Outcome {
         match cx.reply_to().encode(data) {
             Ok(Some(frame)) => Ok(Reply::Frame(frame)),
@@ -111,6 +442,18 @@ impl Reply {
 
     /// Replaces the `data` of every frame of the reply (streams included), keeping each
     /// frame's event and id: the mapping half of an interceptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Frame, Reply};
+    ///
+    /// let reply = Reply::Frame(Frame::event("score", &41).unwrap());
+    /// let Reply::Frame(frame) = reply.map_data(|n| serde_json::json!(n.as_i64().unwrap() + 1)) else {
+    ///     panic!("still a frame")
+    /// };
+    /// assert_eq!(frame.as_str(), r#"{"event":"score","data":42}"#);
+    /// ```
     #[must_use]
     pub fn map_data<F>(self, f: F) -> Reply
     where
@@ -147,6 +490,22 @@ impl fmt::Debug for Reply {
 pub type Outcome = Result<Reply, Failure>;
 
 /// A handled message: done already (sync handlers, rejected messages) or still running.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::{Dispatch, Reply, WsException};
+///
+/// let done = Dispatch::ready(Ok(Reply::None));
+/// assert!(matches!(done, Dispatch::Ready(_)));
+///
+/// let later = Dispatch::pending(async { Err(WsException::new("too late").into()) });
+/// assert!(matches!(later, Dispatch::Pending(_)));
+/// assert_eq!(later.outcome().await.unwrap_err().to_string(), "too late");
+/// # }
+/// ```
 #[must_use = "a dispatch does nothing until its outcome is sent"]
 pub enum Dispatch {
     /// The outcome is known.
@@ -157,21 +516,76 @@ pub enum Dispatch {
 
 impl Dispatch {
     /// A known outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::{Dispatch, Frame, Reply};
+    ///
+    /// let frame = Frame::event("pong", &()).unwrap();
+    /// let dispatch = Dispatch::ready(Ok(Reply::Frame(frame.clone())));
+    /// assert!(matches!(dispatch.outcome().await, Ok(Reply::Frame(f)) if f == frame));
+    /// # }
+    /// ```
     pub fn ready(outcome: Outcome) -> Self {
         Self::Ready(outcome)
     }
 
     /// An outcome still to come.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::{Dispatch, Reply};
+    ///
+    /// let dispatch = Dispatch::pending(async {
+    ///     tokio::task::yield_now().await; // e.g. a database call
+    ///     Ok(Reply::None)
+    /// });
+    /// assert!(matches!(dispatch.outcome().await, Ok(Reply::None)));
+    /// # }
+    /// ```
     pub fn pending(future: impl Future<Output = Outcome> + Send + 'static) -> Self {
         Self::Pending(Box::pin(future))
     }
 
     /// A message rejected before its handler ran.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::{Dispatch, WsException};
+    ///
+    /// let dispatch = Dispatch::reject(WsException::new("Unknown room"));
+    /// let failure = dispatch.outcome().await.unwrap_err();
+    /// assert!(failure.is::<WsException>());
+    /// assert_eq!(failure.to_string(), "Unknown room");
+    /// # }
+    /// ```
     pub fn reject(err: WsException) -> Self {
         Self::Ready(Err(err.into()))
     }
 
     /// Waits for the outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::{Dispatch, Reply};
+    ///
+    /// for dispatch in [Dispatch::ready(Ok(Reply::None)), Dispatch::pending(async { Ok(Reply::None) })] {
+    ///     assert!(matches!(dispatch.outcome().await, Ok(Reply::None)));
+    /// }
+    /// # }
+    /// ```
     pub async fn outcome(self) -> Outcome {
         match self {
             Self::Ready(outcome) => outcome,
