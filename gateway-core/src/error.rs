@@ -5,6 +5,27 @@
 /// Every variant names the gateway (and where it is declared when that helps), so a
 /// misconfigured app fails at start-up with a message that says what to change, never at
 /// the first message.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::prelude::*;
+/// use gateway_core::BuildError;
+///
+/// struct Database;
+///
+/// #[websocket_gateway(path = "/users")]
+/// struct Users {
+///     db: Inject<Database>,
+/// }
+///
+/// #[websocket_gateway]
+/// impl Users {}
+///
+/// let err = GatewayApp::new().gateway::<Users>().build().unwrap_err();
+/// assert!(matches!(err, BuildError::MissingProvider { gateway: "Users", field: "db", .. }));
+/// assert!(err.to_string().contains("add `.provide(...)`"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -77,6 +98,26 @@ pub enum BuildError {
 }
 
 /// Why a frame could not be queued for a client.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::prelude::*;
+/// use gateway_core::{Handshake, SendError};
+///
+/// #[websocket_gateway(path = "/chat")]
+/// struct Chat;
+/// #[websocket_gateway]
+/// impl Chat {}
+///
+/// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+/// let (client, queue) = app.gateways()[0].open(Handshake::default(), 1);
+/// client.emit("a", &1).unwrap();
+/// // The queue holds one frame and nobody reads it: the client is too slow.
+/// assert!(matches!(client.emit("b", &2), Err(SendError::QueueFull)));
+/// drop(queue);
+/// assert!(matches!(client.emit("c", &3), Err(SendError::Disconnected)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {

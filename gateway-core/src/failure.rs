@@ -57,6 +57,24 @@ impl<E: Into<WsException> + Send + 'static> Caught for E {
 
 impl Failure {
     /// Wraps an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Failure, WsException};
+    ///
+    /// struct Timeout;
+    ///
+    /// impl From<Timeout> for WsException {
+    ///     fn from(_: Timeout) -> Self {
+    ///         WsException::new("Timed out")
+    ///     }
+    /// }
+    ///
+    /// let failure = Failure::new(Timeout);
+    /// assert!(failure.is::<Timeout>());
+    /// assert_eq!(failure.into_exception().message(), "Timed out");
+    /// ```
     pub fn new<E: Into<WsException> + Send + 'static>(error: E) -> Self {
         Self {
             error: Box::new(error),
@@ -64,21 +82,70 @@ impl Failure {
     }
 
     /// The error, if it is of type `E`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Failure, WsException};
+    ///
+    /// let failure = Failure::from(WsException::new("Room is full").with("capacity", 50));
+    /// let err = failure.downcast_ref::<WsException>().unwrap();
+    /// assert_eq!(err.field("capacity"), Some(&serde_json::json!(50)));
+    /// assert!(failure.downcast_ref::<std::io::Error>().is_none());
+    /// ```
     pub fn downcast_ref<E: 'static>(&self) -> Option<&E> {
         self.error.as_any().downcast_ref()
     }
 
     /// Whether the error is of type `E`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Failure, WsException};
+    ///
+    /// let failure = Failure::from(WsException::new("no"));
+    /// assert!(failure.is::<WsException>());
+    /// assert!(!failure.is::<String>());
+    /// ```
     pub fn is<E: 'static>(&self) -> bool {
         self.error.as_any().is::<E>()
     }
 
     /// The type name of the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Failure, WsException};
+    ///
+    /// let failure = Failure::from(WsException::new("no"));
+    /// assert!(failure.type_name().ends_with("WsException"));
+    /// ```
     pub fn type_name(&self) -> &'static str {
         self.error.type_name()
     }
 
     /// Converts the error into the exception the client receives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Failure, WsException};
+    ///
+    /// #[derive(Debug)]
+    /// struct NotFound(&'static str);
+    ///
+    /// impl From<NotFound> for WsException {
+    ///     fn from(err: NotFound) -> Self {
+    ///         WsException::new(format!("{} not found", err.0))
+    ///     }
+    /// }
+    ///
+    /// let failure = Failure::new(NotFound("room"));
+    /// assert_eq!(failure.to_string(), failure.type_name()); // not a WsException yet
+    /// assert_eq!(failure.into_exception().message(), "room not found");
+    /// ```
     pub fn into_exception(self) -> WsException {
         self.error.into_exception()
     }

@@ -61,6 +61,34 @@ pub trait ExceptionFilter: Send + Sync + 'static {
 }
 
 /// What an exception filter sees besides the error: the client and the request.
+///
+/// # Examples
+///
+/// ```
+/// # use gateway_core::prelude::*;
+/// # use gateway_core::{Frame, Handshake};
+/// /// Sends every client error as `{"event":"error","data":{"event":..,"message":..}}`.
+/// struct ErrorEvent;
+///
+/// impl ExceptionFilter for ErrorEvent {
+///     type Error = WsException;
+///
+///     fn catch(&self, error: &WsException, cx: &FilterContext<'_>) -> Caught {
+///         let data = serde_json::json!({ "event": cx.event(), "message": error.message() });
+///         Caught::frame(Frame::event("error", &data).unwrap())
+///     }
+/// }
+/// # #[websocket_gateway(path = "/chat")] struct Chat;
+/// # #[websocket_gateway] impl Chat {}
+/// # let app = GatewayApp::new().use_global_filter(ErrorEvent).gateway::<Chat>().build().unwrap();
+/// # let gw = &app.gateways()[0];
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+/// let caught = gw.catch(&client, Some(r#"{"event":"join"}"#), WsException::new("Room is full").into());
+/// assert_eq!(
+///     caught.frame_ref().unwrap().as_str(),
+///     r#"{"event":"error","data":{"event":"join","message":"Room is full"}}"#
+/// );
+/// ```
 #[derive(Debug)]
 pub struct FilterContext<'a> {
     pub(crate) client: &'a Client,
@@ -69,22 +97,118 @@ pub struct FilterContext<'a> {
 
 impl<'a> FilterContext<'a> {
     /// The client whose message failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Disconnects whoever triggers an error, after telling them why.
+    /// struct ZeroTolerance;
+    ///
+    /// impl ExceptionFilter for ZeroTolerance {
+    ///     type Error = WsException;
+    ///
+    ///     fn catch(&self, error: &WsException, cx: &FilterContext<'_>) -> Caught {
+    ///         cx.client().to("moderators").emit("kicked", &cx.client().id()).ok();
+    ///         Caught::exception(cx, error).close(4000, "kicked")
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().use_global_filter(ZeroTolerance).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// let (moderator, mut moderator_queue) = gw.open(Handshake::default(), 8);
+    /// moderator.join("moderators");
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let caught = gw.catch(&client, None, WsException::new("Spam").into());
+    /// assert_eq!(caught.close_request().unwrap().code, 4000);
+    /// assert!(moderator_queue.try_recv().is_some());
+    /// ```
     pub fn client(&self) -> &'a Client {
         self.client
     }
 
     /// The request, when the failure answers one that parsed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::{Frame, Handshake};
+    /// /// Answers errors with the id of the request they answer.
+    /// struct Failed;
+    ///
+    /// impl ExceptionFilter for Failed {
+    ///     type Error = WsException;
+    ///
+    ///     fn catch(&self, _error: &WsException, cx: &FilterContext<'_>) -> Caught {
+    ///         let id = cx.request().and_then(|request| request.id).map(|id| id.get());
+    ///         Caught::frame(Frame::event("failed", &id).unwrap())
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().use_global_filter(Failed).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let caught = gw.catch(&client, Some(r#"{"event":"x","id":12}"#), WsException::new("no").into());
+    /// assert_eq!(caught.frame_ref().unwrap().as_str(), r#"{"event":"failed","data":"12"}"#);
+    /// // A frame that does not parse has no request.
+    /// let caught = gw.catch(&client, Some("{"), WsException::new("no").into());
+    /// assert_eq!(caught.frame_ref().unwrap().as_str(), r#"{"event":"failed","data":null}"#);
+    /// ```
     pub fn request(&self) -> Option<&'a IncomingFrame<'a>> {
         self.request
     }
 
     /// The event of the request, when there is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Swallows the errors of event "typing"; the others get the default frame.
+    /// struct QuietTyping;
+    ///
+    /// impl ExceptionFilter for QuietTyping {
+    ///     type Error = WsException;
+    ///
+    ///     fn catch(&self, error: &WsException, cx: &FilterContext<'_>) -> Caught {
+    ///         match cx.event() {
+    ///             Some("typing") => Caught::nothing(),
+    ///             _ => Caught::exception(cx, error),
+    ///         }
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().use_global_filter(QuietTyping).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let typing = gw.catch(&client, Some(r#"{"event":"typing"}"#), WsException::new("x").into());
+    /// assert!(typing.frame_ref().is_none());
+    /// let other = gw.catch(&client, Some(r#"{"event":"send"}"#), WsException::new("x").into());
+    /// assert!(other.frame_ref().is_some());
+    /// ```
     pub fn event(&self) -> Option<&'a str> {
         self.request.map(|r| &*r.event)
     }
 }
 
 /// What a filter decided: a frame or nothing, and maybe a close.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::{Caught, Frame};
+///
+/// let caught = Caught::frame(Frame::event("oops", &"try again").unwrap()).close(1011, "restarting");
+/// let (frame, close) = caught.into_parts();
+/// assert_eq!(frame.unwrap().as_str(), r#"{"event":"oops","data":"try again"}"#);
+/// assert_eq!(close.unwrap().code, 1011);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub struct Caught {
@@ -95,6 +219,33 @@ pub struct Caught {
 impl Caught {
     /// NestJS's `exception` frame for `err` (with `cause` and `id` from the request), and a
     /// close if `err` asked for one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Hides the details of internal errors.
+    /// struct Sanitize;
+    ///
+    /// impl ExceptionFilter for Sanitize {
+    ///     type Error = WsException;
+    ///
+    ///     fn catch(&self, error: &WsException, cx: &FilterContext<'_>) -> Caught {
+    ///         Caught::exception(cx, &WsException::new("Something went wrong"))
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().use_global_filter(Sanitize).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let caught = gw.catch(&client, Some(r#"{"event":"x","id":1}"#), WsException::new("db: timeout").into());
+    /// assert_eq!(
+    ///     caught.frame_ref().unwrap().as_str(),
+    ///     r#"{"event":"exception","data":{"status":"error","message":"Something went wrong","cause":{"pattern":"x","data":null}},"id":1}"#
+    /// );
+    /// ```
     pub fn exception(cx: &FilterContext<'_>, err: &WsException) -> Self {
         Self {
             frame: Some(exception_frame(err, cx.request)),
@@ -103,6 +254,17 @@ impl Caught {
     }
 
     /// This frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Caught, Frame};
+    ///
+    /// let frame = Frame::event("oops", &()).unwrap();
+    /// let caught = Caught::frame(frame.clone());
+    /// assert_eq!(caught.frame_ref(), Some(&frame));
+    /// assert!(caught.close_request().is_none());
+    /// ```
     pub fn frame(frame: Frame) -> Self {
         Self {
             frame: Some(frame),
@@ -111,6 +273,15 @@ impl Caught {
     }
 
     /// Nothing at all: the error is swallowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::Caught;
+    ///
+    /// let caught = Caught::nothing();
+    /// assert_eq!(caught.into_parts(), (None, None));
+    /// ```
     pub fn nothing() -> Self {
         Self {
             frame: None,
@@ -119,6 +290,18 @@ impl Caught {
     }
 
     /// Also closes the socket, after the frame if there is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::Caught;
+    ///
+    /// // Close without a word.
+    /// let caught = Caught::nothing().close(1008, "policy violation");
+    /// let close = caught.close_request().unwrap();
+    /// assert_eq!((close.code, &*close.reason), (1008, "policy violation"));
+    /// assert!(caught.frame_ref().is_none());
+    /// ```
     pub fn close(mut self, code: u16, reason: impl Into<Cow<'static, str>>) -> Self {
         self.close = Some(CloseRequest {
             code,
@@ -128,22 +311,79 @@ impl Caught {
     }
 
     /// The frame to send.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Caught, Frame};
+    ///
+    /// assert!(Caught::nothing().frame_ref().is_none());
+    /// let caught = Caught::frame(Frame::event("oops", &1).unwrap());
+    /// assert_eq!(caught.frame_ref().unwrap().as_str(), r#"{"event":"oops","data":1}"#);
+    /// ```
     pub fn frame_ref(&self) -> Option<&Frame> {
         self.frame.as_ref()
     }
 
     /// The close to perform.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::Caught;
+    ///
+    /// assert!(Caught::nothing().close_request().is_none());
+    /// assert_eq!(Caught::nothing().close(4001, "bye").close_request().map(|c| c.code), Some(4001));
+    /// ```
     pub fn close_request(&self) -> Option<&CloseRequest> {
         self.close.as_ref()
     }
 
     /// Splits into the frame and the close.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Caught, Frame};
+    ///
+    /// let (frame, close) = Caught::frame(Frame::event("oops", &1).unwrap()).into_parts();
+    /// assert!(frame.is_some());
+    /// assert!(close.is_none());
+    /// ```
     pub fn into_parts(self) -> (Option<Frame>, Option<CloseRequest>) {
         (self.frame, self.close)
     }
 
     /// What happens without any filter: the error converted into a [`WsException`] and sent
     /// as NestJS's `exception` frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Logs every client error, then lets the default frame through.
+    /// struct LogErrors;
+    ///
+    /// impl ExceptionFilter for LogErrors {
+    ///     type Error = WsException;
+    ///
+    ///     fn catch(&self, error: &WsException, cx: &FilterContext<'_>) -> Caught {
+    ///         eprintln!("client {} failed: {error}", cx.client().id());
+    ///         Caught::default_for(cx, error.clone().into())
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().use_global_filter(LogErrors).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let caught = gw.catch(&client, None, WsException::new("nope").into());
+    /// assert_eq!(
+    ///     caught.frame_ref().unwrap().as_str(),
+    ///     r#"{"event":"exception","data":{"status":"error","message":"nope"}}"#
+    /// );
+    /// ```
     pub fn default_for(cx: &FilterContext<'_>, failure: Failure) -> Self {
         Self::exception(cx, &failure.into_exception())
     }
@@ -167,6 +407,27 @@ pub struct FilterRef(pub(crate) Arc<dyn ErasedFilter>);
 
 impl FilterRef {
     /// Wraps a filter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Caught, ExceptionFilter, FilterContext, FilterRef, WsException};
+    ///
+    /// struct Swallow;
+    ///
+    /// impl ExceptionFilter for Swallow {
+    ///     type Error = WsException;
+    ///
+    ///     fn catch(&self, _error: &WsException, _cx: &FilterContext<'_>) -> Caught {
+    ///         Caught::nothing()
+    ///     }
+    /// }
+    ///
+    /// // One instance, shared by every scope it is attached to.
+    /// let filter = FilterRef::new(Swallow);
+    /// let again = filter.clone();
+    /// assert_eq!(format!("{again:?}"), "FilterRef(..)");
+    /// ```
     pub fn new(filter: impl ExceptionFilter) -> Self {
         Self(Arc::new(filter))
     }
