@@ -13,9 +13,28 @@ use crate::extract::FromContext;
 use crate::guard::BoxFuture;
 
 /// The message of a failed authentication, as NestJS words it.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(gateway_core::UNAUTHORIZED, "Unauthorized");
+/// ```
 pub const UNAUTHORIZED: &str = "Unauthorized";
 
 /// The upgrade request an [`Authenticator`] looks at.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::HandshakeRequest;
+///
+/// let uri: http::Uri = "/chat?room=a".parse().unwrap();
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("authorization", "Bearer abc".parse().unwrap());
+/// let request = HandshakeRequest::new(&uri, &headers);
+/// assert_eq!(request.token(), Some("abc"));
+/// assert_eq!(request.query_param("room"), Some("a"));
+/// ```
 #[derive(Debug)]
 pub struct HandshakeRequest<'a> {
     uri: &'a http::Uri,
@@ -25,6 +44,18 @@ pub struct HandshakeRequest<'a> {
 
 impl<'a> HandshakeRequest<'a> {
     /// A request with this URI and headers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::HandshakeRequest;
+    ///
+    /// let uri: http::Uri = "/chat".parse().unwrap();
+    /// let headers = http::HeaderMap::new();
+    /// let request = HandshakeRequest::new(&uri, &headers);
+    /// assert_eq!(request.uri().path(), "/chat");
+    /// assert!(request.auth_payload().is_none());
+    /// ```
     pub fn new(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Self {
         Self {
             uri,
@@ -34,6 +65,18 @@ impl<'a> HandshakeRequest<'a> {
     }
 
     /// Adds the `auth` payload of a Socket.IO handshake.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::HandshakeRequest;
+    ///
+    /// // What a Socket.IO client sends with `io(url, { auth: { token: "abc" } })`.
+    /// let auth = serde_json::json!({ "token": "abc" });
+    /// let (uri, headers) = ("/socket.io/".parse().unwrap(), http::HeaderMap::new());
+    /// let request = HandshakeRequest::new(&uri, &headers).with_auth_payload(Some(&auth));
+    /// assert_eq!(request.token(), Some("abc"));
+    /// ```
     #[must_use]
     pub fn with_auth_payload(mut self, auth: Option<&'a Value>) -> Self {
         self.auth = auth;
@@ -41,21 +84,66 @@ impl<'a> HandshakeRequest<'a> {
     }
 
     /// The request URI.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::HandshakeRequest;
+    ///
+    /// let (uri, headers) = ("/chat?v=2".parse().unwrap(), http::HeaderMap::new());
+    /// let request = HandshakeRequest::new(&uri, &headers);
+    /// assert_eq!(request.uri().query(), Some("v=2"));
+    /// ```
     pub fn uri(&self) -> &'a http::Uri {
         self.uri
     }
 
     /// The request headers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::HandshakeRequest;
+    ///
+    /// let uri = "/chat".parse().unwrap();
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-api-key", "k1".parse().unwrap());
+    /// let request = HandshakeRequest::new(&uri, &headers);
+    /// assert_eq!(request.headers()["x-api-key"], "k1");
+    /// ```
     pub fn headers(&self) -> &'a http::HeaderMap {
         self.headers
     }
 
     /// The Socket.IO `auth` payload, when the client came through Socket.IO.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::HandshakeRequest;
+    ///
+    /// let auth = serde_json::json!({ "user": "alice" });
+    /// let (uri, headers) = ("/".parse().unwrap(), http::HeaderMap::new());
+    /// let request = HandshakeRequest::new(&uri, &headers).with_auth_payload(Some(&auth));
+    /// assert_eq!(request.auth_payload().unwrap()["user"], "alice");
+    /// ```
     pub fn auth_payload(&self) -> Option<&'a Value> {
         self.auth
     }
 
     /// The value of query parameter `name` (not percent-decoded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::HandshakeRequest;
+    ///
+    /// let (uri, headers) = ("/chat?room=a%20b&debug".parse().unwrap(), http::HeaderMap::new());
+    /// let request = HandshakeRequest::new(&uri, &headers);
+    /// assert_eq!(request.query_param("room"), Some("a%20b")); // as sent
+    /// assert_eq!(request.query_param("debug"), Some(""));
+    /// assert_eq!(request.query_param("missing"), None);
+    /// ```
     pub fn query_param(&self, name: &str) -> Option<&'a str> {
         self.uri.query()?.split('&').find_map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -64,6 +152,19 @@ impl<'a> HandshakeRequest<'a> {
     }
 
     /// The value of cookie `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::HandshakeRequest;
+    ///
+    /// let uri = "/chat".parse().unwrap();
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("cookie", "theme=dark; session=s3cr3t".parse().unwrap());
+    /// let request = HandshakeRequest::new(&uri, &headers);
+    /// assert_eq!(request.cookie("session"), Some("s3cr3t"));
+    /// assert_eq!(request.cookie("lang"), None);
+    /// ```
     pub fn cookie(&self, name: &str) -> Option<&'a str> {
         self.headers
             .get_all(http::header::COOKIE)
@@ -156,6 +257,40 @@ pub trait Authenticator: Send + Sync + 'static {
 }
 
 /// Stores an authenticated identity in a handshake's extensions.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::{Authenticator, Handshake, HandshakeRequest};
+///
+/// struct Anyone;
+///
+/// impl Authenticator for Anyone {
+///     type Identity = u32;
+///
+///     async fn authenticate(&self, _request: &HandshakeRequest<'_>) -> Result<u32, WsException> {
+///         Ok(7)
+///     }
+/// }
+///
+/// #[websocket_gateway(path = "/chat")]
+/// struct Chat;
+/// #[websocket_gateway]
+/// impl Chat {}
+///
+/// let app = GatewayApp::new().authenticate_all(Anyone).gateway::<Chat>().build().unwrap();
+/// let gw = &app.gateways()[0];
+/// let (uri, headers) = ("/chat".parse().unwrap(), http::HeaderMap::new());
+/// let slot = gw.authenticate(&HandshakeRequest::new(&uri, &headers)).await.unwrap().unwrap();
+///
+/// let mut handshake = Handshake::default();
+/// slot(&mut handshake.extensions); // stores Identity(7)
+/// assert_eq!(handshake.extensions.get::<Identity<u32>>(), Some(&Identity(7)));
+/// # }
+/// ```
 pub type IdentitySlot = Box<dyn FnOnce(&mut http::Extensions) + Send>;
 
 pub(crate) trait ErasedAuthenticator: Send + Sync {
@@ -216,6 +351,28 @@ pub struct Identity<T>(pub T);
 
 impl<T: Clone + Send + Sync + 'static> Identity<T> {
     /// The identity of `client`, if it has one of type `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    ///
+    /// let mut handshake = Handshake::default();
+    /// handshake.extensions.insert(Identity(String::from("alice")));
+    /// let (alice, _a) = gw.open(handshake, 8);
+    /// let (anonymous, _b) = gw.open(Handshake::default(), 8);
+    /// assert_eq!(Identity::<String>::of(&alice).map(String::as_str), Some("alice"));
+    /// assert_eq!(Identity::<String>::of(&anonymous), None);
+    /// ```
     pub fn of(client: &Client) -> Option<&T> {
         client
             .handshake()
@@ -225,6 +382,42 @@ impl<T: Clone + Send + Sync + 'static> Identity<T> {
     }
 
     /// The identity of the client of `cx`, if it has one of type `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// /// Only "admin" may send messages.
+    /// struct AdminOnly;
+    ///
+    /// impl Guard for AdminOnly {
+    ///     async fn can_activate(&self, cx: &Context<'_>) -> Result<bool, WsException> {
+    ///         Ok(Identity::<String>::get(cx).as_deref() == Some("admin"))
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/admin")]
+    /// struct Admin;
+    /// #[websocket_gateway]
+    /// impl Admin {
+    ///     #[subscribe("purge")]
+    ///     fn purge(&self) {}
+    /// }
+    ///
+    /// let app = GatewayApp::new().use_global_guard(AdminOnly).gateway::<Admin>().build().unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let mut handshake = Handshake::default();
+    /// handshake.extensions.insert(Identity(String::from("admin")));
+    /// let (admin, _a) = gw.open(handshake, 8);
+    /// let (guest, _b) = gw.open(Handshake::default(), 8);
+    /// assert!(gw.dispatch_text(&admin, r#"{"event":"purge"}"#).outcome().await.is_ok());
+    /// assert!(gw.dispatch_text(&guest, r#"{"event":"purge"}"#).outcome().await.is_err());
+    /// # }
+    /// ```
     pub fn get(cx: &Context<'_>) -> Option<T> {
         cx.client().and_then(Self::of).cloned()
     }

@@ -68,6 +68,15 @@ const WS_RESPONSE: &str = "$gateway_core::WsResponse";
 
 impl<T> WsResponse<T> {
     /// A reply `{"event": event, "data": data}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::WsResponse;
+    ///
+    /// let reply = WsResponse::new("sum", 6);
+    /// assert_eq!(serde_json::to_string(&reply).unwrap(), r#"{"event":"sum","data":6}"#);
+    /// ```
     pub fn new(event: impl Into<Cow<'static, str>>, data: T) -> Self {
         Self {
             event: event.into(),
@@ -76,16 +85,43 @@ impl<T> WsResponse<T> {
     }
 
     /// The event name of the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::WsResponse;
+    ///
+    /// let reply = WsResponse::new(format!("room:{}", "a"), ());
+    /// assert_eq!(reply.event(), "room:a");
+    /// ```
     pub fn event(&self) -> &str {
         &self.event
     }
 
     /// The data of the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::WsResponse;
+    ///
+    /// assert_eq!(WsResponse::new("sum", 6).data(), &6);
+    /// ```
     pub fn data(&self) -> &T {
         &self.data
     }
 
     /// The data of the reply, by value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::WsResponse;
+    ///
+    /// // Handlers are plain methods: unit tests read what they returned.
+    /// let reply = WsResponse::new("names", vec!["a".to_owned()]);
+    /// assert_eq!(reply.into_data(), ["a"]);
+    /// ```
     pub fn into_data(self) -> T {
         self.data
     }
@@ -116,6 +152,47 @@ pub trait IntoReply: Serialize {}
 impl<T: Serialize + ?Sized> IntoReply for T {}
 
 /// Where replies to one request go: the event they answer and the request's `id`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::Handshake;
+///
+/// /// Answers each request twice: "started" at once, then the handler's reply.
+/// struct Started;
+///
+/// impl Interceptor for Started {
+///     async fn intercept(&self, cx: &Context<'_>, next: Next<'_>) -> Outcome {
+///         let to = cx.reply_to(); // owned: may move into a spawned task
+///         if let (Some(client), Ok(Some(frame))) = (cx.client(), to.encode("started")) {
+///             client.send_frame(frame).ok();
+///         }
+///         next.run().await
+///     }
+/// }
+///
+/// #[websocket_gateway(path = "/jobs")]
+/// struct Jobs;
+/// #[websocket_gateway]
+/// impl Jobs {
+///     #[subscribe("run")]
+///     fn run(&self) -> &'static str {
+///         "done"
+///     }
+/// }
+///
+/// let app = GatewayApp::new().use_global_interceptor(Started).gateway::<Jobs>().build().unwrap();
+/// let gw = &app.gateways()[0];
+/// let (client, mut queue) = gw.open(Handshake::default(), 8);
+/// let reply = gw.dispatch_text(&client, r#"{"event":"run","id":"j1"}"#).outcome().await;
+/// let Some(gateway_core::Outbound::Frame(started)) = queue.try_recv() else { panic!("nothing sent") };
+/// assert_eq!(started.as_str(), r#"{"event":"run","data":"started","id":"j1"}"#);
+/// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"run","data":"done","id":"j1"}"#));
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ReplyTo {
     pub(crate) event: &'static str,
@@ -124,6 +201,31 @@ pub struct ReplyTo {
 
 impl ReplyTo {
     /// The event that was handled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Answers with the event of the request.
+    /// struct WhichEvent;
+    ///
+    /// impl Interceptor for WhichEvent {
+    ///     async fn intercept(&self, cx: &Context<'_>, _next: Next<'_>) -> Outcome {
+    ///         Reply::data(cx, cx.reply_to().event())
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(WhichEvent).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let reply = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await;
+    /// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"ping","data":"ping"}"#));
+    /// # }
+    /// ```
     pub fn event(&self) -> &'static str {
         self.event
     }
@@ -134,6 +236,44 @@ impl ReplyTo {
     /// # Errors
     ///
     /// The error of `value`'s `Serialize` implementation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::Handshake;
+    /// /// Replies with what `encode` makes of a few values.
+    /// struct Encodings;
+    ///
+    /// impl Interceptor for Encodings {
+    ///     async fn intercept(&self, cx: &Context<'_>, _next: Next<'_>) -> Outcome {
+    ///         let to = cx.reply_to();
+    ///         let text = |frame: Option<gateway_core::Frame>| frame.map(|f| f.as_str().to_owned());
+    ///         let seen = [
+    ///             text(to.encode(&1).unwrap()),
+    ///             text(to.encode(&WsResponse::new("other", 2)).unwrap()),
+    ///             text(to.encode(&()).unwrap()), // no reply
+    ///         ];
+    ///         Reply::data(cx, &seen)
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(Encodings).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping","id":5}"#).outcome().await
+    /// else {
+    ///     panic!("no reply")
+    /// };
+    /// let seen: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+    /// assert_eq!(seen["data"][0], r#"{"event":"ping","data":1,"id":5}"#);
+    /// assert_eq!(seen["data"][1], r#"{"event":"other","data":2,"id":5}"#);
+    /// assert!(seen["data"][2].is_null());
+    /// # }
+    /// ```
     pub fn encode<T: Serialize + ?Sized>(
         &self,
         value: &T,
