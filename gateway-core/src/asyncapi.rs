@@ -9,6 +9,16 @@ use serde_json::{Map, Value, json};
 use crate::App;
 
 /// The `info` of the document.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::asyncapi::Info;
+///
+/// let info = Info::new("Chat", "1.0.0").description("Rooms and messages");
+/// assert_eq!(info.title, "Chat");
+/// assert_eq!(info.description.as_deref(), Some("Rooms and messages"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Info {
@@ -22,6 +32,16 @@ pub struct Info {
 
 impl Info {
     /// `title` at `version`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::asyncapi::Info;
+    ///
+    /// let info = Info::new("Chat", "1.0.0");
+    /// assert_eq!((info.title.as_str(), info.version.as_str()), ("Chat", "1.0.0"));
+    /// assert!(info.description.is_none());
+    /// ```
     pub fn new(title: impl Into<String>, version: impl Into<String>) -> Self {
         Self {
             title: title.into(),
@@ -31,6 +51,15 @@ impl Info {
     }
 
     /// With a description.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::asyncapi::Info;
+    ///
+    /// let info = Info::new("Chat", "1.0.0").description("Rooms and messages");
+    /// assert_eq!(info.description.as_deref(), Some("Rooms and messages"));
+    /// ```
     #[must_use]
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.description = Some(description.into());

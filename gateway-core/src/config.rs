@@ -80,6 +80,15 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// `per_second` with bursts of `burst`; closes after 100 rejections in a row.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::RateLimit;
+    ///
+    /// let limit = RateLimit::new(5, 10);
+    /// assert_eq!((limit.per_second, limit.burst, limit.close_after), (5, 10, 100));
+    /// ```
     pub fn new(per_second: u32, burst: u32) -> Self {
         Self {
             per_second,

@@ -25,6 +25,13 @@ use crate::inject::{BuildContext, Inject};
 use crate::server::WsServer;
 
 /// Where an extractor is used, for build-time error messages.
+///
+/// # Examples
+///
+/// ```
+/// let site = gateway_core::ArgSite { method: "join", arg: "room" };
+/// assert_eq!(format!("argument `{}` of `{}`", site.arg, site.method), "argument `room` of `join`");
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ArgSite {
     /// The handler or hook method.
@@ -118,6 +125,38 @@ impl<T: Send + Sync + 'static> FromContext for Option<Inject<T>> {
 }
 
 /// The name of the event being handled, for handlers that serve several events or log.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::Handshake;
+///
+/// #[websocket_gateway(path = "/moves")]
+/// struct Moves;
+///
+/// #[websocket_gateway]
+/// impl Moves {
+///     #[subscribe("up")]
+///     fn up(&self, Event(event): Event) -> String {
+///         format!("moved {event}")
+///     }
+///
+///     #[subscribe("down")]
+///     fn down(&self, event: Event) -> String {
+///         self.up(event)
+///     }
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Moves>().build().unwrap();
+/// let gw = &app.gateways()[0];
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+/// let reply = gw.dispatch_text(&client, r#"{"event":"down"}"#).outcome().await;
+/// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"down","data":"moved down"}"#));
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event(pub &'static str);
 
@@ -162,6 +201,34 @@ impl<T: DeserializeOwned> FromContext for Data<T> {
 }
 
 /// The message body or why it failed to deserialize: the handler decides what to do.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::Handshake;
+///
+/// #[websocket_gateway(path = "/math")]
+/// struct Math;
+///
+/// #[websocket_gateway]
+/// impl Math {
+///     /// A body that does not fit counts as zero instead of failing.
+///     #[subscribe("double")]
+///     fn double(&self, TryData(n): TryData<i64>) -> i64 {
+///         n.unwrap_or(0) * 2
+///     }
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Math>().build().unwrap();
+/// let gw = &app.gateways()[0];
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+/// let reply = gw.dispatch_text(&client, r#"{"event":"double","data":"many"}"#).outcome().await;
+/// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"double","data":0}"#));
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct TryData<T>(pub Result<T, serde_json::Error>);
 

@@ -12,6 +12,26 @@ use crate::error::BuildError;
 use crate::server::WsServer;
 
 /// The services given to [`GatewayApp::provide`](crate::GatewayApp::provide), one per type.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::{BuildContext, BuildError, FromProviders, Inject};
+///
+/// struct Config {
+///     motd: &'static str,
+/// }
+///
+/// /// A field built from another provider, looked up by type.
+/// struct Motd(&'static str);
+///
+/// impl FromProviders for Motd {
+///     fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError> {
+///         let config: Option<Inject<Config>> = cx.providers().get::<Config>();
+///         config.map(|c| Motd(c.motd)).ok_or_else(|| cx.missing::<Config>("field", field))
+///     }
+/// }
+/// ```
 #[derive(Clone, Default)]
 pub struct Providers {
     by_type: FxHashMap<TypeId, Arc<dyn Any + Send + Sync>>,
@@ -23,6 +43,50 @@ impl Providers {
     }
 
     /// The provider of type `T`, if one was given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::Handshake;
+    ///
+    /// struct Prefix(&'static str);
+    ///
+    /// /// Prefixes every reply with the provided `Prefix`, if there is one.
+    /// struct Prefixed;
+    ///
+    /// impl Interceptor for Prefixed {
+    ///     async fn intercept(&self, cx: &Context<'_>, next: Next<'_>) -> Outcome {
+    ///         let prefix = cx.providers().get::<Prefix>().map_or("", |p| p.0);
+    ///         let reply = next.run().await?;
+    ///         Ok(reply.map_data(move |data| format!("{prefix}{}", data.as_str().unwrap_or("")).into()))
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/chat")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {
+    ///     #[subscribe("hi")]
+    ///     fn hi(&self) -> &'static str {
+    ///         "hello"
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new()
+    ///     .provide(Prefix("> "))
+    ///     .use_global_interceptor(Prefixed)
+    ///     .gateway::<Chat>()
+    ///     .build()
+    ///     .unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let reply = gw.dispatch_text(&client, r#"{"event":"hi"}"#).outcome().await;
+    /// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"hi","data":"> hello"}"#));
+    /// # }
+    /// ```
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<Inject<T>> {
         let any = Arc::clone(self.by_type.get(&TypeId::of::<T>())?);
         any.downcast::<T>().ok().map(Inject)
@@ -80,11 +144,34 @@ pub struct Inject<T: ?Sized>(Arc<T>);
 
 impl<T: ?Sized> Inject<T> {
     /// Wraps a shared value, e.g. to build a gateway by hand in a unit test.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use gateway_core::Inject;
+    ///
+    /// let shared = Arc::new(String::from("config"));
+    /// let injected = Inject::from_arc(Arc::clone(&shared));
+    /// assert_eq!(injected.len(), 6); // derefs to the String
+    /// assert_eq!(Arc::strong_count(&shared), 2);
+    /// ```
     pub fn from_arc(value: Arc<T>) -> Self {
         Self(value)
     }
 
     /// The shared value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use gateway_core::Inject;
+    ///
+    /// let injected = Inject::new(5);
+    /// let arc: Arc<i32> = injected.clone().into_arc();
+    /// assert!(Arc::ptr_eq(&arc, &injected.into_arc()));
+    /// ```
     pub fn into_arc(self) -> Arc<T> {
         self.0
     }
@@ -126,6 +213,37 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Inject<T> {
 
 /// What the app builder hands to each gateway while building it: the providers and the
 /// gateway's own server handle.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::prelude::*;
+/// use gateway_core::{BuildContext, BuildError, FromProviders};
+///
+/// /// A field that knows which gateway it belongs to.
+/// struct Owner(&'static str, &'static str);
+///
+/// impl FromProviders for Owner {
+///     fn from_providers(cx: &BuildContext<'_>, _field: &'static str) -> Result<Self, BuildError> {
+///         Ok(Owner(cx.gateway(), cx.server().path()))
+///     }
+/// }
+///
+/// #[websocket_gateway(path = "/owned")]
+/// struct Owned {
+///     owner: Owner,
+/// }
+///
+/// #[websocket_gateway]
+/// impl Owned {
+///     #[subscribe("owner")]
+///     fn owner(&self) -> (&'static str, &'static str) {
+///         (self.owner.0, self.owner.1)
+///     }
+/// }
+///
+/// assert!(GatewayApp::new().gateway::<Owned>().build().is_ok());
+/// ```
 #[derive(Debug)]
 pub struct BuildContext<'a> {
     pub(crate) gateway: &'static str,
@@ -150,6 +268,36 @@ impl BuildContext<'_> {
     }
 
     /// The error for a missing provider of type `T` at `site` `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    /// use gateway_core::{BuildContext, BuildError, FromProviders};
+    ///
+    /// struct Pool;
+    ///
+    /// /// Needs a provided `Pool`.
+    /// struct Repo(Inject<Pool>);
+    ///
+    /// impl FromProviders for Repo {
+    ///     fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError> {
+    ///         let pool = cx.providers().get::<Pool>().ok_or_else(|| cx.missing::<Pool>("field", field))?;
+    ///         Ok(Repo(pool))
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/repo")]
+    /// struct RepoGateway {
+    ///     repo: Repo,
+    /// }
+    /// #[websocket_gateway]
+    /// impl RepoGateway {}
+    ///
+    /// let err = GatewayApp::new().gateway::<RepoGateway>().build().unwrap_err().to_string();
+    /// assert!(err.starts_with("can't resolve dependencies of RepoGateway: field `repo` needs"), "{err}");
+    /// assert!(GatewayApp::new().provide(Pool).gateway::<RepoGateway>().build().is_ok());
+    /// ```
     pub fn missing<T: ?Sized>(&self, site: impl Into<String>, name: &'static str) -> BuildError {
         BuildError::MissingProvider {
             gateway: self.gateway,
