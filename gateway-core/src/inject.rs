@@ -31,6 +31,20 @@ use crate::server::WsServer;
 ///         config.map(|c| Motd(c.motd)).ok_or_else(|| cx.missing::<Config>("field", field))
 ///     }
 /// }
+///
+/// use gateway_core::prelude::*;
+///
+/// #[websocket_gateway(path = "/motd")]
+/// struct MotdGateway {
+///     motd: Motd,
+/// }
+///
+/// #[websocket_gateway]
+/// impl MotdGateway {}
+///
+/// assert!(GatewayApp::new().gateway::<MotdGateway>().build().is_err());
+/// let app = GatewayApp::new().provide(Config { motd: "hi" }).gateway::<MotdGateway>().build();
+/// assert!(app.is_ok());
 /// ```
 #[derive(Clone, Default)]
 pub struct Providers {
