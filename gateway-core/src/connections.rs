@@ -57,6 +57,13 @@ struct Inner {
 }
 
 /// Why a connection was not admitted.
+///
+/// ```
+/// use gateway_core::{Connections, Refused};
+///
+/// let connections = Connections::new(Some(0), None);
+/// assert_eq!(connections.admit(None).unwrap_err(), Refused::ServerFull);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refused {
@@ -72,6 +79,14 @@ pub enum Refused {
 }
 
 /// Holds one admitted connection's place; dropping it releases the place.
+///
+/// ```
+/// let connections = gateway_core::Connections::new(Some(1), None);
+/// let guard = connections.admit(None).unwrap();
+/// assert!(connections.admit(None).is_err());
+/// drop(guard);
+/// assert!(connections.admit(None).is_ok());
+/// ```
 #[derive(Debug)]
 #[must_use = "the connection is released when the guard drops"]
 pub struct ConnectionGuard {
@@ -81,6 +96,13 @@ pub struct ConnectionGuard {
 
 impl Connections {
     /// A tracker with these limits (`None`: unlimited).
+    ///
+    /// ```
+    /// let unlimited = gateway_core::Connections::new(None, None);
+    /// let guards: Vec<_> = (0..100).map(|_| unlimited.admit(None).unwrap()).collect();
+    /// assert_eq!(unlimited.live(), 100);
+    /// # drop(guards);
+    /// ```
     pub fn new(max_total: Option<usize>, max_per_ip: Option<usize>) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -101,6 +123,18 @@ impl Connections {
     /// # Errors
     ///
     /// [`Refused`]: a limit is reached, or the app is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Connections, Refused};
+    ///
+    /// let connections = Connections::new(None, Some(1));
+    /// let a = "10.0.0.1".parse().ok();
+    /// let _first = connections.admit(a).unwrap();
+    /// assert_eq!(connections.admit(a).unwrap_err(), Refused::TooManyFromAddress);
+    /// assert!(connections.admit("10.0.0.2".parse().ok()).is_ok());
+    /// ```
     pub fn admit(&self, ip: Option<IpAddr>) -> Result<ConnectionGuard, Refused> {
         let inner = &*self.inner;
         if inner.stopping.load(Ordering::Acquire) {
@@ -134,6 +168,14 @@ impl Connections {
     }
 
     /// The number of open connections.
+    ///
+    /// ```
+    /// let connections = gateway_core::Connections::new(None, None);
+    /// let guard = connections.admit(None).unwrap();
+    /// assert_eq!(connections.live(), 1);
+    /// drop(guard);
+    /// assert_eq!(connections.live(), 0);
+    /// ```
     pub fn live(&self) -> usize {
         self.inner.live.load(Ordering::Acquire)
     }
@@ -141,6 +183,18 @@ impl Connections {
     /// Starts a graceful shutdown: no new connection is admitted, and every open one is
     /// told to finish its in-flight handlers within `grace` and close with code 1001.
     /// Later calls keep the first deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gateway_core::{Connections, Refused};
+    ///
+    /// let connections = Connections::new(None, None);
+    /// connections.begin_shutdown(Duration::from_secs(5));
+    /// let first = connections.deadline().unwrap();
+    /// connections.begin_shutdown(Duration::from_secs(60));
+    /// assert_eq!(connections.deadline(), Some(first));
+    /// assert_eq!(connections.admit(None).unwrap_err(), Refused::ShuttingDown);
+    /// ```
     pub fn begin_shutdown(&self, grace: Duration) {
         let _ = self.inner.deadline.set(Instant::now() + grace);
         self.inner.stopping.store(true, Ordering::Release);
@@ -148,23 +202,64 @@ impl Connections {
     }
 
     /// Whether [`begin_shutdown`](Self::begin_shutdown) was called.
+    ///
+    /// ```
+    /// let connections = gateway_core::Connections::new(None, None);
+    /// assert!(!connections.is_shutting_down());
+    /// connections.begin_shutdown(std::time::Duration::ZERO);
+    /// assert!(connections.is_shutting_down());
+    /// ```
     pub fn is_shutting_down(&self) -> bool {
         self.inner.stopping.load(Ordering::Acquire)
     }
 
     /// Resolves once the shutdown begins (never, if it does not).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let connections = gateway_core::Connections::new(None, None);
+    /// let waiting = tokio::spawn({
+    ///     let connections = connections.clone();
+    ///     async move { connections.shutting_down().await }
+    /// });
+    /// connections.begin_shutdown(std::time::Duration::from_secs(1));
+    /// waiting.await.unwrap();
+    /// # }
+    /// ```
     pub async fn shutting_down(&self) {
         let mut rx = self.inner.shutdown.subscribe();
         let _ = rx.wait_for(|stopping| *stopping).await;
     }
 
     /// When in-flight work must be done, once the shutdown began.
+    ///
+    /// ```
+    /// let connections = gateway_core::Connections::new(None, None);
+    /// assert!(connections.deadline().is_none());
+    /// connections.begin_shutdown(std::time::Duration::from_secs(10));
+    /// assert!(connections.deadline().unwrap() > std::time::Instant::now());
+    /// ```
     pub fn deadline(&self) -> Option<Instant> {
         self.inner.deadline.get().copied()
     }
 
     /// Waits until every connection is closed, at most `timeout`. Returns how many are
     /// still open.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let connections = gateway_core::Connections::new(None, None);
+    /// let guard = connections.admit(None).unwrap();
+    /// // Still open after the timeout:
+    /// assert_eq!(connections.wait_closed(Duration::from_millis(10)).await, 1);
+    /// tokio::spawn(async move { drop(guard) });
+    /// assert_eq!(connections.wait_closed(Duration::from_secs(5)).await, 0);
+    /// # }
+    /// ```
     pub async fn wait_closed(&self, timeout: Duration) -> usize {
         let wait = async {
             loop {

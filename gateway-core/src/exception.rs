@@ -7,6 +7,10 @@ use serde_json::{Map, Value};
 
 /// The message sent for any error that is not a [`WsException`] the application raised
 /// on purpose: a panicking handler, a reply that failed to serialize. NestJS's wording.
+///
+/// ```
+/// assert_eq!(gateway_core::WsException::internal().message(), gateway_core::INTERNAL_SERVER_ERROR);
+/// ```
 pub const INTERNAL_SERVER_ERROR: &str = "Internal server error";
 
 /// An error meant for the client, NestJS's `WsException`.
@@ -41,6 +45,12 @@ pub struct WsException {
 /// A request to close the connection after the exception frame has been sent.
 ///
 /// Set with [`WsException::close`]; without it an exception never closes the socket.
+///
+/// ```
+/// let err = gateway_core::WsException::new("Kicked").close(4000, "kicked by a moderator");
+/// let close = err.close_request().unwrap();
+/// assert_eq!((close.code, &*close.reason), (4000, "kicked by a moderator"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseRequest {
     /// The WebSocket close code (RFC 6455 §7.4), e.g. `1008` for a policy violation.
@@ -124,16 +134,32 @@ impl WsException {
     }
 
     /// The message sent to the client.
+    ///
+    /// ```
+    /// assert_eq!(gateway_core::WsException::new("Room is full").message(), "Room is full");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// One extra field of the payload, if it was set with [`WsException::with`].
+    ///
+    /// ```
+    /// let err = gateway_core::WsException::new("Too fast").with("retry_after", 5);
+    /// assert_eq!(err.field("retry_after"), Some(&serde_json::json!(5)));
+    /// assert_eq!(err.field("other"), None);
+    /// ```
     pub fn field(&self, key: &str) -> Option<&Value> {
         self.fields.as_ref()?.get(key)
     }
 
     /// All extra fields of the payload, sorted by key.
+    ///
+    /// ```
+    /// let err = gateway_core::WsException::new("No").with("b", 2).with("a", 1);
+    /// let keys: Vec<&str> = err.fields().map(|(k, _)| k).collect();
+    /// assert_eq!(keys, ["a", "b"]);
+    /// ```
     pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.fields
             .iter()
@@ -141,6 +167,13 @@ impl WsException {
     }
 
     /// The close request, if [`WsException::close`] was called.
+    ///
+    /// ```
+    /// use gateway_core::WsException;
+    ///
+    /// assert!(WsException::new("stay").close_request().is_none());
+    /// assert_eq!(WsException::new("go").close(4001, "bye").close_request().unwrap().code, 4001);
+    /// ```
     pub fn close_request(&self) -> Option<&CloseRequest> {
         self.close.as_ref()
     }

@@ -11,6 +11,13 @@ use serde_json::value::RawValue;
 use crate::WsException;
 
 /// The event name under which errors reach the client, as in NestJS.
+///
+/// ```
+/// use gateway_core::{WsException, frame::{EXCEPTION_EVENT, exception_frame}};
+///
+/// let frame = exception_frame(&WsException::new("no"), None);
+/// assert!(frame.as_str().starts_with(&format!(r#"{{"event":"{EXCEPTION_EVENT}""#)));
+/// ```
 pub const EXCEPTION_EVENT: &str = "exception";
 
 /// An encoded outgoing text frame: UTF-8 JSON, cheap to clone (a broadcast encodes once and
@@ -31,6 +38,19 @@ impl Frame {
     /// # Errors
     ///
     /// The error of `data`'s `Serialize` implementation, e.g. a map with non-string keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use gateway_core::Frame;
+    ///
+    /// let frame = Frame::event("tick", &[1, 2]).unwrap();
+    /// assert_eq!(frame.as_str(), r#"{"event":"tick","data":[1,2]}"#);
+    /// // JSON object keys must be strings.
+    /// let bad: HashMap<Vec<u8>, u8> = HashMap::from([(vec![1], 1)]);
+    /// assert!(Frame::event("tick", &bad).is_err());
+    /// ```
     pub fn event<T: serde::Serialize + ?Sized>(
         event: &str,
         data: &T,
@@ -44,6 +64,15 @@ impl Frame {
 
     /// The same frame with its `data` replaced by `f(data)`; event and id are kept. A frame
     /// that is not an envelope is returned unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::Frame;
+    ///
+    /// let frame = Frame::event("n", &1).unwrap().map_data(|n| serde_json::json!({"value": n}));
+    /// assert_eq!(frame.as_str(), r#"{"event":"n","data":{"value":1}}"#);
+    /// ```
     #[must_use]
     pub fn map_data(self, f: impl FnOnce(serde_json::Value) -> serde_json::Value) -> Self {
         #[derive(Deserialize)]
@@ -97,17 +126,31 @@ impl Frame {
     }
 
     /// The frame's JSON text.
+    ///
+    /// ```
+    /// assert_eq!(gateway_core::Frame::event("a", &()).unwrap().as_str(), r#"{"event":"a","data":null}"#);
+    /// ```
     pub fn as_str(&self) -> &str {
         // Every constructor writes serde_json output, which is UTF-8.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The frame's bytes (UTF-8 JSON), without copying.
+    ///
+    /// ```
+    /// let frame = gateway_core::Frame::event("a", &1).unwrap();
+    /// assert_eq!(&frame.as_bytes()[..], frame.as_str().as_bytes());
+    /// ```
     pub fn as_bytes(&self) -> &Bytes {
         &self.0
     }
 
     /// The frame's bytes (UTF-8 JSON), without copying.
+    ///
+    /// ```
+    /// let bytes = gateway_core::Frame::event("a", &1).unwrap().into_bytes();
+    /// assert_eq!(&bytes[..], br#"{"event":"a","data":1}"#);
+    /// ```
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
@@ -139,6 +182,13 @@ pub(crate) fn write_tail(buf: &mut Vec<u8>, id: Option<&RawValue>) {
 
 /// An incoming frame, parsed once: the event name borrowed when it has no escapes, the body
 /// and id kept as raw JSON until a handler's type is known.
+///
+/// ```
+/// let frame = gateway_core::IncomingFrame::parse(r#"{"event":"join","data":"lobby"}"#).unwrap();
+/// assert_eq!(frame.event, "join");
+/// assert_eq!(frame.data.unwrap().get(), r#""lobby""#);
+/// assert!(frame.id.is_none());
+/// ```
 #[derive(Debug)]
 pub struct IncomingFrame<'a> {
     /// The `event` field.
@@ -160,6 +210,14 @@ struct RawFrame<'a> {
 }
 
 /// Why an incoming frame could not be routed to a handler.
+///
+/// ```
+/// use gateway_core::{FrameError, IncomingFrame};
+///
+/// assert!(matches!(IncomingFrame::parse("{oops"), Err(FrameError::Malformed(_))));
+/// assert!(matches!(IncomingFrame::parse("[1]"), Err(FrameError::NotAnObject)));
+/// assert!(matches!(IncomingFrame::parse(r#"{"event":1}"#), Err(FrameError::EventNotString)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FrameError {
