@@ -8,6 +8,38 @@ use crate::dispatch::Context;
 use crate::exception::WsException;
 
 /// The message NestJS sends when a guard denies a message.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::{FORBIDDEN, Handshake};
+///
+/// struct Deny;
+///
+/// impl Guard for Deny {
+///     async fn can_activate(&self, _cx: &Context<'_>) -> Result<bool, WsException> {
+///         Ok(false)
+///     }
+/// }
+///
+/// #[websocket_gateway(path = "/doc-forbidden")]
+/// struct Locked;
+///
+/// #[websocket_gateway]
+/// impl Locked {
+///     #[subscribe("open")]
+///     #[use_guards(Deny)]
+///     fn open(&self) {}
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Locked>().build().unwrap();
+/// let gw = &app.gateways()[0];
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+/// let err = gw.dispatch_text(&client, r#"{"event":"open"}"#).outcome().await.unwrap_err();
+/// assert_eq!(err.to_string(), FORBIDDEN);
+/// # }
+/// ```
 pub const FORBIDDEN: &str = "Forbidden resource";
 
 /// Decides whether a message may reach its handler.
@@ -74,7 +106,22 @@ impl<G: Guard> ErasedGuard for G {
 pub struct GuardRef(pub(crate) Arc<dyn ErasedGuard>);
 
 impl GuardRef {
-    /// Wraps a guard.
+    /// Wraps a guard (what `#[use_guards(..)]` and `use_global_guard` do).
+    ///
+    /// ```
+    /// use gateway_core::{Context, Guard, GuardRef, Layers, WsException};
+    ///
+    /// struct Allow;
+    ///
+    /// impl Guard for Allow {
+    ///     async fn can_activate(&self, _cx: &Context<'_>) -> Result<bool, WsException> {
+    ///         Ok(true)
+    ///     }
+    /// }
+    ///
+    /// let layers = Layers { guards: vec![GuardRef::new(Allow)], ..Layers::default() };
+    /// assert_eq!(layers.guards.len(), 1);
+    /// ```
     pub fn new(guard: impl Guard) -> Self {
         Self(Arc::new(guard))
     }

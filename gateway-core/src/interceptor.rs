@@ -58,7 +58,17 @@ impl<I: Interceptor> ErasedInterceptor for I {
 pub struct InterceptorRef(pub(crate) Arc<dyn ErasedInterceptor>);
 
 impl InterceptorRef {
-    /// Wraps an interceptor.
+    /// Wraps an interceptor (what `#[use_interceptors(..)]` and `use_global_interceptor` do).
+    ///
+    /// ```
+    /// use gateway_core::{InterceptorRef, Layers, LoggingInterceptor};
+    ///
+    /// let layers = Layers {
+    ///     interceptors: vec![InterceptorRef::new(LoggingInterceptor)],
+    ///     ..Layers::default()
+    /// };
+    /// assert_eq!(layers.interceptors.len(), 1);
+    /// ```
     pub fn new(interceptor: impl Interceptor) -> Self {
         Self(Arc::new(interceptor))
     }
@@ -71,6 +81,44 @@ impl std::fmt::Debug for InterceptorRef {
 }
 
 /// The rest of the pipeline, handed to an [`Interceptor`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::Handshake;
+///
+/// /// Adds one to every reply.
+/// struct PlusOne;
+///
+/// impl Interceptor for PlusOne {
+///     async fn intercept(&self, _cx: &Context<'_>, next: Next<'_>) -> Outcome {
+///         let reply = next.run().await?;
+///         Ok(reply.map_data(|n| serde_json::json!(n.as_u64().unwrap_or(0) + 1)))
+///     }
+/// }
+///
+/// #[websocket_gateway(path = "/doc-next")]
+/// struct Count;
+///
+/// #[websocket_gateway]
+/// impl Count {
+///     #[subscribe("n")]
+///     #[use_interceptors(PlusOne)]
+///     fn n(&self, n: u64) -> u64 {
+///         n
+///     }
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Count>().build().unwrap();
+/// let gw = &app.gateways()[0];
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+/// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"n","data":41}"#).outcome().await else {
+///     panic!("a reply")
+/// };
+/// assert_eq!(frame.as_str(), r#"{"event":"n","data":42}"#);
+/// # }
+/// ```
 pub struct Next<'a> {
     pub(crate) rest: &'a [InterceptorRef],
     pub(crate) cx: &'a Context<'a>,

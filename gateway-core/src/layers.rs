@@ -6,6 +6,11 @@ use crate::guard::GuardRef;
 use crate::interceptor::InterceptorRef;
 
 /// The guards, interceptors and filters attached to one scope.
+///
+/// ```
+/// let layers = gateway_core::Layers::default();
+/// assert!(layers.guards.is_empty() && layers.interceptors.is_empty() && layers.filters.is_empty());
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Layers {
     /// Guards, in the order they run.

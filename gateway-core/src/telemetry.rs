@@ -23,14 +23,34 @@ use crate::exception::INTERNAL_SERVER_ERROR;
 use crate::guard::FORBIDDEN;
 
 /// Open connections, per gateway.
+///
+/// ```
+/// assert_eq!(gateway_core::telemetry::CONNECTIONS, "gateway_connections");
+/// ```
 pub const CONNECTIONS: &str = "gateway_connections";
 /// Messages received, per gateway and event.
+///
+/// ```
+/// assert!(gateway_core::telemetry::MESSAGES_RECEIVED.ends_with("_total"));
+/// ```
 pub const MESSAGES_RECEIVED: &str = "gateway_messages_received_total";
 /// Frames written to clients, per gateway.
+///
+/// ```
+/// assert!(gateway_core::telemetry::MESSAGES_SENT.ends_with("_total"));
+/// ```
 pub const MESSAGES_SENT: &str = "gateway_messages_sent_total";
 /// Failures answered, per gateway and kind.
+///
+/// ```
+/// assert_eq!(gateway_core::telemetry::ERRORS, "gateway_errors_total");
+/// ```
 pub const ERRORS: &str = "gateway_errors_total";
 /// Time from dispatch to outcome, per gateway and event.
+///
+/// ```
+/// assert!(gateway_core::telemetry::HANDLER_DURATION.ends_with("_seconds"));
+/// ```
 pub const HANDLER_DURATION: &str = "gateway_handler_duration_seconds";
 
 /// A connection opened on `gateway` (its path).
@@ -44,6 +64,11 @@ pub fn connection_opened(gateway: &'static str) {
 }
 
 /// A connection of `gateway` closed.
+///
+/// ```
+/// // Without a recorder installed, this is a no-op.
+/// gateway_core::telemetry::connection_closed("/chat");
+/// ```
 pub fn connection_closed(gateway: &'static str) {
     metrics::gauge!(CONNECTIONS, "gateway" => gateway).decrement(1.0);
 }
@@ -59,6 +84,24 @@ pub fn frames_sent(gateway: &'static str, n: u64) {
 
 /// The metrics of one gateway, registered once when the app is built so that the message
 /// path only bumps atomics (install a recorder before building the app).
+///
+/// A transport counts its connections and written frames with it:
+///
+/// ```
+/// use gateway_core::prelude::*;
+///
+/// #[websocket_gateway(path = "/doc-metrics")]
+/// struct Metered;
+///
+/// #[websocket_gateway]
+/// impl Metered {}
+///
+/// let app = GatewayApp::new().gateway::<Metered>().build().unwrap();
+/// let metrics = app.gateways()[0].metrics();
+/// metrics.connections.increment(1.0);
+/// metrics.frames_sent.increment(1);
+/// metrics.connections.decrement(1.0);
+/// ```
 #[derive(Clone, Debug)]
 pub struct GatewayMetrics {
     /// `gateway_connections`.

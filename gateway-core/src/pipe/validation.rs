@@ -49,6 +49,40 @@ use crate::exception::WsException;
 pub struct ValidationPipe;
 
 /// The message of a failed validation, as NestJS words it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use gateway_core::prelude::*;
+/// use gateway_core::Handshake;
+/// use gateway_core::pipe::VALIDATION_FAILED;
+/// use validator::Validate;
+///
+/// #[derive(serde::Deserialize, Validate)]
+/// struct Name {
+///     #[validate(length(min = 1))]
+///     name: String,
+/// }
+///
+/// #[websocket_gateway(path = "/doc-validation-failed")]
+/// struct Names;
+///
+/// #[websocket_gateway]
+/// impl Names {
+///     #[subscribe("name")]
+///     #[use_pipes(ValidationPipe)]
+///     fn name(&self, body: Name) -> String {
+///         body.name
+///     }
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Names>().build().unwrap();
+/// let gw = &app.gateways()[0];
+/// let (client, _queue) = gw.open(Handshake::default(), 8);
+/// let err = gw.dispatch_text(&client, r#"{"event":"name","data":{"name":""}}"#).outcome().await.unwrap_err();
+/// assert_eq!(err.to_string(), VALIDATION_FAILED);
+/// # }
+/// ```
 pub const VALIDATION_FAILED: &str = "Validation failed";
 
 #[diagnostic::do_not_recommend]
