@@ -12,6 +12,28 @@ use crate::layers::Layers;
 ///
 /// Implemented by `#[websocket_gateway(path = "...")]` on the struct; not meant to be
 /// implemented by hand.
+///
+/// ```
+/// use gateway_core::prelude::*;
+/// use gateway_core::Gateway;
+///
+/// #[websocket_gateway(path = "/doc-tables")]
+/// struct Tables;
+///
+/// #[websocket_gateway]
+/// impl Tables {
+///     #[subscribe("ping")]
+///     fn ping(&self, n: u32) -> u32 {
+///         n
+///     }
+///
+///     #[handle_connection]
+///     fn hello(&self) {}
+/// }
+///
+/// assert_eq!(<Tables as Gateway>::PATH, "/doc-tables");
+/// assert_eq!(<Tables as Gateway>::NAME, "Tables");
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a gateway",
     label = "not a gateway",
@@ -36,6 +58,30 @@ pub trait Gateway: Send + Sync + Sized + 'static {
 ///
 /// Implemented by `#[websocket_gateway]` on the gateway's `impl` block; not meant to be
 /// implemented by hand.
+///
+/// ```
+/// use gateway_core::prelude::*;
+/// use gateway_core::GatewayHandlers;
+///
+/// #[websocket_gateway(path = "/doc-tables")]
+/// struct Tables;
+///
+/// #[websocket_gateway]
+/// impl Tables {
+///     #[subscribe("ping")]
+///     fn ping(&self, n: u32) -> u32 {
+///         n
+///     }
+///
+///     #[handle_connection]
+///     fn hello(&self) {}
+/// }
+///
+/// let events: Vec<&str> = Tables::HANDLERS.iter().map(|h| h.event).collect();
+/// assert_eq!(events, ["ping"]);
+/// assert_eq!(Tables::HOOKS.handle_connection.as_ref().unwrap().method, "hello");
+/// assert!(Tables::HOOKS.after_init.is_none());
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no `#[websocket_gateway]` impl block",
     label = "gateway without handlers",
@@ -67,6 +113,29 @@ pub type VerifyFn = fn(&BuildContext<'_>) -> Result<(), BuildError>;
 pub type DescribeFn = fn(&mut schemars::SchemaGenerator) -> HandlerDoc;
 
 /// The JSON Schemas of one handler: `None` where there is no body or no reply.
+///
+/// ```
+/// use gateway_core::prelude::*;
+/// use gateway_core::GatewayHandlers;
+///
+/// #[websocket_gateway(path = "/doc-handler-doc")]
+/// struct Docs;
+///
+/// #[websocket_gateway]
+/// impl Docs {
+///     #[subscribe("ping")]
+///     fn ping(&self, n: u32) -> u32 {
+///         n
+///     }
+///
+///     #[handle_connection]
+///     fn hello(&self) {}
+/// }
+///
+/// let doc = (Docs::HANDLERS[0].describe)(&mut gateway_core::schemars::SchemaGenerator::default());
+/// assert_eq!(doc.body.unwrap()["type"], "integer");
+/// assert_eq!(doc.reply.unwrap()["type"], "integer");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct HandlerDoc {
@@ -84,6 +153,29 @@ impl HandlerDoc {
 }
 
 /// One `#[subscribe("event")]` method of a gateway.
+///
+/// ```
+/// use gateway_core::prelude::*;
+/// use gateway_core::GatewayHandlers;
+///
+/// #[websocket_gateway(path = "/doc-handler")]
+/// struct Table;
+///
+/// #[websocket_gateway]
+/// impl Table {
+///     #[subscribe("ping")]
+///     fn ping(&self, n: u32) -> u32 {
+///         n
+///     }
+///
+///     #[handle_connection]
+///     fn hello(&self) {}
+/// }
+///
+/// let handler = &Table::HANDLERS[0];
+/// assert_eq!((handler.event, handler.method), ("ping", "ping"));
+/// assert!(handler.file.ends_with(".rs"));
+/// ```
 pub struct Handler<G> {
     /// The event name, as written in `#[subscribe("...")]`.
     pub event: &'static str,
@@ -105,6 +197,14 @@ pub struct Handler<G> {
 
 /// The lifecycle hooks of a gateway, NestJS's `OnGatewayInit`, `OnGatewayConnection` and
 /// `OnGatewayDisconnect`.
+///
+/// ```
+/// use gateway_core::Hooks;
+///
+/// struct Nothing;
+/// let none: Hooks<Nothing> = Hooks::NONE;
+/// assert!(none.after_init.is_none() && none.handle_connection.is_none());
+/// ```
 pub struct Hooks<G> {
     /// `#[after_init]`: runs once, when the app is built.
     pub after_init: Option<Hook<G>>,
@@ -125,6 +225,28 @@ impl<G> Hooks<G> {
 }
 
 /// One lifecycle hook method.
+///
+/// ```
+/// use gateway_core::prelude::*;
+/// use gateway_core::GatewayHandlers;
+///
+/// #[websocket_gateway(path = "/doc-hook")]
+/// struct Hooked;
+///
+/// #[websocket_gateway]
+/// impl Hooked {
+///     #[subscribe("ping")]
+///     fn ping(&self, n: u32) -> u32 {
+///         n
+///     }
+///
+///     #[handle_connection]
+///     fn hello(&self) {}
+/// }
+///
+/// let hook = Hooked::HOOKS.handle_connection.as_ref().unwrap();
+/// assert_eq!(hook.method, "hello");
+/// ```
 pub struct Hook<G> {
     /// The method's name, for logs.
     pub method: &'static str,

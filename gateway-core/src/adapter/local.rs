@@ -44,12 +44,76 @@ impl LocalServer {
     }
 
     /// The gateway's path.
+    ///
+    /// ```
+    /// # use gateway_core::adapter::{Adapter, LocalServer, Message};
+    /// # use gateway_core::prelude::*;
+    /// # use std::sync::{Arc, Mutex};
+    /// #[derive(Clone, Default)]
+    /// struct Keep(Arc<Mutex<Vec<LocalServer>>>);
+    ///
+    /// impl Adapter for Keep {
+    ///     fn attach(&self, server: LocalServer) {
+    ///         self.0.lock().unwrap().push(server);
+    ///     }
+    ///     fn publish(&self, _: &Message<'_>) {}
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/doc-local-path")]
+    /// struct Here;
+    ///
+    /// #[websocket_gateway]
+    /// impl Here {}
+    ///
+    /// let keep = Keep::default();
+    /// let app = GatewayApp::new().adapter(keep.clone()).gateway::<Here>().build().unwrap();
+    /// assert_eq!(keep.0.lock().unwrap()[0].path(), "/doc-local-path");
+    /// ```
     pub fn path(&self) -> &'static str {
         self.path
     }
 
     /// Applies an operation that another instance published to the matching clients of
     /// this one. Returns how many clients it applied to, or `None` once the app is gone.
+    ///
+    /// ```
+    /// # use gateway_core::adapter::{Adapter, LocalServer, Message, Operation, Selection};
+    /// # use gateway_core::prelude::*;
+    /// # use gateway_core::{Frame, Handshake};
+    /// # use std::sync::{Arc, Mutex};
+    /// #[derive(Clone, Default)]
+    /// struct Keep(Arc<Mutex<Vec<LocalServer>>>);
+    ///
+    /// impl Adapter for Keep {
+    ///     fn attach(&self, server: LocalServer) {
+    ///         self.0.lock().unwrap().push(server);
+    ///     }
+    ///     fn publish(&self, _: &Message<'_>) {}
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/doc-local-apply")]
+    /// struct Here;
+    ///
+    /// #[websocket_gateway]
+    /// impl Here {}
+    ///
+    /// let keep = Keep::default();
+    /// let app = GatewayApp::new().adapter(keep.clone()).gateway::<Here>().build().unwrap();
+    /// let (client, mut queue) = app.gateways()[0].open(Handshake::default(), 8);
+    /// client.join("room");
+    ///
+    /// // As if another instance had sent to "room":
+    /// let mut selection = Selection::default();
+    /// selection.rooms.push("room".into());
+    /// let op = Operation::Emit(Frame::event("hi", &1).unwrap());
+    /// let local = keep.0.lock().unwrap()[0].clone();
+    /// assert_eq!(local.apply(&selection, &op), Some(1));
+    /// assert!(queue.try_recv().is_some());
+    ///
+    /// let clients = local.clients(&selection).unwrap();
+    /// assert_eq!(clients[0].id, client.id());
+    /// assert_eq!(clients[0].rooms, ["room"]);
+    /// ```
     pub fn apply(&self, selection: &Selection, op: &Operation) -> Option<usize> {
         let server = self.server.upgrade()?;
         Some(server.apply_local(selection, op).0)
@@ -57,6 +121,7 @@ impl LocalServer {
 
     /// The matching clients of this instance, to answer another instance's
     /// [`fetch_clients`](super::Adapter::fetch_clients); `None` once the app is gone.
+    /// (See [`apply`](Self::apply) for an example.)
     pub fn clients(&self, selection: &Selection) -> Option<Vec<ClientInfo>> {
         Some(self.server.upgrade()?.local_clients(selection))
     }

@@ -84,6 +84,21 @@ pub enum Operation {
 
 /// One operation of one gateway, as a [`WsServer`](crate::WsServer) hands it to its
 /// adapter after applying it locally.
+///
+/// ```
+/// use gateway_core::Frame;
+/// use gateway_core::adapter::{Message, Operation, Selection};
+///
+/// fn describe(message: &Message<'_>) -> String {
+///     let what = match message.op {
+///         Operation::Emit(frame) => frame.as_str().to_owned(),
+///         _ => "membership".to_owned(),
+///     };
+///     format!("{} -> {:?}: {what}", message.path, message.selection.rooms)
+/// }
+/// # let _ = describe;
+/// # let _ = (Selection::default(), Operation::Emit(Frame::event("a", &1).unwrap()));
+/// ```
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct Message<'a> {
@@ -107,12 +122,28 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     /// A client and its rooms.
+    ///
+    /// ```
+    /// use gateway_core::adapter::ClientInfo;
+    ///
+    /// let id = "00000000000000ff".parse().unwrap();
+    /// let info = ClientInfo::new(id, vec!["a".into()]);
+    /// assert_eq!(info.rooms, ["a"]);
+    /// ```
     pub fn new(id: ClientId, rooms: Vec<String>) -> Self {
         Self { id, rooms }
     }
 }
 
 /// Why an adapter could not answer a query.
+///
+/// ```
+/// use std::time::Duration;
+/// use gateway_core::adapter::AdapterError;
+///
+/// let err = AdapterError::Timeout { missing: 1, timeout: Duration::from_secs(2) };
+/// assert_eq!(err.to_string(), "1 instance(s) did not answer within 2s");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdapterError {
