@@ -487,6 +487,15 @@ impl fmt::Debug for Reply {
 }
 
 /// The result of handling one message or running one hook.
+///
+/// ```
+/// use gateway_core::{Outcome, Reply, WsException};
+///
+/// let nothing: Outcome = Ok(Reply::None);
+/// let failed: Outcome = Err(WsException::new("no").into());
+/// assert!(nothing.is_ok());
+/// assert_eq!(failed.unwrap_err().to_string(), "no");
+/// ```
 pub type Outcome = Result<Reply, Failure>;
 
 /// A handled message: done already (sync handlers, rejected messages) or still running.

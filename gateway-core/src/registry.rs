@@ -37,6 +37,23 @@ impl GatewayDescriptor {
     }
 
     /// `file:line` of the declaration.
+    ///
+    /// ```
+    /// use gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/doc-location")]
+    /// struct Located;
+    ///
+    /// #[websocket_gateway]
+    /// impl Located {}
+    ///
+    /// let descriptor = gateway_core::registered()
+    ///     .into_iter()
+    ///     .find(|d| d.path == "/doc-location")
+    ///     .unwrap();
+    /// assert_eq!(descriptor.name, "Located");
+    /// assert!(descriptor.location().contains(".rs:"));
+    /// ```
     pub fn location(&self) -> String {
         format!("{}:{}", self.file, self.line)
     }

@@ -114,6 +114,26 @@ trait ErasedGateway: Send + Sync {
 }
 
 /// One handler as generated documentation sees it.
+///
+/// ```
+/// use gateway_core::prelude::*;
+///
+/// #[websocket_gateway(path = "/doc-event-doc")]
+/// struct Described;
+///
+/// #[websocket_gateway]
+/// impl Described {
+///     #[subscribe("double")]
+///     fn double(&self, n: i64) -> i64 {
+///         n * 2
+///     }
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Described>().build().unwrap();
+/// let docs = app.gateways()[0].describe(&mut gateway_core::schemars::SchemaGenerator::default());
+/// assert_eq!((docs[0].event, docs[0].method), ("double", "double"));
+/// assert_eq!(docs[0].doc.body.as_ref().unwrap()["type"], "integer");
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct EventDoc {
