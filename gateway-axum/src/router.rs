@@ -32,7 +32,37 @@ use crate::upgrade::{Mounted, upgrade};
 /// # let _ = router;
 /// ```
 pub trait IntoRouter {
-    /// The router.
+    /// The router: one upgrade route per gateway path, answering WebSocket handshakes.
+    ///
+    /// # Examples
+    ///
+    /// A handshake on a gateway's path succeeds; other paths are not routed:
+    ///
+    /// ```
+    /// use gateway_axum::prelude::*;
+    /// use tokio_tungstenite::tungstenite::Error;
+    ///
+    /// #[websocket_gateway(path = "/doc-into-router")]
+    /// struct Routed;
+    ///
+    /// #[websocket_gateway]
+    /// impl Routed {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let app = GatewayApp::new().gateway::<Routed>().build().unwrap();
+    /// let router: axum::Router = app.into_router();
+    /// let listener = gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let addr = listener.local_addr().unwrap();
+    /// tokio::spawn(gateway_axum::serve(listener, router));
+    ///
+    /// let routed = tokio_tungstenite::connect_async(format!("ws://{addr}/doc-into-router")).await;
+    /// assert!(routed.is_ok());
+    /// let elsewhere = tokio_tungstenite::connect_async(format!("ws://{addr}/elsewhere")).await;
+    /// let Err(Error::Http(response)) = elsewhere else { panic!("not refused") };
+    /// assert_eq!(response.status(), 404);
+    /// # }
+    /// ```
     fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S>;
 }
 
@@ -86,10 +116,51 @@ pub struct JsonAdapter;
 impl WebSocketAdapter for JsonAdapter {
     type Server = Router;
 
+    /// An empty router, to which [`bind`](WebSocketAdapter::bind) adds the gateways.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_axum::prelude::*;
+    /// use gateway_axum::{JsonAdapter, WebSocketAdapter};
+    ///
+    /// #[websocket_gateway(path = "/doc-json-create")]
+    /// struct Created;
+    ///
+    /// #[websocket_gateway]
+    /// impl Created {}
+    ///
+    /// let app = GatewayApp::new().gateway::<Created>().build().unwrap();
+    /// let router: axum::Router = JsonAdapter.create(&app);
+    /// # let _ = router;
+    /// ```
     fn create(&self, _app: &App) -> Router {
         Router::new()
     }
 
+    /// Adds the upgrade route of `gateway` at its path.
+    ///
+    /// # Examples
+    ///
+    /// Mounting gateways one by one, as [`mount`](WebSocketAdapter::mount) does:
+    ///
+    /// ```
+    /// use gateway_axum::prelude::*;
+    /// use gateway_axum::{JsonAdapter, WebSocketAdapter};
+    ///
+    /// #[websocket_gateway(path = "/doc-json-bind")]
+    /// struct Bound;
+    ///
+    /// #[websocket_gateway]
+    /// impl Bound {}
+    ///
+    /// let app = GatewayApp::new().gateway::<Bound>().build().unwrap();
+    /// let mut router: axum::Router = JsonAdapter.create(&app);
+    /// for gateway in app.gateways() {
+    ///     router = JsonAdapter.bind(router, gateway, &app);
+    /// }
+    /// assert_eq!(app.gateways()[0].path(), "/doc-json-bind");
+    /// ```
     fn bind(&self, server: Router, gateway: &GatewayRuntime, app: &App) -> Router {
         route(server, gateway, app)
     }

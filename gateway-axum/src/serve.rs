@@ -12,6 +12,12 @@ use tokio::net::{TcpListener, TcpSocket};
 
 /// The listen backlog [`bind`] uses. Tokio's default of 128 stalls bursts of WebSocket
 /// handshakes.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(gateway_axum::BACKLOG, 1024);
+/// ```
 pub const BACKLOG: u32 = 1024;
 
 /// Binds a TCP listener with a backlog of [`BACKLOG`] and `SO_REUSEADDR`.
@@ -49,6 +55,43 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// # Errors
 ///
 /// An I/O error of the listener.
+///
+/// # Examples
+///
+/// A gateway handler sees the peer's address:
+///
+/// ```
+/// use futures_util::{SinkExt, StreamExt};
+/// use gateway_axum::prelude::*;
+/// use tokio_tungstenite::tungstenite::Message;
+///
+/// #[websocket_gateway(path = "/doc-serve")]
+/// struct Peer;
+///
+/// #[websocket_gateway]
+/// impl Peer {
+///     #[subscribe("peer")]
+///     fn peer(&self, client: Client) -> bool {
+///         client.handshake().remote_addr.is_some()
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app = GatewayApp::new().gateway::<Peer>().build().unwrap();
+/// let listener = gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// tokio::spawn(gateway_axum::serve(listener, app.into_router()));
+///
+/// let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/doc-serve"))
+///     .await
+///     .unwrap();
+/// ws.send(Message::text(r#"{"event":"peer"}"#)).await.unwrap();
+/// let Some(Ok(Message::Text(reply))) = ws.next().await else { panic!("no reply") };
+/// let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+/// assert_eq!(reply, serde_json::json!({"event": "peer", "data": true}));
+/// # }
+/// ```
 pub async fn serve(listener: TcpListener, router: Router) -> io::Result<()> {
     let listener = listener.tap_io(|tcp| {
         if let Err(err) = tcp.set_nodelay(true) {

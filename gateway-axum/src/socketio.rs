@@ -91,6 +91,25 @@ pub struct SocketIoAdapter {
 impl SocketIoAdapter {
     /// An adapter with socketioxide's defaults (path `/socket.io`), the payload limits
     /// taken from the app's [`ConnectionConfig`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_axum::prelude::*;
+    /// use gateway_axum::{SocketIoAdapter, WebSocketAdapter};
+    ///
+    /// #[websocket_gateway(path = "/doc-sio-new")]
+    /// struct Fresh;
+    ///
+    /// #[websocket_gateway]
+    /// impl Fresh {}
+    ///
+    /// let app = GatewayApp::new().gateway::<Fresh>().build().unwrap();
+    /// let (_router, io) = SocketIoAdapter::new().mount(&app);
+    /// let engine = &io.config().engine_config;
+    /// assert_eq!(engine.req_path, "/socket.io");
+    /// assert_eq!(engine.max_payload, app.config().max_message_size as u64);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -118,6 +137,25 @@ impl WebSocketAdapter for SocketIoAdapter {
     /// handle.
     type Server = (Router, SocketIo);
 
+    /// Socket.IO's router and handle, with no namespace yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_axum::prelude::*;
+    /// use gateway_axum::{SocketIoAdapter, WebSocketAdapter};
+    ///
+    /// #[websocket_gateway(path = "/doc-sio-create")]
+    /// struct Created;
+    ///
+    /// #[websocket_gateway]
+    /// impl Created {}
+    ///
+    /// let app = GatewayApp::new().gateway::<Created>().build().unwrap();
+    /// let (router, io) = SocketIoAdapter::new().create(&app);
+    /// assert!(io.of("/doc-sio-create").is_none());
+    /// # let _: axum::Router = router;
+    /// ```
     fn create(&self, app: &App) -> Self::Server {
         let builder = SocketIo::builder();
         let builder = match &self.config {
@@ -147,6 +185,27 @@ impl WebSocketAdapter for SocketIoAdapter {
         (router, io)
     }
 
+    /// Serves `gateway` as the namespace of its path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_axum::prelude::*;
+    /// use gateway_axum::{SocketIoAdapter, WebSocketAdapter};
+    ///
+    /// #[websocket_gateway(path = "/doc-sio-bind")]
+    /// struct Bound;
+    ///
+    /// #[websocket_gateway]
+    /// impl Bound {}
+    ///
+    /// let app = GatewayApp::new().gateway::<Bound>().build().unwrap();
+    /// let adapter = SocketIoAdapter::new();
+    /// let server = adapter.create(&app);
+    /// let (router, io) = adapter.bind(server, &app.gateways()[0], &app);
+    /// assert!(io.of("/doc-sio-bind").is_some());
+    /// # let _: axum::Router = router;
+    /// ```
     fn bind(&self, server: Self::Server, gateway: &GatewayRuntime, app: &App) -> Self::Server {
         let mounted = Arc::new(Mounted {
             gateway: gateway.clone(),
