@@ -44,9 +44,39 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::IntoRouter;
 
 /// How long [`TestClient`] waits for a frame by default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(gateway_axum::test_client::DEFAULT_TIMEOUT, Duration::from_secs(5));
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What went wrong in a test client.
+///
+/// # Examples
+///
+/// Waiting for a frame that never comes:
+///
+/// ```
+/// use std::time::Duration;
+/// # use gateway_axum::prelude::*;
+/// # use gateway_axum::test_client::{TestError, TestServer};
+/// # #[websocket_gateway(path = "/doc-tc-error")] struct Quiet;
+/// # #[websocket_gateway] impl Quiet {}
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), TestError> {
+/// # let server = TestServer::start(GatewayApp::new().gateway::<Quiet>().build().unwrap()).await?;
+/// let client = server.connect("/doc-tc-error").await?;
+/// let mut client = client.with_timeout(Duration::from_millis(50));
+/// let err = client.recv().await.unwrap_err();
+/// assert!(matches!(err, TestError::Timeout(..)));
+/// assert_eq!(err.to_string(), "timed out after 50ms waiting for a frame");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TestError {
@@ -71,6 +101,25 @@ pub enum TestError {
 }
 
 /// An app served on `127.0.0.1` on an ephemeral port, stopped when dropped.
+///
+/// # Examples
+///
+/// ```
+/// # use gateway_axum::prelude::*;
+/// # use gateway_axum::test_client::{TestError, TestServer};
+/// # #[websocket_gateway(path = "/doc-tc-server")] struct Served;
+/// # #[websocket_gateway] impl Served { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), TestError> {
+/// let app = GatewayApp::new().gateway::<Served>().build().unwrap();
+/// let server = TestServer::start(app).await?;
+/// let mut client = server.connect("/doc-tc-server").await?;
+/// client.emit("e", &7).await?;
+/// assert_eq!(client.expect("e").await?, 7);
+/// drop(server);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
@@ -84,6 +133,24 @@ impl TestServer {
     /// # Errors
     ///
     /// The listener's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-start")] struct Started;
+    /// # #[websocket_gateway] impl Started { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// let app = GatewayApp::new().gateway::<Started>().build().unwrap();
+    /// let server = TestServer::start(app).await?;
+    /// let mut client = server.connect("/doc-tc-start").await?;
+    /// client.emit("e", &1).await?;
+    /// assert_eq!(client.expect("e").await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn start(app: App) -> Result<Self, TestError> {
         let router = (&app).into_router();
         Self::start_router(app, router).await
@@ -94,6 +161,34 @@ impl TestServer {
     /// # Errors
     ///
     /// The listener's error.
+    ///
+    /// # Examples
+    ///
+    /// With a route of your own next to the gateways:
+    ///
+    /// ```
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-start-router")] struct Routed;
+    /// # #[websocket_gateway] impl Routed { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// let app = GatewayApp::new().gateway::<Routed>().build().unwrap();
+    /// let router = (&app).into_router().route("/health", axum::routing::get(|| async { "ok" }));
+    /// let server = TestServer::start_router(app, router).await?;
+    ///
+    /// let mut tcp = tokio::net::TcpStream::connect(server.addr()).await?;
+    /// tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await?;
+    /// let mut response = String::new();
+    /// tcp.read_to_string(&mut response).await?;
+    /// assert!(response.starts_with("HTTP/1.1 200"));
+    /// assert!(response.ends_with("ok"));
+    /// assert!(server.connect("/doc-tc-start-router").await.is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn start_router(app: App, router: axum::Router) -> Result<Self, TestError> {
         let listener = crate::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let addr = listener.local_addr()?;
@@ -115,21 +210,89 @@ impl TestServer {
     /// Shuts the server down gracefully (see `serve_with_shutdown`): in-flight handlers get
     /// `grace`, clients are closed with 1001, the listener stops. Returns how many
     /// connections were still open after the deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-shutdown")] struct Stopping;
+    /// # #[websocket_gateway] impl Stopping {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Stopping>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-shutdown").await?;
+    /// assert_eq!(server.shutdown(Duration::from_secs(1)).await, 0);
+    /// let close = client.expect_close().await?.unwrap();
+    /// assert_eq!(u16::from(close.code), 1001);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn shutdown(&self, grace: std::time::Duration) -> usize {
         self.app.shutdown(grace).await
     }
 
     /// The address served.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-addr")] struct Addressed;
+    /// # #[websocket_gateway] impl Addressed {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Addressed>().build().unwrap()).await?;
+    /// let addr = server.addr();
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The app served.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-app")] struct Served;
+    /// # #[websocket_gateway] impl Served {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Served>().build().unwrap()).await?;
+    /// let paths: Vec<_> = server.app().gateways().iter().map(|g| g.path()).collect();
+    /// assert_eq!(paths, ["/doc-tc-app"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn app(&self) -> &App {
         &self.app
     }
 
     /// `ws://127.0.0.1:<port><path>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-url")] struct Located;
+    /// # #[websocket_gateway] impl Located {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Located>().build().unwrap()).await?;
+    /// assert_eq!(server.url("/doc-tc-url"), format!("ws://{}/doc-tc-url", server.addr()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
@@ -139,6 +302,29 @@ impl TestServer {
     /// # Errors
     ///
     /// The handshake's error (an HTTP error status included).
+    ///
+    /// # Examples
+    ///
+    /// A path with no gateway answers the handshake with 404:
+    ///
+    /// ```
+    /// use tokio_tungstenite::tungstenite::Error;
+    ///
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-connect")] struct Reached;
+    /// # #[websocket_gateway] impl Reached {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Reached>().build().unwrap()).await?;
+    /// assert!(server.connect("/doc-tc-connect").await.is_ok());
+    /// let Err(TestError::WebSocket(Error::Http(response))) = server.connect("/nowhere").await else {
+    ///     panic!("connected to no gateway");
+    /// };
+    /// assert_eq!(response.status(), 404);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(&self, path: &str) -> Result<TestClient, TestError> {
         TestClient::connect(&self.url(path)).await
     }
@@ -151,6 +337,27 @@ impl Drop for TestServer {
 }
 
 /// A frame received by a [`TestClient`].
+///
+/// # Examples
+///
+/// ```
+/// # use gateway_axum::prelude::*;
+/// # use gateway_axum::test_client::{TestError, TestServer};
+/// # #[websocket_gateway(path = "/doc-tc-received")] struct Framed;
+/// # #[websocket_gateway] impl Framed { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), TestError> {
+/// # let server = TestServer::start(GatewayApp::new().gateway::<Framed>().build().unwrap()).await?;
+/// let mut client = server.connect("/doc-tc-received").await?;
+/// client.emit_with_id("e", &5, "q1").await?;
+/// let frame = client.recv().await?;
+/// assert_eq!(frame.event, "e");
+/// assert_eq!(frame.data, 5);
+/// assert_eq!(frame.id, Some(serde_json::json!("q1")));
+/// assert_eq!(frame.raw, r#"{"event":"e","data":5,"id":"q1"}"#);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Received {
     /// The `event` field.
@@ -164,6 +371,26 @@ pub struct Received {
 }
 
 /// A WebSocket client speaking the JSON protocol, for tests.
+///
+/// # Examples
+///
+/// Connecting by URL, e.g. to a server started another way:
+///
+/// ```
+/// # use gateway_axum::prelude::*;
+/// # use gateway_axum::test_client::{TestClient, TestError, TestServer};
+/// # #[websocket_gateway(path = "/doc-tc-client")] struct Clients;
+/// # #[websocket_gateway] impl Clients { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), TestError> {
+/// # let server = TestServer::start(GatewayApp::new().gateway::<Clients>().build().unwrap()).await?;
+/// let mut client = TestClient::connect(&server.url("/doc-tc-client")).await?;
+/// client.emit("e", &3).await?;
+/// assert_eq!(client.expect("e").await?, 3);
+/// client.close().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct TestClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -177,12 +404,60 @@ impl TestClient {
     /// # Errors
     ///
     /// The handshake's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestClient, TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-client-connect")] struct ByUrl;
+    /// # #[websocket_gateway] impl ByUrl { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<ByUrl>().build().unwrap()).await?;
+    /// let url = format!("ws://{}/doc-tc-client-connect", server.addr());
+    /// let mut client = TestClient::connect(&url).await?;
+    /// client.emit("e", &4).await?;
+    /// assert_eq!(client.expect("e").await?, 4);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(url: &str) -> Result<Self, TestError> {
         let (ws, _) = tokio_tungstenite::connect_async(url).await?;
         Ok(Self::from_stream(ws))
     }
 
     /// Wraps a connected stream (e.g. one opened with custom headers).
+    ///
+    /// # Examples
+    ///
+    /// A handshake with a header of your own:
+    ///
+    /// ```
+    /// use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    ///
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestClient, TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-from-stream")] struct Tenants;
+    /// # #[websocket_gateway] impl Tenants {
+    /// #     #[subscribe("tenant")]
+    /// #     fn tenant(&self, client: Client) -> Option<String> {
+    /// #         let header = client.handshake().headers.get("x-tenant")?;
+    /// #         header.to_str().ok().map(str::to_owned)
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Tenants>().build().unwrap()).await?;
+    /// let mut request = server.url("/doc-tc-from-stream").into_client_request()?;
+    /// request.headers_mut().insert("x-tenant", "acme".parse().unwrap());
+    /// let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+    /// let mut client = TestClient::from_stream(ws);
+    /// client.emit("tenant", &()).await?;
+    /// assert_eq!(client.expect("tenant").await?, "acme");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
         Self {
             ws,
@@ -192,6 +467,26 @@ impl TestClient {
     }
 
     /// Sets how long to wait for a frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-timeout")] struct Patient;
+    /// # #[websocket_gateway] impl Patient {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Patient>().build().unwrap()).await?;
+    /// let client = server.connect("/doc-tc-timeout").await?;
+    /// let mut client = client.with_timeout(Duration::from_millis(20));
+    /// let err = client.expect("never").await.unwrap_err();
+    /// assert_eq!(err.to_string(), r#"timed out after 20ms waiting for event "never""#);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -203,6 +498,23 @@ impl TestClient {
     /// # Errors
     ///
     /// The socket's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-emit")] struct Emitted;
+    /// # #[websocket_gateway] impl Emitted { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Emitted>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-emit").await?;
+    /// client.emit("e", &9).await?;
+    /// assert_eq!(client.expect("e").await?, 9);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn emit<T: Serialize + ?Sized>(
         &mut self,
         event: &str,
@@ -217,6 +529,24 @@ impl TestClient {
     /// # Errors
     ///
     /// The socket's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-emit-id")] struct Tagged;
+    /// # #[websocket_gateway] impl Tagged { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Tagged>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-emit-id").await?;
+    /// client.emit_with_id("e", &2, 41).await?;
+    /// let frame = client.expect_frame("e").await?;
+    /// assert_eq!((frame.data, frame.id), (serde_json::json!(2), Some(serde_json::json!(41))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn emit_with_id<T: Serialize + ?Sized, I: Serialize>(
         &mut self,
         event: &str,
@@ -233,6 +563,23 @@ impl TestClient {
     /// # Errors
     ///
     /// The socket's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-send-text")] struct Texted;
+    /// # #[websocket_gateway] impl Texted { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Texted>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-send-text").await?;
+    /// client.send_text(r#"{"event":"e","data":6}"#).await?;
+    /// assert_eq!(client.expect("e").await?, 6);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), TestError> {
         Ok(self.ws.send(Message::text(text.into())).await?)
     }
@@ -242,6 +589,26 @@ impl TestClient {
     /// # Errors
     ///
     /// The socket's error.
+    ///
+    /// # Examples
+    ///
+    /// The JSON protocol refuses binary frames with an exception:
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-send-binary")] struct Binary;
+    /// # #[websocket_gateway] impl Binary { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Binary>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-send-binary").await?;
+    /// client.send_binary(vec![1, 2, 3]).await?;
+    /// let exception = client.expect("exception").await?;
+    /// assert_eq!(exception["status"], "error");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn send_binary(&mut self, bytes: impl Into<Vec<u8>>) -> Result<(), TestError> {
         Ok(self.ws.send(Message::binary(bytes.into())).await?)
     }
@@ -252,6 +619,37 @@ impl TestClient {
     /// # Errors
     ///
     /// [`TestError::Timeout`], [`TestError::Closed`], or a frame that is not JSON.
+    ///
+    /// # Examples
+    ///
+    /// A frame skipped by [`expect`](Self::expect) is returned first:
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-recv")] struct Pairs;
+    /// # #[websocket_gateway] impl Pairs {
+    /// #     #[subscribe("a")]
+    /// #     fn a(&self, n: u32) -> u32 {
+    /// #         n
+    /// #     }
+    /// #     #[subscribe("b")]
+    /// #     fn b(&self, n: u32) -> u32 {
+    /// #         n
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Pairs>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-recv").await?;
+    /// client.emit("a", &1).await?;
+    /// client.emit("b", &2).await?;
+    /// assert_eq!(client.expect("b").await?, 2);
+    /// let frame = client.recv().await?;
+    /// assert_eq!((frame.event.as_str(), frame.data), ("a", serde_json::json!(1)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn recv(&mut self) -> Result<Received, TestError> {
         if let Some(frame) = self.skipped.pop_front() {
             return Ok(frame);
@@ -296,6 +694,23 @@ impl TestClient {
     /// # Errors
     ///
     /// [`TestError::Timeout`] or [`TestError::Closed`] before the event arrived.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-expect")] struct Expected;
+    /// # #[websocket_gateway] impl Expected { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Expected>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-expect").await?;
+    /// client.emit("e", &8).await?;
+    /// assert_eq!(client.expect("e").await?, 8);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn expect(&mut self, event: &str) -> Result<Value, TestError> {
         self.expect_frame(event).await.map(|frame| frame.data)
     }
@@ -305,6 +720,24 @@ impl TestClient {
     /// # Errors
     ///
     /// [`TestError::Timeout`] or [`TestError::Closed`] before the event arrived.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-expect-frame")] struct Whole;
+    /// # #[websocket_gateway] impl Whole { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Whole>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-expect-frame").await?;
+    /// client.emit_with_id("e", &1, "r1").await?;
+    /// let frame = client.expect_frame("e").await?;
+    /// assert_eq!(frame.id, Some(serde_json::json!("r1")));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn expect_frame(&mut self, event: &str) -> Result<Received, TestError> {
         if let Some(at) = self.skipped.iter().position(|f| f.event == event)
             && let Some(frame) = self.skipped.remove(at)
@@ -326,6 +759,29 @@ impl TestClient {
     /// # Errors
     ///
     /// [`TestError::Timeout`], or a frame that arrived instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-expect-close")] struct Kicks;
+    /// # #[websocket_gateway] impl Kicks {
+    /// #     #[subscribe("kick")]
+    /// #     fn kick(&self, client: Client) {
+    /// #         client.close(4001, "kicked");
+    /// #     }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Kicks>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-expect-close").await?;
+    /// client.emit("kick", &()).await?;
+    /// let close = client.expect_close().await?.unwrap();
+    /// assert_eq!((u16::from(close.code), close.reason.as_str()), (4001, "kicked"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn expect_close(&mut self) -> Result<Option<CloseFrame>, TestError> {
         match self.recv_from_socket("the close frame").await {
             Err(TestError::Closed(frame)) => Ok(frame),
@@ -346,12 +802,52 @@ impl TestClient {
     /// # Errors
     ///
     /// The socket's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-close")] struct Closing;
+    /// # #[websocket_gateway] impl Closing {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Closing>().build().unwrap()).await?;
+    /// let client = server.connect("/doc-tc-close").await?;
+    /// client.close().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn close(mut self) -> Result<(), TestError> {
         self.ws.close(None).await?;
         Ok(())
     }
 
     /// The underlying stream, e.g. to drop the TCP connection without a close frame.
+    ///
+    /// # Examples
+    ///
+    /// The server answers a ping sent on the raw stream:
+    ///
+    /// ```
+    /// use futures_util::{SinkExt, StreamExt};
+    /// use tokio_tungstenite::tungstenite::Message;
+    ///
+    /// # use gateway_axum::prelude::*;
+    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # #[websocket_gateway(path = "/doc-tc-into-inner")] struct Raw;
+    /// # #[websocket_gateway] impl Raw {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Raw>().build().unwrap()).await?;
+    /// let client = server.connect("/doc-tc-into-inner").await?;
+    /// let mut ws = client.into_inner();
+    /// ws.send(Message::Ping(b"hi".to_vec().into())).await?;
+    /// let Some(Ok(Message::Pong(payload))) = ws.next().await else { panic!("no pong") };
+    /// assert_eq!(&payload[..], b"hi");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
         self.ws
     }
