@@ -14,15 +14,14 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
-use axum::http::header::ORIGIN;
 use axum::routing::any;
 use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
 use futures_util::{FutureExt, StreamExt};
 use gateway_core::frame::exceeds_depth;
 use gateway_core::{
-    App, Client, ConnectionConfig, ConnectionGuard, Connections, Dispatch, Failure, Frame,
-    GatewayRuntime, Handshake, HandshakeRequest, IdentitySlot, IncomingFrame, Outbound,
-    OutboundQueue, Outcome, Reply, WebSocketAdapter, WsException,
+    App, Client, ConnectionGuard, Connections, Dispatch, Failure, Frame, GatewayRuntime, Handshake,
+    HandshakeRequest, IdentitySlot, IncomingFrame, Outbound, OutboundQueue, Outcome, Reply,
+    WebSocketAdapter, WsException,
 };
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -33,6 +32,8 @@ use socketioxide::socket::Socket;
 use socketioxide::{SocketIo, SocketIoConfig};
 use tokio::sync::mpsc;
 use tracing::Instrument;
+
+use crate::upgrade::{Mounted, ORIGIN_NOT_ALLOWED, origin_allowed};
 
 /// How many received messages may wait for their socket's task before the socket is
 /// disconnected as a flood.
@@ -228,13 +229,6 @@ impl WebSocketAdapter for SocketIoAdapter {
     }
 }
 
-/// What one namespace serves.
-struct Mounted {
-    gateway: GatewayRuntime,
-    config: ConnectionConfig,
-    connections: Connections,
-}
-
 /// What the connect middleware hands to the connect handler, through the socket's
 /// extensions (which want `Clone`).
 #[derive(Clone)]
@@ -247,14 +241,8 @@ type Admission = (ConnectionGuard, Option<IdentitySlot>);
 /// `connect_error` and never joins the namespace.
 async fn admit(mounted: &Mounted, socket: &SocketRef, auth: Option<Value>) -> Result<(), String> {
     let parts = socket.req_parts();
-    if let (Some(allowed), Some(origin)) =
-        (&mounted.config.allowed_origins, parts.headers.get(ORIGIN))
-    {
-        let origin = origin.to_str().unwrap_or_default();
-        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-            tracing::debug!(target: "gateway::rejection", origin, "origin not allowed");
-            return Err("Origin not allowed".to_owned());
-        }
+    if !origin_allowed(&mounted.config, &parts.headers) {
+        return Err(ORIGIN_NOT_ALLOWED.to_owned());
     }
     let guard = mounted
         .connections

@@ -23,6 +23,23 @@ pub(crate) struct Mounted {
     pub(crate) connections: Connections,
 }
 
+/// What a browser from an origin outside `allowed_origins` is told.
+pub(crate) const ORIGIN_NOT_ALLOWED: &str = "Origin not allowed";
+
+/// Whether the request's `Origin` (if any: non-browser clients send none) is one of the
+/// config's `allowed_origins` (if set).
+pub(crate) fn origin_allowed(config: &ConnectionConfig, headers: &HeaderMap) -> bool {
+    let (Some(allowed), Some(origin)) = (&config.allowed_origins, headers.get(ORIGIN)) else {
+        return true;
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let ok = allowed.iter().any(|a| a.eq_ignore_ascii_case(origin));
+    if !ok {
+        tracing::debug!(target: "gateway::rejection", origin, "origin not allowed");
+    }
+    ok
+}
+
 fn refuse(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({"status": "error", "message": message});
     (status, Json(body)).into_response()
@@ -35,14 +52,8 @@ pub(crate) async fn upgrade(State(mounted): State<Mounted>, request: Request) ->
         Err(rejection) => return rejection.into_response(),
     };
     // Every refusal happens before the upgrade: a refused client never gets a socket.
-    if let (Some(allowed), Some(origin)) =
-        (&mounted.config.allowed_origins, parts.headers.get(ORIGIN))
-    {
-        let origin = origin.to_str().unwrap_or_default();
-        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-            tracing::debug!(target: "gateway::rejection", origin, "origin not allowed");
-            return refuse(StatusCode::FORBIDDEN, "Origin not allowed");
-        }
+    if !origin_allowed(&mounted.config, &parts.headers) {
+        return refuse(StatusCode::FORBIDDEN, ORIGIN_NOT_ALLOWED);
     }
     let remote_addr = parts
         .extensions

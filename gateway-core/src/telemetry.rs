@@ -53,35 +53,6 @@ pub const ERRORS: &str = "gateway_errors_total";
 /// ```
 pub const HANDLER_DURATION: &str = "gateway_handler_duration_seconds";
 
-/// A connection opened on `gateway` (its path).
-///
-/// ```
-/// gateway_core::telemetry::connection_opened("/chat");
-/// gateway_core::telemetry::connection_closed("/chat");
-/// ```
-pub fn connection_opened(gateway: &'static str) {
-    metrics::gauge!(CONNECTIONS, "gateway" => gateway).increment(1.0);
-}
-
-/// A connection of `gateway` closed.
-///
-/// ```
-/// // Without a recorder installed, this is a no-op.
-/// gateway_core::telemetry::connection_closed("/chat");
-/// ```
-pub fn connection_closed(gateway: &'static str) {
-    metrics::gauge!(CONNECTIONS, "gateway" => gateway).decrement(1.0);
-}
-
-/// `n` frames written to clients of `gateway`.
-///
-/// ```
-/// gateway_core::telemetry::frames_sent("/chat", 3);
-/// ```
-pub fn frames_sent(gateway: &'static str, n: u64) {
-    metrics::counter!(MESSAGES_SENT, "gateway" => gateway).increment(n);
-}
-
 /// The metrics of one gateway, registered once when the app is built so that the message
 /// path only bumps atomics (install a recorder before building the app).
 ///
