@@ -830,13 +830,7 @@ impl GatewayRuntime {
                 let duration = metrics.duration.clone();
                 Dispatch::pending(
                     async move {
-                        let outcome = match AssertUnwindSafe(future).catch_unwind().await {
-                            Ok(outcome) => guard_stream(outcome, name, event),
-                            Err(panic) => {
-                                tracing::error!(target: "gateway", gateway = name, event, "handler panicked: {}", panic_message(&*panic));
-                                Err(WsException::internal().into())
-                            }
-                        };
+                        let outcome = unwound(future, name, event).await;
                         duration.record(started.elapsed());
                         outcome
                     }
@@ -957,15 +951,25 @@ fn guard_panics(dispatch: Dispatch, gateway: &'static str, what: &str) -> Dispat
     let what = what.to_owned();
     match dispatch {
         Dispatch::Ready(outcome) => Dispatch::Ready(guard_stream(outcome, gateway, &what)),
-        Dispatch::Pending(future) => Dispatch::pending(async move {
-            match AssertUnwindSafe(future).catch_unwind().await {
-                Ok(outcome) => guard_stream(outcome, gateway, &what),
-                Err(panic) => {
-                    tracing::error!(target: "gateway", gateway, event = what, "handler panicked: {}", panic_message(&*panic));
-                    Err(WsException::internal().into())
-                }
-            }
-        }),
+        Dispatch::Pending(future) => {
+            Dispatch::pending(async move { unwound(future, gateway, &what).await })
+        }
+    }
+}
+
+/// Awaits a handler's (or hook's) future: a panic in it, or later in its reply stream,
+/// becomes "Internal server error" and a `tracing` error.
+async fn unwound(
+    future: impl Future<Output = Outcome>,
+    gateway: &'static str,
+    what: &str,
+) -> Outcome {
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(outcome) => guard_stream(outcome, gateway, what),
+        Err(panic) => {
+            tracing::error!(target: "gateway", gateway, event = what, "handler panicked: {}", panic_message(&*panic));
+            Err(WsException::internal().into())
+        }
     }
 }
 
