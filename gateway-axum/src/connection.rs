@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -10,10 +11,11 @@ use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
 use futures_util::{SinkExt, StreamExt};
 use gateway_core::frame::exceeds_depth;
 use gateway_core::{
-    Caught, Client, CloseRequest, ConnectionConfig, Connections, Dispatch, Failure, Frame,
-    GatewayRuntime, Handshake, Outbound, OutboundQueue, Outcome, OverflowSignal, RateLimit, Reply,
-    WsException,
+    Caught, Client, CloseRequest, ConnectionConfig, ConnectionGuard, Connections, Dispatch,
+    Failure, Frame, GatewayRuntime, Handshake, Outbound, OutboundQueue, Outcome, OverflowSignal,
+    RateLimit, Reply, WsException,
 };
+use pin_project_lite::pin_project;
 use tracing::Instrument;
 
 /// Close code for a policy violation (RFC 6455): used when a client is rejected by
@@ -39,21 +41,56 @@ enum Stop {
     Close(CloseRequest),
 }
 
-pub(crate) async fn run(
-    socket: WebSocket,
-    gateway: GatewayRuntime,
-    handshake: Handshake,
-    config: ConnectionConfig,
-    connections: Connections,
-) {
-    let (client, queue) = gateway.open(handshake, config.outbound_queue);
-    let queue_overflow = queue.overflow_signal();
-    let metrics = gateway.metrics().clone();
-    metrics.connections.increment(1.0);
-    let span = tracing::debug_span!(target: "gateway", "connection", path = gateway.path(), client = %client.id());
-    async move {
-        tracing::debug!(target: "gateway", "connected");
-        let mut conn = Connection {
+/// A failed socket write: the client is gone.
+impl From<axum::Error> for Stop {
+    fn from(_: axum::Error) -> Self {
+        Stop::Gone
+    }
+}
+
+/// What one turn of the loop leaves to write. Handling a message is synchronous and
+/// returns one of these; the loop then awaits one write. Keeping the awaits out of the
+/// handling keeps the connection's future, its memory while idle, small.
+enum Step {
+    /// Nothing to write.
+    Idle,
+    /// A reply: written after what is already queued for the client.
+    Reply(Frame),
+    /// A queued frame, and whatever is queued behind it.
+    Queued(Outbound),
+    /// A ping.
+    Ping,
+    /// Stop, after writing this reply if there is one.
+    Stop(Option<Frame>, Stop),
+    /// Write what is queued, then close with 1001.
+    GoingAway,
+}
+
+/// Everything a connection needs besides its socket, boxed while the upgrade completes so
+/// that the upgrade task carries one pointer instead of the handshake and the config.
+pub(crate) struct Session {
+    pub(crate) gateway: GatewayRuntime,
+    pub(crate) handshake: Handshake,
+    pub(crate) config: ConnectionConfig,
+    pub(crate) connections: Connections,
+    pub(crate) guard: ConnectionGuard,
+}
+
+impl Session {
+    /// Opens the client and returns the connection's whole life as one future.
+    pub(crate) fn run(self: Box<Self>, socket: WebSocket) -> impl Future<Output = ()> + use<> {
+        let Session {
+            gateway,
+            handshake,
+            config,
+            connections,
+            guard,
+        } = *self;
+        let (client, queue) = gateway.open(handshake, config.outbound_queue);
+        let overflow = queue.overflow_signal();
+        let span = tracing::debug_span!(target: "gateway", "connection", path = gateway.path(), client = %client.id());
+        let frames_sent = gateway.metrics().frames_sent.clone();
+        Connection {
             socket,
             gateway,
             client,
@@ -63,31 +100,13 @@ pub(crate) async fn run(
             ping_interval: config.ping_interval,
             idle_timeout: config.idle_timeout,
             connections,
-            overflow: queue_overflow,
-            frames_sent: metrics.frames_sent.clone(),
-        };
-        let stop = match conn.gateway.connect(&conn.client).await {
-            Ok(()) => conn.serve().await,
-            Err(err) => {
-                tracing::debug!(target: "gateway::rejection", "handle_connection rejected the client: {err}");
-                let frame = conn.gateway.exception_frame(None, &err);
-                let _ = conn.socket.send(text(frame)).await;
-                Stop::Close(err.close_request().cloned().unwrap_or(CloseRequest {
-                    code: POLICY_VIOLATION,
-                    reason: err.message().to_owned().into(),
-                }))
-            }
-        };
-        if let Stop::Close(request) = stop {
-            // A client that stopped reading may never take the close frame: do not wait on it.
-            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, conn.socket.send(close(request))).await;
+            overflow,
+            frames_sent,
+            _guard: guard,
         }
-        conn.gateway.disconnect(&conn.client).await;
-        tracing::debug!(target: "gateway", "disconnected");
+        .life()
+        .instrument(span)
     }
-    .instrument(span)
-    .await;
-    metrics.connections.decrement(1.0);
 }
 
 struct Connection {
@@ -102,6 +121,8 @@ struct Connection {
     connections: Connections,
     overflow: OverflowSignal,
     frames_sent: gateway_core::telemetry::Counter,
+    /// Counts the connection against the limits until it is dropped.
+    _guard: ConnectionGuard,
 }
 
 /// A per-connection token bucket (see [`RateLimit`]).
@@ -161,6 +182,38 @@ fn heartbeat_period(ping: Option<Duration>, idle: Option<Duration>) -> Option<Du
 }
 
 impl Connection {
+    /// `handle_connection`, the loop, the close frame, `handle_disconnect`.
+    ///
+    /// A plain function returning an `async move` block: an `async fn` taking `self` by
+    /// value would store the connection twice in its state.
+    fn life(mut self) -> impl Future<Output = ()> {
+        async move {
+            let connected = self.gateway.metrics().connections.clone();
+            connected.increment(1.0);
+            tracing::debug!(target: "gateway", "connected");
+            let stop = match self.gateway.connect(&self.client).await {
+                Ok(()) => self.serve().await,
+                Err(err) => {
+                    tracing::debug!(target: "gateway::rejection", "handle_connection rejected the client: {err}");
+                    let frame = self.gateway.exception_frame(None, &err);
+                    let _ = self.socket.send(text(frame)).await;
+                    Stop::Close(err.close_request().cloned().unwrap_or(CloseRequest {
+                        code: POLICY_VIOLATION,
+                        reason: err.message().to_owned().into(),
+                    }))
+                }
+            };
+            if let Stop::Close(request) = stop {
+                // A client that stopped reading may never take the close frame: do not wait on it.
+                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, self.socket.send(close(request)))
+                    .await;
+            }
+            self.gateway.disconnect(&self.client).await;
+            tracing::debug!(target: "gateway", "disconnected");
+            connected.decrement(1.0);
+        }
+    }
+
     async fn serve(&mut self) -> Stop {
         let mut pending: FuturesUnordered<PendingReply> = FuturesUnordered::new();
         let mut streams: SelectAll<ReplyStream> = SelectAll::new();
@@ -178,64 +231,71 @@ impl Connection {
         let mut silent_since = Instant::now();
         loop {
             if draining.is_some() && pending.is_empty() && streams.is_empty() {
-                return self.going_away("server shutting down").await;
+                return self.going_away().await;
             }
             let step = tokio::select! {
                 biased;
-                () = overflow.wait() => Err(overflow_close()),
+                () = overflow.wait() => Step::Stop(None, overflow_close()),
                 () = &mut shutdown, if draining.is_none() => {
                     let deadline = connections.deadline().unwrap_or_else(Instant::now);
                     draining = Some(deadline.into());
-                    Ok(())
+                    Step::Idle
                 }
                 () = sleep_until_some(draining), if draining.is_some() => {
                     tracing::debug!(target: "gateway", "shutdown deadline passed with work in flight");
-                    return self.going_away("server shutting down").await;
+                    Step::GoingAway
                 }
                 out = self.queue.recv() => match out {
-                    Some(out) => self.write_queued(out).await,
-                    None => Err(Stop::Gone),
+                    Some(out) => Step::Queued(out),
+                    None => Step::Stop(None, Stop::Gone),
                 },
                 Some((outcome, request)) = pending.next(), if !pending.is_empty() => {
-                    self.answer(outcome, &request, &mut streams).await
+                    self.answer(outcome, &request, &mut streams)
                 }
                 Some((item, request)) = streams.next(), if !streams.is_empty() => {
-                    self.answer_item(item, &request).await
+                    self.answer_item(item, &request)
                 }
                 _ = heartbeat.tick(), if period.is_some() => {
-                    self.beat(&mut heard, &mut silent_since).await
+                    self.beat(&mut heard, &mut silent_since)
                 }
                 message = self.socket.recv(), if draining.is_none() => {
                     heard = true;
                     match message {
-                        Some(Ok(Message::Text(request))) => self.receive(request, &mut pending, &mut streams).await,
-                        Some(Ok(Message::Binary(_))) => match self.admit() {
-                            Ok(()) => {
-                                tracing::debug!(target: "gateway::rejection", "binary frame");
-                                let caught = self.gateway.binary_rejected(&self.client);
-                                self.deliver(caught).await
-                            }
-                            Err(stop) => Err(stop),
-                        },
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                        Some(Ok(Message::Close(_))) | None => Err(Stop::Gone),
-                        Some(Err(err)) => Err(transport_error(err)),
+                        Some(Ok(Message::Text(request))) => self.receive(request, &mut pending, &mut streams),
+                        Some(Ok(Message::Binary(_))) => self.binary(),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Idle,
+                        Some(Ok(Message::Close(_))) | None => Step::Stop(None, Stop::Gone),
+                        Some(Err(err)) => Step::Stop(None, transport_error(err)),
                     }
                 }
             };
-            if let Err(stop) = step {
+            let written = match step {
+                Step::Idle => Ok(()),
+                Step::Reply(frame) => self.write(None, Some(frame)).await,
+                Step::Queued(out) => self.write(Some(out), None).await,
+                Step::Ping => {
+                    let ping = self.socket.send(Message::Ping(axum::body::Bytes::new()));
+                    guarded(ping, self.overflow.wait()).await
+                }
+                Step::Stop(Some(frame), stop) => {
+                    return self.write(None, Some(frame)).await.err().unwrap_or(stop);
+                }
+                Step::Stop(None, stop) => return stop,
+                Step::GoingAway => return self.going_away().await,
+            };
+            if let Err(stop) = written {
                 return stop;
             }
         }
     }
 
     /// Handles one text message: the rate limit, the nesting limit, then the gateway.
-    async fn receive(
+    fn receive(
         &mut self,
         request: Utf8Bytes,
         pending: &mut FuturesUnordered<PendingReply>,
         streams: &mut SelectAll<ReplyStream>,
-    ) -> Result<(), Stop> {
+    ) -> Step {
         if let Some(limiter) = &mut self.limiter {
             match limiter.admit() {
                 Admission::Pass => {}
@@ -244,10 +304,9 @@ impl Connection {
                         "Rate limit exceeded: at most {} messages per second",
                         limiter.limit.per_second
                     ));
-                    let frame = self.gateway.exception_frame(Some(&request), &err);
-                    return self.write(frame).await;
+                    return Step::Reply(self.gateway.exception_frame(Some(&request), &err));
                 }
-                Admission::Close => return Err(rate_limit_close()),
+                Admission::Close => return Step::Stop(None, rate_limit_close()),
             }
         }
         if exceeds_depth(&request, self.max_depth) {
@@ -256,28 +315,28 @@ impl Connection {
                 "Message nested too deeply: at most {} levels of arrays and objects",
                 self.max_depth
             ));
-            let frame = self.gateway.exception_frame(Some(&request), &err);
-            return self.write(frame).await;
+            return Step::Reply(self.gateway.exception_frame(Some(&request), &err));
         }
         match self.gateway.dispatch_text(&self.client, &request) {
-            Dispatch::Ready(outcome) => self.answer(outcome, &request, streams).await,
+            Dispatch::Ready(outcome) => self.answer(outcome, &request, streams),
             Dispatch::Pending(future) => {
                 pending.push(Box::pin(async move { (future.await, request) }));
-                Ok(())
+                Step::Idle
             }
         }
     }
 
-    /// The rate limit for a frame that carries no request to answer (binary).
-    fn admit(&mut self) -> Result<(), Stop> {
-        match self.limiter.as_mut().map(TokenBucket::admit) {
-            Some(Admission::Close) => Err(rate_limit_close()),
-            _ => Ok(()),
+    /// A binary frame: counted by the rate limit, answered by the exception filters.
+    fn binary(&mut self) -> Step {
+        if let Some(Admission::Close) = self.limiter.as_mut().map(TokenBucket::admit) {
+            return Step::Stop(None, rate_limit_close());
         }
+        tracing::debug!(target: "gateway::rejection", "binary frame");
+        deliver(self.gateway.binary_rejected(&self.client))
     }
 
     /// A heartbeat: closes a client silent for the idle timeout, else pings it.
-    async fn beat(&mut self, heard: &mut bool, silent_since: &mut Instant) -> Result<(), Stop> {
+    fn beat(&mut self, heard: &mut bool, silent_since: &mut Instant) -> Step {
         let now = Instant::now();
         if std::mem::take(heard) {
             *silent_since = now;
@@ -286,131 +345,157 @@ impl Connection {
             .is_some_and(|idle| now.duration_since(*silent_since) >= idle)
         {
             tracing::debug!(target: "gateway", "closing a silent client");
-            return Err(Stop::Close(CloseRequest {
+            let close = CloseRequest {
                 code: GOING_AWAY,
                 reason: "idle timeout: no message or pong received".into(),
-            }));
+            };
+            return Step::Stop(None, Stop::Close(close));
         }
         if self.ping_interval.is_some() {
-            let ping = self.socket.send(Message::Ping(axum::body::Bytes::new()));
-            guarded(&self.overflow, ping).await?;
+            Step::Ping
+        } else {
+            Step::Idle
         }
-        Ok(())
     }
 
     /// Writes what is queued, then closes with 1001.
-    async fn going_away(&mut self, reason: &'static str) -> Stop {
-        while let Some(out) = self.queue.try_recv() {
-            if let Err(stop) = self.feed(out).await {
-                return stop;
-            }
+    async fn going_away(&mut self) -> Stop {
+        if let Err(stop) = self.write(None, None).await {
+            return stop;
         }
         Stop::Close(CloseRequest {
             code: GOING_AWAY,
-            reason: reason.into(),
+            reason: "server shutting down".into(),
         })
     }
 
-    /// Sends what a handled message produced.
-    async fn answer(
+    /// What a handled message produced.
+    fn answer(
         &mut self,
         outcome: Outcome,
         request: &Utf8Bytes,
         streams: &mut SelectAll<ReplyStream>,
-    ) -> Result<(), Stop> {
+    ) -> Step {
         match outcome {
-            Ok(Reply::None) => Ok(()),
-            Ok(Reply::Frame(frame)) => self.write(frame).await,
+            Ok(Reply::None) => Step::Idle,
+            Ok(Reply::Frame(frame)) => Step::Reply(frame),
             Ok(Reply::Stream(stream)) => {
                 let request = request.clone();
                 streams.push(stream.map(move |item| (item, request.clone())).boxed());
-                Ok(())
+                Step::Idle
             }
-            Ok(Reply::Close(frame, close)) => {
-                if let Some(frame) = frame {
-                    self.write(frame).await?;
-                }
-                Err(Stop::Close(close))
-            }
-            Ok(_) => Ok(()),
-            Err(failure) => self.fail(failure, request).await,
+            Ok(Reply::Close(frame, close)) => Step::Stop(frame, Stop::Close(close)),
+            Ok(_) => Step::Idle,
+            Err(failure) => self.fail(failure, request),
         }
     }
 
-    async fn answer_item(
-        &mut self,
-        item: Result<Option<Frame>, Failure>,
-        request: &Utf8Bytes,
-    ) -> Result<(), Stop> {
+    fn answer_item(&mut self, item: Result<Option<Frame>, Failure>, request: &Utf8Bytes) -> Step {
         match item {
-            Ok(Some(frame)) => self.write(frame).await,
-            Ok(None) => Ok(()),
-            Err(failure) => self.fail(failure, request).await,
+            Ok(Some(frame)) => Step::Reply(frame),
+            Ok(None) => Step::Idle,
+            Err(failure) => self.fail(failure, request),
         }
     }
 
     /// Lets the exception filters decide what the client receives for a failure.
-    async fn fail(&mut self, failure: Failure, request: &Utf8Bytes) -> Result<(), Stop> {
-        let caught = self.gateway.catch(&self.client, Some(request), failure);
-        self.deliver(caught).await
+    fn fail(&mut self, failure: Failure, request: &Utf8Bytes) -> Step {
+        deliver(self.gateway.catch(&self.client, Some(request), failure))
     }
 
-    /// Sends what a filter decided, and closes if it asked to.
-    async fn deliver(&mut self, caught: Caught) -> Result<(), Stop> {
-        let (frame, close) = caught.into_parts();
-        if let Some(frame) = frame {
-            self.write(frame).await?;
-        }
-        match close {
-            Some(request) => Err(Stop::Close(request)),
-            None => Ok(()),
-        }
-    }
-
-    /// Writes a reply, after the frames already queued for this client, so that a handler
-    /// that emits and then returns is seen in that order.
-    async fn write(&mut self, frame: Frame) -> Result<(), Stop> {
-        while let Some(out) = self.queue.try_recv() {
-            self.feed(out).await?;
-        }
-        self.frames_sent.increment(1);
-        guarded(&self.overflow, self.socket.send(text(frame))).await
-    }
-
-    /// Writes a queued frame and whatever else is queued behind it, then flushes once.
-    async fn write_queued(&mut self, first: Outbound) -> Result<(), Stop> {
-        self.feed(first).await?;
-        for _ in 1..WRITE_BATCH {
-            match self.queue.try_recv() {
-                Some(out) => self.feed(out).await?,
-                None => break,
+    /// Writes queued frames and a reply, then flushes once.
+    ///
+    /// With a reply, or with nothing in hand, everything queued is written (before the
+    /// reply, so that a handler that emits and then returns is seen in that order). With a
+    /// queued frame in hand, that one and at most [`WRITE_BATCH`] behind it, so that a busy
+    /// queue does not starve reading.
+    fn write(
+        &mut self,
+        first: Option<Outbound>,
+        reply: Option<Frame>,
+    ) -> impl Future<Output = Result<(), Stop>> + '_ {
+        let drain_all = first.is_none();
+        let Self {
+            socket,
+            queue,
+            frames_sent,
+            overflow,
+            ..
+        } = self;
+        let written = async move {
+            let mut next = first.or_else(|| queue.try_recv());
+            let mut fed = 0;
+            while let Some(out) = next {
+                match out {
+                    Outbound::Frame(frame) => {
+                        frames_sent.increment(1);
+                        socket.feed(text(frame)).await?;
+                    }
+                    Outbound::Close(request) => return Err(Stop::Close(request)),
+                    _ => {}
+                }
+                fed += 1;
+                next = if drain_all || fed < WRITE_BATCH {
+                    queue.try_recv()
+                } else {
+                    None
+                };
             }
-        }
-        guarded(&self.overflow, self.socket.flush()).await
-    }
-
-    async fn feed(&mut self, out: Outbound) -> Result<(), Stop> {
-        match out {
-            Outbound::Frame(frame) => {
-                self.frames_sent.increment(1);
-                guarded(&self.overflow, self.socket.feed(text(frame))).await
+            if let Some(frame) = reply {
+                frames_sent.increment(1);
+                socket.feed(text(frame)).await?;
             }
-            Outbound::Close(request) => Err(Stop::Close(request)),
-            _ => Ok(()),
-        }
+            socket.flush().await?;
+            Ok(())
+        };
+        guarded(written, overflow.wait())
     }
 }
 
-/// A socket write that gives up when the client's queue overflows meanwhile: a client
-/// whose socket is full stops reading, and must not hold its task (and its rooms) forever.
-async fn guarded(
-    overflow: &OverflowSignal,
-    write: impl Future<Output = Result<(), axum::Error>>,
-) -> Result<(), Stop> {
-    tokio::select! {
-        biased;
-        written = write => written.map_err(|_| Stop::Gone),
-        () = overflow.wait() => Err(overflow_close()),
+/// What a filter decided: the frame to send, and whether to close.
+fn deliver(caught: Caught) -> Step {
+    match caught.into_parts() {
+        (frame, Some(close)) => Step::Stop(frame, Stop::Close(close)),
+        (Some(frame), None) => Step::Reply(frame),
+        (None, None) => Step::Idle,
+    }
+}
+
+pin_project! {
+    /// A socket write that gives up when the client's queue overflows meanwhile: a client
+    /// whose socket is full stops reading, and must not hold its task (and its rooms)
+    /// forever. A plain struct rather than an `async fn` taking the write, which would
+    /// store the write future twice in the connection's state.
+    struct Guarded<W, O> {
+        #[pin]
+        write: W,
+        #[pin]
+        overflowed: O,
+    }
+}
+
+/// Races `write` against the overflow signal's `wait()`.
+fn guarded<W, O>(write: W, overflowed: O) -> Guarded<W, O> {
+    Guarded { write, overflowed }
+}
+
+impl<W, O, E> Future for Guarded<W, O>
+where
+    W: Future<Output = Result<(), E>>,
+    O: Future<Output = ()>,
+    E: Into<Stop>,
+{
+    type Output = Result<(), Stop>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(written) = this.write.poll(cx) {
+            return Poll::Ready(written.map_err(Into::into));
+        }
+        match this.overflowed.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(overflow_close())),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use gateway_core::{
     ConnectionConfig, Connections, GatewayRuntime, Handshake, HandshakeRequest, Refused,
 };
 
-use crate::connection;
+use crate::connection::Session;
 
 /// What one upgrade route serves.
 #[derive(Clone)]
@@ -84,19 +84,19 @@ pub(crate) async fn upgrade(State(mounted): State<Mounted>, request: Request) ->
     let mut handshake = Handshake::new(detach_uri(parts.uri), detach_headers(&parts.headers));
     handshake.remote_addr = remote_addr;
     handshake.extensions = parts.extensions;
-    let Mounted {
-        gateway,
-        config,
-        connections,
-    } = mounted;
-    ws.read_buffer_size(config.read_buffer_size)
-        .write_buffer_size(config.write_buffer_size)
-        .max_message_size(config.max_message_size)
-        .max_frame_size(config.max_frame_size)
-        .on_upgrade(move |socket| async move {
-            connection::run(socket, gateway, handshake, config, connections).await;
-            drop(guard);
-        })
+    let ws = ws
+        .read_buffer_size(mounted.config.read_buffer_size)
+        .write_buffer_size(mounted.config.write_buffer_size)
+        .max_message_size(mounted.config.max_message_size)
+        .max_frame_size(mounted.config.max_frame_size);
+    let session = Box::new(Session {
+        gateway: mounted.gateway,
+        handshake,
+        config: mounted.config,
+        connections: mounted.connections,
+        guard,
+    });
+    ws.on_upgrade(move |socket| session.run(socket))
 }
 
 /// A copy of the request URI that does not share hyper's read buffer.
