@@ -217,7 +217,11 @@ impl Connection {
     async fn serve(&mut self) -> Stop {
         let mut pending: FuturesUnordered<PendingReply> = FuturesUnordered::new();
         let mut streams: SelectAll<ReplyStream> = SelectAll::new();
+        // Both signals are waited on across turns of the loop, so that a turn does not
+        // register with their `Notify` again.
         let overflow = self.overflow.clone();
+        let overflowed = overflow.wait();
+        tokio::pin!(overflowed);
         let connections = self.connections.clone();
         let shutdown = connections.shutting_down();
         tokio::pin!(shutdown);
@@ -235,7 +239,7 @@ impl Connection {
             }
             let step = tokio::select! {
                 biased;
-                () = overflow.wait() => Step::Stop(None, overflow_close()),
+                () = &mut overflowed => Step::Stop(None, overflow_close()),
                 () = &mut shutdown, if draining.is_none() => {
                     let deadline = connections.deadline().unwrap_or_else(Instant::now);
                     draining = Some(deadline.into());

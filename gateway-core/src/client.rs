@@ -8,8 +8,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
 
+use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::error::SendError;
 use crate::exception::CloseRequest;
@@ -152,8 +153,11 @@ impl Handshake {
 /// The receiving end of a client's outbound queue, drained by its connection task.
 #[derive(Debug)]
 pub struct OutboundQueue {
-    pub(crate) rx: mpsc::Receiver<Outbound>,
-    pub(crate) overflow: Arc<Overflow>,
+    rx: flume::Receiver<Outbound>,
+    /// `rx` as a stream: it keeps its waker registered between `recv` calls, so a
+    /// connection loop that polls `recv` on every turn does not register it again.
+    frames: flume::r#async::RecvStream<'static, Outbound>,
+    overflow: Arc<Overflow>,
 }
 
 impl OutboundQueue {
@@ -182,7 +186,7 @@ impl OutboundQueue {
     /// # }
     /// ```
     pub async fn recv(&mut self) -> Option<Outbound> {
-        self.rx.recv().await
+        self.frames.next().await
     }
 
     /// The next frame if one is already queued.
@@ -284,30 +288,37 @@ pub(crate) struct Overflow {
 /// The sending end of a client's outbound queue.
 #[derive(Clone, Debug)]
 pub(crate) struct ClientSink {
-    tx: mpsc::Sender<Outbound>,
+    tx: flume::Sender<Outbound>,
     overflow: Arc<Overflow>,
 }
 
 impl ClientSink {
     pub(crate) fn channel(capacity: usize) -> (Self, OutboundQueue) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        // flume's bounded channel allocates its buffer as frames arrive: an idle client's
+        // queue is a few hundred bytes (tokio's mpsc allocates a 32-slot block up front).
+        let (tx, rx) = flume::bounded(capacity.max(1));
         let overflow = Arc::new(Overflow::default());
         (
             Self {
                 tx,
                 overflow: Arc::clone(&overflow),
             },
-            OutboundQueue { rx, overflow },
+            OutboundQueue {
+                frames: rx.clone().into_stream(),
+                rx,
+                overflow,
+            },
         )
     }
 
     pub(crate) fn send(&self, out: Outbound) -> Result<(), SendError> {
         match self.tx.try_send(out) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Disconnected),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(flume::TrySendError::Disconnected(_)) => Err(SendError::Disconnected),
+            Err(flume::TrySendError::Full(_)) => {
                 if !self.overflow.flag.swap(true, Ordering::AcqRel) {
-                    self.overflow.notify.notify_one();
+                    // Every waiter: the connection loop and a blocked write may both wait.
+                    self.overflow.notify.notify_waiters();
                 }
                 Err(SendError::QueueFull)
             }

@@ -616,7 +616,14 @@ impl State {
         };
         let room_members = |room: &Cow<'static, str>| self.rooms.get(&**room).into_iter().flatten();
         match (selection.rooms.as_slice(), selection.clients.as_slice()) {
-            ([], []) => self.clients.keys().for_each(&mut deliver),
+            ([], []) => {
+                // Everyone: walk the members themselves rather than looking each id up.
+                for (id, member) in &self.clients {
+                    if !excluded(id) {
+                        f(member);
+                    }
+                }
+            }
             ([room], []) => room_members(room).for_each(&mut deliver),
             ([], [id]) => deliver(id),
             (rooms, ids) => {
