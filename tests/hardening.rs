@@ -319,3 +319,19 @@ async fn shutdown_finishes_in_flight_work_then_closes_with_1001() {
     // No new connection is accepted.
     assert!(server.connect("/hard").await.is_err());
 }
+
+#[tokio::test]
+async fn shutdown_deadline_closes_a_connection_whose_handler_still_runs() {
+    let (server, gone) = start(ConnectionConfig::default()).await;
+    let mut busy = server.connect("/hard").await.unwrap();
+    busy.emit("slow", &600_000).await.unwrap();
+    // Let the message reach the handler before shutting down.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    server.shutdown(Duration::from_millis(200)).await;
+    // The handler would take ten minutes: the deadline closes the connection without its reply.
+    let close = busy.expect_close().await.unwrap().unwrap();
+    assert_eq!(u16::from(close.code), 1001);
+    assert_eq!(close.reason.as_str(), "server shutting down");
+    assert!(eventually(|| gone.0.load(Ordering::SeqCst) == 1).await);
+}

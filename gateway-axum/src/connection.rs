@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
+use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll, Stream};
 use futures_util::{SinkExt, StreamExt};
 use gateway_core::frame::exceeds_depth;
 use gateway_core::{
@@ -215,8 +215,10 @@ impl Connection {
     }
 
     async fn serve(&mut self) -> Stop {
-        let mut pending: FuturesUnordered<PendingReply> = FuturesUnordered::new();
-        let mut streams: SelectAll<ReplyStream> = SelectAll::new();
+        // Handlers in flight and reply streams open, created on first use: most connections
+        // never have either, and an empty `FuturesUnordered` still allocates.
+        let mut pending: Option<FuturesUnordered<PendingReply>> = None;
+        let mut streams: Option<SelectAll<ReplyStream>> = None;
         // Both signals are waited on across turns of the loop, so that a turn does not
         // register with their `Notify` again.
         let overflow = self.overflow.clone();
@@ -225,8 +227,9 @@ impl Connection {
         let connections = self.connections.clone();
         let shutdown = connections.shutting_down();
         tokio::pin!(shutdown);
-        // After a shutdown began: no more reading, and this much time for in-flight work.
-        let mut draining: Option<tokio::time::Instant> = None;
+        // After a shutdown began: no more reading, and until the shutdown's deadline for
+        // in-flight work. The heartbeat's timer then counts down to that deadline.
+        let mut draining = false;
         let period = heartbeat_period(self.ping_interval, self.idle_timeout);
         let mut heartbeat = tokio::time::interval(period.unwrap_or(Duration::from_secs(3600)));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -234,35 +237,37 @@ impl Connection {
         let mut heard = true;
         let mut silent_since = Instant::now();
         loop {
-            if draining.is_some() && pending.is_empty() && streams.is_empty() {
-                return self.going_away().await;
+            if draining && pending.is_none() && streams.is_none() {
+                return self.going_away(overflowed.as_mut()).await;
             }
             let step = tokio::select! {
                 biased;
                 () = &mut overflowed => Step::Stop(None, overflow_close()),
-                () = &mut shutdown, if draining.is_none() => {
+                () = &mut shutdown, if !draining => {
+                    draining = true;
                     let deadline = connections.deadline().unwrap_or_else(Instant::now);
-                    draining = Some(deadline.into());
+                    heartbeat.reset_at(deadline.into());
                     Step::Idle
-                }
-                () = sleep_until_some(draining), if draining.is_some() => {
-                    tracing::debug!(target: "gateway", "shutdown deadline passed with work in flight");
-                    Step::GoingAway
                 }
                 out = self.queue.recv() => match out {
                     Some(out) => Step::Queued(out),
                     None => Step::Stop(None, Stop::Gone),
                 },
-                Some((outcome, request)) = pending.next(), if !pending.is_empty() => {
+                Some((outcome, request)) = next_in(&mut pending), if pending.is_some() => {
                     self.answer(outcome, &request, &mut streams)
                 }
-                Some((item, request)) = streams.next(), if !streams.is_empty() => {
+                Some((item, request)) = next_in(&mut streams), if streams.is_some() => {
                     self.answer_item(item, &request)
                 }
-                _ = heartbeat.tick(), if period.is_some() => {
-                    self.beat(&mut heard, &mut silent_since)
+                _ = heartbeat.tick(), if period.is_some() || draining => {
+                    if draining {
+                        tracing::debug!(target: "gateway", "shutdown deadline passed with work in flight");
+                        Step::GoingAway
+                    } else {
+                        self.beat(&mut heard, &mut silent_since)
+                    }
                 }
-                message = self.socket.recv(), if draining.is_none() => {
+                message = self.socket.recv(), if !draining => {
                     heard = true;
                     match message {
                         Some(Ok(Message::Text(request))) => self.receive(request, &mut pending, &mut streams),
@@ -275,17 +280,18 @@ impl Connection {
             };
             let written = match step {
                 Step::Idle => Ok(()),
-                Step::Reply(frame) => self.write(None, Some(frame)).await,
-                Step::Queued(out) => self.write(Some(out), None).await,
+                Step::Reply(frame) => self.write(None, Some(frame), overflowed.as_mut()).await,
+                Step::Queued(out) => self.write(Some(out), None, overflowed.as_mut()).await,
                 Step::Ping => {
                     let ping = self.socket.send(Message::Ping(axum::body::Bytes::new()));
-                    guarded(ping, self.overflow.wait()).await
+                    guarded(ping, overflowed.as_mut()).await
                 }
                 Step::Stop(Some(frame), stop) => {
-                    return self.write(None, Some(frame)).await.err().unwrap_or(stop);
+                    let written = self.write(None, Some(frame), overflowed.as_mut()).await;
+                    return written.err().unwrap_or(stop);
                 }
                 Step::Stop(None, stop) => return stop,
-                Step::GoingAway => return self.going_away().await,
+                Step::GoingAway => return self.going_away(overflowed.as_mut()).await,
             };
             if let Err(stop) = written {
                 return stop;
@@ -297,8 +303,8 @@ impl Connection {
     fn receive(
         &mut self,
         request: Utf8Bytes,
-        pending: &mut FuturesUnordered<PendingReply>,
-        streams: &mut SelectAll<ReplyStream>,
+        pending: &mut Option<FuturesUnordered<PendingReply>>,
+        streams: &mut Option<SelectAll<ReplyStream>>,
     ) -> Step {
         if let Some(limiter) = &mut self.limiter {
             match limiter.admit() {
@@ -324,7 +330,10 @@ impl Connection {
         match self.gateway.dispatch_text(&self.client, &request) {
             Dispatch::Ready(outcome) => self.answer(outcome, &request, streams),
             Dispatch::Pending(future) => {
-                pending.push(Box::pin(async move { (future.await, request) }));
+                let reply: PendingReply = Box::pin(async move { (future.await, request) });
+                pending
+                    .get_or_insert_with(FuturesUnordered::new)
+                    .push(reply);
                 Step::Idle
             }
         }
@@ -363,8 +372,8 @@ impl Connection {
     }
 
     /// Writes what is queued, then closes with 1001.
-    async fn going_away(&mut self) -> Stop {
-        if let Err(stop) = self.write(None, None).await {
+    async fn going_away(&mut self, overflowed: Pin<&mut impl Future<Output = ()>>) -> Stop {
+        if let Err(stop) = self.write(None, None, overflowed).await {
             return stop;
         }
         Stop::Close(CloseRequest {
@@ -378,14 +387,15 @@ impl Connection {
         &mut self,
         outcome: Outcome,
         request: &Utf8Bytes,
-        streams: &mut SelectAll<ReplyStream>,
+        streams: &mut Option<SelectAll<ReplyStream>>,
     ) -> Step {
         match outcome {
             Ok(Reply::None) => Step::Idle,
             Ok(Reply::Frame(frame)) => Step::Reply(frame),
             Ok(Reply::Stream(stream)) => {
                 let request = request.clone();
-                streams.push(stream.map(move |item| (item, request.clone())).boxed());
+                let stream = stream.map(move |item| (item, request.clone())).boxed();
+                streams.get_or_insert_with(SelectAll::new).push(stream);
                 Step::Idle
             }
             Ok(Reply::Close(frame, close)) => Step::Stop(frame, Stop::Close(close)),
@@ -413,17 +423,19 @@ impl Connection {
     /// reply, so that a handler that emits and then returns is seen in that order). With a
     /// queued frame in hand, that one and at most [`WRITE_BATCH`] behind it, so that a busy
     /// queue does not starve reading.
-    fn write(
-        &mut self,
+    ///
+    /// `overflowed` is the loop's wait for the overflow signal, reused here.
+    fn write<'a, O: Future<Output = ()>>(
+        &'a mut self,
         first: Option<Outbound>,
         reply: Option<Frame>,
-    ) -> impl Future<Output = Result<(), Stop>> + '_ {
+        overflowed: Pin<&'a mut O>,
+    ) -> impl Future<Output = Result<(), Stop>> + 'a {
         let drain_all = first.is_none();
         let Self {
             socket,
             queue,
             frames_sent,
-            overflow,
             ..
         } = self;
         let written = async move {
@@ -452,8 +464,43 @@ impl Connection {
             socket.flush().await?;
             Ok(())
         };
-        guarded(written, overflow.wait())
+        guarded(written, overflowed)
     }
+}
+
+/// Handlers in flight or reply streams open: a `FuturesUnordered` or a `SelectAll`.
+trait InFlight: Stream + Unpin {
+    fn is_empty(&self) -> bool;
+}
+
+impl InFlight for FuturesUnordered<PendingReply> {
+    fn is_empty(&self) -> bool {
+        FuturesUnordered::is_empty(self)
+    }
+}
+
+impl InFlight for SelectAll<ReplyStream> {
+    fn is_empty(&self) -> bool {
+        SelectAll::is_empty(self)
+    }
+}
+
+/// The next item of a lazily created set; once the set is empty it is dropped, and with
+/// it its allocation.
+fn next_in<S: InFlight>(set: &mut Option<S>) -> impl Future<Output = Option<S::Item>> + '_ {
+    std::future::poll_fn(move |cx| {
+        let Some(inner) = set else {
+            return Poll::Pending;
+        };
+        let next = inner.poll_next_unpin(cx);
+        if inner.is_empty() {
+            *set = None;
+        }
+        match next {
+            Poll::Ready(None) => Poll::Pending,
+            next => next,
+        }
+    })
 }
 
 /// What a filter decided: the frame to send, and whether to close.
@@ -517,14 +564,6 @@ fn rate_limit_close() -> Stop {
         code: POLICY_VIOLATION,
         reason: "rate limit exceeded".into(),
     })
-}
-
-/// Sleeps until `deadline` (never, without one).
-async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn text(frame: Frame) -> Message {

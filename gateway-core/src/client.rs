@@ -117,7 +117,9 @@ pub enum Outbound {
 pub struct Handshake {
     /// The request URI (path and query).
     pub uri: http::Uri,
-    /// The request headers.
+    /// The request headers. The WebSocket transport leaves out the upgrade's own
+    /// (`Connection`, `Upgrade`, `Sec-WebSocket-Key`, `-Version`, `-Extensions`): they
+    /// are spent once the socket is open.
     pub headers: http::HeaderMap,
     /// The peer address, when the server knows it.
     pub remote_addr: Option<SocketAddr>,
