@@ -319,3 +319,29 @@ async fn a_plain_http_request_is_not_upgraded() {
         .unwrap_err();
     assert!(matches!(err, TestError::WebSocket(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close_frame() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let server = server().await;
+    let mut ws = server.connect("/proto").await.unwrap().into_inner();
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
+    // The close handshake completes: the server echoes the close frame (RFC 6455 5.5.1),
+    // so browsers see a clean close (wasClean, 1000) rather than 1006.
+    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("no answer to the close frame");
+    match reply {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Normal),
+        other => panic!("expected the server's close frame, got {other:?}"),
+    }
+}

@@ -35,7 +35,9 @@ type ReplyStream = BoxStream<'static, (Result<Option<Frame>, Failure>, Utf8Bytes
 
 /// Why the loop stopped.
 enum Stop {
-    /// The client closed, or the transport failed: nothing more to send.
+    /// The client sent a close frame: what is left is to send tungstenite's reply to it.
+    ClosedByClient,
+    /// The transport failed: nothing more to send.
     Gone,
     /// We close, with this code and reason.
     Close(CloseRequest),
@@ -203,10 +205,18 @@ impl Connection {
                     }))
                 }
             };
-            if let Stop::Close(request) = stop {
-                // A client that stopped reading may never take the close frame: do not wait on it.
-                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, self.socket.send(close(request)))
-                    .await;
+            // A client that stopped reading may never take the close frame: do not wait on it.
+            match stop {
+                Stop::Close(request) => {
+                    let send = self.socket.send(close(request));
+                    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, send).await;
+                }
+                // tungstenite queued the reply to the client's close frame; a flush sends
+                // it, so that the client sees a clean close (1000, not 1006).
+                Stop::ClosedByClient => {
+                    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, self.socket.flush()).await;
+                }
+                Stop::Gone => {}
             }
             self.gateway.disconnect(&self.client).await;
             tracing::debug!(target: "gateway", "disconnected");
@@ -273,7 +283,8 @@ impl Connection {
                         Some(Ok(Message::Text(request))) => self.receive(request, &mut pending, &mut streams),
                         Some(Ok(Message::Binary(_))) => self.binary(),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Idle,
-                        Some(Ok(Message::Close(_))) | None => Step::Stop(None, Stop::Gone),
+                        Some(Ok(Message::Close(_))) => Step::Stop(None, Stop::ClosedByClient),
+                        None => Step::Stop(None, Stop::Gone),
                         Some(Err(err)) => Step::Stop(None, transport_error(err)),
                     }
                 }
