@@ -590,3 +590,40 @@ async fn socketio_clients_of_two_instances_share_rooms_through_redis() {
     assert_eq!(alice.expect_event("message").await[0]["text"], "from A");
     alice.close().await;
 }
+
+#[tokio::test]
+async fn the_rate_limit_applies_to_socketio_clients() {
+    let mut limit = gateway_axum::RateLimit::new(1, 3);
+    limit.close_after = 3;
+    let mut config = gateway_axum::ConnectionConfig::default();
+    config.rate_limit = Some(limit);
+    let app = GatewayApp::new()
+        .gateway::<SioGateway>()
+        .config(config)
+        .build()
+        .unwrap();
+    let server = serve(app).await;
+    let mut node = Node::connect(&http_url(&server, "/sio")).await;
+
+    // A burst of three passes.
+    for _ in 0..3 {
+        node.emit("add", json!([{"a": 1, "b": 2}]), true).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(node.expect_ack("add").await, json!([3]));
+    }
+    // The next two are answered with an exception, the third in a row disconnects.
+    for _ in 0..2 {
+        node.emit("add", json!([{"a": 1, "b": 2}]), true).await;
+        let exception = node.expect_event("exception").await;
+        assert_eq!(
+            exception[0]["message"],
+            "Rate limit exceeded: at most 1 messages per second"
+        );
+        assert_eq!(exception[0]["cause"]["pattern"], "add");
+    }
+    node.emit("add", json!([{"a": 1, "b": 2}]), true).await;
+    let gone = node.next_where(|r| r["type"] == "disconnect").await;
+    assert_eq!(gone["reason"], "io server disconnect");
+    wait_for_clients(&server, "/sio", 0).await;
+}

@@ -13,10 +13,12 @@ use gateway_core::frame::exceeds_depth;
 use gateway_core::{
     Caught, Client, CloseRequest, ConnectionConfig, ConnectionGuard, Connections, Dispatch,
     Failure, Frame, GatewayRuntime, Handshake, Outbound, OutboundQueue, Outcome, OverflowSignal,
-    RateLimit, Reply, WsException,
+    Reply, WsException,
 };
 use pin_project_lite::pin_project;
 use tracing::Instrument;
+
+use crate::rate_limit::{Admission, TokenBucket};
 
 /// Close code for a policy violation (RFC 6455): used when a client is rejected by
 /// `handle_connection` or lets its outbound queue overflow.
@@ -125,52 +127,6 @@ struct Connection {
     frames_sent: gateway_core::telemetry::Counter,
     /// Counts the connection against the limits until it is dropped.
     _guard: ConnectionGuard,
-}
-
-/// A per-connection token bucket (see [`RateLimit`]).
-struct TokenBucket {
-    limit: RateLimit,
-    tokens: f64,
-    refilled: Instant,
-    rejected_in_row: u32,
-}
-
-/// What the rate limit says of one message.
-enum Admission {
-    Pass,
-    Reject,
-    Close,
-}
-
-impl TokenBucket {
-    fn new(limit: RateLimit) -> Self {
-        Self {
-            limit,
-            tokens: f64::from(limit.burst),
-            refilled: Instant::now(),
-            rejected_in_row: 0,
-        }
-    }
-
-    fn admit(&mut self) -> Admission {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.refilled).as_secs_f64();
-        self.refilled = now;
-        self.tokens = (self.tokens + elapsed * f64::from(self.limit.per_second))
-            .min(f64::from(self.limit.burst));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.rejected_in_row = 0;
-            Admission::Pass
-        } else {
-            self.rejected_in_row += 1;
-            if self.rejected_in_row >= self.limit.close_after {
-                Admission::Close
-            } else {
-                Admission::Reject
-            }
-        }
-    }
 }
 
 /// The heartbeat tick: the ping interval, or a quarter of the idle timeout without pings.
@@ -321,10 +277,7 @@ impl Connection {
             match limiter.admit() {
                 Admission::Pass => {}
                 Admission::Reject => {
-                    let err = WsException::new(format!(
-                        "Rate limit exceeded: at most {} messages per second",
-                        limiter.limit.per_second
-                    ));
+                    let err = limiter.exceeded();
                     return Step::Reply(self.gateway.exception_frame(Some(&request), &err));
                 }
                 Admission::Close => return Step::Stop(None, rate_limit_close()),

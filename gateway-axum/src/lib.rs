@@ -33,6 +33,7 @@
 
 mod connection;
 pub mod prelude;
+mod rate_limit;
 mod router;
 mod serve;
 #[cfg(feature = "socketio")]

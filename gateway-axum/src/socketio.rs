@@ -33,6 +33,7 @@ use socketioxide::{SocketIo, SocketIoConfig};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::rate_limit::{self, TokenBucket};
 use crate::upgrade::{Mounted, ORIGIN_NOT_ALLOWED, origin_allowed};
 
 /// How many received messages may wait for their socket's task before the socket is
@@ -379,6 +380,7 @@ fn connected(mounted: &Arc<Mounted>, socket: SocketRef) {
         client,
         queue,
         inbound,
+        limiter: mounted.config.rate_limit.map(TokenBucket::new),
         max_depth: mounted.config.max_json_depth,
         connections: mounted.connections.clone(),
     };
@@ -409,6 +411,7 @@ struct Session {
     client: Client,
     queue: OutboundQueue,
     inbound: mpsc::Receiver<Inbound>,
+    limiter: Option<TokenBucket>,
     max_depth: usize,
     connections: Connections,
 }
@@ -489,6 +492,20 @@ impl Session {
         streams: &mut SelectAll<ReplyStream>,
     ) -> Result<(), Stop> {
         let request = Arc::new(request);
+        if let Some(limiter) = &mut self.limiter {
+            match limiter.admit() {
+                rate_limit::Admission::Pass => {}
+                rate_limit::Admission::Reject => {
+                    let err = limiter.exceeded();
+                    let frame = self.gateway.exception_frame(Some(&request.text()), &err);
+                    return self.reply(&frame, None);
+                }
+                rate_limit::Admission::Close => {
+                    tracing::debug!(target: "gateway::rejection", "rate limit exceeded, disconnecting");
+                    return Err(Stop::Disconnect);
+                }
+            }
+        }
         if request
             .data
             .as_deref()
