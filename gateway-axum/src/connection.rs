@@ -144,6 +144,10 @@ impl Connection {
     ///
     /// A plain function returning an `async move` block: an `async fn` taking `self` by
     /// value would store the connection twice in its state.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store the connection twice"
+    )]
     fn life(mut self) -> impl Future<Output = ()> {
         async move {
             let connected = self.gateway.metrics().connections.clone();
