@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The benchmarks, side by side: our gateway (bench-server), a hand-written axum server
-# (raw-axum) and a NestJS app (bench/peers/nest), one after the other on the same machine,
-# each server pinned to CPU 0 and the load generator to CPU 1. Prints one markdown table
-# with ratio rows ours/raw-axum and ours/NestJS.
+# (raw-axum) and a NestJS app (bench/peers/nest), then the same gateway over Socket.IO
+# (socketio-bench-server, our SocketIoAdapter) and socketioxide alone (raw-socketioxide),
+# one after the other on the same machine, each server pinned to CPU 0 and the load
+# generator to CPU 1. Prints one markdown table with ratio rows ours/raw-axum, ours/NestJS
+# and ours-over-Socket.IO/socketioxide.
 #
-#   bench/run.sh            # about 4 minutes
-#   bench/run.sh --quick    # about 1.5 minutes, shorter runs and fewer connections
-#   bench/run.sh --no-nest  # without the NestJS row (no node needed)
+#   bench/run.sh                # about 5 minutes
+#   bench/run.sh --quick        # about 2.5 minutes, shorter runs and fewer connections
+#   bench/run.sh --no-nest      # without the NestJS row (no node needed)
+#   bench/run.sh --no-socketio  # without the two Socket.IO rows
 #
 # Every mode's full output goes to $LOG (default target/bench-run.log); the table also to
 # target/bench-table.md.
@@ -15,11 +18,13 @@ cd "$(dirname "$0")/.."
 
 QUICK=0
 NEST=1
+SOCKETIO=1
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
     --no-nest) NEST=0 ;;
-    *) echo "usage: $0 [--quick] [--no-nest]" >&2; exit 2 ;;
+    --no-socketio) SOCKETIO=0 ;;
+    *) echo "usage: $0 [--quick] [--no-nest] [--no-socketio]" >&2; exit 2 ;;
   esac
 done
 
@@ -68,6 +73,8 @@ start() { # start NAME: starts a server on $PORT, sets SERVER_PID
     ours) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/bench-server" >>"$LOG" 2>&1 & ;;
     raw) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/raw-axum" >>"$LOG" 2>&1 & ;;
     nest) PORT=$PORT "${SERVER_PIN[@]}" node bench/peers/nest/dist/main.js >>"$LOG" 2>&1 & ;;
+    sio) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/socketio-bench-server" >>"$LOG" 2>&1 & ;;
+    sioxide) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/raw-socketioxide" >>"$LOG" 2>&1 & ;;
   esac
   SERVER_PID=$!
   for _ in $(seq 200); do listening "$PORT" && return 0; sleep 0.05; done
@@ -80,10 +87,12 @@ stop() {
   sleep 1 # let the port and the sockets of the previous run go
 }
 
-# loadgen ARGS...: runs the load generator against the current server, prints its RESULT line.
+# loadgen ARGS...: runs the load generator against the current server (speaking $PROTOCOL),
+# prints its RESULT line.
+PROTOCOL=json
 loadgen() {
-  echo "## $*" >>"$LOG"
-  "${LOADGEN_PIN[@]}" "$BIN/loadgen" --port "$PORT" --server-pid "$SERVER_PID" "$@" >>"$LOG.tmp" 2>&1 || true
+  echo "## --protocol $PROTOCOL $*" >>"$LOG"
+  "${LOADGEN_PIN[@]}" "$BIN/loadgen" --port "$PORT" --server-pid "$SERVER_PID" --protocol "$PROTOCOL" "$@" >>"$LOG.tmp" 2>&1 || true
   cat "$LOG.tmp" >>"$LOG"
   grep '^RESULT' "$LOG.tmp" | tail -1 || echo "RESULT failed=1"
   rm -f "$LOG.tmp"
@@ -99,6 +108,10 @@ field() {
 declare -A R
 run_server() { # run_server NAME
   local name=$1 line
+  case "$name" in
+    sio|sioxide) PROTOCOL=socketio ;;
+    *) PROTOCOL=json ;;
+  esac
   echo "run.sh: $name" >&2
   echo "# $name" >>"$LOG"
   # A fresh process for the idle capacity, so earlier runs' memory does not hide its growth.
@@ -127,6 +140,7 @@ run_server() { # run_server NAME
 
 SERVERS=(ours raw)
 [ "$NEST" = 1 ] && SERVERS+=(nest)
+[ "$SOCKETIO" = 1 ] && SERVERS+=(sio sioxide)
 for s in "${SERVERS[@]}"; do run_server "$s"; done
 
 COLS=(e1 p50_1 e64 cpu p99 e1024 b1k bcpu bp99 b10k rss conn)
@@ -134,7 +148,13 @@ declare -A LABEL=(
   [ours]="ours (bench-server)"
   [raw]="raw axum 0.8, 4 KiB buffers"
   [nest]="NestJS 12 + @nestjs/platform-ws"
+  [sio]="ours over Socket.IO (socketio-bench-server)"
+  [sioxide]="socketioxide 0.18 alone"
 )
+# Ratio rows: "ours:peer:label", ours divided by the peer.
+RATIOS=("ours:raw:ours / raw axum 0.8")
+[ "$NEST" = 1 ] && RATIOS+=("ours:nest:ours / NestJS")
+[ "$SOCKETIO" = 1 ] && RATIOS+=("sio:sioxide:ours over Socket.IO / socketioxide")
 
 k() { # 123456 -> 123k
   awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else if (v >= 10000) printf "%.0fk", v/1000; else if (v >= 1000) printf "%.1fk", v/1000; else printf "%s", v }'
@@ -160,11 +180,10 @@ cell() { # cell SERVER COLUMN
     for c in "${COLS[@]}"; do row+=" $(cell "$s" "$c") |"; done
     echo "$row"
   done
-  for peer in raw nest; do
-    [ "$peer" = nest ] && [ "$NEST" = 0 ] && continue
-    row="| ours / ${LABEL[$peer]%%,*} |"
-    [ "$peer" = nest ] && row="| ours / NestJS |"
-    for c in "${COLS[@]}"; do row+=" $(ratio "${R[ours,$c]:--}" "${R[$peer,$c]:--}") |"; done
+  for spec in "${RATIOS[@]}"; do
+    IFS=: read -r ours peer label <<<"$spec"
+    row="| $label |"
+    for c in "${COLS[@]}"; do row+=" $(ratio "${R[$ours,$c]:--}" "${R[$peer,$c]:--}") |"; done
     echo "$row"
   done
 } | tee "$TABLE"

@@ -2,7 +2,10 @@
 //! gateway-loadgen -- --port 3000 --server-pid <pid> echo --connections 64`.
 //!
 //! It speaks the JSON protocol `{"event":..,"data":..}` over plain WebSockets, so it measures
-//! our gateway, a hand-written axum server and a NestJS app alike. Modes:
+//! our gateway, a hand-written axum server and a NestJS app alike; with `--protocol socketio`
+//! it speaks Socket.IO over Engine.IO v4's WebSocket transport instead (namespace `/`,
+//! `42["event",data]` frames, Engine.IO pings answered), for our Socket.IO adapter and
+//! socketioxide alone. Modes:
 //! - `echo`: N connections each send an `echo` event and wait for the reply, in a loop;
 //!   round trips per second and p50/p99/p999 latency.
 //! - `broadcast`: R receivers and one sender of `broadcast` events carrying a sequence number
@@ -10,7 +13,8 @@
 //!   most `--window` broadcasts ahead of the slowest receiver, so no server queue overflows.
 //! - `idle`: opens N connections from source addresses spread over 127.0.0.x (past the
 //!   ephemeral-port limit of one address) and holds them; the server's RSS per connection.
-//! - `connect`: opens, completes the handshake of, and closes connections in a loop;
+//! - `connect`: opens, completes the handshake of (for Socket.IO: the WebSocket upgrade, the
+//!   Engine.IO open packet and the namespace's connect), and closes connections in a loop;
 //!   connections per second.
 //!
 //! With `--server-pid` every mode also reads the server's CPU time (user + system, from
@@ -27,11 +31,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -40,14 +44,128 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Ws = WebSocketStream<TcpStream>;
 
-/// The echo request: a ~60-byte frame.
-const ECHO: &str = r#"{"event":"echo","data":{"user":"bench","text":"hello, gateway"}}"#;
+/// The data of the echo request: a ~60-byte frame in the JSON protocol, ~50 in Socket.IO's.
+const ECHO_DATA: &str = r#"{"user":"bench","text":"hello, gateway"}"#;
+
+/// How long the protocol's own handshake (after the WebSocket one) may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The wire protocol spoken to the server: how events are framed, and the handshake and
+/// housekeeping around them. Every mode goes through it, so the measurements are the same
+/// code for every protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// `{"event":..,"data":..}` text frames (our JSON adapter, raw axum, NestJS's
+    /// platform-ws).
+    Json,
+    /// Socket.IO over Engine.IO v4's WebSocket transport, namespace `/`: `42["event",data]`
+    /// text frames, Engine.IO pings (`2`) answered with pongs (`3`).
+    Socketio,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Socketio => "socketio",
+        }
+    }
+
+    /// The WebSocket path when `--path` is not given.
+    fn default_path(self) -> &'static str {
+        match self {
+            Self::Json => "/",
+            Self::Socketio => "/socket.io/",
+        }
+    }
+
+    /// The URL to connect to.
+    fn url(self, host: Ipv4Addr, port: u16, path: &str) -> String {
+        match self {
+            Self::Json => format!("ws://{host}:{port}{path}"),
+            Self::Socketio => format!("ws://{host}:{port}{path}?EIO=4&transport=websocket"),
+        }
+    }
+
+    /// A text frame carrying `event` with `data` (JSON text).
+    fn encode(self, event: &str, data: &str) -> String {
+        match self {
+            Self::Json => format!(r#"{{"event":"{event}","data":{data}}}"#),
+            Self::Socketio => format!(r#"42["{event}",{data}]"#),
+        }
+    }
+
+    /// Whether `text` carries event `event`.
+    fn is_event(self, text: &str, event: &str) -> bool {
+        let prefix = match self {
+            Self::Json => r#"{"event":""#,
+            Self::Socketio => r#"42[""#,
+        };
+        text.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix(event))
+            .is_some_and(|rest| rest.starts_with('"'))
+    }
+
+    /// What `text` must be answered with at the protocol level (Engine.IO's pong to its
+    /// ping), when it is housekeeping rather than an event.
+    fn answer(self, text: &str) -> Option<&'static str> {
+        match self {
+            Self::Socketio if text == "2" => Some("3"),
+            _ => None,
+        }
+    }
+
+    /// Completes the protocol's own handshake once the WebSocket is open. Socket.IO: the
+    /// server's Engine.IO open packet `0{"sid":..}`, our connect to namespace `/` (`40`),
+    /// the server's `40{"sid":..}`.
+    async fn open(self, ws: &mut Ws) -> Result<(), Error> {
+        match self {
+            Self::Json => Ok(()),
+            Self::Socketio => {
+                let handshake = async {
+                    let open = next_text(self, ws)
+                        .await
+                        .ok_or("closed before the Engine.IO open packet")?;
+                    if !open.starts_with("0{") {
+                        return Err(format!("expected an Engine.IO open packet, got {open}").into());
+                    }
+                    ws.send(Message::text("40")).await?;
+                    let connect = next_text(self, ws)
+                        .await
+                        .ok_or("closed before the namespace's connect")?;
+                    if !connect.starts_with("40") {
+                        return Err(format!("namespace / refused the connect: {connect}").into());
+                    }
+                    Ok(())
+                };
+                tokio::time::timeout(OPEN_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| "Socket.IO handshake timed out")?
+            }
+        }
+    }
+}
+
+/// The next text frame that is not the protocol's housekeeping, answering that on the way
+/// (Engine.IO pings); `None` once the connection is closed or failed.
+async fn next_text(protocol: Protocol, ws: &mut Ws) -> Option<Utf8Bytes> {
+    loop {
+        match ws.next().await? {
+            Ok(Message::Text(text)) => match protocol.answer(&text) {
+                Some(answer) => ws.send(Message::text(answer)).await.ok()?,
+                None => return Some(text),
+            },
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
 
 /// Command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "loadgen",
-    about = "WebSocket load generator for the JSON event protocol"
+    about = "WebSocket load generator for the JSON event protocol and Socket.IO"
 )]
 struct Cli {
     /// Server host (an IPv4 address).
@@ -56,9 +174,13 @@ struct Cli {
     /// Server port.
     #[arg(long, default_value_t = 3000, global = true)]
     port: u16,
-    /// WebSocket path.
-    #[arg(long, default_value = "/", global = true)]
-    path: String,
+    /// The protocol spoken: JSON `{"event":..,"data":..}` frames, or Socket.IO (Engine.IO
+    /// v4, WebSocket transport, namespace `/`).
+    #[arg(long, value_enum, default_value_t = Protocol::Json, global = true)]
+    protocol: Protocol,
+    /// WebSocket path (default: `/` for JSON, `/socket.io/` for Socket.IO).
+    #[arg(long, global = true)]
+    path: Option<String>,
     /// The server's process id: read its CPU time and RSS from /proc.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
@@ -149,13 +271,14 @@ fn rss_kib(pid: u32) -> Option<u64> {
 struct Target {
     server: SocketAddr,
     url: String,
+    protocol: Protocol,
     source_ips: u8,
     next_source: Arc<AtomicU64>,
 }
 
 impl Target {
     /// Opens one WebSocket connection (4 KiB buffers, `TCP_NODELAY`), from the next source
-    /// address when several are used.
+    /// address when several are used, and completes the protocol's handshake.
     async fn connect(&self) -> Result<Ws, Error> {
         let socket = TcpSocket::new_v4()?;
         if self.source_ips > 1 {
@@ -170,8 +293,9 @@ impl Target {
             .read_buffer_size(4 * 1024)
             .write_buffer_size(4 * 1024);
         let request = self.url.as_str().into_client_request()?;
-        let (ws, _) =
+        let (mut ws, _) =
             tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        self.protocol.open(&mut ws).await?;
         Ok(ws)
     }
 
@@ -243,7 +367,8 @@ async fn echo(
 ) -> Result<(), Error> {
     let sockets = target.open_many(n, cli.open_concurrency).await?;
     let (from, until) = window(warmup, duration);
-    let request = Utf8Bytes::from_static(ECHO);
+    let protocol = target.protocol;
+    let request = Utf8Bytes::from(protocol.encode("echo", ECHO_DATA));
     let mut tasks = Vec::with_capacity(n);
     for mut ws in sockets {
         let request = request.clone();
@@ -259,18 +384,11 @@ async fn echo(
                     errors += 1;
                     break;
                 }
-                let reply = loop {
-                    match ws.next().await {
-                        Some(Ok(Message::Text(text))) => break Some(text),
-                        Some(Ok(_)) => {}
-                        _ => break None,
-                    }
-                };
-                let Some(reply) = reply else {
+                let Some(reply) = next_text(protocol, &mut ws).await else {
                     errors += 1;
                     break;
                 };
-                if !reply.as_str().starts_with(r#"{"event":"echo""#) {
+                if !protocol.is_event(&reply, "echo") {
                     errors += 1;
                 }
                 if sent >= from {
@@ -305,8 +423,9 @@ async fn echo(
          p999 {p999} µs, server CPU {cpu_per} µs per round trip, {errors} errors"
     );
     println!(
-        "RESULT mode=echo connections={n} rate={rate:.0} p50_us={p50} p99_us={p99} \
-         p999_us={p999} cpu_us={cpu_per} errors={errors}"
+        "RESULT mode=echo protocol={} connections={n} rate={rate:.0} p50_us={p50} \
+         p99_us={p99} p999_us={p999} cpu_us={cpu_per} errors={errors}",
+        protocol.name()
     );
     Ok(())
 }
@@ -339,6 +458,7 @@ async fn broadcast(
     let hist = Arc::new(Mutex::new(histogram()));
     let seen: Arc<Vec<AtomicU64>> = Arc::new((0..receivers).map(|_| AtomicU64::new(0)).collect());
     let delivered = Arc::new(AtomicU64::new(0));
+    let protocol = target.protocol;
     let mut tasks = Vec::with_capacity(receivers);
     for (i, mut ws) in sockets.into_iter().enumerate() {
         let (stop, hist, seen, delivered) = (
@@ -348,10 +468,7 @@ async fn broadcast(
             Arc::clone(&delivered),
         );
         tasks.push(tokio::spawn(async move {
-            while let Some(Ok(message)) = ws.next().await {
-                let Message::Text(text) = message else {
-                    continue;
-                };
+            while let Some(text) = next_text(protocol, &mut ws).await {
                 let (Some(seq), Some(sent_us)) = (
                     number_after(&text, r#""s":"#),
                     number_after(&text, r#""t":"#),
@@ -375,15 +492,25 @@ async fn broadcast(
         }));
     }
     let (mut sink, mut own) = sender.split();
-    // The sender receives its own broadcasts: drain them.
-    let drain = tokio::spawn(async move { while let Some(Ok(_)) = own.next().await {} });
+    // The sender receives its own broadcasts: drain them, and hand what needs an answer
+    // (Engine.IO pings) to the sending task, which owns the sink.
+    let (answers_tx, mut answers) = mpsc::unbounded_channel();
+    let drain = tokio::spawn(async move {
+        while let Some(Ok(message)) = own.next().await {
+            if let Message::Text(text) = message
+                && let Some(answer) = protocol.answer(&text)
+            {
+                let _ = answers_tx.send(answer);
+            }
+        }
+    });
     let send = {
         let seen = Arc::clone(&seen);
         let stop = Arc::clone(&stop);
         tokio::spawn(async move {
             let mut seq = 0u64;
             let mut sent = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            'sending: while !stop.load(Ordering::Relaxed) {
                 seq += 1;
                 // Stay at most `window` broadcasts ahead of the slowest receiver.
                 while !stop.load(Ordering::Relaxed)
@@ -397,10 +524,14 @@ async fn broadcast(
                 {
                     tokio::task::yield_now().await;
                 }
+                while let Ok(answer) = answers.try_recv() {
+                    if sink.send(Message::text(answer)).await.is_err() {
+                        break 'sending;
+                    }
+                }
                 let t = epoch.elapsed().as_micros();
-                let text = format!(
-                    r#"{{"event":"broadcast","data":{{"s":{seq},"t":{t},"text":"hello, gateway"}}}}"#
-                );
+                let data = format!(r#"{{"s":{seq},"t":{t},"text":"hello, gateway"}}"#);
+                let text = protocol.encode("broadcast", &data);
                 if sink.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
@@ -430,8 +561,9 @@ async fn broadcast(
          delivery latency p50 {p50} µs, p99 {p99} µs, server CPU {cpu_per} µs per delivery"
     );
     println!(
-        "RESULT mode=broadcast receivers={receivers} rate={rate:.0} p50_us={p50} p99_us={p99} \
-         cpu_us={cpu_per}"
+        "RESULT mode=broadcast protocol={} receivers={receivers} rate={rate:.0} p50_us={p50} \
+         p99_us={p99} cpu_us={cpu_per}",
+        protocol.name()
     );
     Ok(())
 }
@@ -460,8 +592,9 @@ async fn idle(cli: &Cli, target: &Target, n: usize, settle: f64) -> Result<(), E
          {per_conn} KiB per connection over a {base} MiB process, server CPU {cpu_per} µs per connection"
     );
     println!(
-        "RESULT mode=idle connections={n} rss_kib_per_conn={per_conn} base_mib={base} \
-         open_rate={open_rate:.0} cpu_us={cpu_per}"
+        "RESULT mode=idle protocol={} connections={n} rss_kib_per_conn={per_conn} \
+         base_mib={base} open_rate={open_rate:.0} cpu_us={cpu_per}",
+        target.protocol.name()
     );
     drop(sockets);
     Ok(())
@@ -515,16 +648,22 @@ async fn connect(
         "connect: {concurrency} at once, {rate:.0} connections/s, server CPU {cpu_per} µs per \
          connection, {errors} errors"
     );
-    println!("RESULT mode=connect rate={rate:.0} cpu_us={cpu_per} errors={errors}");
+    println!(
+        "RESULT mode=connect protocol={} rate={rate:.0} cpu_us={cpu_per} errors={errors}",
+        target.protocol.name()
+    );
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let cli = Cli::parse();
+    let protocol = cli.protocol;
+    let path = cli.path.as_deref().unwrap_or(protocol.default_path());
     let target = Target {
         server: SocketAddr::from((cli.host, cli.port)),
-        url: format!("ws://{}:{}{}", cli.host, cli.port, cli.path),
+        url: protocol.url(cli.host, cli.port, path),
+        protocol,
         source_ips: cli.source_ips,
         next_source: Arc::new(AtomicU64::new(0)),
     };
