@@ -11,6 +11,7 @@ use gateway_axum::prelude::*;
 use gateway_axum::test_client::{TestClient, TestServer};
 use gateway_axum::{Authenticator, HandshakeRequest, SocketIoAdapter, WebSocketAdapter};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -39,6 +40,12 @@ struct SioGateway {
 impl SioGateway {
     #[subscribe("echo")]
     async fn echo(&self, data: Value) -> Value {
+        data
+    }
+
+    /// The data as the client wrote it (no DOM built, key order kept).
+    #[subscribe("echo_raw")]
+    fn echo_raw(&self, data: Box<RawValue>) -> Box<RawValue> {
         data
     }
 
@@ -190,6 +197,11 @@ impl Node {
     }
 
     async fn send(&mut self, command: Value) {
+        self.send_line(&command.to_string()).await;
+    }
+
+    /// A command written as is (a `Value` would sort its keys).
+    async fn send_line(&mut self, command: &str) {
         let line = format!("{command}\n");
         self.stdin.write_all(line.as_bytes()).await.unwrap();
         self.stdin.flush().await.unwrap();
@@ -284,6 +296,41 @@ async fn the_handlers_value_answers_the_ack() {
     // WsResponse under another event is emitted.
     node.emit("join", json!(["lobby"]), false).await;
     assert_eq!(node.expect_event("joined").await, json!(["lobby"]));
+    node.close().await;
+}
+
+/// The data reaches the handler, and its reply the client, as written: the keys in their
+/// order (JavaScript keeps it), as plain WebSocket clients get them.
+#[tokio::test]
+async fn data_round_trips_verbatim() {
+    let server = sio_server().await;
+    let (mut node, first) =
+        Node::open(&http_url(&server, "/sio"), json!({}), Some(&["websocket"])).await;
+    assert_eq!(first["type"], "connect", "{first}");
+    let data = r#"{"b":1,"a":[2.5,{"d":"x","c":null}]}"#;
+    node.send_line(&format!(
+        r#"{{"cmd":"emit","event":"echo_raw","args":[{data}],"ack":true}}"#
+    ))
+    .await;
+    let ack = node
+        .next_where(|r| r["type"] == "ack" && r["event"] == "echo_raw")
+        .await;
+    assert_eq!(ack["raw"], format!("[{data}]"));
+    // Emitted rather than acknowledged; the arguments after the first are ignored.
+    node.send_line(&format!(
+        r#"{{"cmd":"emit","event":"echo_raw","args":[{data},{{"z":0,"y":1}}],"ack":false}}"#
+    ))
+    .await;
+    let event = node
+        .next_where(|r| r["type"] == "event" && r["event"] == "echo_raw")
+        .await;
+    assert_eq!(event["raw"], format!("[{data}]"));
+
+    let mut ws = server.connect("/sio").await.unwrap();
+    ws.expect("welcome").await.unwrap();
+    let text = format!(r#"{{"event":"echo_raw","data":{data}}}"#);
+    ws.send_text(text.clone()).await.unwrap();
+    assert_eq!(ws.expect_frame("echo_raw").await.unwrap().raw, text);
     node.close().await;
 }
 

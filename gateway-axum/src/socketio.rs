@@ -6,7 +6,8 @@
 //! interceptors, filters, hooks and the broadcast adapter work unchanged, and one room holds
 //! plain-WebSocket and Socket.IO clients alike.
 
-use std::convert::Infallible;
+use std::borrow::Cow;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -23,11 +24,12 @@ use gateway_core::{
     HandshakeRequest, IdentitySlot, IncomingFrame, Outbound, OutboundQueue, Outcome, Reply,
     WebSocketAdapter, WsException,
 };
+use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use socketioxide::adapter::Adapter;
+use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
-use socketioxide::handler::{ConnectHandler, FromMessageParts};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::Socket;
 use socketioxide::{SocketIo, SocketIoConfig};
 use tokio::sync::mpsc;
@@ -305,19 +307,154 @@ impl Request {
     }
 }
 
-/// Whether the client passed an acknowledgement callback with its message.
-struct AckWanted(bool);
+/// The socket's message handler. socketioxide calls it in the socket's read loop as each
+/// message arrives, so that the session task receives them in order; it spawns no task of
+/// its own (socketioxide's closure handlers spawn one per message).
+struct OnMessage {
+    inbound: mpsc::Sender<Inbound>,
+}
 
-impl<A: Adapter> FromMessageParts<A> for AckWanted {
-    type Error = Infallible;
+/// The handler kind of [`OnMessage`], for [`MessageHandler`]'s type parameter.
+struct Direct;
 
-    fn from_message_parts(
-        _socket: &Arc<Socket<A>>,
-        _value: &mut socketioxide::handler::Value,
-        ack_id: &Option<i64>,
-    ) -> Result<Self, Infallible> {
-        Ok(Self(ack_id.is_some()))
+impl MessageHandler<LocalAdapter, Direct> for OnMessage {
+    fn call(
+        &self,
+        socket: Arc<Socket<LocalAdapter>>,
+        mut value: socketioxide::handler::Value,
+        ack_id: Option<i64>,
+    ) {
+        let Some((event, data)) = read_message(&socket, &mut value, &ack_id) else {
+            tracing::debug!(target: "gateway::rejection", "unreadable Socket.IO message");
+            return;
+        };
+        let ack = ack_id
+            .is_some()
+            .then(|| AckSender::from_message_parts(&socket, &mut value, &ack_id))
+            .and_then(Result::ok);
+        let request = Request {
+            event,
+            data,
+            ack: Mutex::new(ack),
+        };
+        if self.inbound.try_send(Inbound::Message(request)).is_err() {
+            tracing::debug!(target: "gateway::rejection", "too many Socket.IO messages in flight, disconnecting");
+            let _ = socket.disconnect();
+        }
     }
+}
+
+/// A message's event and its first argument (`None` without arguments; the others are
+/// ignored), the argument as the client wrote it: key order and numbers kept, no DOM built.
+fn read_message(
+    socket: &Arc<Socket<LocalAdapter>>,
+    value: &mut socketioxide::handler::Value,
+    ack_id: &Option<i64>,
+) -> Option<(String, Option<Box<RawValue>>)> {
+    use socketioxide::handler::Value as Packet;
+    match value {
+        Packet::Str(text, None) => read_args(text.as_str()),
+        Packet::Str(text, Some(binaries)) if binaries.is_empty() => read_args(text.as_str()),
+        _ => {
+            // Binary attachments, which only socketioxide can put in place (a byte array
+            // becomes an array of numbers).
+            let Event(event) = Event::from_message_parts(socket, value, ack_id).ok()?;
+            let TryData(data) = match TryData::<Value>::from_message_parts(socket, value, ack_id) {
+                Ok(data) => data,
+                Err(never) => match never {},
+            };
+            let data = data
+                .ok()
+                .and_then(|data| serde_json::value::to_raw_value(&data).ok());
+            Some((event, data))
+        }
+    }
+}
+
+/// Reads `["event", arg, ...]` in one pass: the event and the first argument, verbatim.
+fn read_args(text: &str) -> Option<(String, Option<Box<RawValue>>)> {
+    struct Args;
+
+    impl<'de> Visitor<'de> for Args {
+        type Value = (String, Option<Box<RawValue>>);
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(r#"["event", ...args]"#)
+        }
+
+        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+            let event: Cow<'de, str> = seq
+                .next_element::<EventName<'de>>()?
+                .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?
+                .0;
+            let data = seq.next_element::<&'de RawValue>()?.map(ToOwned::to_owned);
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok((event.into_owned(), data))
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Args {
+        type Value = (String, Option<Box<RawValue>>);
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+            de.deserialize_seq(self)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    let args = Args.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(args)
+}
+
+/// An event name, borrowed when it has no escapes.
+struct EventName<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for EventName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Name;
+
+        impl<'de> Visitor<'de> for Name {
+            type Value = Cow<'de, str>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event name")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                name: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(name))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(name.to_owned()))
+            }
+        }
+
+        de.deserialize_str(Name).map(EventName)
+    }
+}
+
+/// A frame's event and data, the data as the JSON text the frame holds. The frames the
+/// gateway encodes, `{"event":"name","data":...}`, are split without parsing their event
+/// and with one pass over their data; any other envelope is parsed.
+fn split_frame(frame: &Frame) -> Option<(Cow<'_, str>, &RawValue)> {
+    let text = frame.as_str();
+    let fast = text.strip_prefix(r#"{"event":""#).and_then(|rest| {
+        let end = rest.find(['"', '\\'])?;
+        let (event, rest) = rest.split_at(end);
+        let data = rest.strip_prefix(r#"","data":"#)?.strip_suffix('}')?;
+        // Fails on a frame with more fields after `data` (an `id`), parsed below.
+        let data = serde_json::from_str::<&RawValue>(data).ok()?;
+        Some((Cow::Borrowed(event), data))
+    });
+    if fast.is_some() {
+        return fast;
+    }
+    let envelope = IncomingFrame::parse(text).ok()?;
+    Some((envelope.event, envelope.data.unwrap_or(RawValue::NULL)))
 }
 
 /// The connect handler: binds the socket's messages and disconnect to a task that drives
@@ -334,30 +471,9 @@ fn connected(mounted: &Arc<Mounted>, socket: SocketRef) {
         return;
     };
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
-    let on_message = {
-        let inbound = inbound_tx.clone();
-        move |socket: SocketRef,
-              Event(event): Event,
-              TryData(data): TryData<Value>,
-              ack: AckSender,
-              AckWanted(wanted): AckWanted| {
-            // Runs synchronously as messages arrive, so the task sees them in order.
-            let data = data
-                .ok()
-                .and_then(|data| serde_json::value::to_raw_value(&data).ok());
-            let request = Request {
-                event,
-                data,
-                ack: Mutex::new(wanted.then_some(ack)),
-            };
-            if inbound.try_send(Inbound::Message(request)).is_err() {
-                tracing::debug!(target: "gateway::rejection", "too many Socket.IO messages in flight, disconnecting");
-                let _ = socket.disconnect();
-            }
-            std::future::ready(())
-        }
-    };
-    socket.on_fallback(on_message);
+    socket.on_fallback(OnMessage {
+        inbound: inbound_tx.clone(),
+    });
     socket.on_disconnect(move || {
         // A full channel means the task is behind; the socket being gone shows on emit.
         let _ = inbound_tx.try_send(Inbound::Gone);
@@ -612,20 +728,17 @@ impl Session {
     /// Emits one frame: as the acknowledgement of `request` when it is under the request's
     /// event and the client asked for one, else as `socket.emit(event, data)`.
     fn emit(&self, frame: &Frame, request: Option<&Arc<Request>>) -> Result<(), Stop> {
-        let Ok(envelope) = IncomingFrame::parse(frame.as_str()) else {
+        let Some((event, data)) = split_frame(frame) else {
             return Ok(());
         };
-        let data: Value = envelope
-            .data
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            .unwrap_or(Value::Null);
         self.gateway.metrics().frames_sent.increment(1);
         let ack = request
-            .filter(|request| request.event == envelope.event)
+            .filter(|request| request.event == event)
             .and_then(|request| request.take_ack());
+        // `&RawValue` goes through socketioxide's encoder verbatim.
         let sent = match ack {
-            Some(ack) => ack.send(&data),
-            None => self.socket.emit(&*envelope.event, &data),
+            Some(ack) => ack.send(data),
+            None => self.socket.emit(&*event, data),
         };
         sent.map_err(|err| {
             tracing::debug!(target: "gateway", "Socket.IO send failed: {err}");
@@ -639,5 +752,67 @@ async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Option<(String, Option<String>)> {
+        read_args(text).map(|(event, data)| (event, data.map(|data| data.get().to_owned())))
+    }
+
+    #[test]
+    fn the_first_argument_is_read_verbatim() {
+        assert_eq!(
+            args(r#"["echo",{"b":1,"a":2.50}]"#),
+            Some(("echo".into(), Some(r#"{"b":1,"a":2.50}"#.into())))
+        );
+        // The other arguments are ignored, as before; none is no data.
+        assert_eq!(
+            args(r#"["e",[1, 2],"x",{"y":[]}]"#),
+            Some(("e".into(), Some("[1, 2]".into())))
+        );
+        assert_eq!(args(r#"["e"]"#), Some(("e".into(), None)));
+        assert_eq!(
+            args(r#"["e",null]"#),
+            Some(("e".into(), Some("null".into())))
+        );
+        assert_eq!(
+            args(r#"["a\"b",1]"#),
+            Some(("a\"b".into(), Some("1".into())))
+        );
+        assert_eq!(args("[]"), None);
+        assert_eq!(args("[1,2]"), None);
+        assert_eq!(args(r#"["e",1"#), None);
+    }
+
+    fn split(frame: &Frame) -> Option<(String, String)> {
+        split_frame(frame).map(|(event, data)| (event.into_owned(), data.get().to_owned()))
+    }
+
+    #[test]
+    fn frames_split_into_event_and_verbatim_data() {
+        let data = RawValue::from_string(r#"{"b":1,"a":2.50}"#.into()).unwrap();
+        let frame = Frame::event("echo", &data).unwrap();
+        assert_eq!(
+            split(&frame),
+            Some(("echo".into(), r#"{"b":1,"a":2.50}"#.into()))
+        );
+        let escaped = Frame::event("a\"b", &[1]).unwrap();
+        assert_eq!(split(&escaped), Some(("a\"b".into(), "[1]".into())));
+        // Envelopes in another shape are parsed.
+        for (text, event, data) in [
+            (r#"{"event":"e","data":1,"id":7}"#, "e", "1"),
+            (r#"{"data":[1],"event":"e"}"#, "e", "[1]"),
+            (r#"{ "event": "e" }"#, "e", "null"),
+            (r#"{"event":"e","data":{"x":"}"}}"#, "e", r#"{"x":"}"}"#),
+        ] {
+            let frame = Frame::from_encoded(axum::body::Bytes::from(text)).unwrap();
+            assert_eq!(split(&frame), Some((event.into(), data.into())), "{text}");
+        }
+        let frame = Frame::from_encoded(axum::body::Bytes::from("[1]")).unwrap();
+        assert_eq!(split(&frame), None);
     }
 }

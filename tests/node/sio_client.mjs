@@ -7,8 +7,10 @@
 //   {"cmd":"close"}                                        // disconnect and exit
 // Reports (stdout):
 //   {"type":"connect","id":"..."} | {"type":"connect_error","message":"..."}
-//   {"type":"event","event":"x","args":[...]}              // every event the server emits
-//   {"type":"ack","event":"x","args":[...]}                // the server answered an ack
+//   {"type":"event","event":"x","args":[...],"raw":"[...]"} // every event the server emits
+//   {"type":"ack","event":"x","args":[...],"raw":"[...]"}   // the server answered an ack
+// `raw` is `args` as JSON text, in the order the client received the keys (a Rust test
+// parsing the report into a `serde_json::Value` sorts them).
 //   {"type":"disconnect","reason":"..."} | {"type":"error","message":"..."}
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -29,13 +31,15 @@ function connect({ url, auth, transports }) {
   socket.on("connect", () => report({ type: "connect", id: socket.id }));
   socket.on("connect_error", (err) => report({ type: "connect_error", message: err.message }));
   socket.on("disconnect", (reason) => report({ type: "disconnect", reason }));
-  socket.onAny((event, ...args) => report({ type: "event", event, args }));
+  socket.onAny((event, ...args) => report({ type: "event", event, args, raw: JSON.stringify(args) }));
 }
 
 function emit({ event, args, ack }) {
   if (!socket) return report({ type: "error", message: "emit before connect" });
   if (ack) {
-    socket.emit(event, ...(args ?? []), (...reply) => report({ type: "ack", event, args: reply }));
+    socket.emit(event, ...(args ?? []), (...reply) =>
+      report({ type: "ack", event, args: reply, raw: JSON.stringify(reply) }),
+    );
   } else {
     socket.emit(event, ...(args ?? []));
   }
