@@ -10,6 +10,7 @@
 #   bench/run.sh --quick        # about 2.5 minutes, shorter runs and fewer connections
 #   bench/run.sh --no-nest      # without the NestJS row (no node needed)
 #   bench/run.sh --no-socketio  # without the two Socket.IO rows
+#   bench/run.sh --rounds 3     # every server three times, interleaved; each cell the median
 #
 # Every mode's full output goes to $LOG (default target/bench-run.log); the table also to
 # target/bench-table.md.
@@ -19,13 +20,16 @@ cd "$(dirname "$0")/.."
 QUICK=0
 NEST=1
 SOCKETIO=1
-for arg in "$@"; do
-  case "$arg" in
+ROUNDS=1
+while [ $# -gt 0 ]; do
+  case "$1" in
     --quick) QUICK=1 ;;
     --no-nest) NEST=0 ;;
     --no-socketio) SOCKETIO=0 ;;
-    *) echo "usage: $0 [--quick] [--no-nest] [--no-socketio]" >&2; exit 2 ;;
+    --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
+    *) echo "usage: $0 [--quick] [--no-nest] [--no-socketio] [--rounds N]" >&2; exit 2 ;;
   esac
+  shift
 done
 
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -141,9 +145,30 @@ run_server() { # run_server NAME
 SERVERS=(ours raw)
 [ "$NEST" = 1 ] && SERVERS+=(nest)
 [ "$SOCKETIO" = 1 ] && SERVERS+=(sio sioxide)
-for s in "${SERVERS[@]}"; do run_server "$s"; done
-
 COLS=(e1 p50_1 e64 cpu p99 e1024 b1k bcpu bp99 b10k rss conn)
+
+# median V...: the median of the numbers given ("-" left out), or "-".
+median() {
+  printf '%s\n' "$@" | { grep -v '^-$' || true; } | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Rounds interleave the servers, so that a noisy minute on the machine falls on all of them.
+declare -A ROUND
+for round in $(seq "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && echo "run.sh: round $round of $ROUNDS" >&2
+  for s in "${SERVERS[@]}"; do
+    run_server "$s"
+    for c in "${COLS[@]}" base; do ROUND[$s,$c,$round]=${R[$s,$c]:--}; done
+  done
+done
+for s in "${SERVERS[@]}"; do
+  for c in "${COLS[@]}" base; do
+    values=()
+    for round in $(seq "$ROUNDS"); do values+=("${ROUND[$s,$c,$round]}"); done
+    R[$s,$c]=$(median "${values[@]}")
+  done
+done
 declare -A LABEL=(
   [ours]="ours (bench-server)"
   [raw]="raw axum 0.8, 4 KiB buffers"
@@ -166,9 +191,9 @@ cell() { # cell SERVER COLUMN
   local v=${R[$1,$2]:--}
   case "$2" in
     e1|e64|e1024|b1k|b10k|conn) k "$v" ;;
-    cpu|bcpu) [ "$v" = - ] && echo - || echo "$v µs" ;;
+    cpu|bcpu) [ "$v" = - ] && echo - || awk -v v="$v" 'BEGIN { printf "%.2f µs", v }' ;;
     p50_1|p99|bp99) [ "$v" = - ] && echo - || awk -v v="$v" 'BEGIN { if (v >= 10000) printf "%.0f ms", v/1000; else if (v >= 1000) printf "%.1f ms", v/1000; else printf "%d µs", v }' ;;
-    rss) [ "$v" = - ] && echo - || echo "$v KiB (+${R[$1,base]} MiB process)" ;;
+    rss) [ "$v" = - ] && echo - || awk -v v="$v" -v b="${R[$1,base]}" 'BEGIN { printf "%.2f KiB (+%.1f MiB process)", v, b }' ;;
   esac
 }
 
