@@ -558,6 +558,9 @@ impl Session {
         let mut pending: FuturesUnordered<PendingReply> = FuturesUnordered::new();
         let mut streams: SelectAll<ReplyStream> = SelectAll::new();
         let overflow = self.queue.overflow_signal();
+        // Made once: a new one every turn would register with the signal every turn.
+        let overflowed = overflow.wait();
+        tokio::pin!(overflowed);
         let connections = self.connections.clone();
         let shutdown = connections.shutting_down();
         tokio::pin!(shutdown);
@@ -568,7 +571,7 @@ impl Session {
             }
             let step = tokio::select! {
                 biased;
-                () = overflow.wait() => {
+                () = &mut overflowed => {
                     tracing::debug!(target: "gateway::rejection", "outbound queue overflowed, disconnecting");
                     Err(Stop::Disconnect)
                 }
