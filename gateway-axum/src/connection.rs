@@ -3,11 +3,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll, Stream};
+use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt};
 use gateway_core::frame::exceeds_depth;
 use gateway_core::{
@@ -206,6 +209,8 @@ impl Connection {
         heartbeat.reset();
         let mut heard = true;
         let mut silent_since = Instant::now();
+        let read_wake = Arc::new(ReadWake::default());
+        let read_waker = Waker::from(Arc::clone(&read_wake));
         loop {
             if draining && pending.is_none() && streams.is_none() {
                 return self.going_away(overflowed.as_mut()).await;
@@ -237,7 +242,7 @@ impl Connection {
                         self.beat(&mut heard, &mut silent_since)
                     }
                 }
-                message = self.socket.recv(), if !draining => {
+                message = std::future::poll_fn(|cx| read_wake.poll_next(&mut self.socket, &read_waker, cx)), if !draining => {
                     heard = true;
                     match message {
                         Some(Ok(Message::Text(request))) => self.receive(request, &mut pending, &mut streams),
@@ -469,6 +474,59 @@ fn next_in<S: InFlight>(set: &mut Option<S>) -> impl Future<Output = Option<S::I
             next => next,
         }
     })
+}
+
+/// Remembers whether the socket's read side woke the task since it was last polled.
+///
+/// Polling the socket when it has nothing to read is not free: tungstenite zero-fills its
+/// 4 KiB read buffer before every read attempt. A connection woken to write a queued frame
+/// (every receiver of a broadcast) would pay that on every turn of its loop; with this, only
+/// a socket that signalled readiness, or that just returned a message (more may be buffered),
+/// is polled.
+struct ReadWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Default for ReadWake {
+    fn default() -> Self {
+        Self {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        }
+    }
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl ReadWake {
+    /// The socket's next message, polling it only if it woke us (`waker` wraps `self`).
+    fn poll_next(
+        &self,
+        socket: &mut WebSocket,
+        waker: &Waker,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, axum::Error>>> {
+        self.task.register(cx.waker());
+        if !self.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let next = socket.poll_next_unpin(&mut Context::from_waker(waker));
+        if next.is_ready() {
+            // tungstenite may hold more frames from the same read: poll again next time.
+            self.woken.store(true, Ordering::Release);
+        }
+        next
+    }
 }
 
 /// What a filter decided: the frame to send, and whether to close.
