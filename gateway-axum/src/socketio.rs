@@ -352,23 +352,24 @@ fn read_message(
     ack_id: &Option<i64>,
 ) -> Option<(String, Option<Box<RawValue>>)> {
     use socketioxide::handler::Value as Packet;
-    match value {
-        Packet::Str(text, None) => read_args(text.as_str()),
-        Packet::Str(text, Some(binaries)) if binaries.is_empty() => read_args(text.as_str()),
-        _ => {
-            // Binary attachments, which only socketioxide can put in place (a byte array
-            // becomes an array of numbers).
-            let Event(event) = Event::from_message_parts(socket, value, ack_id).ok()?;
-            let TryData(data) = match TryData::<Value>::from_message_parts(socket, value, ack_id) {
-                Ok(data) => data,
-                Err(never) => match never {},
-            };
-            let data = data
-                .ok()
-                .and_then(|data| serde_json::value::to_raw_value(&data).ok());
-            Some((event, data))
-        }
+    if let Packet::Str(text, binaries) = value
+        && binaries.as_ref().is_none_or(|binaries| binaries.is_empty())
+        && let Some(args) = read_args(text.as_str())
+    {
+        return Some(args);
     }
+    // Binary attachments, which only socketioxide can put in place (a byte array becomes an
+    // array of numbers), or an argument serde_json refuses (nested beyond its recursion
+    // limit): read as before, into a `Value`.
+    let Event(event) = Event::from_message_parts(socket, value, ack_id).ok()?;
+    let TryData(data) = match TryData::<Value>::from_message_parts(socket, value, ack_id) {
+        Ok(data) => data,
+        Err(never) => match never {},
+    };
+    let data = data
+        .ok()
+        .and_then(|data| serde_json::value::to_raw_value(&data).ok());
+    Some((event, data))
 }
 
 /// Reads `["event", arg, ...]` in one pass: the event and the first argument, verbatim.
