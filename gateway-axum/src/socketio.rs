@@ -48,6 +48,10 @@ const INBOUND_CAPACITY: usize = 1024;
 /// - A handler's reply under the request's own event answers the client's acknowledgement
 ///   callback when it passed one (NestJS's semantics), and is emitted under that event when
 ///   it did not; a [`WsResponse`](gateway_core::WsResponse) under another event is emitted.
+/// - A message's first argument is the handler's data (further arguments are ignored; none
+///   is no data). Data stays raw JSON both ways: the handler receives the argument as the
+///   client wrote it, and the client receives what the handler replies or emits as plain
+///   WebSocket clients do (key order and numbers as written).
 /// - Errors arrive as an `exception` event whose payload is exactly what the JSON adapter
 ///   sends: `{"status":"error","message":..,"cause":{"pattern":..,"data":..}}`.
 /// - Handshake authentication runs the gateway's authenticator on the Socket.IO handshake:
