@@ -124,9 +124,6 @@ run_server() { # run_server NAME
   R[$name,rss]=$(field "$line" rss_kib_per_conn); R[$name,base]=$(field "$line" base_mib)
   stop
   start "$name"
-  line=$(loadgen --source-ips 16 connect --duration "$CONNECT_SECS")
-  R[$name,conn]=$(field "$line" rate)
-  sleep 1
   line=$(loadgen echo --connections 1 --duration "$ECHO_SECS")
   R[$name,e1]=$(field "$line" rate); R[$name,p50_1]=$(field "$line" p50_us)
   line=$(loadgen echo --connections 64 --duration "$ECHO_SECS")
@@ -142,6 +139,32 @@ run_server() { # run_server NAME
   stop
 }
 
+# The connection rate comes last in a round: its tens of thousands of TIME_WAIT sockets
+# would slow the other servers' loopback traffic for a minute.
+connect_server() { # connect_server NAME
+  local name=$1 line
+  case "$name" in
+    sio|sioxide) PROTOCOL=socketio ;;
+    *) PROTOCOL=json ;;
+  esac
+  echo "run.sh: $name (connections/s)" >&2
+  echo "# $name connect" >>"$LOG"
+  start "$name"
+  line=$(loadgen --source-ips 16 connect --duration "$CONNECT_SECS")
+  R[$name,conn]=$(field "$line" rate)
+  stop
+}
+
+# Waits (up to 70 s) for the TIME_WAIT sockets of the connection-rate runs to expire.
+settle_time_wait() {
+  local tw
+  for _ in $(seq 70); do
+    tw=$(awk '/^TCP:/ { for (i = 1; i <= NF; i++) if ($i == "tw") print $(i + 1) }' /proc/net/sockstat 2>/dev/null || echo 0)
+    [ "${tw:-0}" -lt 2000 ] && return 0
+    sleep 1
+  done
+}
+
 SERVERS=(ours raw)
 [ "$NEST" = 1 ] && SERVERS+=(nest)
 [ "$SOCKETIO" = 1 ] && SERVERS+=(sio sioxide)
@@ -153,14 +176,22 @@ median() {
     if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# Rounds interleave the servers, so that a noisy minute on the machine falls on all of them.
+# Rounds interleave the servers, so that a noisy minute on the machine falls on all of them;
+# every other round runs them in reverse order.
 declare -A ROUND
 for round in $(seq "$ROUNDS"); do
   [ "$ROUNDS" -gt 1 ] && echo "run.sh: round $round of $ROUNDS" >&2
-  for s in "${SERVERS[@]}"; do
-    run_server "$s"
+  ORDER=("${SERVERS[@]}")
+  if [ $((round % 2)) = 0 ]; then
+    ORDER=()
+    for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do ORDER+=("${SERVERS[$i]}"); done
+  fi
+  for s in "${ORDER[@]}"; do run_server "$s"; done
+  for s in "${ORDER[@]}"; do connect_server "$s"; done
+  for s in "${ORDER[@]}"; do
     for c in "${COLS[@]}" base; do ROUND[$s,$c,$round]=${R[$s,$c]:--}; done
   done
+  [ "$round" -lt "$ROUNDS" ] && settle_time_wait
 done
 for s in "${SERVERS[@]}"; do
   for c in "${COLS[@]}" base; do

@@ -98,7 +98,7 @@ pub struct SocketIoAdapter {
 
 impl SocketIoAdapter {
     /// An adapter with socketioxide's defaults (path `/socket.io`), the payload limits
-    /// taken from the app's [`ConnectionConfig`].
+    /// taken from the app's [`ConnectionConfig`](crate::ConnectionConfig).
     ///
     /// # Examples
     ///
