@@ -15,8 +15,8 @@ use futures_util::{SinkExt, StreamExt};
 use gateway_core::frame::exceeds_depth;
 use gateway_core::{
     Caught, Client, CloseRequest, ConnectionConfig, ConnectionGuard, Connections, Dispatch,
-    Failure, Frame, GatewayRuntime, Handshake, Outbound, OutboundQueue, Outcome, OverflowSignal,
-    Reply, WsException,
+    Failure, Frame, GatewayRuntime, Handshake, Outbound, OutboundQueue, Outcome, Reply,
+    WsException,
 };
 use pin_project_lite::pin_project;
 use tracing::Instrument;
@@ -94,7 +94,6 @@ impl Session {
             guard,
         } = *self;
         let (client, queue) = gateway.open(handshake, config.outbound_queue);
-        let overflow = queue.overflow_signal();
         let span = tracing::debug_span!(target: "gateway", "connection", path = gateway.path(), client = %client.id());
         let frames_sent = gateway.metrics().frames_sent.clone();
         Connection {
@@ -107,7 +106,6 @@ impl Session {
             ping_interval: config.ping_interval,
             idle_timeout: config.idle_timeout,
             connections,
-            overflow,
             frames_sent,
             _guard: guard,
         }
@@ -126,7 +124,6 @@ struct Connection {
     ping_interval: Option<Duration>,
     idle_timeout: Option<Duration>,
     connections: Connections,
-    overflow: OverflowSignal,
     frames_sent: gateway_core::telemetry::Counter,
     /// Counts the connection against the limits until it is dropped.
     _guard: ConnectionGuard,
@@ -194,7 +191,7 @@ impl Connection {
         let mut streams: Option<SelectAll<ReplyStream>> = None;
         // Both signals are waited on across turns of the loop, so that a turn does not
         // register with their `Notify` again.
-        let overflow = self.overflow.clone();
+        let overflow = self.queue.overflow_signal();
         let overflowed = overflow.wait();
         tokio::pin!(overflowed);
         let connections = self.connections.clone();
