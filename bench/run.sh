@@ -109,13 +109,18 @@ field() {
   echo "${v:--}"
 }
 
+# protocol_of NAME: what the load generator speaks to that server.
+protocol_of() {
+  case "$1" in
+    sio|sioxide) echo socketio ;;
+    *) echo json ;;
+  esac
+}
+
 declare -A R
 run_server() { # run_server NAME
   local name=$1 line
-  case "$name" in
-    sio|sioxide) PROTOCOL=socketio ;;
-    *) PROTOCOL=json ;;
-  esac
+  PROTOCOL=$(protocol_of "$name")
   echo "run.sh: $name" >&2
   echo "# $name" >>"$LOG"
   # A fresh process for the idle capacity, so earlier runs' memory does not hide its growth.
@@ -143,10 +148,7 @@ run_server() { # run_server NAME
 # would slow the other servers' loopback traffic for a minute.
 connect_server() { # connect_server NAME
   local name=$1 line
-  case "$name" in
-    sio|sioxide) PROTOCOL=socketio ;;
-    *) PROTOCOL=json ;;
-  esac
+  PROTOCOL=$(protocol_of "$name")
   echo "run.sh: $name (connections/s)" >&2
   echo "# $name connect" >>"$LOG"
   start "$name"

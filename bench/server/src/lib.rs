@@ -54,3 +54,21 @@ pub fn port() -> u16 {
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000)
 }
+
+/// The listener of the hand-written peers (`raw-axum`, `raw-socketioxide`): 127.0.0.1 at
+/// [`port`], a backlog of 1024 and `TCP_NODELAY`, as `gateway_axum::bind` and `serve` set up
+/// ours, so that the comparison is of the servers alone.
+///
+/// # Errors
+///
+/// Creating, binding or listening on the socket failed.
+pub fn raw_listener() -> std::io::Result<impl axum::serve::Listener<Addr = std::net::SocketAddr>> {
+    use axum::serve::ListenerExt;
+
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port())))?;
+    Ok(socket.listen(1024)?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    }))
+}

@@ -7,20 +7,12 @@
 //! `broadcast` emits it once to every socket of the namespace (the sender included). No
 //! limits, no hooks.
 
-use std::net::SocketAddr;
-
-use axum::serve::ListenerExt;
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use socketioxide::extract::{Data, SocketRef};
-use tokio::net::TcpSocket;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
     let (layer, io) = SocketIo::new_layer();
     // The data as a one-element tuple: socketioxide hands a bare `Box<RawValue>` the whole
     // `["echo",<data>]` array, a tuple its arguments after the event.
@@ -38,12 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         );
     });
-    let socket = TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
-    let listener = socket.listen(1024)?.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = gateway_bench::raw_listener()?;
     axum::serve(listener, axum::Router::new().layer(layer)).await?;
     Ok(())
 }
