@@ -263,6 +263,23 @@ impl Node {
     }
 }
 
+/// `name`, signed in, as a plain WebSocket client of the chat example's `/chat`, in `lobby`.
+async fn ws_in_lobby(
+    server: &TestServer,
+    auth: &chat::auth::AuthService,
+    name: &str,
+) -> TestClient {
+    let token = auth.issue(name).unwrap();
+    let url = format!("{}?token={token}", server.url("/chat"));
+    let mut client = TestClient::connect(&url).await.unwrap();
+    client
+        .emit("join", &json!({"room": "lobby"}))
+        .await
+        .unwrap();
+    client.expect("joined").await.unwrap();
+    client
+}
+
 /// Waits until the gateway at `path` has `n` clients.
 async fn wait_for_clients(server: &TestServer, path: &str, n: usize) {
     let ws = server.app().server(path).unwrap();
@@ -560,12 +577,7 @@ async fn the_chat_example_serves_socketio_on_its_namespace() {
         json!([{"room": "lobby"}])
     );
 
-    let bob_token = auth.issue("bob").unwrap();
-    let mut bob = TestClient::connect(&format!("{}?token={bob_token}", server.url("/chat")))
-        .await
-        .unwrap();
-    bob.emit("join", &json!({"room": "lobby"})).await.unwrap();
-    bob.expect("joined").await.unwrap();
+    let mut bob = ws_in_lobby(&server, &auth, "bob").await;
     bob.emit("message", &json!({"room": "lobby", "text": "hi alice"}))
         .await
         .unwrap();
@@ -611,12 +623,7 @@ async fn socketio_clients_of_two_instances_share_rooms_through_redis() {
     alice.expect_event("joined").await;
 
     // Bob: plain WebSocket on instance B.
-    let bob_token = auth.issue("bob").unwrap();
-    let mut bob = TestClient::connect(&format!("{}?token={bob_token}", b.url("/chat")))
-        .await
-        .unwrap();
-    bob.emit("join", &json!({"room": "lobby"})).await.unwrap();
-    bob.expect("joined").await.unwrap();
+    let mut bob = ws_in_lobby(b, &auth, "bob").await;
 
     bob.emit("message", &json!({"room": "lobby", "text": "from B"}))
         .await
