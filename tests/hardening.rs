@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use gateway_axum::prelude::*;
 use gateway_axum::test_client::{TestClient, TestError, TestServer};
-use gateway_axum::{ConnectionConfig, RateLimit};
+use gateway_core::{ConnectionConfig, RateLimit};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;

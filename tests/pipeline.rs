@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use gateway_axum::prelude::*;
 use gateway_axum::test_client::{TestError, TestServer};
-use gateway_axum::{
+use gateway_core::{
     Caught, Context, ExceptionFilter, FilterContext, Guard, Interceptor, Next, Outcome, Pipe,
     Reply, ValidationPipe,
 };
@@ -402,12 +402,12 @@ struct Member(String);
 
 struct TokenAuth;
 
-impl gateway_axum::Authenticator for TokenAuth {
+impl gateway_core::Authenticator for TokenAuth {
     type Identity = Member;
 
     async fn authenticate(
         &self,
-        request: &gateway_axum::HandshakeRequest<'_>,
+        request: &gateway_core::HandshakeRequest<'_>,
     ) -> Result<Member, WsException> {
         match request.token() {
             Some(token) if token.starts_with("ok-") => Ok(Member(token[3..].to_owned())),
@@ -423,7 +423,7 @@ struct MembersGateway;
 #[websocket_gateway]
 impl MembersGateway {
     #[subscribe("whoami")]
-    fn whoami(&self, gateway_axum::Identity(member): gateway_axum::Identity<Member>) -> String {
+    fn whoami(&self, gateway_core::Identity(member): gateway_core::Identity<Member>) -> String {
         member.0
     }
 }
@@ -509,7 +509,7 @@ async fn the_logging_interceptor_logs_event_client_outcome_and_time() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = GatewayApp::new()
-        .use_global_interceptor(gateway_axum::LoggingInterceptor)
+        .use_global_interceptor(gateway_core::LoggingInterceptor)
         .gateway::<PlainGateway>()
         .build()
         .unwrap();

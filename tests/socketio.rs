@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use gateway_axum::prelude::*;
 use gateway_axum::test_client::{TestClient, TestServer};
-use gateway_axum::{Authenticator, HandshakeRequest, SocketIoAdapter, WebSocketAdapter};
+use gateway_axum::{SocketIoTransport, Transport};
+use gateway_core::{Authenticator, HandshakeRequest};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -126,7 +127,7 @@ impl AuthedGateway {
 
 /// Serves `app` to plain WebSocket and Socket.IO clients on one port.
 async fn serve(app: App) -> TestServer {
-    let (socketio, _io) = SocketIoAdapter::new().mount(&app);
+    let (socketio, _io) = SocketIoTransport::new().mount(&app);
     // Merged either way round, with routes added after: Socket.IO's path is a route.
     let router = socketio
         .merge((&app).into_router())
@@ -647,9 +648,9 @@ async fn socketio_clients_of_two_instances_share_rooms_through_redis() {
 
 #[tokio::test]
 async fn the_rate_limit_applies_to_socketio_clients() {
-    let mut limit = gateway_axum::RateLimit::new(1, 3);
+    let mut limit = gateway_core::RateLimit::new(1, 3);
     limit.close_after = 3;
-    let mut config = gateway_axum::ConnectionConfig::default();
+    let mut config = gateway_core::ConnectionConfig::default();
     config.rate_limit = Some(limit);
     let app = GatewayApp::new()
         .gateway::<SioGateway>()

@@ -31,23 +31,26 @@
 //! not stall.
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
-mod connection;
+mod codec;
 pub mod prelude;
-mod rate_limit;
 mod router;
 mod serve;
+mod socket;
 #[cfg(feature = "socketio")]
 mod socketio;
 #[cfg(feature = "test-client")]
 pub mod test_client;
 mod upgrade;
 
+pub use codec::{Codec, JsonCodec, MessageParser};
+/// The runtime the gateways are built with: gateways, handlers and the pipeline
+/// (`gateway_core::prelude`), the transport traits (`gateway_core::transport`).
 pub use gateway_core;
-pub use gateway_core::*;
-pub use router::{IntoRouter, JsonAdapter};
-pub use serve::{BACKLOG, bind, serve, serve_with_shutdown};
+pub use gateway_core::transport::Transport;
+pub use router::{IntoRouter, JsonTransport, WebSocketTransport};
+pub use serve::{BACKLOG, GracefulShutdown, Serve, bind, serve};
 #[cfg(feature = "socketio")]
-pub use socketio::SocketIoAdapter;
-/// socketioxide, the Socket.IO server [`SocketIoAdapter`] runs on.
+pub use socketio::SocketIoTransport;
+/// socketioxide, the Socket.IO server [`SocketIoTransport`] runs on.
 #[cfg(feature = "socketio")]
 pub use socketioxide;

@@ -1,14 +1,15 @@
 //! Binding a listener for many handshakes at once, and serving a router on it.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
+use axum::serve::{ListenerExt, TapIo};
 use gateway_core::App;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// The listen backlog [`bind`] uses. Tokio's default of 128 stalls bursts of WebSocket
 /// handshakes.
@@ -49,113 +50,174 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Serves `router` on `listener` with `TCP_NODELAY` on every connection and the peer address
-/// available to gateways (`client.handshake().remote_addr`).
-///
-/// # Errors
-///
-/// An I/O error of the listener.
-///
-/// # Examples
-///
-/// A gateway handler sees the peer's address:
-///
-/// ```
-/// use futures_util::{SinkExt, StreamExt};
-/// use gateway_axum::prelude::*;
-/// use tokio_tungstenite::tungstenite::Message;
-///
-/// #[websocket_gateway(path = "/doc-serve")]
-/// struct Peer;
-///
-/// #[websocket_gateway]
-/// impl Peer {
-///     #[subscribe("peer")]
-///     fn peer(&self, client: Client) -> bool {
-///         client.handshake().remote_addr.is_some()
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let app = GatewayApp::new().gateway::<Peer>().build().unwrap();
-/// let listener = gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-/// let addr = listener.local_addr().unwrap();
-/// tokio::spawn(gateway_axum::serve(listener, app.into_router()));
-///
-/// let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/doc-serve"))
-///     .await
-///     .unwrap();
-/// ws.send(Message::text(r#"{"event":"peer"}"#)).await.unwrap();
-/// let Some(Ok(Message::Text(reply))) = ws.next().await else { panic!("no reply") };
-/// let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
-/// assert_eq!(reply, serde_json::json!({"event": "peer", "data": true}));
-/// # }
-/// ```
-pub async fn serve(listener: TcpListener, router: Router) -> io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::trace!(target: "gateway", "failed to set TCP_NODELAY: {err}");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-}
-
-/// Like [`serve`], with a graceful shutdown when `signal` resolves: the listener stops
-/// accepting, every WebSocket client's in-flight handlers get until `grace` to finish, then
-/// it is closed with code 1001 and its `handle_disconnect` runs. Resolves once every
-/// connection is closed (or a second after the deadline).
-///
-/// # Errors
-///
-/// An I/O error of the listener.
+/// Serves `router` on `listener`, axum's way: await it, or add graceful shutdown with
+/// [`Serve::with_graceful_shutdown`]. Every connection gets `TCP_NODELAY`, and the peer
+/// address is available to gateways (`client.handshake().remote_addr`).
 ///
 /// # Examples
 ///
 /// ```no_run
-/// # async fn run(app: gateway_core::App) -> std::io::Result<()> {
-/// use std::time::Duration;
-/// use gateway_axum::IntoRouter;
+/// use gateway_axum::prelude::*;
 ///
-/// let router = app.clone().into_router();
-/// let listener = gateway_axum::bind("127.0.0.1:3000".parse().unwrap())?;
-/// let ctrl_c = async {
-///     let _ = tokio::signal::ctrl_c().await;
-/// };
-/// gateway_axum::serve_with_shutdown(listener, router, &app, ctrl_c, Duration::from_secs(10)).await
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let app = GatewayApp::new().build()?;
+/// let listener = gateway_axum::bind("127.0.0.1:3000".parse()?)?;
+/// gateway_axum::serve(listener, app.into_router()).await?;
+/// # Ok(())
 /// # }
 /// ```
-pub async fn serve_with_shutdown(
+pub fn serve(listener: TcpListener, router: Router) -> Serve {
+    Serve { listener, router }
+}
+
+/// A server, ready to run: await it (see [`serve`]).
+#[must_use = "a server does nothing until awaited"]
+#[derive(Debug)]
+pub struct Serve {
     listener: TcpListener,
     router: Router,
-    app: &App,
-    signal: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> io::Result<()> {
-    let connections = app.connections().clone();
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::trace!(target: "gateway", "failed to set TCP_NODELAY: {err}");
+}
+
+impl Serve {
+    /// Shuts down gracefully when `signal` resolves: no new connection is accepted, every
+    /// connection of `app` stops reading, gets what is queued for it and the replies of its
+    /// handlers in flight, then is closed with code 1001 (Socket.IO clients are
+    /// disconnected); connections still open after the grace period (10 s unless
+    /// [`grace`](GracefulShutdown::grace) says otherwise) are closed anyway. Resolves once
+    /// every connection is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_axum::prelude::*;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = GatewayApp::new().build()?;
+    /// let listener = gateway_axum::bind("127.0.0.1:0".parse()?)?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let server = tokio::spawn(
+    ///     gateway_axum::serve(listener, app.clone().into_router())
+    ///         .with_graceful_shutdown(&app, async move { let _ = stopped.await; })
+    ///         .grace(std::time::Duration::from_secs(5))
+    ///         .into_future(),
+    /// );
+    /// stop.send(()).unwrap();
+    /// server.await??;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_graceful_shutdown<F>(self, app: &App, signal: F) -> GracefulShutdown
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        GracefulShutdown {
+            serve: self,
+            app: app.clone(),
+            signal: Box::pin(signal),
+            grace: DEFAULT_GRACE,
         }
-    });
-    let begin = async move {
-        signal.await;
-        tracing::info!(target: "gateway", "shutting down: closing {} connections", connections.live());
-        connections.begin_shutdown(grace);
-    };
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(begin)
-    .await?;
-    let left = app.shutdown(grace).await;
-    if left > 0 {
-        tracing::warn!(target: "gateway", "{left} connections still open after the shutdown deadline");
     }
-    Ok(())
+
+    async fn run(self) -> io::Result<()> {
+        axum::serve(
+            nodelay(self.listener),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    }
+}
+
+impl IntoFuture for Serve {
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// How long connections get to finish when a graceful shutdown begins, unless
+/// [`GracefulShutdown::grace`] says otherwise.
+const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// A server that shuts down gracefully: see [`Serve::with_graceful_shutdown`].
+#[must_use = "a server does nothing until awaited"]
+pub struct GracefulShutdown {
+    serve: Serve,
+    app: App,
+    signal: Pin<Box<dyn Future<Output = ()> + Send>>,
+    grace: Duration,
+}
+
+impl GracefulShutdown {
+    /// How long connections get to finish once the signal fired. Default 10 s.
+    ///
+    /// # Examples
+    ///
+    /// See [`Serve::with_graceful_shutdown`].
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    async fn run(self) -> io::Result<()> {
+        let Self {
+            serve,
+            app,
+            signal,
+            grace,
+        } = self;
+        let connections = app.connections().clone();
+        let begin = async move {
+            signal.await;
+            tracing::info!(target: "gateway", "shutting down: closing {} connections", connections.live());
+            connections.begin_shutdown(grace);
+        };
+        axum::serve(
+            nodelay(serve.listener),
+            serve
+                .router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(begin)
+        .await?;
+        let left = app.shutdown(grace).await;
+        if left > 0 {
+            tracing::warn!(target: "gateway", "{left} connections still open after the shutdown deadline");
+        }
+        Ok(())
+    }
+}
+
+impl IntoFuture for GracefulShutdown {
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+impl std::fmt::Debug for GracefulShutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GracefulShutdown")
+            .field("serve", &self.serve)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The listener, with `TCP_NODELAY` on every accepted connection: frames are small and
+/// latency matters more than packet count.
+fn nodelay(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+    listener.tap_io(set_nodelay)
+}
+
+fn set_nodelay(tcp: &mut TcpStream) {
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::trace!(target: "gateway", "failed to set TCP_NODELAY: {err}");
+    }
 }

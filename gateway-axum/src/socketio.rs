@@ -1,4 +1,4 @@
-//! [`SocketIoAdapter`]: the same gateways served to Socket.IO clients, on
+//! [`SocketIoTransport`]: the same gateways served to Socket.IO clients, on
 //! [socketioxide](https://docs.rs/socketioxide).
 //!
 //! Each Socket.IO socket becomes an ordinary [`Client`] of the gateway's
@@ -10,20 +10,17 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::routing::any;
-use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
-use futures_util::{FutureExt, StreamExt};
-use gateway_core::frame::exceeds_depth;
-use gateway_core::{
-    App, Client, ConnectionGuard, Connections, Dispatch, Failure, Frame, GatewayRuntime, Handshake,
-    HandshakeRequest, IdentitySlot, IncomingFrame, Outbound, OutboundQueue, Outcome, Reply,
-    WebSocketAdapter, WsException,
+use gateway_core::transport::{
+    Closing, Connection, ConnectionGuard, Decoded, GatewayRuntime, Gone, IdentitySlot, Received,
+    Session, Transport, parse,
 };
+use gateway_core::{App, ErrorKind, Frame, Handshake, HandshakeRequest, Request, WsException};
 use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -33,10 +30,8 @@ use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::Socket;
 use socketioxide::{SocketIo, SocketIoConfig};
 use tokio::sync::mpsc;
-use tracing::Instrument;
 
-use crate::rate_limit::{self, TokenBucket};
-use crate::upgrade::{Mounted, ORIGIN_NOT_ALLOWED, origin_allowed};
+use crate::upgrade::{ORIGIN_NOT_ALLOWED, origin_allowed};
 
 /// How many received messages may wait for their socket's task before the socket is
 /// disconnected as a flood.
@@ -62,7 +57,7 @@ const INBOUND_CAPACITY: usize = 1024;
 /// - A close requested by a handler, a filter or `client.close(..)` disconnects the socket
 ///   (Socket.IO has no close codes).
 ///
-/// [`mount`](WebSocketAdapter::mount) returns a router serving Socket.IO's path
+/// [`mount`](Transport::mount) returns a router serving Socket.IO's path
 /// (`/socket.io/` unless configured otherwise) and socketioxide's handle: merge the router
 /// with the one serving the plain-WebSocket routes, and both kinds of clients are served on
 /// one port, sharing one [`App`].
@@ -71,7 +66,7 @@ const INBOUND_CAPACITY: usize = 1024;
 ///
 /// ```
 /// use gateway_axum::prelude::*;
-/// use gateway_axum::{SocketIoAdapter, WebSocketAdapter};
+/// use gateway_axum::{SocketIoTransport, Transport};
 ///
 /// #[websocket_gateway(path = "/chat")]
 /// struct Chat;
@@ -86,17 +81,17 @@ const INBOUND_CAPACITY: usize = 1024;
 /// }
 ///
 /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-/// let (socketio, _io) = SocketIoAdapter::new().mount(&app);
+/// let (socketio, _io) = SocketIoTransport::new().mount(&app);
 /// // ws://host/chat for plain WebSocket clients, io("http://host/chat") for Socket.IO ones.
 /// let router: axum::Router = app.into_router().merge(socketio);
 /// # let _ = router;
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct SocketIoAdapter {
+pub struct SocketIoTransport {
     config: Option<SocketIoConfig>,
 }
 
-impl SocketIoAdapter {
+impl SocketIoTransport {
     /// An adapter with socketioxide's defaults (path `/socket.io`), the payload limits
     /// taken from the app's [`ConnectionConfig`](crate::ConnectionConfig).
     ///
@@ -104,7 +99,7 @@ impl SocketIoAdapter {
     ///
     /// ```
     /// use gateway_axum::prelude::*;
-    /// use gateway_axum::{SocketIoAdapter, WebSocketAdapter};
+    /// use gateway_axum::{SocketIoTransport, Transport};
     ///
     /// #[websocket_gateway(path = "/doc-sio-new")]
     /// struct Fresh;
@@ -113,7 +108,7 @@ impl SocketIoAdapter {
     /// impl Fresh {}
     ///
     /// let app = GatewayApp::new().gateway::<Fresh>().build().unwrap();
-    /// let (_router, io) = SocketIoAdapter::new().mount(&app);
+    /// let (_router, io) = SocketIoTransport::new().mount(&app);
     /// let engine = &io.config().engine_config;
     /// assert_eq!(engine.req_path, "/socket.io");
     /// assert_eq!(engine.max_payload, app.config().max_message_size as u64);
@@ -130,7 +125,7 @@ impl SocketIoAdapter {
     /// ```
     /// let mut config = socketioxide::SocketIoConfig::default();
     /// config.engine_config.req_path = "/io".into();
-    /// let adapter = gateway_axum::SocketIoAdapter::with_config(config);
+    /// let adapter = gateway_axum::SocketIoTransport::with_config(config);
     /// # let _ = adapter;
     /// ```
     pub fn with_config(config: SocketIoConfig) -> Self {
@@ -140,7 +135,7 @@ impl SocketIoAdapter {
     }
 }
 
-impl WebSocketAdapter for SocketIoAdapter {
+impl Transport for SocketIoTransport {
     /// A router serving Socket.IO's path (merge it with your router) and socketioxide's
     /// handle.
     type Server = (Router, SocketIo);
@@ -151,7 +146,7 @@ impl WebSocketAdapter for SocketIoAdapter {
     ///
     /// ```
     /// use gateway_axum::prelude::*;
-    /// use gateway_axum::{SocketIoAdapter, WebSocketAdapter};
+    /// use gateway_axum::{SocketIoTransport, Transport};
     ///
     /// #[websocket_gateway(path = "/doc-sio-create")]
     /// struct Created;
@@ -160,7 +155,7 @@ impl WebSocketAdapter for SocketIoAdapter {
     /// impl Created {}
     ///
     /// let app = GatewayApp::new().gateway::<Created>().build().unwrap();
-    /// let (router, io) = SocketIoAdapter::new().create(&app);
+    /// let (router, io) = SocketIoTransport::new().create(&app);
     /// assert!(io.of("/doc-sio-create").is_none());
     /// # let _: axum::Router = router;
     /// ```
@@ -199,7 +194,7 @@ impl WebSocketAdapter for SocketIoAdapter {
     ///
     /// ```
     /// use gateway_axum::prelude::*;
-    /// use gateway_axum::{SocketIoAdapter, WebSocketAdapter};
+    /// use gateway_axum::{SocketIoTransport, Transport};
     ///
     /// #[websocket_gateway(path = "/doc-sio-bind")]
     /// struct Bound;
@@ -208,17 +203,16 @@ impl WebSocketAdapter for SocketIoAdapter {
     /// impl Bound {}
     ///
     /// let app = GatewayApp::new().gateway::<Bound>().build().unwrap();
-    /// let adapter = SocketIoAdapter::new();
+    /// let adapter = SocketIoTransport::new();
     /// let server = adapter.create(&app);
     /// let (router, io) = adapter.bind(server, &app.gateways()[0], &app);
     /// assert!(io.of("/doc-sio-bind").is_some());
     /// # let _: axum::Router = router;
     /// ```
     fn bind(&self, server: Self::Server, gateway: &GatewayRuntime, app: &App) -> Self::Server {
-        let mounted = Arc::new(Mounted {
+        let mounted = Arc::new(Namespace {
             gateway: gateway.clone(),
-            config: app.config().clone(),
-            connections: app.connections().clone(),
+            app: app.clone(),
         });
         let on_connect = {
             let mounted = Arc::clone(&mounted);
@@ -236,6 +230,12 @@ impl WebSocketAdapter for SocketIoAdapter {
     }
 }
 
+/// A gateway as its namespace serves it.
+struct Namespace {
+    gateway: GatewayRuntime,
+    app: App,
+}
+
 /// What the connect middleware hands to the connect handler, through the socket's
 /// extensions (which want `Clone`).
 #[derive(Clone)]
@@ -246,13 +246,14 @@ type Admission = (ConnectionGuard, Option<IdentitySlot>);
 
 /// The connect middleware: every refusal happens here, so that the client receives
 /// `connect_error` and never joins the namespace.
-async fn admit(mounted: &Mounted, socket: &SocketRef, auth: Option<Value>) -> Result<(), String> {
+async fn admit(mounted: &Namespace, socket: &SocketRef, auth: Option<Value>) -> Result<(), String> {
     let parts = socket.req_parts();
-    if !origin_allowed(&mounted.config, &parts.headers) {
+    if !origin_allowed(mounted.app.config(), &parts.headers) {
         return Err(ORIGIN_NOT_ALLOWED.to_owned());
     }
     let guard = mounted
-        .connections
+        .app
+        .connections()
         .admit(remote_addr(socket).map(|addr| addr.ip()))
         .map_err(|refused| {
             tracing::debug!(target: "gateway::rejection", "{refused}");
@@ -279,32 +280,44 @@ fn remote_addr(socket: &SocketRef) -> Option<SocketAddr> {
         .map(|ConnectInfo(addr)| *addr)
 }
 
-/// One message as the socket's task receives it.
+/// What the socket's message handler hands to the session.
 enum Inbound {
-    Message(Request),
+    Packet(Packet),
+    /// The socket disconnected.
     Gone,
 }
 
-/// A received message, with what is needed to answer it.
-struct Request {
-    event: String,
-    data: Option<Box<RawValue>>,
-    /// The client's acknowledgement callback, answered once, when it passed one.
-    ack: Mutex<Option<AckSender>>,
+/// One received message.
+enum Packet {
+    /// A message, with what is needed to answer it.
+    Message {
+        event: String,
+        data: Option<Box<RawValue>>,
+        ack: Option<Ack>,
+    },
+    /// A message that could not be read: answered with this exception, as the JSON
+    /// transport answers a malformed frame.
+    Unreadable(WsException),
 }
 
-impl Request {
-    /// The message as the JSON adapter would have received it, for exception filters and
-    /// the `cause` of exceptions.
-    fn text(&self) -> String {
-        let data = self.data.as_deref();
-        Frame::event(&self.event, &data)
-            .map(|frame| frame.as_str().to_owned())
-            .unwrap_or_default()
-    }
+/// The client's acknowledgement callback: answered once, by the first reply under the
+/// request's own event (NestJS's semantics).
+#[derive(Clone)]
+struct Ack(Arc<AckSlot>);
 
-    fn take_ack(&self) -> Option<AckSender> {
-        self.ack
+struct AckSlot {
+    event: String,
+    sender: Mutex<Option<AckSender>>,
+}
+
+impl Ack {
+    /// The callback, if `event` is the request's and it was not answered yet.
+    fn take_for(&self, event: &str) -> Option<AckSender> {
+        if self.0.event != event {
+            return None;
+        }
+        self.0
+            .sender
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
@@ -312,8 +325,8 @@ impl Request {
 }
 
 /// The socket's message handler. socketioxide calls it in the socket's read loop as each
-/// message arrives, so that the session task receives them in order; it spawns no task of
-/// its own (socketioxide's closure handlers spawn one per message).
+/// message arrives, so that the session receives them in order; it spawns no task of its
+/// own (socketioxide's closure handlers spawn one per message).
 struct OnMessage {
     inbound: mpsc::Sender<Inbound>,
 }
@@ -328,25 +341,34 @@ impl MessageHandler<LocalAdapter, Direct> for OnMessage {
         mut value: socketioxide::handler::Value,
         ack_id: Option<i64>,
     ) {
-        let Some((event, data)) = read_message(&socket, &mut value, &ack_id) else {
-            tracing::debug!(target: "gateway::rejection", "unreadable Socket.IO message");
-            return;
+        let packet = match read_message(&socket, &mut value, &ack_id) {
+            Some((event, data)) => {
+                let ack = ack_id
+                    .is_some()
+                    .then(|| AckSender::from_message_parts(&socket, &mut value, &ack_id))
+                    .and_then(Result::ok)
+                    .map(|sender| {
+                        Ack(Arc::new(AckSlot {
+                            event: event.clone(),
+                            sender: Mutex::new(Some(sender)),
+                        }))
+                    });
+                Packet::Message { event, data, ack }
+            }
+            None => {
+                Packet::Unreadable(WsException::new(UNREADABLE).with_kind(ErrorKind::BadRequest))
+            }
         };
-        let ack = ack_id
-            .is_some()
-            .then(|| AckSender::from_message_parts(&socket, &mut value, &ack_id))
-            .and_then(Result::ok);
-        let request = Request {
-            event,
-            data,
-            ack: Mutex::new(ack),
-        };
-        if self.inbound.try_send(Inbound::Message(request)).is_err() {
+        if self.inbound.try_send(Inbound::Packet(packet)).is_err() {
             tracing::debug!(target: "gateway::rejection", "too many Socket.IO messages in flight, disconnecting");
             let _ = socket.disconnect();
         }
     }
 }
+
+/// What a client is told about a message whose event or arguments could not be read.
+const UNREADABLE: &str =
+    r#"Invalid message: expected an event name and arguments, socket.emit("event", data)"#;
 
 /// A message's event and its first argument (`None` without arguments; the others are
 /// ignored), the argument as the client wrote it: key order and numbers kept, no DOM built.
@@ -458,13 +480,16 @@ fn split_frame(frame: &Frame) -> Option<(Cow<'_, str>, &RawValue)> {
     if fast.is_some() {
         return fast;
     }
-    let envelope = IncomingFrame::parse(text).ok()?;
-    Some((envelope.event, envelope.data.unwrap_or(RawValue::NULL)))
+    let envelope = parse(text).ok()?;
+    let data = match envelope.data {
+        Some(Cow::Borrowed(data)) => data,
+        _ => RawValue::NULL,
+    };
+    Some((envelope.event, data))
 }
 
-/// The connect handler: binds the socket's messages and disconnect to a task that drives
-/// the gateway's client.
-fn connected(mounted: &Arc<Mounted>, socket: SocketRef) {
+/// The connect handler: binds the socket's messages and disconnect to a session.
+fn connected(namespace: &Arc<Namespace>, socket: SocketRef) {
     let admitted = socket
         .extensions
         .get::<Admitted>()
@@ -480,7 +505,7 @@ fn connected(mounted: &Arc<Mounted>, socket: SocketRef) {
         inbound: inbound_tx.clone(),
     });
     socket.on_disconnect(move || {
-        // A full channel means the task is behind; the socket being gone shows on emit.
+        // A full channel means the session is behind; the socket being gone shows on emit.
         let _ = inbound_tx.try_send(Inbound::Gone);
         std::future::ready(())
     });
@@ -492,257 +517,54 @@ fn connected(mounted: &Arc<Mounted>, socket: SocketRef) {
     if let Some(store) = identity {
         store(&mut handshake.extensions);
     }
-    let gateway = mounted.gateway.clone();
-    let (client, queue) = gateway.open(handshake, mounted.config.outbound_queue);
-    let span = tracing::debug_span!(target: "gateway", "connection", path = gateway.path(), client = %client.id(), transport = "socket.io");
-    let session = Session {
-        socket,
-        gateway,
-        client,
-        queue,
-        inbound,
-        limiter: mounted.config.rate_limit.map(TokenBucket::new),
-        max_depth: mounted.config.max_json_depth,
-        connections: mounted.connections.clone(),
-    };
-    tokio::spawn(
-        async move {
-            session.run().await;
-            drop(guard);
-        }
-        .instrument(span),
-    );
+    let session = Session::new(&namespace.gateway, &namespace.app, handshake).admitted(guard);
+    tokio::spawn(session.serve(SocketIoConnection { socket, inbound }));
 }
 
-type PendingReply = std::pin::Pin<Box<dyn Future<Output = (Outcome, Arc<Request>)> + Send>>;
-type ReplyStream = BoxStream<'static, (Result<Option<Frame>, Failure>, Arc<Request>)>;
-
-/// Why a session stops.
-enum Stop {
-    /// The client disconnected, or its socket failed.
-    Gone,
-    /// We disconnect it.
-    Disconnect,
-}
-
-/// The life of one Socket.IO client of one gateway.
-struct Session {
+/// One Socket.IO client as the session driver sees it: messages from the socket's
+/// handler, emits and acknowledgements to it.
+struct SocketIoConnection {
     socket: SocketRef,
-    gateway: GatewayRuntime,
-    client: Client,
-    queue: OutboundQueue,
     inbound: mpsc::Receiver<Inbound>,
-    limiter: Option<TokenBucket>,
-    max_depth: usize,
-    connections: Connections,
 }
 
-impl Session {
-    async fn run(mut self) {
-        let metrics = self.gateway.metrics().clone();
-        metrics.connections.increment(1.0);
-        tracing::debug!(target: "gateway", "connected");
-        let stop = match self.gateway.connect(&self.client).await {
-            Ok(()) => self.serve().await,
-            Err(err) => {
-                tracing::debug!(target: "gateway::rejection", "handle_connection rejected the client: {err}");
-                let frame = self.gateway.exception_frame(None, &err);
-                let _ = self.emit(&frame, None);
-                Stop::Disconnect
-            }
-        };
-        if let Stop::Disconnect = stop {
-            let _ = self.socket.clone().disconnect();
-        }
-        self.gateway.disconnect(&self.client).await;
-        tracing::debug!(target: "gateway", "disconnected");
-        metrics.connections.decrement(1.0);
+impl Connection for SocketIoConnection {
+    type Message = Packet;
+    type Route = Option<Ack>;
+
+    /// Engine.IO pings the client and times it out.
+    const HEARTBEAT: bool = false;
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Packet>> {
+        self.inbound.poll_recv(cx).map(|inbound| match inbound {
+            Some(Inbound::Packet(packet)) => Received::Message(packet),
+            Some(Inbound::Gone) | None => Received::Gone,
+        })
     }
 
-    async fn serve(&mut self) -> Stop {
-        let mut pending: FuturesUnordered<PendingReply> = FuturesUnordered::new();
-        let mut streams: SelectAll<ReplyStream> = SelectAll::new();
-        let overflow = self.queue.overflow_signal();
-        // Made once: a new one every turn would register with the signal every turn.
-        let overflowed = overflow.wait();
-        tokio::pin!(overflowed);
-        let connections = self.connections.clone();
-        let shutdown = connections.shutting_down();
-        tokio::pin!(shutdown);
-        let mut draining: Option<tokio::time::Instant> = None;
-        loop {
-            if draining.is_some() && pending.is_empty() && streams.is_empty() {
-                return self.flush_and(Stop::Disconnect);
-            }
-            let step = tokio::select! {
-                biased;
-                () = &mut overflowed => {
-                    tracing::debug!(target: "gateway::rejection", "outbound queue overflowed, disconnecting");
-                    Err(Stop::Disconnect)
+    fn decode<'m>(&self, packet: &'m Packet) -> Decoded<'m, Option<Ack>> {
+        match packet {
+            Packet::Message { event, data, ack } => {
+                let mut request = Request::new(event.as_str());
+                if let Some(data) = data {
+                    request = request.with_data(&**data);
                 }
-                () = &mut shutdown, if draining.is_none() => {
-                    let deadline = connections.deadline().unwrap_or_else(Instant::now);
-                    draining = Some(deadline.into());
-                    Ok(())
-                }
-                () = sleep_until_some(draining), if draining.is_some() => {
-                    return self.flush_and(Stop::Disconnect);
-                }
-                out = self.queue.recv() => match out {
-                    Some(out) => self.feed(out),
-                    None => Err(Stop::Gone),
-                },
-                Some((outcome, request)) = pending.next(), if !pending.is_empty() => {
-                    self.answer(outcome, &request, &mut streams)
-                }
-                Some((item, request)) = streams.next(), if !streams.is_empty() => {
-                    self.answer_item(item, &request)
-                }
-                inbound = self.inbound.recv(), if draining.is_none() => match inbound {
-                    Some(Inbound::Message(request)) => self.receive(request, &mut pending, &mut streams),
-                    Some(Inbound::Gone) | None => Err(Stop::Gone),
-                },
-            };
-            if let Err(stop) = step {
-                return stop;
+                Decoded::Request(request, ack.clone())
             }
+            Packet::Unreadable(err) => Decoded::Invalid(err.clone()),
         }
     }
 
-    fn receive(
-        &mut self,
-        request: Request,
-        pending: &mut FuturesUnordered<PendingReply>,
-        streams: &mut SelectAll<ReplyStream>,
-    ) -> Result<(), Stop> {
-        let request = Arc::new(request);
-        if let Some(limiter) = &mut self.limiter {
-            match limiter.admit() {
-                rate_limit::Admission::Pass => {}
-                rate_limit::Admission::Reject => {
-                    let err = limiter.exceeded();
-                    let frame = self.gateway.exception_frame(Some(&request.text()), &err);
-                    return self.reply(&frame, None);
-                }
-                rate_limit::Admission::Close => {
-                    tracing::debug!(target: "gateway::rejection", "rate limit exceeded, disconnecting");
-                    return Err(Stop::Disconnect);
-                }
-            }
-        }
-        if request
-            .data
-            .as_deref()
-            .is_some_and(|data| exceeds_depth(data.get(), self.max_depth.saturating_sub(1)))
-        {
-            tracing::debug!(target: "gateway::rejection", "message nested too deeply");
-            let err = WsException::new(format!(
-                "Message nested too deeply: at most {} levels of arrays and objects",
-                self.max_depth
-            ));
-            let frame = self.gateway.exception_frame(Some(&request.text()), &err);
-            return self.reply(&frame, None);
-        }
-        let dispatch =
-            self.gateway
-                .dispatch(&self.client, &request.event, request.data.as_deref(), None);
-        match dispatch {
-            Dispatch::Ready(outcome) => self.answer(outcome, &request, streams),
-            Dispatch::Pending(future) => {
-                pending.push(future.map(move |outcome| (outcome, request)).boxed());
-                Ok(())
-            }
-        }
-    }
-
-    fn answer(
-        &mut self,
-        outcome: Outcome,
-        request: &Arc<Request>,
-        streams: &mut SelectAll<ReplyStream>,
-    ) -> Result<(), Stop> {
-        match outcome {
-            Ok(Reply::Frame(frame)) => self.reply(&frame, Some(request)),
-            Ok(Reply::Stream(stream)) => {
-                let request = Arc::clone(request);
-                streams.push(stream.map(move |item| (item, Arc::clone(&request))).boxed());
-                Ok(())
-            }
-            Ok(Reply::Close(frame, _close)) => {
-                if let Some(frame) = frame {
-                    self.reply(&frame, Some(request))?;
-                }
-                Err(Stop::Disconnect)
-            }
-            Ok(_) => Ok(()),
-            Err(failure) => self.fail(failure, request),
-        }
-    }
-
-    fn answer_item(
-        &mut self,
-        item: Result<Option<Frame>, Failure>,
-        request: &Arc<Request>,
-    ) -> Result<(), Stop> {
-        match item {
-            Ok(Some(frame)) => self.reply(&frame, Some(request)),
-            Ok(None) => Ok(()),
-            Err(failure) => self.fail(failure, request),
-        }
-    }
-
-    /// Lets the exception filters decide what the client receives.
-    fn fail(&mut self, failure: Failure, request: &Arc<Request>) -> Result<(), Stop> {
-        let caught = self
-            .gateway
-            .catch(&self.client, Some(&request.text()), failure);
-        let (frame, close) = caught.into_parts();
-        if let Some(frame) = frame {
-            self.reply(&frame, None)?;
-        }
-        match close {
-            Some(_) => Err(Stop::Disconnect),
-            None => Ok(()),
-        }
-    }
-
-    /// Sends a reply after the frames already queued for the client, so that a handler
-    /// that emits and then returns is seen in that order.
-    fn reply(&mut self, frame: &Frame, request: Option<&Arc<Request>>) -> Result<(), Stop> {
-        while let Some(out) = self.queue.try_recv() {
-            self.feed(out)?;
-        }
-        self.emit(frame, request)
-    }
-
-    fn feed(&mut self, out: Outbound) -> Result<(), Stop> {
-        match out {
-            Outbound::Frame(frame) => self.emit(&frame, None),
-            Outbound::Close(_) => Err(Stop::Disconnect),
-            _ => Ok(()),
-        }
-    }
-
-    /// Writes what is queued, then stops with `stop`.
-    fn flush_and(&mut self, stop: Stop) -> Stop {
-        while let Some(out) = self.queue.try_recv() {
-            if let Err(stop) = self.feed(out) {
-                return stop;
-            }
-        }
-        stop
-    }
-
-    /// Emits one frame: as the acknowledgement of `request` when it is under the request's
-    /// event and the client asked for one, else as `socket.emit(event, data)`.
-    fn emit(&self, frame: &Frame, request: Option<&Arc<Request>>) -> Result<(), Stop> {
-        let Some((event, data)) = split_frame(frame) else {
+    /// Emits one frame: as the acknowledgement of the request it answers when it is
+    /// under the request's event and the client asked for one, else as
+    /// `socket.emit(event, data)`.
+    async fn feed(&mut self, frame: Frame, route: Option<&Option<Ack>>) -> Result<(), Gone> {
+        let Some((event, data)) = split_frame(&frame) else {
             return Ok(());
         };
-        self.gateway.metrics().frames_sent.increment(1);
-        let ack = request
-            .filter(|request| request.event == event)
-            .and_then(|request| request.take_ack());
+        let ack = route
+            .and_then(Option::as_ref)
+            .and_then(|ack| ack.take_for(&event));
         // `&RawValue` goes through socketioxide's encoder verbatim.
         let sent = match ack {
             Some(ack) => ack.send(data),
@@ -750,16 +572,19 @@ impl Session {
         };
         sent.map_err(|err| {
             tracing::debug!(target: "gateway", "Socket.IO send failed: {err}");
-            Stop::Gone
+            Gone
         })
     }
-}
 
-/// Sleeps until `deadline` (never, without one).
-async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+    async fn flush(&mut self) -> Result<(), Gone> {
+        Ok(())
+    }
+
+    /// Socket.IO has no close codes: a close disconnects the socket.
+    async fn close(&mut self, how: Closing) {
+        if let Closing::Server(_) = how {
+            let _ = self.socket.clone().disconnect();
+        }
     }
 }
 

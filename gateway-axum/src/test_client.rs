@@ -198,16 +198,17 @@ impl TestServer {
             let connections = served.connections().clone();
             let signal = async move { connections.shutting_down().await };
             let grace = std::time::Duration::from_secs(5);
-            if let Err(err) =
-                crate::serve_with_shutdown(listener, router, &served, signal, grace).await
-            {
+            let serve = crate::serve(listener, router)
+                .with_graceful_shutdown(&served, signal)
+                .grace(grace);
+            if let Err(err) = serve.await {
                 tracing::error!(target: "gateway", "test server failed: {err}");
             }
         });
         Ok(Self { addr, app, task })
     }
 
-    /// Shuts the server down gracefully (see `serve_with_shutdown`): in-flight handlers get
+    /// Shuts the server down gracefully (see [`Serve::with_graceful_shutdown`](crate::Serve::with_graceful_shutdown)): in-flight handlers get
     /// `grace`, clients are closed with 1001, the listener stops. Returns how many
     /// connections were still open after the deadline.
     ///

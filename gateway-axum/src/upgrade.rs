@@ -11,21 +11,32 @@ use axum::http::header::{
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
-use gateway_core::{
-    ConnectionConfig, Connections, GatewayRuntime, Handshake, HandshakeRequest, Refused,
-};
+use std::sync::Arc;
 
-use crate::connection::Session;
+use gateway_core::transport::{GatewayRuntime, Refused, Session};
+use gateway_core::{App, ConnectionConfig, Handshake, HandshakeRequest};
+
+use crate::codec::Codec;
+use crate::socket::WebSocketConnection;
 
 /// What one upgrade route serves.
-#[derive(Clone)]
-pub(crate) struct Mounted {
+/// A gateway as a route serves it: the gateway, its app, the wire format.
+pub(crate) struct Mounted<C> {
     pub(crate) gateway: GatewayRuntime,
-    pub(crate) config: ConnectionConfig,
-    pub(crate) connections: Connections,
+    pub(crate) app: App,
+    pub(crate) codec: Arc<C>,
 }
 
-/// What a browser from an origin outside `allowed_origins` is told.
+impl<C> Clone for Mounted<C> {
+    fn clone(&self) -> Self {
+        Self {
+            gateway: self.gateway.clone(),
+            app: self.app.clone(),
+            codec: Arc::clone(&self.codec),
+        }
+    }
+}
+
 pub(crate) const ORIGIN_NOT_ALLOWED: &str = "Origin not allowed";
 
 /// Whether the request's `Origin` (if any: non-browser clients send none) is one of the
@@ -47,21 +58,25 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-pub(crate) async fn upgrade(State(mounted): State<Mounted>, request: Request) -> Response {
+pub(crate) async fn upgrade<C: Codec>(
+    State(mounted): State<Mounted<C>>,
+    request: Request,
+) -> Response {
     let (mut parts, _body) = request.into_parts();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
     // Every refusal happens before the upgrade: a refused client never gets a socket.
-    if !origin_allowed(&mounted.config, &parts.headers) {
+    let config = mounted.app.config();
+    if !origin_allowed(config, &parts.headers) {
         return refuse(StatusCode::FORBIDDEN, ORIGIN_NOT_ALLOWED);
     }
     let remote_addr = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
-    let guard = match mounted.connections.admit(remote_addr.map(|a| a.ip())) {
+    let guard = match mounted.app.connections().admit(remote_addr.map(|a| a.ip())) {
         Ok(guard) => guard,
         Err(refused) => {
             tracing::debug!(target: "gateway::rejection", "{refused}");
@@ -87,21 +102,17 @@ pub(crate) async fn upgrade(State(mounted): State<Mounted>, request: Request) ->
     handshake.remote_addr = remote_addr;
     handshake.extensions = parts.extensions;
     let ws = ws
-        .read_buffer_size(mounted.config.read_buffer_size)
-        .write_buffer_size(mounted.config.write_buffer_size)
-        .max_message_size(mounted.config.max_message_size)
-        .max_frame_size(mounted.config.max_frame_size);
-    let session = Box::new(Session {
-        gateway: mounted.gateway,
-        handshake,
-        config: mounted.config,
-        connections: mounted.connections,
-        guard,
-    });
-    ws.on_upgrade(move |socket| session.run(socket))
+        .read_buffer_size(config.read_buffer_size)
+        .write_buffer_size(config.write_buffer_size)
+        .max_message_size(config.max_message_size)
+        .max_frame_size(config.max_frame_size);
+    // Boxed while the upgrade completes, so that the upgrade task carries one pointer
+    // instead of the handshake.
+    let session = Box::new(Session::new(&mounted.gateway, &mounted.app, handshake).admitted(guard));
+    let codec = mounted.codec;
+    ws.on_upgrade(move |socket| (*session).serve(WebSocketConnection::new(socket, codec)))
 }
 
-/// A copy of the request URI that does not share hyper's read buffer.
 fn detach_uri(uri: Uri) -> Uri {
     uri.to_string().parse().unwrap_or(uri)
 }

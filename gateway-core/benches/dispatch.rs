@@ -2,9 +2,9 @@
 //! --bench dispatch`.
 //!
 //! - `frame_decode`: parsing `{"event":..,"data":..}` (event borrowed, data kept raw);
-//! - `dispatch_text`: decode + event lookup + extraction + a sync handler + reply encode,
-//!   through `GatewayRuntime::dispatch_text`, for a raw-JSON echo and a `serde_json::Value`
-//!   echo;
+//! - `handle_json`: decode + event lookup + extraction + a sync handler + reply encode,
+//!   through the pipeline (`GatewayRuntime::handle_json`), for a raw-JSON echo and a
+//!   `serde_json::Value` echo;
 //! - `reply_encode`: encoding `{"event":..,"data":..}` from a raw body and from a typed one.
 
 // `criterion_group!` defines an undocumented `pub fn`.
@@ -12,7 +12,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gateway_core::prelude::*;
-use gateway_core::{Dispatch, Frame, Handshake, IncomingFrame, Reply};
+use gateway_core::transport::{Answer, Handled, parse};
+use gateway_core::{Frame, Handshake};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::hint::black_box;
@@ -45,10 +46,10 @@ struct Message<'a> {
     text: &'a str,
 }
 
-/// The reply frame of a dispatch that completes inline.
-fn reply_of(dispatch: Dispatch) -> Option<Frame> {
-    match dispatch {
-        Dispatch::Ready(Ok(Reply::Frame(frame))) => Some(frame),
+/// The reply frame of a request answered inline.
+fn reply_of(handled: Handled) -> Option<Frame> {
+    match handled {
+        Handled::Ready(Answer::Frame(frame)) => Some(frame),
         _ => None,
     }
 }
@@ -61,19 +62,19 @@ fn benches(c: &mut Criterion) {
     let (client, _queue) = gateway.open(Handshake::default(), 1024);
 
     // The handlers answer as expected before anything is timed.
-    let reply = reply_of(gateway.dispatch_text(&client, ECHO)).map(|f| f.as_str().to_owned());
+    let reply = reply_of(gateway.handle_json(&client, ECHO)).map(|f| f.as_str().to_owned());
     assert_eq!(reply.as_deref(), Some(ECHO));
 
     c.bench_function("frame_decode", |b| {
-        b.iter(|| IncomingFrame::parse(black_box(ECHO)).is_ok());
+        b.iter(|| parse(black_box(ECHO)).is_ok());
     });
 
-    let mut group = c.benchmark_group("dispatch_text");
+    let mut group = c.benchmark_group("handle_json");
     group.bench_function("echo_raw", |b| {
-        b.iter(|| reply_of(gateway.dispatch_text(&client, black_box(ECHO))));
+        b.iter(|| reply_of(gateway.handle_json(&client, black_box(ECHO))));
     });
     group.bench_function("echo_value", |b| {
-        b.iter(|| reply_of(gateway.dispatch_text(&client, black_box(ECHO_VALUE))));
+        b.iter(|| reply_of(gateway.handle_json(&client, black_box(ECHO_VALUE))));
     });
     group.finish();
 

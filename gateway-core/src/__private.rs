@@ -10,7 +10,9 @@ use serde::Serialize;
 pub use crate::dispatch::{Context, Dispatch, Outcome, Reply};
 pub use crate::extract::{ArgSite, FromContext, MessageBody};
 pub use crate::filter::FilterRef;
-pub use crate::gateway::{Gateway, GatewayHandlers, Handler, HandlerDoc, Hook, Hooks};
+pub use crate::gateway::{
+    DescribeFn, Gateway, GatewayHandlers, Handler, HandlerDoc, HandlerFn, Hook, Hooks, VerifyFn,
+};
 pub use crate::guard::GuardRef;
 pub use crate::inject::{BuildContext, FromProviders};
 pub use crate::interceptor::InterceptorRef;

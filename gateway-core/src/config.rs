@@ -36,6 +36,10 @@ pub struct ConnectionConfig {
     /// Deepest nesting of arrays and objects accepted in a message; a deeper one gets an
     /// exception frame. Default 64.
     pub max_json_depth: usize,
+    /// Requests of one client whose handlers may run at once (async handlers, guards,
+    /// interceptors, reply streams). Past it the client is not read until one finishes:
+    /// backpressure, never an unbounded queue. Default 64.
+    pub max_in_flight: usize,
     /// Messages a client may send, per second, with bursts; `None` for no limit. Default
     /// 1,000 per second, bursts of 2,000.
     pub rate_limit: Option<RateLimit>,
@@ -107,6 +111,7 @@ impl Default for ConnectionConfig {
             max_frame_size: 64 * 1024,
             outbound_queue: 1024,
             max_json_depth: 64,
+            max_in_flight: 64,
             rate_limit: Some(RateLimit::new(1_000, 2_000)),
             max_connections: Some(100_000),
             max_connections_per_ip: None,

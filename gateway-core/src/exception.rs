@@ -38,8 +38,79 @@ pub const INTERNAL_SERVER_ERROR: &str = "Internal server error";
 #[derive(Clone, PartialEq)]
 pub struct WsException {
     message: Cow<'static, str>,
+    kind: ErrorKind,
     fields: Option<Box<Map<String, Value>>>,
     close: Option<CloseRequest>,
+}
+
+/// Where an error came from: the label of `gateway_errors_total`, and what an exception
+/// filter can match on without reading the message.
+///
+/// Exceptions a gateway raises are [`ErrorKind::Handler`]; the framework marks its own.
+///
+/// ```
+/// use gateway_core::{ErrorKind, WsException};
+///
+/// assert_eq!(WsException::new("Room is full").kind(), ErrorKind::Handler);
+/// assert_eq!(WsException::internal().kind(), ErrorKind::Internal);
+/// assert_eq!(ErrorKind::UnknownEvent.as_str(), "unknown_event");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A message that is not a request: malformed, not an envelope, a body that does not
+    /// deserialize, nested too deeply, a binary frame to the JSON protocol.
+    BadRequest,
+    /// A request for an event no handler subscribes to.
+    UnknownEvent,
+    /// A body that `ValidationPipe` refused.
+    Validation,
+    /// A guard denied the request.
+    Forbidden,
+    /// A panic, or a reply that failed to serialize.
+    Internal,
+    /// Over the connection's rate limit.
+    RateLimited,
+    /// Raised by the gateway's own code: a handler, a guard, a pipe, an interceptor.
+    Handler,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of [`as_str`](Self::as_str)'s labels.
+    pub(crate) const ALL: [ErrorKind; 7] = [
+        ErrorKind::BadRequest,
+        ErrorKind::UnknownEvent,
+        ErrorKind::Validation,
+        ErrorKind::Forbidden,
+        ErrorKind::Internal,
+        ErrorKind::RateLimited,
+        ErrorKind::Handler,
+    ];
+
+    /// The kind as a metric label: `bad_request`, `unknown_event`, `validation`,
+    /// `forbidden`, `internal`, `rate_limited` or `handler`.
+    ///
+    /// ```
+    /// assert_eq!(gateway_core::ErrorKind::Forbidden.as_str(), "forbidden");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::UnknownEvent => "unknown_event",
+            ErrorKind::Validation => "validation",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Internal => "internal",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Handler => "handler",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(Self::ALL.len() - 1)
+    }
 }
 
 /// A request to close the connection after the exception frame has been sent.
@@ -69,11 +140,47 @@ impl WsException {
     /// assert_eq!(err.to_string(), "Unknown room");
     /// ```
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::of_kind(ErrorKind::Handler, message)
+    }
+
+    /// An exception of the framework's own, marked with its kind.
+    pub(crate) fn of_kind(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             message: message.into(),
+            kind,
             fields: None,
             close: None,
         }
+    }
+
+    /// Where the exception came from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{ErrorKind, WsException};
+    ///
+    /// assert_eq!(WsException::new("nope").kind(), ErrorKind::Handler);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The exception, marked as of this kind: what transports use for a message that
+    /// does not decode ([`ErrorKind::BadRequest`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{ErrorKind, WsException};
+    ///
+    /// let err = WsException::new("Malformed MessagePack").with_kind(ErrorKind::BadRequest);
+    /// assert_eq!(err.kind(), ErrorKind::BadRequest);
+    /// ```
+    #[must_use]
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// The exception NestJS sends for errors that were not meant for the client:
@@ -85,7 +192,7 @@ impl WsException {
     /// assert_eq!(gateway_core::WsException::internal().message(), "Internal server error");
     /// ```
     pub fn internal() -> Self {
-        Self::new(INTERNAL_SERVER_ERROR)
+        Self::of_kind(ErrorKind::Internal, INTERNAL_SERVER_ERROR)
     }
 
     /// Adds a field to the exception payload, beside `status` and `message`.

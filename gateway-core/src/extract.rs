@@ -254,7 +254,10 @@ impl<T: DeserializeOwned> MessageBody for T {}
 /// Deserializes the message body, or says precisely why it does not fit.
 pub(crate) fn body<T: DeserializeOwned>(cx: &Context<'_>) -> Result<T, WsException> {
     serde_json::from_str(cx.data().map_or("null", |d| d.get())).map_err(|err| {
-        let err = WsException::new(format!("Invalid message body: {err}"));
+        let err = WsException::of_kind(
+            crate::ErrorKind::BadRequest,
+            format!("Invalid message body: {err}"),
+        );
         tracing::debug!(target: "gateway::rejection", event = cx.event(), "{err}");
         err
     })

@@ -4,7 +4,7 @@
 use std::any::{Any, type_name};
 use std::fmt;
 
-use crate::exception::WsException;
+use crate::exception::{ErrorKind, WsException};
 
 /// An error raised by a guard, pipe, interceptor or handler: a [`WsException`] or any error
 /// type of the app that converts into one.
@@ -124,6 +124,22 @@ impl Failure {
     /// ```
     pub fn type_name(&self) -> &'static str {
         self.error.type_name()
+    }
+
+    /// Where the failure came from: a [`WsException`]'s own kind, and
+    /// [`ErrorKind::Handler`] for any other error type (the gateway's own errors).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{ErrorKind, Failure, WsException};
+    ///
+    /// assert_eq!(Failure::from(WsException::internal()).kind(), ErrorKind::Internal);
+    /// assert_eq!(Failure::new(WsException::new("Room is full")).kind(), ErrorKind::Handler);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        self.downcast_ref::<WsException>()
+            .map_or(ErrorKind::Handler, WsException::kind)
     }
 
     /// Converts the error into the exception the client receives.

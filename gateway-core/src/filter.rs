@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::client::Client;
 use crate::exception::{CloseRequest, WsException};
 use crate::failure::Failure;
-use crate::frame::{Frame, IncomingFrame, exception_frame};
+use crate::frame::{Frame, exception_frame};
+use crate::request::Request;
 
 /// Catches errors of one type, [`Error`](Self::Error), raised anywhere in the pipeline of
 /// the scopes it is attached to, and decides what the client receives: a frame, nothing,
@@ -92,7 +93,7 @@ pub trait ExceptionFilter: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct FilterContext<'a> {
     pub(crate) client: &'a Client,
-    pub(crate) request: Option<&'a IncomingFrame<'a>>,
+    pub(crate) request: Option<&'a Request<'a>>,
 }
 
 impl<'a> FilterContext<'a> {
@@ -143,7 +144,7 @@ impl<'a> FilterContext<'a> {
     ///     type Error = WsException;
     ///
     ///     fn catch(&self, _error: &WsException, cx: &FilterContext<'_>) -> Caught {
-    ///         let id = cx.request().and_then(|request| request.id).map(|id| id.get());
+    ///         let id = cx.request().and_then(|request| request.id()).map(|id| id.get());
     ///         Caught::frame(Frame::event("failed", &id).unwrap())
     ///     }
     /// }
@@ -158,7 +159,7 @@ impl<'a> FilterContext<'a> {
     /// let caught = gw.catch(&client, Some("{"), WsException::new("no").into());
     /// assert_eq!(caught.frame_ref().unwrap().as_str(), r#"{"event":"failed","data":null}"#);
     /// ```
-    pub fn request(&self) -> Option<&'a IncomingFrame<'a>> {
+    pub fn request(&self) -> Option<&'a Request<'a>> {
         self.request
     }
 

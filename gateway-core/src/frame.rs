@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::WsException;
+use crate::request::Request;
 
 /// The event name under which errors reach the client, as in NestJS.
 ///
@@ -180,25 +181,6 @@ pub(crate) fn write_tail(buf: &mut Vec<u8>, id: Option<&RawValue>) {
     buf.push(b'}');
 }
 
-/// An incoming frame, parsed once: the event name borrowed when it has no escapes, the body
-/// and id kept as raw JSON until a handler's type is known.
-///
-/// ```
-/// let frame = gateway_core::IncomingFrame::parse(r#"{"event":"join","data":"lobby"}"#).unwrap();
-/// assert_eq!(frame.event, "join");
-/// assert_eq!(frame.data.unwrap().get(), r#""lobby""#);
-/// assert!(frame.id.is_none());
-/// ```
-#[derive(Debug)]
-pub struct IncomingFrame<'a> {
-    /// The `event` field.
-    pub event: Cow<'a, str>,
-    /// The `data` field, `None` when absent or `null`.
-    pub data: Option<&'a RawValue>,
-    /// The `id` field, `None` when absent or `null`.
-    pub id: Option<&'a RawValue>,
-}
-
 #[derive(Deserialize)]
 struct RawFrame<'a> {
     #[serde(borrow, default)]
@@ -212,11 +194,11 @@ struct RawFrame<'a> {
 /// Why an incoming frame could not be routed to a handler.
 ///
 /// ```
-/// use gateway_core::{FrameError, IncomingFrame};
+/// use gateway_core::frame::{FrameError, parse};
 ///
-/// assert!(matches!(IncomingFrame::parse("{oops"), Err(FrameError::Malformed(_))));
-/// assert!(matches!(IncomingFrame::parse("[1]"), Err(FrameError::NotAnObject)));
-/// assert!(matches!(IncomingFrame::parse(r#"{"event":1}"#), Err(FrameError::EventNotString)));
+/// assert!(matches!(parse("{oops"), Err(FrameError::Malformed(_))));
+/// assert!(matches!(parse("[1]"), Err(FrameError::NotAnObject)));
+/// assert!(matches!(parse(r#"{"event":1}"#), Err(FrameError::EventNotString)));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -240,53 +222,49 @@ pub enum FrameError {
 
 impl From<FrameError> for WsException {
     fn from(err: FrameError) -> Self {
-        WsException::new(err.to_string())
+        WsException::of_kind(crate::ErrorKind::BadRequest, err.to_string())
     }
 }
 
-impl<'a> IncomingFrame<'a> {
-    /// Parses a text frame.
-    ///
-    /// # Errors
-    ///
-    /// A [`FrameError`] saying precisely what is wrong with the frame.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use gateway_core::IncomingFrame;
-    ///
-    /// let frame = IncomingFrame::parse(r#"{"event":"join","data":{"room":"a"},"id":7}"#).unwrap();
-    /// assert_eq!(frame.event, "join");
-    /// assert_eq!(frame.data.unwrap().get(), r#"{"room":"a"}"#);
-    /// assert_eq!(frame.id.unwrap().get(), "7");
-    ///
-    /// let err = IncomingFrame::parse(r#"{"data":1}"#).unwrap_err();
-    /// assert_eq!(err.to_string(), r#"Invalid frame: missing "event" field"#);
-    /// ```
-    pub fn parse(text: &'a str) -> Result<Self, FrameError> {
-        if !text.trim_start().starts_with('{') {
-            // Serde would accept `[event, data]` for a struct; only objects are frames.
-            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-                Err(err) => FrameError::Malformed(err),
-                Ok(_) => FrameError::NotAnObject,
-            });
-        }
-        let raw: RawFrame<'a> = serde_json::from_str(text).map_err(FrameError::Malformed)?;
-        let event = raw.event.ok_or(FrameError::MissingEvent)?;
-        // `Cow`'s own impl always allocates; borrow when the name has no escapes.
-        let event: Cow<'a, str> = match <&'a str>::deserialize(event) {
-            Ok(name) => Cow::Borrowed(name),
-            Err(_) => {
-                Cow::Owned(String::deserialize(event).map_err(|_| FrameError::EventNotString)?)
-            }
-        };
-        Ok(Self {
-            event,
-            data: raw.data,
-            id: raw.id,
-        })
+/// Parses a text frame of the JSON protocol, `{"event": string, "data"?: any, "id"?: any}`:
+/// the event name borrowed when it has no escapes, the body and id kept as raw JSON until a
+/// handler's type is known.
+///
+/// # Errors
+///
+/// A [`FrameError`] saying precisely what is wrong with the frame.
+///
+/// # Examples
+///
+/// ```
+/// let frame = gateway_core::frame::parse(r#"{"event":"join","data":{"room":"a"},"id":7}"#).unwrap();
+/// assert_eq!(frame.event, "join");
+/// assert_eq!(frame.data().unwrap().get(), r#"{"room":"a"}"#);
+/// assert_eq!(frame.id().unwrap().get(), "7");
+///
+/// let err = gateway_core::frame::parse(r#"{"data":1}"#).unwrap_err();
+/// assert_eq!(err.to_string(), r#"Invalid frame: missing "event" field"#);
+/// ```
+pub fn parse<'a>(text: &'a str) -> Result<Request<'a>, FrameError> {
+    if !text.trim_start().starts_with('{') {
+        // Serde would accept `[event, data]` for a struct; only objects are frames.
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Err(err) => FrameError::Malformed(err),
+            Ok(_) => FrameError::NotAnObject,
+        });
     }
+    let raw: RawFrame<'a> = serde_json::from_str(text).map_err(FrameError::Malformed)?;
+    let event = raw.event.ok_or(FrameError::MissingEvent)?;
+    // `Cow`'s own impl always allocates; borrow when the name has no escapes.
+    let event: Cow<'a, str> = match <&'a str>::deserialize(event) {
+        Ok(name) => Cow::Borrowed(name),
+        Err(_) => Cow::Owned(String::deserialize(event).map_err(|_| FrameError::EventNotString)?),
+    };
+    Ok(Request {
+        event,
+        data: raw.data.map(Cow::Borrowed),
+        id: raw.id.map(Cow::Borrowed),
+    })
 }
 
 /// Whether `text` nests arrays and objects deeper than `max`, counted without parsing
@@ -338,16 +316,16 @@ pub fn exceeds_depth(text: &str, max: usize) -> bool {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{IncomingFrame, WsException, frame::exception_frame};
+/// use gateway_core::{WsException, frame::{exception_frame, parse}};
 ///
-/// let request = IncomingFrame::parse(r#"{"event":"join","data":{"room":""},"id":"a1"}"#).unwrap();
+/// let request = parse(r#"{"event":"join","data":{"room":""},"id":"a1"}"#).unwrap();
 /// let frame = exception_frame(&WsException::new("Room name is empty"), Some(&request));
 /// assert_eq!(
 ///     frame.as_str(),
 ///     r#"{"event":"exception","data":{"status":"error","message":"Room name is empty","cause":{"pattern":"join","data":{"room":""}}},"id":"a1"}"#
 /// );
 /// ```
-pub fn exception_frame(err: &WsException, request: Option<&IncomingFrame<'_>>) -> Frame {
+pub fn exception_frame(err: &WsException, request: Option<&Request<'_>>) -> Frame {
     let mut buf = Vec::with_capacity(128);
     buf.extend_from_slice(br#"{"event":"exception","data":{"status":"error","message":"#);
     push_json(&mut buf, err.message());
@@ -361,11 +339,11 @@ pub fn exception_frame(err: &WsException, request: Option<&IncomingFrame<'_>>) -
         buf.extend_from_slice(br#","cause":{"pattern":"#);
         push_json(&mut buf, &*request.event);
         buf.extend_from_slice(br#","data":"#);
-        buf.extend_from_slice(request.data.map_or("null", |d| d.get()).as_bytes());
+        buf.extend_from_slice(request.data().map_or("null", RawValue::get).as_bytes());
         buf.push(b'}');
     }
     buf.push(b'}');
-    write_tail(&mut buf, request.and_then(|r| r.id));
+    write_tail(&mut buf, request.and_then(Request::id));
     Frame::from_json(buf)
 }
 
@@ -381,19 +359,19 @@ mod tests {
     use super::*;
 
     fn error_of(text: &str) -> String {
-        IncomingFrame::parse(text).unwrap_err().to_string()
+        parse(text).unwrap_err().to_string()
     }
 
     #[test]
     fn parses_escaped_event_names() {
-        let frame = IncomingFrame::parse(r#"{"event":"a\"b","data":null}"#).unwrap();
+        let frame = parse(r#"{"event":"a\"b","data":null}"#).unwrap();
         assert_eq!(frame.event, "a\"b");
-        assert!(frame.data.is_none());
+        assert!(frame.data().is_none());
     }
 
     #[test]
     fn borrows_plain_event_names() {
-        let frame = IncomingFrame::parse(r#"{"event":"plain"}"#).unwrap();
+        let frame = parse(r#"{"event":"plain"}"#).unwrap();
         assert!(matches!(frame.event, Cow::Borrowed("plain")));
     }
 

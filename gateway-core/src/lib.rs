@@ -67,44 +67,44 @@ mod interceptor;
 mod layers;
 mod logging;
 pub mod pipe;
+mod pipeline;
 pub mod prelude;
+mod rate_limit;
 mod registry;
 pub mod reply;
+mod request;
 mod runtime;
 mod server;
+mod session;
 pub mod telemetry;
-mod transport;
+pub mod transport;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use adapter::Adapter;
+// Gateway authors: the items a gateway, its handlers, guards, interceptors, pipes and
+// filters touch. Transport authors find theirs in `transport`, generated code in
+// `__private`.
 pub use app::{App, GatewayApp};
-pub use auth::{Authenticator, HandshakeRequest, Identity, IdentitySlot, UNAUTHORIZED};
-pub use client::{Client, ClientId, Handshake, Outbound, OutboundQueue, OverflowSignal};
+pub use auth::{Authenticator, HandshakeRequest, Identity, UNAUTHORIZED};
+pub use client::{Client, ClientId, Handshake};
 pub use config::{ConnectionConfig, RateLimit};
-pub use connections::{ConnectionGuard, Connections, Refused};
-pub use dispatch::{Context, Dispatch, Outcome, Reply};
+pub use dispatch::{Context, Outcome, Reply};
 pub use error::{BuildError, SendError};
-pub use exception::{CloseRequest, INTERNAL_SERVER_ERROR, WsException};
+pub use exception::{CloseRequest, ErrorKind, INTERNAL_SERVER_ERROR, WsException};
 pub use extract::{ArgSite, Data, Event, FromContext, MessageBody, TryData};
 pub use failure::Failure;
-pub use filter::{Caught, ExceptionFilter, FilterContext, FilterRef};
-pub use frame::{Frame, FrameError, IncomingFrame};
-pub use gateway::{
-    DescribeFn, Gateway, GatewayHandlers, Handler, HandlerDoc, HandlerFn, Hook, Hooks, VerifyFn,
-};
-pub use guard::{FORBIDDEN, Guard, GuardRef};
+pub use filter::{Caught, ExceptionFilter, FilterContext};
+pub use frame::Frame;
+pub use guard::{FORBIDDEN, Guard};
 pub use inject::{BuildContext, FromProviders, Inject, Providers};
-pub use interceptor::{Interceptor, InterceptorRef, Next};
-pub use layers::Layers;
+pub use interceptor::{Interceptor, Next};
 pub use logging::LoggingInterceptor;
 pub use pipe::{Pipe, ValidationPipe};
 pub use registry::{GatewayDescriptor, registered};
 pub use reply::{IntoReply, ReplyTo, WsResponse};
-pub use runtime::{EventDoc, GatewayRuntime};
+pub use request::{IntoRawJson, Request};
 pub use server::{Broadcast, WsServer};
-pub use transport::WebSocketAdapter;
 
 /// The JSON Schema crate the AsyncAPI document is built with: derive `JsonSchema` on message
 /// bodies and replies to describe them.

@@ -3,29 +3,25 @@
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
 
-use futures_util::{FutureExt, StreamExt};
 use rustc_hash::FxHashMap;
-use serde_json::value::RawValue;
 use tokio::sync::watch;
-use tracing::Instrument;
 
 use crate::auth::{AuthenticatorRef, HandshakeRequest, IdentitySlot};
 use crate::client::{Client, ClientSink, Handshake, OutboundQueue};
-use crate::dispatch::{Context, Dispatch, Outcome, Reply};
+use crate::dispatch::{Context, Dispatch};
 use crate::error::BuildError;
 use crate::exception::WsException;
 use crate::failure::Failure;
-use crate::filter::{Caught, FilterContext};
-use crate::frame::{Frame, FrameError, IncomingFrame};
+use crate::filter::Caught;
 use crate::gateway::{GatewayHandlers, Handler, Hook};
-use crate::guard::FORBIDDEN;
 use crate::inject::{BuildContext, Providers};
-use crate::interceptor::Next;
 use crate::layers::Layers;
+use crate::pipeline::{guard_panics, panic_message};
+use crate::request::Request;
 use crate::server::WsServer;
 use crate::telemetry;
+use crate::transport::Handled;
 
 /// What the app builder hands to every gateway it builds.
 pub(crate) struct AppParts<'a> {
@@ -95,21 +91,12 @@ pub struct GatewayRuntime {
 }
 
 /// The part of a runtime that depends on the gateway's type.
-trait ErasedGateway: Send + Sync {
+pub(crate) trait ErasedGateway: Send + Sync {
     fn name(&self) -> &'static str;
     fn shared(&self) -> &Shared;
-    fn method_of(&self, event: &str) -> Option<&'static str>;
-    /// The event's name as the handler table holds it (`'static`), if there is a handler.
-    fn event_of(&self, event: &str) -> Option<(&'static str, &telemetry::EventMetrics)>;
     fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc>;
-    fn filters_of(&self, event: &str) -> &Layers;
-    fn call(
-        &self,
-        client: &Client,
-        event: &str,
-        data: Option<&RawValue>,
-        id: Option<&RawValue>,
-    ) -> Option<Dispatch>;
+    fn handle(&self, client: &Client, request: &Request<'_>) -> Handled;
+    fn catch(&self, client: &Client, request: Option<&Request<'_>>, failure: Failure) -> Caught;
     fn hook(&self, kind: HookKind, cx: &Context<'_>) -> Option<Dispatch>;
 }
 
@@ -146,35 +133,36 @@ pub struct EventDoc {
 }
 
 /// What every gateway has, whatever its type.
-struct Shared {
-    metrics: telemetry::GatewayMetrics,
-    path: &'static str,
-    server: WsServer,
-    providers: Providers,
+pub(crate) struct Shared {
+    pub(crate) metrics: telemetry::GatewayMetrics,
+    pub(crate) path: &'static str,
+    pub(crate) server: WsServer,
+    pub(crate) providers: Providers,
     ready: watch::Receiver<bool>,
     authenticator: Option<AuthenticatorRef>,
-    /// The global and gateway layers: what applies to frames that reach no handler.
-    outer: Layers,
+    /// The global and gateway layers: what applies to messages that reach no handler.
+    pub(crate) outer: Layers,
 }
 
 #[derive(Clone, Copy, Debug)]
-enum HookKind {
+pub(crate) enum HookKind {
     AfterInit,
     Connection,
     Disconnect,
 }
 
 /// One handler with the layers of every scope above it.
-struct Route<G: 'static> {
-    metrics: telemetry::EventMetrics,
-    handler: &'static Handler<G>,
-    layers: Layers,
+pub(crate) struct Route<G: 'static> {
+    pub(crate) metrics: telemetry::EventMetrics,
+    pub(crate) handler: &'static Handler<G>,
+    pub(crate) layers: Layers,
 }
 
-struct Typed<G: 'static> {
-    gateway: Arc<G>,
-    routes: FxHashMap<&'static str, Arc<Route<G>>>,
-    shared: Shared,
+/// A built gateway of type `G`: what [`pipeline`](crate::pipeline) runs requests on.
+pub(crate) struct Typed<G: 'static> {
+    pub(crate) gateway: Arc<G>,
+    pub(crate) routes: FxHashMap<&'static str, Arc<Route<G>>>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
@@ -184,16 +172,6 @@ impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
 
     fn shared(&self) -> &Shared {
         &self.shared
-    }
-
-    fn method_of(&self, event: &str) -> Option<&'static str> {
-        self.routes.get(event).map(|r| r.handler.method)
-    }
-
-    fn event_of(&self, event: &str) -> Option<(&'static str, &telemetry::EventMetrics)> {
-        self.routes
-            .get(event)
-            .map(|r| (r.handler.event, &r.metrics))
     }
 
     fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
@@ -207,70 +185,12 @@ impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
             .collect()
     }
 
-    fn filters_of(&self, event: &str) -> &Layers {
-        self.routes
-            .get(event)
-            .map_or(&self.shared.outer, |r| &r.layers)
+    fn handle(&self, client: &Client, request: &Request<'_>) -> Handled {
+        Typed::handle(self, client, request)
     }
 
-    fn call(
-        &self,
-        client: &Client,
-        event: &str,
-        data: Option<&RawValue>,
-        id: Option<&RawValue>,
-    ) -> Option<Dispatch> {
-        let route = self.routes.get(event)?;
-        let shared = &self.shared;
-        if route.layers.is_direct() {
-            // The fast path: extraction and a sync handler run right here.
-            let cx = Context {
-                client: Some(client),
-                server: &shared.server,
-                providers: &shared.providers,
-                event: route.handler.event,
-                data,
-                id,
-            };
-            return Some((route.handler.call)(&self.gateway, &cx));
-        }
-        // Guards and interceptors may wait: the request is copied so the context can
-        // outlive the frame.
-        let route = Arc::clone(route);
-        let gateway = Arc::clone(&self.gateway);
-        let client = client.clone();
-        let server = shared.server.clone();
-        let providers = shared.providers.clone();
-        let data = data.map(ToOwned::to_owned);
-        let id = id.map(ToOwned::to_owned);
-        Some(Dispatch::pending(async move {
-            let cx = Context {
-                client: Some(&client),
-                server: &server,
-                providers: &providers,
-                event: route.handler.event,
-                data: data.as_deref(),
-                id: id.as_deref(),
-            };
-            for guard in &route.layers.guards {
-                match guard.0.can_activate(&cx).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::debug!(target: "gateway::rejection", event = cx.event, "guard denied the message");
-                        return Err(WsException::new(FORBIDDEN).into());
-                    }
-                    Err(err) => return Err(err.into()),
-                }
-            }
-            let call = |cx: &Context<'_>| (route.handler.call)(&gateway, cx);
-            Next {
-                rest: &route.layers.interceptors,
-                cx: &cx,
-                handler: &call,
-            }
-            .run()
-            .await
-        }))
+    fn catch(&self, client: &Client, request: Option<&Request<'_>>, failure: Failure) -> Caught {
+        Typed::catch(self, client, request, failure)
     }
 
     fn hook(&self, kind: HookKind, cx: &Context<'_>) -> Option<Dispatch> {
@@ -331,7 +251,7 @@ impl GatewayRuntime {
             inner: Arc::new(Typed {
                 gateway,
                 routes,
-                shared: Shared {
+                shared: Arc::new(Shared {
                     path: G::PATH,
                     server,
                     providers: parts.providers.clone(),
@@ -339,7 +259,7 @@ impl GatewayRuntime {
                     authenticator: parts.authenticator.clone(),
                     outer,
                     metrics: telemetry::GatewayMetrics::new(G::PATH),
-                },
+                }),
             }),
         };
         if let Some(hook) = &hooks.after_init {
@@ -377,6 +297,10 @@ impl GatewayRuntime {
 
     fn shared(&self) -> &Shared {
         self.inner.shared()
+    }
+
+    pub(crate) fn erased(&self) -> &dyn ErasedGateway {
+        &*self.inner
     }
 
     /// The gateway's path.
@@ -710,295 +634,6 @@ impl GatewayRuntime {
     pub fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
         self.inner.describe(generator)
     }
-
-    /// Parses a text frame and dispatches it to its handler.
-    ///
-    /// A frame that cannot be routed (malformed JSON, no event, unknown event, a body that
-    /// does not fit) comes back as `Dispatch::Ready(Err(..))` with a precise message; turn
-    /// any failure into what the client receives with [`catch`](Self::catch).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
-    ///
-    /// #[websocket_gateway(path = "/chat")]
-    /// struct Chat;
-    ///
-    /// #[websocket_gateway]
-    /// impl Chat {
-    ///     #[subscribe("echo")]
-    ///     async fn echo(&self, data: serde_json::Value) -> serde_json::Value {
-    ///         data
-    ///     }
-    /// }
-    ///
-    /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// let gw = &app.gateways()[0];
-    /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    ///
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"echo","data":1}"#).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// assert_eq!(frame.as_str(), r#"{"event":"echo","data":1}"#);
-    ///
-    /// let err = gw.dispatch_text(&client, r#"{"data":1}"#).outcome().await.unwrap_err();
-    /// assert_eq!(err.to_string(), r#"Invalid frame: missing "event" field"#);
-    /// let err = gw.dispatch_text(&client, r#"{"event":"nope"}"#).outcome().await.unwrap_err();
-    /// assert_eq!(err.to_string(), r#"Unknown event "nope""#);
-    /// # }
-    /// ```
-    pub fn dispatch_text(&self, client: &Client, text: &str) -> Dispatch {
-        match IncomingFrame::parse(text) {
-            Ok(frame) => self.dispatch(client, &frame.event, frame.data, frame.id),
-            Err(err) => {
-                tracing::debug!(target: "gateway::rejection", gateway = self.name(), client = %client.id(), "{err}");
-                Dispatch::reject(err.into())
-            }
-        }
-    }
-
-    /// Dispatches one message, already split into event, data and id, to its handler.
-    /// Adapters with their own framing (Socket.IO, MessagePack) call this directly.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
-    /// use serde_json::value::RawValue;
-    ///
-    /// #[websocket_gateway(path = "/math")]
-    /// struct Math;
-    ///
-    /// #[websocket_gateway]
-    /// impl Math {
-    ///     #[subscribe("double")]
-    ///     fn double(&self, n: u32) -> u32 {
-    ///         n * 2
-    ///     }
-    /// }
-    ///
-    /// let app = GatewayApp::new().gateway::<Math>().build().unwrap();
-    /// let gw = &app.gateways()[0];
-    /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    ///
-    /// // E.g. decoded from a MessagePack or Socket.IO packet:
-    /// let data = RawValue::from_string("21".to_owned()).unwrap();
-    /// let id = RawValue::from_string(r#""req-1""#.to_owned()).unwrap();
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch(&client, "double", Some(&data), Some(&id)).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// assert_eq!(frame.as_str(), r#"{"event":"double","data":42,"id":"req-1"}"#);
-    /// # }
-    /// ```
-    pub fn dispatch(
-        &self,
-        client: &Client,
-        event: &str,
-        data: Option<&RawValue>,
-        id: Option<&RawValue>,
-    ) -> Dispatch {
-        let gateway = self.path();
-        let Some((event, metrics)) = self.inner.event_of(event) else {
-            self.shared().metrics.unknown_event.increment(1);
-            tracing::debug!(target: "gateway::rejection", gateway = self.name(), client = %client.id(), event, "unknown event");
-            return Dispatch::reject(WsException::new(format!("Unknown event {event:?}")));
-        };
-        metrics.received.increment(1);
-        let span = tracing::debug_span!(target: "gateway", "message", gateway, event, client = %client.id());
-        let started = Instant::now();
-        let called = span.in_scope(|| {
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                self.inner.call(client, event, data, id)
-            }))
-        });
-        match called {
-            Ok(Some(Dispatch::Ready(outcome))) => {
-                metrics.duration.record(started.elapsed());
-                Dispatch::Ready(guard_stream(outcome, self.name(), event))
-            }
-            Ok(Some(Dispatch::Pending(future))) => {
-                let name = self.name();
-                let duration = metrics.duration.clone();
-                Dispatch::pending(
-                    async move {
-                        let outcome = unwound(future, name, event).await;
-                        duration.record(started.elapsed());
-                        outcome
-                    }
-                    .instrument(span),
-                )
-            }
-            Ok(None) => Dispatch::reject(WsException::new(format!("Unknown event {event:?}"))),
-            Err(panic) => {
-                tracing::error!(target: "gateway", gateway = self.name(), event, method = self.inner.method_of(event), "handler panicked: {}", panic_message(&*panic));
-                Dispatch::reject(WsException::internal())
-            }
-        }
-    }
-
-    /// Decides what the client receives for a failure that answers `request` (the text
-    /// frame it sent, when there was one): the exception filters of the handler's scopes,
-    /// closest first, then NestJS's default `exception` frame.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use gateway_core::prelude::*;
-    /// # #[websocket_gateway(path = "/chat")] struct Chat;
-    /// # #[websocket_gateway] impl Chat {}
-    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// use gateway_core::Handshake;
-    ///
-    /// let gw = &app.gateways()[0];
-    /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    ///
-    /// // Without exception filters: NestJS's `exception` frame, with the request's pattern and id.
-    /// let request = r#"{"event":"join","data":"a","id":7}"#;
-    /// let caught = gw.catch(&client, Some(request), WsException::new("Room is full").into());
-    /// assert_eq!(
-    ///     caught.frame_ref().unwrap().as_str(),
-    ///     r#"{"event":"exception","data":{"status":"error","message":"Room is full","cause":{"pattern":"join","data":"a"}},"id":7}"#
-    /// );
-    /// assert!(caught.close_request().is_none()); // the socket stays open
-    /// ```
-    pub fn catch(&self, client: &Client, request: Option<&str>, failure: Failure) -> Caught {
-        self.shared()
-            .metrics
-            .error(telemetry::error_kind(&failure.to_string()));
-        let parsed = request.and_then(|text| IncomingFrame::parse(text).ok());
-        let cx = FilterContext {
-            client,
-            request: parsed.as_ref(),
-        };
-        let layers = match &parsed {
-            Some(frame) => self.inner.filters_of(&frame.event),
-            None => &self.shared().outer,
-        };
-        for filter in &layers.filters {
-            let caught =
-                std::panic::catch_unwind(AssertUnwindSafe(|| filter.0.try_catch(&failure, &cx)));
-            match caught {
-                Ok(Some(caught)) => return caught,
-                Ok(None) => {}
-                Err(panic) => {
-                    tracing::error!(target: "gateway", gateway = self.name(), "exception filter panicked: {}", panic_message(&*panic));
-                    return Caught::exception(&cx, &WsException::internal());
-                }
-            }
-        }
-        Caught::default_for(&cx, failure)
-    }
-
-    /// What the client receives for a binary frame sent to the JSON protocol.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use gateway_core::prelude::*;
-    /// # #[websocket_gateway(path = "/chat")] struct Chat;
-    /// # #[websocket_gateway] impl Chat {}
-    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// use gateway_core::Handshake;
-    ///
-    /// let gw = &app.gateways()[0];
-    /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let caught = gw.binary_rejected(&client);
-    /// assert!(caught.frame_ref().unwrap().as_str().contains("Binary frames are not supported"));
-    /// ```
-    pub fn binary_rejected(&self, client: &Client) -> Caught {
-        self.catch(client, None, WsException::from(FrameError::Binary).into())
-    }
-
-    /// The exception frame for an error that answers `text` (the frame the client sent,
-    /// when there was one), without exception filters.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use gateway_core::prelude::*;
-    /// # #[websocket_gateway(path = "/chat")] struct Chat;
-    /// # #[websocket_gateway] impl Chat {}
-    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// let gw = &app.gateways()[0];
-    /// let frame = gw.exception_frame(Some(r#"{"event":"nope","id":"q"}"#), &WsException::new("Unknown event"));
-    /// assert_eq!(
-    ///     frame.as_str(),
-    ///     r#"{"event":"exception","data":{"status":"error","message":"Unknown event","cause":{"pattern":"nope","data":null}},"id":"q"}"#
-    /// );
-    /// let bare = gw.exception_frame(None, &WsException::new("Too many messages"));
-    /// assert_eq!(
-    ///     bare.as_str(),
-    ///     r#"{"event":"exception","data":{"status":"error","message":"Too many messages"}}"#
-    /// );
-    /// ```
-    pub fn exception_frame(&self, text: Option<&str>, err: &WsException) -> Frame {
-        let request = text.and_then(|t| IncomingFrame::parse(t).ok());
-        crate::frame::exception_frame(err, request.as_ref())
-    }
-}
-
-/// Turns panics of a pending handler and of its reply stream into "Internal server error".
-fn guard_panics(dispatch: Dispatch, gateway: &'static str, what: &str) -> Dispatch {
-    let what = what.to_owned();
-    match dispatch {
-        Dispatch::Ready(outcome) => Dispatch::Ready(guard_stream(outcome, gateway, &what)),
-        Dispatch::Pending(future) => {
-            Dispatch::pending(async move { unwound(future, gateway, &what).await })
-        }
-    }
-}
-
-/// Awaits a handler's (or hook's) future: a panic in it, or later in its reply stream,
-/// becomes "Internal server error" and a `tracing` error.
-async fn unwound(
-    future: impl Future<Output = Outcome>,
-    gateway: &'static str,
-    what: &str,
-) -> Outcome {
-    match AssertUnwindSafe(future).catch_unwind().await {
-        Ok(outcome) => guard_stream(outcome, gateway, what),
-        Err(panic) => {
-            tracing::error!(target: "gateway", gateway, event = what, "handler panicked: {}", panic_message(&*panic));
-            Err(WsException::internal().into())
-        }
-    }
-}
-
-fn guard_stream(outcome: Outcome, gateway: &'static str, what: &str) -> Outcome {
-    match outcome {
-        Ok(Reply::Stream(stream)) => {
-            let what = what.to_owned();
-            Ok(Reply::Stream(
-            AssertUnwindSafe(stream)
-                .catch_unwind()
-                .map(move |item| {
-                    item.unwrap_or_else(|panic| {
-                        tracing::error!(target: "gateway", gateway, event = what, "reply stream panicked: {}", panic_message(&*panic));
-                        Err(WsException::internal().into())
-                    })
-                })
-                .boxed(),
-        ))
-        }
-        other => other,
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(non-string panic payload)")
 }
 
 impl fmt::Debug for GatewayRuntime {

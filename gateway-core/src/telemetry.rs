@@ -14,13 +14,12 @@
 //! The handles are registered when the app is built: install the recorder first.
 //!
 //! Error kinds: `bad_request` (malformed JSON, invalid frame or body), `unknown_event`,
-//! `validation`, `forbidden`, `internal` (panics, serialization), `handler` (anything a
-//! handler, guard or interceptor returned).
+//! `validation`, `forbidden`, `internal` (panics, serialization), `rate_limited`, `handler`
+//! (anything a handler, guard or interceptor returned): the [`ErrorKind`] of the failure.
 
 pub use metrics::{Counter, Gauge, Histogram};
 
-use crate::exception::INTERNAL_SERVER_ERROR;
-use crate::guard::FORBIDDEN;
+use crate::exception::ErrorKind;
 
 /// Open connections, per gateway.
 ///
@@ -80,18 +79,8 @@ pub struct GatewayMetrics {
     /// `gateway_messages_sent_total`.
     pub frames_sent: Counter,
     pub(crate) unknown_event: Counter,
-    errors: [Counter; ERROR_KINDS.len()],
+    errors: [Counter; ErrorKind::ALL.len()],
 }
-
-/// The kinds of `gateway_errors_total`.
-const ERROR_KINDS: [&str; 6] = [
-    "bad_request",
-    "unknown_event",
-    "validation",
-    "forbidden",
-    "internal",
-    "handler",
-];
 
 impl GatewayMetrics {
     pub(crate) fn new(gateway: &'static str) -> Self {
@@ -99,15 +88,14 @@ impl GatewayMetrics {
             connections: metrics::gauge!(CONNECTIONS, "gateway" => gateway),
             frames_sent: metrics::counter!(MESSAGES_SENT, "gateway" => gateway),
             unknown_event: metrics::counter!(MESSAGES_RECEIVED, "gateway" => gateway, "event" => "unknown"),
-            errors: ERROR_KINDS
-                .map(|kind| metrics::counter!(ERRORS, "gateway" => gateway, "kind" => kind)),
+            errors: ErrorKind::ALL.map(
+                |kind| metrics::counter!(ERRORS, "gateway" => gateway, "kind" => kind.as_str()),
+            ),
         }
     }
 
-    pub(crate) fn error(&self, kind: &'static str) {
-        if let Some(i) = ERROR_KINDS.iter().position(|k| *k == kind) {
-            self.errors[i].increment(1);
-        }
+    pub(crate) fn error(&self, kind: ErrorKind) {
+        self.errors[kind.index()].increment(1);
     }
 }
 
@@ -124,49 +112,5 @@ impl EventMetrics {
             received: metrics::counter!(MESSAGES_RECEIVED, "gateway" => gateway, "event" => event),
             duration: metrics::histogram!(HANDLER_DURATION, "gateway" => gateway, "event" => event),
         }
-    }
-}
-
-/// The kind of a failure, from the message the client receives.
-pub(crate) fn error_kind(message: &str) -> &'static str {
-    if message == FORBIDDEN {
-        "forbidden"
-    } else if message == INTERNAL_SERVER_ERROR {
-        "internal"
-    } else if message == crate::pipe::VALIDATION_FAILED {
-        "validation"
-    } else if message.starts_with("Unknown event") {
-        "unknown_event"
-    } else if [
-        "Malformed JSON",
-        "Invalid frame",
-        "Invalid message body",
-        "Binary frames",
-    ]
-    .iter()
-    .any(|p| message.starts_with(p))
-    {
-        "bad_request"
-    } else {
-        "handler"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::error_kind;
-
-    #[test]
-    fn kinds_follow_the_messages_clients_get() {
-        assert_eq!(error_kind("Forbidden resource"), "forbidden");
-        assert_eq!(error_kind("Internal server error"), "internal");
-        assert_eq!(error_kind("Validation failed"), "validation");
-        assert_eq!(error_kind("Unknown event \"x\""), "unknown_event");
-        assert_eq!(error_kind("Malformed JSON: EOF"), "bad_request");
-        assert_eq!(
-            error_kind("Invalid message body: missing field"),
-            "bad_request"
-        );
-        assert_eq!(error_kind("Join room \"a\" first"), "handler");
     }
 }

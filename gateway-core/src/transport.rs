@@ -1,45 +1,71 @@
-//! [`WebSocketAdapter`]: how a transport serves the gateways of an [`App`], NestJS's
-//! `WebSocketAdapter` interface.
+//! For transport authors: what a wire format and a socket must supply, and the session
+//! driver that runs every client on them.
+//!
+//! A transport is two things:
+//!
+//! - a [`Transport`]: how it serves the gateways of an [`App`] (an axum router, a tower
+//!   layer...), NestJS's `WebSocketAdapter` interface;
+//! - a [`Connection`] per client: how its socket reads, writes, flushes and closes, and how
+//!   its wire format decodes a message into a [`Request`] and encodes an outgoing
+//!   [`Frame`].
+//!
+//! Everything else is the same for every transport and lives in one place, [`serve`]: the
+//! rate limit and nesting limit, dispatch through the pipeline, handlers in flight, reply
+//! streams, the outbound queue and its overflow policy, heartbeats and the idle timeout,
+//! graceful shutdown, the lifecycle hooks. gateway-axum's JSON and Socket.IO transports and
+//! the MessagePack example all run on it.
 //!
 //! Not to be confused with [`adapter`](crate::adapter), which carries broadcasts between
 //! instances (NestJS's `RedisIoAdapter` is both at once; here they are two traits, so any
 //! transport works with any broadcast adapter).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::app::App;
-use crate::runtime::GatewayRuntime;
+use futures_util::stream::BoxStream;
 
-/// A transport that serves gateways: the JSON protocol on plain WebSockets
-/// (`gateway_axum::JsonAdapter`, the default), Socket.IO (`gateway_axum::SocketIoAdapter`),
-/// or your own wire format.
+use crate::app::App;
+use crate::exception::CloseRequest;
+use crate::filter::Caught;
+use crate::frame::Frame;
+
+pub use crate::auth::IdentitySlot;
+pub use crate::client::{Handshake, Outbound, OutboundQueue, OverflowSignal};
+pub use crate::connections::{ConnectionGuard, Connections, Refused};
+pub use crate::frame::{FrameError, exceeds_depth, parse};
+pub use crate::request::Request;
+pub use crate::runtime::{EventDoc, GatewayRuntime};
+pub use crate::session::{Session, serve};
+
+/// How a transport serves gateways: the JSON protocol on plain WebSockets
+/// (`gateway_axum::JsonTransport`, the default), Socket.IO
+/// (`gateway_axum::SocketIoTransport`), or your own wire format.
 ///
-/// NestJS's interface maps onto it as follows:
+/// NestJS's `WebSocketAdapter` interface maps onto it as follows:
 ///
 /// | NestJS `WebSocketAdapter` | here |
 /// |---|---|
 /// | `create(port, options)` | [`create`](Self::create): the transport's server, no gateway yet |
-/// | `bindClientConnect(server, callback)` | [`bind`](Self::bind), then for each connection: [`GatewayRuntime::authenticate`] the handshake, [`open`](GatewayRuntime::open) a client, [`connect`](GatewayRuntime::connect) it (runs `#[handle_connection]`) |
-/// | `bindMessageHandlers(client, handlers, transform)` | for each message: [`dispatch`](GatewayRuntime::dispatch) (or [`dispatch_text`](GatewayRuntime::dispatch_text)), send the [`Reply`](crate::Reply), [`catch`](GatewayRuntime::catch) failures; drain the client's [`OutboundQueue`](crate::OutboundQueue) |
-/// | `bindClientDisconnect(client, callback)` | when the connection ends, however it ends: [`disconnect`](GatewayRuntime::disconnect) (runs `#[handle_disconnect]`, leaves the rooms) |
+/// | `bindClientConnect(server, callback)` | [`bind`](Self::bind): for each connection, [`GatewayRuntime::authenticate`] the handshake, then [`serve`] it |
+/// | `bindMessageHandlers(client, handlers, transform)` | [`serve`] (through your [`Connection`]) |
+/// | `bindClientDisconnect(client, callback)` | [`serve`], when the connection ends, however it ends |
 /// | `close(server)` | [`close`](Self::close) |
 ///
 /// The handlers, guards, pipes, interceptors, exception filters, hooks, rooms and the
-/// broadcast adapter all live in the [`GatewayRuntime`]: an adapter only moves messages
-/// between its wire format and the runtime, so annotated gateways run unchanged on any
-/// adapter, and clients of several adapters share the same rooms. Outgoing messages are
-/// [`Frame`](crate::Frame)s, JSON `{"event":..,"data":..}`; split one with
-/// [`IncomingFrame::parse`](crate::IncomingFrame::parse) to re-encode it.
+/// broadcast adapter all live in the [`GatewayRuntime`]: a transport only moves messages
+/// between its wire format and the session, so annotated gateways run unchanged on any
+/// transport, and clients of several transports share the same rooms.
 ///
 /// # Examples
 ///
-/// An adapter that serves nothing over the network but drives each gateway with lines of
-/// text, to show the calls a transport makes:
+/// A transport that serves nothing over the network: its "server" is the list of mounted
+/// gateways, which a test can drive with [`GatewayRuntime::handle_json`].
 ///
 /// ```
 /// use gateway_core::prelude::*;
-/// use gateway_core::{GatewayRuntime, Handshake, WebSocketAdapter};
+/// use gateway_core::transport::{GatewayRuntime, Handshake, Transport};
 ///
 /// #[websocket_gateway(path = "/echo")]
 /// struct Echo;
@@ -52,10 +78,9 @@ use crate::runtime::GatewayRuntime;
 ///     }
 /// }
 ///
-/// /// Its "server" is the list of mounted gateways.
-/// struct LineAdapter;
+/// struct Listed;
 ///
-/// impl WebSocketAdapter for LineAdapter {
+/// impl Transport for Listed {
 ///     type Server = Vec<GatewayRuntime>;
 ///
 ///     fn create(&self, _app: &App) -> Self::Server {
@@ -71,32 +96,23 @@ use crate::runtime::GatewayRuntime;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let app = GatewayApp::new().gateway::<Echo>().build().unwrap();
-/// let gateways = LineAdapter.mount(&app);
-/// let gateway = &gateways[0];
-///
-/// // One connection: open, connect, a message, disconnect.
-/// let (client, _queue) = gateway.open(Handshake::default(), 16);
-/// gateway.connect(&client).await.unwrap();
-/// let outcome = gateway.dispatch_text(&client, r#"{"event":"echo","data":[1]}"#).outcome().await;
-/// match outcome {
-///     Ok(Reply::Frame(frame)) => assert_eq!(frame.as_str(), r#"{"event":"echo","data":[1]}"#),
-///     other => panic!("{other:?}"),
-/// }
-/// gateway.disconnect(&client).await;
-/// assert_eq!(LineAdapter.close(&app, std::time::Duration::from_secs(1)).await, 0);
+/// let gateways = Listed.mount(&app);
+/// let (client, _queue) = gateways[0].open(Handshake::default(), 16);
+/// let answer = gateways[0].handle_json(&client, r#"{"event":"echo","data":[1]}"#).answer().await;
+/// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"echo","data":[1]}"#);
+/// assert_eq!(Listed.close(&app, std::time::Duration::from_secs(1)).await, 0);
 /// # }
 /// ```
-pub trait WebSocketAdapter {
-    /// What the adapter serves gateways with: an axum `Router`, a tower layer, a listener...
+pub trait Transport {
+    /// What the transport serves gateways with: an axum `Router`, a tower layer...
     type Server;
 
     /// Creates the transport's server, with no gateway mounted yet (NestJS's `create`).
     fn create(&self, app: &App) -> Self::Server;
 
-    /// Mounts one gateway on the server: from now on its connections are authenticated,
-    /// opened and connected, their messages dispatched and answered, and their ends
-    /// disconnected, as the table above says (NestJS's `bindClientConnect`,
-    /// `bindMessageHandlers` and `bindClientDisconnect`).
+    /// Mounts one gateway on the server: from now on its connections are admitted,
+    /// authenticated and [`serve`]d (NestJS's `bindClientConnect`, `bindMessageHandlers`
+    /// and `bindClientDisconnect`).
     fn bind(&self, server: Self::Server, gateway: &GatewayRuntime, app: &App) -> Self::Server;
 
     /// Creates the server and binds every gateway of the app.
@@ -108,11 +124,281 @@ pub trait WebSocketAdapter {
     }
 
     /// Closes every connection gracefully (NestJS's `close`): by default
-    /// [`App::shutdown`], which every connection of every adapter watches when it admits
-    /// its connections through [`App::connections`]. Resolves with how many were still
+    /// [`App::shutdown`], which every session watches. Resolves with how many were still
     /// open after the deadline.
     fn close(&self, app: &App, grace: Duration) -> impl Future<Output = usize> + Send {
         let app = app.clone();
         async move { app.shutdown(grace).await }
+    }
+}
+
+/// One client's connection as the session driver ([`serve`]) sees it: a socket that reads,
+/// writes, flushes and closes, and a wire format that decodes and encodes.
+///
+/// Writes are buffered: [`feed`](Self::feed) hands over one frame, [`flush`](Self::flush)
+/// sends what was fed. A connection that writes synchronously (Socket.IO's emits) sends in
+/// `feed` and flushes nothing.
+///
+/// # Examples
+///
+/// A connection over in-memory channels, lines of the JSON protocol in and out:
+///
+/// ```
+/// use std::task::{Context, Poll};
+///
+/// use gateway_core::prelude::*;
+/// use gateway_core::transport::{self, Closing, Connection, Decoded, Gone, Received};
+/// use gateway_core::{ConnectionConfig, Frame};
+/// use tokio::sync::mpsc;
+///
+/// struct Lines {
+///     input: mpsc::UnboundedReceiver<String>,
+///     output: mpsc::UnboundedSender<String>,
+/// }
+///
+/// impl Connection for Lines {
+///     type Message = String;
+///     type Route = ();
+///
+///     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<String>> {
+///         self.input.poll_recv(cx).map(|line| line.map_or(Received::Gone, Received::Message))
+///     }
+///
+///     fn decode<'m>(&self, line: &'m String) -> Decoded<'m, ()> {
+///         match transport::parse(line) {
+///             Ok(request) => Decoded::Request(request, ()),
+///             Err(err) => Decoded::Invalid(err.into()),
+///         }
+///     }
+///
+///     async fn feed(&mut self, frame: Frame, _: Option<&()>) -> Result<(), Gone> {
+///         self.output.send(frame.as_str().to_owned()).map_err(|_| Gone)
+///     }
+///
+///     async fn flush(&mut self) -> Result<(), Gone> {
+///         Ok(())
+///     }
+///
+///     async fn close(&mut self, _: Closing) {}
+/// }
+///
+/// #[websocket_gateway(path = "/lines")]
+/// struct Echo;
+///
+/// #[websocket_gateway]
+/// impl Echo {
+///     #[subscribe("echo")]
+///     fn echo(&self, data: serde_json::Value) -> serde_json::Value {
+///         data
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app = GatewayApp::new().gateway::<Echo>().build().unwrap();
+/// let (to_server, input) = mpsc::unbounded_channel();
+/// let (output, mut from_server) = mpsc::unbounded_channel();
+/// let session = transport::Session::new(&app.gateways()[0], &app, Default::default());
+/// let served = tokio::spawn(session.serve(Lines { input, output }));
+///
+/// to_server.send(r#"{"event":"echo","data":1}"#.to_owned()).unwrap();
+/// assert_eq!(from_server.recv().await.unwrap(), r#"{"event":"echo","data":1}"#);
+/// to_server.send("{oops".to_owned()).unwrap();
+/// assert!(from_server.recv().await.unwrap().contains("Malformed JSON"));
+/// drop(to_server); // the client goes away: the session ends
+/// served.await.unwrap();
+/// # }
+/// ```
+pub trait Connection: Send + 'static {
+    /// One message as the socket delivers it (a WebSocket message, a Socket.IO packet).
+    type Message: Send + 'static;
+    /// Where a reply to a request goes, when not simply to the client: Socket.IO's
+    /// acknowledgement callback. `()` for transports whose replies are ordinary messages.
+    type Route: Clone + Send + Sync + 'static;
+
+    /// Whether the session pings the client and closes it when silent for the idle
+    /// timeout. `false` for transports with heartbeats of their own (Engine.IO's).
+    const HEARTBEAT: bool = true;
+
+    /// The next thing that happened on the socket.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Self::Message>>;
+
+    /// The request a message carries, borrowing from it where it can.
+    fn decode<'m>(&self, message: &'m Self::Message) -> Decoded<'m, Self::Route>;
+
+    /// Writes one frame, encoded in the wire format; a reply carries the route of the
+    /// request it answers.
+    fn feed(
+        &mut self,
+        frame: Frame,
+        route: Option<&Self::Route>,
+    ) -> impl Future<Output = Result<(), Gone>> + Send;
+
+    /// Sends what was fed.
+    fn flush(&mut self) -> impl Future<Output = Result<(), Gone>> + Send;
+
+    /// Sends a heartbeat ping ([`HEARTBEAT`](Self::HEARTBEAT) transports). Nothing by
+    /// default.
+    fn ping(&mut self) -> impl Future<Output = Result<(), Gone>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    /// Ends the connection: the last thing the session does with it. Should not wait long
+    /// on a client that stopped reading.
+    fn close(&mut self, how: Closing) -> impl Future<Output = ()> + Send;
+}
+
+/// What a [`Connection`]'s socket produced.
+#[derive(Debug)]
+pub enum Received<M> {
+    /// A message, to [`decode`](Connection::decode).
+    Message(M),
+    /// A sign of life that is no message (a ping or a pong): resets the idle timeout.
+    Alive,
+    /// The client closed the connection (a close frame).
+    Closed,
+    /// The socket failed or ended without a close.
+    Gone,
+    /// The client broke the protocol or a limit (a message over the size limit, invalid
+    /// UTF-8...): the session closes it with this code and reason.
+    Refused(CloseRequest),
+}
+
+/// What a message decoded into.
+#[derive(Debug)]
+pub enum Decoded<'m, R> {
+    /// A request, and where its replies go.
+    Request(Request<'m>, R),
+    /// Not a request of this wire format: the client is answered with this exception
+    /// (through the exception filters), and the connection stays open.
+    Invalid(crate::WsException),
+}
+
+/// The socket is gone: writing failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the connection is gone")]
+pub struct Gone;
+
+/// How a session ends its connection, passed to [`Connection::close`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Closing {
+    /// The server closes, with this code and reason.
+    Server(CloseRequest),
+    /// The client closed: complete the closing handshake if the protocol has one.
+    Client,
+    /// The socket is gone: nothing to send.
+    Gone,
+}
+
+/// What the client receives for one request, once the whole pipeline (guards,
+/// interceptors, pipes, the handler, exception filters) has run.
+#[non_exhaustive]
+pub enum Answer {
+    /// Nothing.
+    Nothing,
+    /// One frame.
+    Frame(Frame),
+    /// Frames as they come (a handler that returned a stream); each item is an answer of
+    /// its own, failures already caught.
+    Stream(BoxStream<'static, Answer>),
+    /// Close the connection, after sending the frame if there is one.
+    Close(Option<Frame>, CloseRequest),
+}
+
+impl Answer {
+    /// The frame the answer sends, if it is one (or closes after one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{Frame, transport::Answer};
+    ///
+    /// let frame = Frame::event("e", &1).unwrap();
+    /// assert_eq!(Answer::Frame(frame.clone()).frame(), Some(&frame));
+    /// assert!(Answer::Nothing.frame().is_none());
+    /// ```
+    pub fn frame(&self) -> Option<&Frame> {
+        match self {
+            Answer::Frame(frame) | Answer::Close(Some(frame), _) => Some(frame),
+            _ => None,
+        }
+    }
+
+    /// The close the answer asks for, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gateway_core::{CloseRequest, transport::Answer};
+    ///
+    /// let close = CloseRequest { code: 4000, reason: "bye".into() };
+    /// assert_eq!(Answer::Close(None, close.clone()).close_request(), Some(&close));
+    /// ```
+    pub fn close_request(&self) -> Option<&CloseRequest> {
+        match self {
+            Answer::Close(_, close) => Some(close),
+            _ => None,
+        }
+    }
+}
+
+impl From<Caught> for Answer {
+    fn from(caught: Caught) -> Self {
+        match caught.into_parts() {
+            (frame, Some(close)) => Answer::Close(frame, close),
+            (Some(frame), None) => Answer::Frame(frame),
+            (None, None) => Answer::Nothing,
+        }
+    }
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Nothing => f.write_str("Nothing"),
+            Self::Frame(frame) => f.debug_tuple("Frame").field(frame).finish(),
+            Self::Stream(_) => f.write_str("Stream(..)"),
+            Self::Close(frame, close) => f.debug_tuple("Close").field(frame).field(close).finish(),
+        }
+    }
+}
+
+/// A request in the pipeline: answered at once (sync handlers without guards or
+/// interceptors, the common case), or later.
+#[must_use = "a request is answered only when its answer is sent"]
+pub enum Handled {
+    /// The answer, computed on the spot.
+    Ready(Answer),
+    /// The answer, when the future resolves.
+    Pending(Pin<Box<dyn Future<Output = Answer> + Send>>),
+}
+
+impl Handled {
+    /// Waits for the answer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use gateway_core::transport::{Answer, Handled};
+    ///
+    /// assert!(matches!(Handled::Ready(Answer::Nothing).answer().await, Answer::Nothing));
+    /// # }
+    /// ```
+    pub async fn answer(self) -> Answer {
+        match self {
+            Handled::Ready(answer) => answer,
+            Handled::Pending(future) => future.await,
+        }
+    }
+}
+
+impl std::fmt::Debug for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ready(answer) => f.debug_tuple("Ready").field(answer).finish(),
+            Self::Pending(_) => f.write_str("Pending(..)"),
+        }
     }
 }

@@ -6,9 +6,8 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use gateway_core::{
-    Client, Dispatch, GatewayApp, Handshake, Inject, Reply, WsException, WsResponse, WsServer,
-};
+use gateway_core::transport::{Answer, Handled};
+use gateway_core::{Client, GatewayApp, Handshake, Inject, WsException, WsResponse, WsServer};
 use serde_json::Value;
 
 struct Counter(std::sync::atomic::AtomicUsize);
@@ -211,12 +210,18 @@ impl ::gateway_core::__private::GatewayHandlers for HandGateway {
     };
 }
 
-async fn text_of(dispatch: Dispatch) -> Result<Option<String>, String> {
-    match dispatch.outcome().await {
-        Ok(Reply::Frame(frame)) => Ok(Some(frame.as_str().to_owned())),
-        Ok(Reply::None) => Ok(None),
-        Ok(other) => panic!("unexpected {other:?}"),
-        Err(err) => Err(err.to_string()),
+/// The frame a request was answered with, or the message of the exception it got.
+async fn text_of(handled: Handled) -> Result<Option<String>, String> {
+    match handled.answer().await {
+        Answer::Frame(frame) => {
+            let value: Value = serde_json::from_str(frame.as_str()).unwrap();
+            match value["event"].as_str() {
+                Some("exception") => Err(value["data"]["message"].as_str().unwrap().to_owned()),
+                _ => Ok(Some(frame.as_str().to_owned())),
+            }
+        }
+        Answer::Nothing => Ok(None),
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -236,33 +241,33 @@ async fn dispatches_every_return_shape() {
     gw.connect(&client).await.unwrap();
     assert_eq!(gw.server().room_members("everyone"), vec![client.id()]);
 
-    let echo = gw.dispatch_text(&client, r#"{"event":"events","data":{"a":1},"id":9}"#);
+    let echo = gw.handle_json(&client, r#"{"event":"events","data":{"a":1},"id":9}"#);
     assert_eq!(
         text_of(echo).await.unwrap().unwrap(),
         r#"{"event":"events","data":{"a":1},"id":9}"#
     );
-    let identity = gw.dispatch_text(&client, r#"{"event":"identity","data":7}"#);
+    let identity = gw.handle_json(&client, r#"{"event":"identity","data":7}"#);
     assert_eq!(
         text_of(identity).await.unwrap().unwrap(),
         r#"{"event":"identity","data":7}"#
     );
-    let count = gw.dispatch_text(&client, r#"{"event":"count"}"#);
+    let count = gw.handle_json(&client, r#"{"event":"count"}"#);
     assert_eq!(
         text_of(count).await.unwrap().unwrap(),
         r#"{"event":"count","data":1}"#
     );
-    let again = gw.dispatch_text(&client, r#"{"event":"count"}"#);
+    let again = gw.handle_json(&client, r#"{"event":"count"}"#);
     assert_eq!(text_of(again).await.unwrap_err(), "only once");
 
-    let Ok(Reply::Stream(stream)) = gw
-        .dispatch_text(&client, r#"{"event":"stream","data":3}"#)
-        .outcome()
+    let Answer::Stream(stream) = gw
+        .handle_json(&client, r#"{"event":"stream","data":3}"#)
+        .answer()
         .await
     else {
         panic!("expected a stream")
     };
     let items: Vec<_> = stream
-        .map(|item| item.unwrap().unwrap().as_str().to_owned())
+        .map(|item| item.frame().unwrap().as_str().to_owned())
         .collect()
         .await;
     assert_eq!(
@@ -295,15 +300,15 @@ async fn rejects_precisely() {
         ),
         ("{\"event\":\"boom\"}", "Internal server error"),
     ] {
-        let err = text_of(gw.dispatch_text(&client, text)).await.unwrap_err();
+        let err = text_of(gw.handle_json(&client, text)).await.unwrap_err();
         assert_eq!(err, message, "for {text}");
     }
-    let frame = gw.exception_frame(
-        Some(r#"{"event":"nope","data":[1],"id":"q"}"#),
-        &WsException::new("Unknown event \"nope\""),
-    );
+    let answer = gw
+        .handle_json(&client, r#"{"event":"nope","data":[1],"id":"q"}"#)
+        .answer()
+        .await;
     assert_eq!(
-        frame.as_str(),
+        answer.frame().unwrap().as_str(),
         r#"{"event":"exception","data":{"status":"error","message":"Unknown event \"nope\"","cause":{"pattern":"nope","data":[1]}},"id":"q"}"#
     );
 }

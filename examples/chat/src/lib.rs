@@ -18,7 +18,8 @@ pub mod common;
 pub mod metrics;
 
 use gateway_axum::prelude::*;
-use gateway_axum::{LoggingInterceptor, SocketIoAdapter, WebSocketAdapter};
+use gateway_axum::{SocketIoTransport, Transport};
+use gateway_core::LoggingInterceptor;
 
 use crate::auth::{AuthGateway, AuthService, JwtAuthenticator};
 use crate::chat::{ChatGateway, ChatService};
@@ -50,7 +51,7 @@ pub const INDEX_HTML: &str = include_str!("../static/index.html");
 /// {token}})`), `POST /auth/login` and `GET /asyncapi.json`.
 pub fn router(app: &App, auth: AuthService) -> axum::Router {
     let document = asyncapi(app);
-    let (socketio, _io) = SocketIoAdapter::new().mount(app);
+    let (socketio, _io) = SocketIoTransport::new().mount(app);
     app.into_router()
         .merge(auth::routes(auth))
         .route(
@@ -66,8 +67,8 @@ pub fn router(app: &App, auth: AuthService) -> axum::Router {
 
 /// The AsyncAPI 3.0 document of the app's gateways (`cargo run -p chat -- asyncapi`).
 pub fn asyncapi(app: &App) -> serde_json::Value {
-    let info = gateway_axum::asyncapi::Info::new("Chat", env!("CARGO_PKG_VERSION")).description(
+    let info = gateway_core::asyncapi::Info::new("Chat", env!("CARGO_PKG_VERSION")).description(
         "The chat of the NestJS WebSocket guide: rooms, messages and history at /chat (a token is required), tokens at /auth.",
     );
-    gateway_axum::asyncapi::document(app, &info)
+    gateway_core::asyncapi::document(app, &info)
 }

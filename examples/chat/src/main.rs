@@ -53,7 +53,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = chat::router(&app, auth).merge(chat::metrics::routes(metrics));
     let listener = gateway_axum::bind(addr)?;
     tracing::info!("chat listening on ws://{}/chat", listener.local_addr()?);
-    gateway_axum::serve_with_shutdown(listener, router, &app, shutdown_signal(), GRACE).await?;
+    gateway_axum::serve(listener, router)
+        .with_graceful_shutdown(&app, shutdown_signal())
+        .grace(GRACE)
+        .await?;
     tracing::info!("chat stopped");
     Ok(())
 }

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use gateway_axum::prelude::*;
-use gateway_axum::{JsonAdapter, WebSocketAdapter};
-use msgpack_adapter::MsgPackAdapter;
 use msgpack_adapter::demo::RoomsGateway;
+use msgpack_adapter::{MsgPackCodec, MsgPackTransport};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -23,9 +22,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "3001".into())
         .parse()?;
     let app = GatewayApp::new().gateway::<RoomsGateway>().build()?;
-    let router = JsonAdapter
-        .mount(&app)
-        .merge(MsgPackAdapter::at("/msgpack").mount(&app));
+    let router = app.clone().into_router().merge(
+        MsgPackTransport::new(MsgPackCodec)
+            .at("/msgpack")
+            .mount(&app),
+    );
     let listener = gateway_axum::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
     tracing::info!(
         "JSON at ws://{0}/rooms, MessagePack at ws://{0}/msgpack/rooms",
@@ -34,7 +35,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    gateway_axum::serve_with_shutdown(listener, router, &app, shutdown, Duration::from_secs(5))
+    gateway_axum::serve(listener, router)
+        .with_graceful_shutdown(&app, shutdown)
+        .grace(Duration::from_secs(5))
         .await?;
     Ok(())
 }

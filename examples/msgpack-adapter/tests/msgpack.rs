@@ -8,9 +8,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use gateway_axum::prelude::*;
 use gateway_axum::test_client::TestServer;
-use gateway_axum::{JsonAdapter, WebSocketAdapter};
 use msgpack_adapter::demo::RoomsGateway;
-use msgpack_adapter::{Message, MsgPackAdapter};
+use msgpack_adapter::{Message, MsgPackCodec, MsgPackTransport};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -20,9 +19,11 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn server() -> TestServer {
     let app = GatewayApp::new().gateway::<RoomsGateway>().build().unwrap();
-    let router = JsonAdapter
-        .mount(&app)
-        .merge(MsgPackAdapter::at("/msgpack").mount(&app));
+    let router = app.clone().into_router().merge(
+        MsgPackTransport::new(MsgPackCodec)
+            .at("/msgpack")
+            .mount(&app),
+    );
     TestServer::start_router(app, router).await.unwrap()
 }
 

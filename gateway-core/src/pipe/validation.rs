@@ -94,7 +94,10 @@ impl<T: Validate> Pipe<T> for ValidationPipe {
                 let mut fields = BTreeMap::new();
                 flatten(&errors, "", &mut fields);
                 tracing::debug!(target: "gateway::rejection", event = cx.event(), ?fields, "validation failed");
-                Err(WsException::new(VALIDATION_FAILED).with("errors", fields))
+                Err(
+                    WsException::of_kind(crate::ErrorKind::Validation, VALIDATION_FAILED)
+                        .with("errors", fields),
+                )
             }
         }
     }

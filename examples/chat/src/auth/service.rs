@@ -53,9 +53,9 @@ pub enum AuthError {
     MissingToken,
 }
 
-impl From<AuthError> for gateway_axum::WsException {
+impl From<AuthError> for gateway_core::WsException {
     fn from(err: AuthError) -> Self {
-        gateway_axum::WsException::new(err.to_string())
+        gateway_core::WsException::new(err.to_string())
     }
 }
 

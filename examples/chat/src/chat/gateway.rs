@@ -2,7 +2,7 @@
 
 use futures_util::Stream;
 use gateway_axum::prelude::*;
-use gateway_axum::{Identity, ValidationPipe};
+use gateway_core::{Identity, ValidationPipe};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

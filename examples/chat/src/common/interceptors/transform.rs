@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gateway_axum::{Context, Interceptor, Next, Outcome};
+use gateway_core::{Context, Interceptor, Next, Outcome};
 use serde_json::json;
 
 /// Wraps the data of every reply as `{"data": <data>, "timestamp": <ms since epoch>}`.

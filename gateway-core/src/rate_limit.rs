@@ -1,8 +1,9 @@
-//! The per-connection rate limit, shared by the WebSocket and Socket.IO transports.
+//! The per-connection rate limit of every session.
 
 use std::time::Instant;
 
-use gateway_core::{RateLimit, WsException};
+use crate::config::RateLimit;
+use crate::exception::{ErrorKind, WsException};
 
 /// A per-connection token bucket (see [`RateLimit`]).
 pub(crate) struct TokenBucket {
@@ -51,10 +52,13 @@ impl TokenBucket {
 
     /// What a client over the limit is told.
     pub(crate) fn exceeded(&self) -> WsException {
-        WsException::new(format!(
-            "Rate limit exceeded: at most {} messages per second",
-            self.limit.per_second
-        ))
+        WsException::of_kind(
+            ErrorKind::RateLimited,
+            format!(
+                "Rate limit exceeded: at most {} messages per second",
+                self.limit.per_second
+            ),
+        )
     }
 }
 

@@ -1,0 +1,168 @@
+//! [`Request`]: one message as a transport decoded it, the input of the pipeline.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+
+/// One message from a client, whatever its wire format: the event it names, its body as
+/// JSON text, and the id its replies carry.
+///
+/// A transport decodes its messages into requests (the JSON envelope with
+/// [`frame::parse`](crate::frame::parse), a Socket.IO packet, a MessagePack map) and hands
+/// them to [`GatewayRuntime::handle`](crate::transport::GatewayRuntime::handle); exception
+/// filters see the request that failed through
+/// [`FilterContext::request`](crate::FilterContext::request). Each part borrows from the
+/// message when it can, so that the hot path copies nothing.
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::Request;
+/// use serde_json::value::RawValue;
+///
+/// let body = RawValue::from_string(r#"{"room":"a"}"#.to_owned()).unwrap();
+/// let request = Request::new("join").with_data(body);
+/// assert_eq!(request.event, "join");
+/// assert_eq!(request.data().map(RawValue::get), Some(r#"{"room":"a"}"#));
+/// assert!(request.id().is_none());
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Request<'a> {
+    /// The event: which handler the request is for.
+    pub event: Cow<'a, str>,
+    /// The body, as JSON text; `None` when the message had none.
+    pub data: Option<Cow<'a, RawValue>>,
+    /// Copied into every reply (our addition to NestJS's envelope), as JSON text.
+    pub id: Option<Cow<'a, RawValue>>,
+}
+
+impl<'a> Request<'a> {
+    /// A request for `event`, without body or id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let request = gateway_core::Request::new("ping");
+    /// assert!(request.data().is_none());
+    /// ```
+    pub fn new(event: impl Into<Cow<'a, str>>) -> Self {
+        Self {
+            event: event.into(),
+            data: None,
+            id: None,
+        }
+    }
+
+    /// The request with this body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::value::RawValue;
+    ///
+    /// let body: &RawValue = serde_json::from_str("[1,2]").unwrap();
+    /// let request = gateway_core::Request::new("sum").with_data(body);
+    /// assert_eq!(request.data().unwrap().get(), "[1,2]");
+    /// ```
+    #[must_use]
+    pub fn with_data(mut self, data: impl IntoRawJson<'a>) -> Self {
+        self.data = Some(data.into_raw_json());
+        self
+    }
+
+    /// The request with this id, which its replies carry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::value::RawValue;
+    ///
+    /// let id: &RawValue = serde_json::from_str("7").unwrap();
+    /// let request = gateway_core::Request::new("sum").with_id(id);
+    /// assert_eq!(request.id().unwrap().get(), "7");
+    /// ```
+    #[must_use]
+    pub fn with_id(mut self, id: impl IntoRawJson<'a>) -> Self {
+        self.id = Some(id.into_raw_json());
+        self
+    }
+
+    /// The body, if there was one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let request = gateway_core::frame::parse(r#"{"event":"e","data":[1]}"#).unwrap();
+    /// assert_eq!(request.data().unwrap().get(), "[1]");
+    /// ```
+    pub fn data(&self) -> Option<&RawValue> {
+        self.data.as_deref()
+    }
+
+    /// The id, if there was one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let request = gateway_core::frame::parse(r#"{"event":"e","id":"q1"}"#).unwrap();
+    /// assert_eq!(request.id().unwrap().get(), r#""q1""#);
+    /// ```
+    pub fn id(&self) -> Option<&RawValue> {
+        self.id.as_deref()
+    }
+
+    /// The request with every part copied out of the message it borrowed from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let owned = {
+    ///     let text = String::from(r#"{"event":"e","data":1}"#);
+    ///     gateway_core::frame::parse(&text).unwrap().into_owned()
+    /// };
+    /// assert_eq!(owned.event, "e");
+    /// ```
+    pub fn into_owned(self) -> Request<'static> {
+        Request {
+            event: Cow::Owned(self.event.into_owned()),
+            data: self.data.map(|data| Cow::Owned(data.into_owned())),
+            id: self.id.map(|id| Cow::Owned(id.into_owned())),
+        }
+    }
+}
+
+/// JSON text for a [`Request`]'s body or id: borrowed (`&RawValue`) or owned
+/// (`Box<RawValue>`, e.g. converted from another wire format).
+///
+/// # Examples
+///
+/// ```
+/// use gateway_core::Request;
+/// use serde_json::value::RawValue;
+///
+/// let owned = serde_json::value::to_raw_value(&[1, 2]).unwrap();
+/// assert_eq!(Request::new("e").with_data(owned).data().unwrap().get(), "[1,2]");
+/// ```
+pub trait IntoRawJson<'a> {
+    /// The JSON text, borrowed or owned.
+    fn into_raw_json(self) -> Cow<'a, RawValue>;
+}
+
+impl<'a> IntoRawJson<'a> for &'a RawValue {
+    fn into_raw_json(self) -> Cow<'a, RawValue> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl<'a> IntoRawJson<'a> for Box<RawValue> {
+    fn into_raw_json(self) -> Cow<'a, RawValue> {
+        Cow::Owned(self)
+    }
+}
+
+impl<'a> IntoRawJson<'a> for Cow<'a, RawValue> {
+    fn into_raw_json(self) -> Cow<'a, RawValue> {
+        self
+    }
+}
