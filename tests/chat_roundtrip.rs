@@ -18,11 +18,35 @@ fn auth() -> AuthService {
 }
 
 async fn server() -> TestServer {
-    // `GatewayApp` finds the chat gateway through the registry: it is declared in another
-    // crate (the example), which is what most apps look like.
     let app = chat::app_with(auth()).build().unwrap();
     let router = chat::router(&app, auth());
     TestServer::start_router(app, router).await.unwrap()
+}
+
+/// The chat's gateways are declared in another crate (the example), as in most apps, and
+/// `inventory` collects them across the crate boundary: an app that names no gateway gets
+/// them from the registry.
+#[test]
+fn gateways_of_another_crate_are_found_through_the_registry() {
+    let registered: Vec<_> = gateway_core::registered()
+        .into_iter()
+        .map(|descriptor| (descriptor.path, descriptor.name, descriptor.location()))
+        .collect();
+    for (path, name) in [("/auth", "AuthGateway"), ("/chat", "ChatGateway")] {
+        assert!(
+            registered
+                .iter()
+                .any(|(p, n, file)| (*p, *n) == (path, name) && file.contains("examples/chat/")),
+            "{name} at {path} is not registered: {registered:?}"
+        );
+    }
+    let app = gateway_core::GatewayApp::new()
+        .provide(chat::chat::ChatService::new())
+        .provide(auth())
+        .build()
+        .unwrap();
+    assert!(app.server("/chat").is_some());
+    assert!(app.server("/auth").is_some());
 }
 
 /// A client of `/chat` logged in as `user` (with `?token=`, as browsers do).

@@ -14,6 +14,11 @@ use tokio::sync::Notify;
 #[derive(Default)]
 struct Journal {
     initialized: AtomicBool,
+    /// `after_init` waits until the test opens this gate.
+    gate_open: AtomicBool,
+    gate: Notify,
+    /// What `handle_connection` saw of `initialized`.
+    connected_after_init: Mutex<Vec<bool>>,
     connected: Mutex<Vec<ClientId>>,
     disconnected: Mutex<Vec<ClientId>>,
     changed: Notify,
@@ -50,7 +55,13 @@ impl LifeGateway {
 
     #[after_init]
     async fn init(&self, server: WsServer) {
-        tokio::task::yield_now().await;
+        loop {
+            let opened = self.journal.gate.notified();
+            if self.journal.gate_open.load(Ordering::SeqCst) {
+                break;
+            }
+            opened.await;
+        }
         assert_eq!(server.path(), "/life");
         self.journal.initialized.store(true, Ordering::SeqCst);
     }
@@ -61,6 +72,12 @@ impl LifeGateway {
             return Err(WsException::new("Not today"));
         }
         self.journal.connected.lock().unwrap().push(client.id());
+        let initialized = self.journal.initialized.load(Ordering::SeqCst);
+        self.journal
+            .connected_after_init
+            .lock()
+            .unwrap()
+            .push(initialized);
         Ok(())
     }
 
@@ -84,7 +101,20 @@ impl OtherGateway {
     }
 }
 
+/// Lets `after_init` finish.
+fn open_gate(journal: &Journal) {
+    journal.gate_open.store(true, Ordering::SeqCst);
+    journal.gate.notify_waiters();
+}
+
+/// An app whose `after_init` has finished.
 fn app(journal: &std::sync::Arc<Journal>) -> App {
+    open_gate(journal);
+    gated_app(journal)
+}
+
+/// An app whose `after_init` waits for [`open_gate`].
+fn gated_app(journal: &std::sync::Arc<Journal>) -> App {
     GatewayApp::new()
         .provide_arc(journal.clone())
         .gateway::<LifeGateway>()
@@ -96,10 +126,23 @@ fn app(journal: &std::sync::Arc<Journal>) -> App {
 #[tokio::test]
 async fn after_init_runs_before_the_first_message() {
     let journal = std::sync::Arc::new(Journal::default());
-    let server = TestServer::start(app(&journal)).await.unwrap();
+    let server = TestServer::start(gated_app(&journal)).await.unwrap();
     let mut client = server.connect("/life").await.unwrap();
     client.emit("initialized", &()).await.unwrap();
+    // The connection is open and its message sent while `after_init` still waits: neither
+    // `handle_connection` nor the handler may run yet.
+    let gateway = server.app().server("/life").unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while gateway.client_count() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(journal.connected.lock().unwrap().is_empty());
+    open_gate(&journal);
     assert_eq!(client.expect("initialized").await.unwrap(), json!(true));
+    assert_eq!(*journal.connected_after_init.lock().unwrap(), [true]);
 }
 
 #[tokio::test]
@@ -229,10 +272,29 @@ fn a_missing_provider_fails_build_naming_gateway_field_and_type() {
     );
 }
 
-#[test]
-fn handlers_are_plain_methods_callable_without_a_socket() {
+#[tokio::test]
+async fn handlers_are_plain_methods_callable_without_a_socket() {
+    let journal = Journal::default();
+    journal.initialized.store(true, Ordering::SeqCst);
     let gateway = LifeGateway {
-        journal: Inject::new(Journal::default()),
+        journal: Inject::new(journal),
     };
-    assert!(!gateway.initialized());
+    assert!(gateway.initialized());
+
+    // A handler's effects, through a server handle and a client opened without a socket.
+    let app = app(&std::sync::Arc::new(Journal::default()));
+    let runtime = app
+        .gateways()
+        .iter()
+        .find(|gateway| gateway.path() == "/other")
+        .unwrap();
+    let (_client, mut queue) = runtime.open(gateway_core::Handshake::default(), 8);
+    let other = OtherGateway {
+        server: app.server("/other").unwrap(),
+    };
+    assert_eq!(other.shout("hi".to_owned()), 1);
+    let Some(gateway_core::transport::Outbound::Frame(frame)) = queue.try_recv() else {
+        panic!("nothing was sent to the client");
+    };
+    assert_eq!(frame.as_str(), r#"{"event":"shout","data":"hi"}"#);
 }

@@ -313,11 +313,33 @@ async fn oversized_messages_close_with_1009() {
 
 #[tokio::test]
 async fn a_plain_http_request_is_not_upgraded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     let server = server().await;
+    // A plain GET on a gateway's path: refused by the upgrade, not served as a socket.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    tcp.write_all(b"GET /proto HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    let status = response.lines().next().unwrap_or_default();
+    assert!(
+        status.starts_with("HTTP/1.1 4") && !status.starts_with("HTTP/1.1 404"),
+        "{response}"
+    );
+    // A WebSocket handshake on a path no gateway has: 404.
     let err = TestClient::connect(&server.url("/nowhere"))
         .await
         .unwrap_err();
-    assert!(matches!(err, TestError::WebSocket(_)), "{err:?}");
+    let TestError::WebSocket(tokio_tungstenite::tungstenite::Error::Http(response)) = err else {
+        panic!("expected an HTTP refusal, got {err:?}");
+    };
+    assert_eq!(response.status(), 404);
 }
 
 #[tokio::test]
@@ -344,4 +366,39 @@ async fn a_client_close_is_answered_with_a_close_frame() {
         Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Normal),
         other => panic!("expected the server's close frame, got {other:?}"),
     }
+}
+
+/// NestJS's `messageParser`: the e2e suite of @nestjs/websockets sends `["push", data]`.
+fn tuple_frame(text: &str) -> Result<gateway_core::Request<'_>, WsException> {
+    let (event, data): (std::borrow::Cow<'_, str>, &serde_json::value::RawValue) =
+        serde_json::from_str(text)
+            .map_err(|err| WsException::new(format!("expected [event, data]: {err}")))?;
+    Ok(gateway_core::Request::new(event).with_data(data))
+}
+
+#[tokio::test]
+async fn a_message_parser_reads_other_shapes_of_frame() {
+    let app = GatewayApp::new().gateway::<ProtoGateway>().build().unwrap();
+    let router = gateway_axum::JsonTransport::with_message_parser(tuple_frame).mount(&app);
+    let server = TestServer::start_router(app, router).await.unwrap();
+    let mut client = server.connect("/proto").await.unwrap();
+    client
+        .send_text(r#"["echo",{"test":"test"}]"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        client.expect("echo").await.unwrap(),
+        json!({"test": "test"})
+    );
+    // What the parser refuses is answered with its message, and the socket stays open.
+    let err = exception_for(&mut client, r#"{"event":"echo","data":1}"#).await;
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("expected [event, data]: "),
+        "{err}"
+    );
+    client.send_text(r#"["echo",[1]]"#).await.unwrap();
+    assert_eq!(client.expect("echo").await.unwrap(), json!([1]));
 }
