@@ -14,9 +14,26 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-/// How many clients `handle_disconnect` saw.
+/// How many clients `handle_disconnect` saw, and how many `slow` handlers started.
 #[derive(Default)]
-struct Gone(AtomicUsize);
+struct Gone(AtomicUsize, AtomicUsize, tokio::sync::Notify);
+
+impl Gone {
+    /// Waits until `n` slow handlers have started.
+    async fn started(&self, n: usize) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let changed = self.2.notified();
+                if self.1.load(Ordering::SeqCst) >= n {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .expect("the handler never started");
+    }
+}
 
 #[websocket_gateway(path = "/hard")]
 struct HardGateway {
@@ -54,7 +71,9 @@ impl HardGateway {
     }
 
     #[subscribe("slow")]
-    async fn slow(&self, ms: u64) -> &'static str {
+    async fn slow(&self, ms: u64, started: Inject<Gone>) -> &'static str {
+        started.1.fetch_add(1, Ordering::SeqCst);
+        started.2.notify_waiters();
         tokio::time::sleep(Duration::from_millis(ms)).await;
         "done"
     }
@@ -304,8 +323,7 @@ async fn shutdown_finishes_in_flight_work_then_closes_with_1001() {
     let mut busy = server.connect("/hard").await.unwrap();
     let mut idle = server.connect("/hard").await.unwrap();
     busy.emit("slow", &300).await.unwrap();
-    // Let the message reach the handler before shutting down.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    gone.started(1).await;
 
     let still_open = server.shutdown(Duration::from_secs(5)).await;
     assert_eq!(still_open, 0);
@@ -325,8 +343,7 @@ async fn shutdown_deadline_closes_a_connection_whose_handler_still_runs() {
     let (server, gone) = start(ConnectionConfig::default()).await;
     let mut busy = server.connect("/hard").await.unwrap();
     busy.emit("slow", &600_000).await.unwrap();
-    // Let the message reach the handler before shutting down.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    gone.started(1).await;
 
     server.shutdown(Duration::from_millis(200)).await;
     // The handler would take ten minutes: the deadline closes the connection without its reply.
