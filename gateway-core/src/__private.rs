@@ -1,6 +1,19 @@
-//! Not public API: used by the code `gateway-macros` generates.
+//! Not public API: the one contract between the code `gateway-macros` generates and the
+//! runtime. Everything here may change in any release.
 //!
-//! Everything here may change in any release.
+//! What the expansion of `#[websocket_gateway]` uses (see the checked-in expansion,
+//! `gateway-macros/tests/expand/chat.expanded.rs`):
+//!
+//! - the tables it fills in: [`Gateway`] (path, name, `build` from providers via
+//!   [`resolve`]), [`GatewayHandlers`] (one [`Handler`] per `#[subscribe]`, the [`Hooks`], the
+//!   gateway's [`Layers`]), submitted to the registry with [`register_gateway!`];
+//! - per handler argument, [`extract!`] and [`pipe!`] (extractor or body, chosen by type);
+//! - per return value, [`reply!`] and [`hook_outcome`] into an [`Outcome`], wrapped in a
+//!   [`Dispatch`];
+//! - at build time, [`verify!`] (an extractor's own checks) and, for AsyncAPI, [`describe!`].
+//!
+//! The pipeline around a handler (guards, interceptors, filters) is not generated: it lives in
+//! `pipeline.rs` and runs the same for every gateway.
 
 use std::marker::PhantomData;
 
