@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Every upgrade gets the buffer sizes and limits of the app's
-//! [`ConnectionConfig`] (4 KiB buffers by default, not
+//! [`ConnectionConfig`](gateway_core::ConnectionConfig) (4 KiB buffers by default, not
 //! axum's 128 KiB), and [`bind`] listens with a backlog of 1024 so bursts of handshakes do
 //! not stall.
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]

@@ -61,7 +61,7 @@ pub trait IntoRouter {
     /// let router: axum::Router = app.into_router();
     /// let listener = gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     /// let addr = listener.local_addr().unwrap();
-    /// tokio::spawn(gateway_axum::serve(listener, router));
+    /// tokio::spawn(gateway_axum::serve(listener, router).into_future());
     ///
     /// let routed = tokio_tungstenite::connect_async(format!("ws://{addr}/doc-into-router")).await;
     /// assert!(routed.is_ok());

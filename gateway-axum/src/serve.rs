@@ -59,9 +59,15 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// ```no_run
 /// use gateway_axum::prelude::*;
 ///
+/// #[websocket_gateway(path = "/chat")]
+/// struct Chat;
+///
+/// #[websocket_gateway]
+/// impl Chat {}
+///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let app = GatewayApp::new().build()?;
+/// let app = GatewayApp::new().gateway::<Chat>().build()?;
 /// let listener = gateway_axum::bind("127.0.0.1:3000".parse()?)?;
 /// gateway_axum::serve(listener, app.into_router()).await?;
 /// # Ok(())
@@ -90,12 +96,21 @@ impl Serve {
     /// # Examples
     ///
     /// ```
+    /// use futures_util::StreamExt;
     /// use gateway_axum::prelude::*;
+    /// use tokio_tungstenite::tungstenite::Message;
+    ///
+    /// #[websocket_gateway(path = "/doc-graceful")]
+    /// struct Chat;
+    ///
+    /// #[websocket_gateway]
+    /// impl Chat {}
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let app = GatewayApp::new().build()?;
+    /// let app = GatewayApp::new().gateway::<Chat>().build()?;
     /// let listener = gateway_axum::bind("127.0.0.1:0".parse()?)?;
+    /// let addr = listener.local_addr()?;
     /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     /// let server = tokio::spawn(
     ///     gateway_axum::serve(listener, app.clone().into_router())
@@ -103,7 +118,12 @@ impl Serve {
     ///         .grace(std::time::Duration::from_secs(5))
     ///         .into_future(),
     /// );
+    /// let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/doc-graceful")).await?;
+    ///
     /// stop.send(()).unwrap();
+    /// // The client is told that the server is going away, then the server stops.
+    /// let Some(Ok(Message::Close(Some(close)))) = client.next().await else { panic!("no close frame") };
+    /// assert_eq!(u16::from(close.code), 1001);
     /// server.await??;
     /// # Ok(())
     /// # }

@@ -47,7 +47,7 @@ const INBOUND_CAPACITY: usize = 1024;
 ///   is no data). Data stays raw JSON both ways: the handler receives the argument as the
 ///   client wrote it, and the client receives what the handler replies or emits as plain
 ///   WebSocket clients do (key order and numbers as written).
-/// - Errors arrive as an `exception` event whose payload is exactly what the JSON adapter
+/// - Errors arrive as an `exception` event whose payload is exactly what the JSON transport
 ///   sends: `{"status":"error","message":..,"cause":{"pattern":..,"data":..}}`.
 /// - Handshake authentication runs the gateway's authenticator on the Socket.IO handshake:
 ///   its headers, its query and the `auth` payload (`auth.token` is a bearer token, see
@@ -92,8 +92,8 @@ pub struct SocketIoTransport {
 }
 
 impl SocketIoTransport {
-    /// An adapter with socketioxide's defaults (path `/socket.io`), the payload limits
-    /// taken from the app's [`ConnectionConfig`](crate::ConnectionConfig).
+    /// A transport with socketioxide's defaults (path `/socket.io`), the payload limits
+    /// taken from the app's [`ConnectionConfig`](gateway_core::ConnectionConfig).
     ///
     /// # Examples
     ///
@@ -117,7 +117,7 @@ impl SocketIoTransport {
         Self::default()
     }
 
-    /// An adapter with this socketioxide configuration (path, ping interval, payload
+    /// A transport with this socketioxide configuration (path, ping interval, payload
     /// limits...), used as is.
     ///
     /// # Examples
@@ -125,8 +125,8 @@ impl SocketIoTransport {
     /// ```
     /// let mut config = socketioxide::SocketIoConfig::default();
     /// config.engine_config.req_path = "/io".into();
-    /// let adapter = gateway_axum::SocketIoTransport::with_config(config);
-    /// # let _ = adapter;
+    /// let transport = gateway_axum::SocketIoTransport::with_config(config);
+    /// # let _ = transport;
     /// ```
     pub fn with_config(config: SocketIoConfig) -> Self {
         Self {
@@ -203,9 +203,9 @@ impl Transport for SocketIoTransport {
     /// impl Bound {}
     ///
     /// let app = GatewayApp::new().gateway::<Bound>().build().unwrap();
-    /// let adapter = SocketIoTransport::new();
-    /// let server = adapter.create(&app);
-    /// let (router, io) = adapter.bind(server, &app.gateways()[0], &app);
+    /// let transport = SocketIoTransport::new();
+    /// let server = transport.create(&app);
+    /// let (router, io) = transport.bind(server, &app.gateways()[0], &app);
     /// assert!(io.of("/doc-sio-bind").is_some());
     /// # let _: axum::Router = router;
     /// ```

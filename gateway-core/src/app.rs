@@ -128,11 +128,8 @@ impl GatewayApp {
     ///     .unwrap();
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"greet"}"#).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// assert_eq!(frame.as_str(), r#"{"event":"greet","data":"bonjour"}"#);
+    /// let answer = gw.handle_json(&client, r#"{"event":"greet"}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"greet","data":"bonjour"}"#);
     /// # }
     /// ```
     pub fn provide<T: Send + Sync + 'static>(self, value: T) -> Self {
@@ -150,6 +147,7 @@ impl GatewayApp {
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use gateway_core::prelude::*;
     /// use gateway_core::Handshake;
+    /// use gateway_core::transport::Answer;
     ///
     /// struct Hits(AtomicUsize);
     ///
@@ -175,7 +173,8 @@ impl GatewayApp {
     ///     .unwrap();
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// gw.dispatch_text(&client, r#"{"event":"hit"}"#).outcome().await.unwrap();
+    /// let answer = gw.handle_json(&client, r#"{"event":"hit"}"#).answer().await;
+    /// assert!(matches!(answer, Answer::Nothing)); // a handler returning `()` sends nothing
     /// assert_eq!(hits.0.load(Ordering::Relaxed), 1);
     /// # }
     /// ```
@@ -248,8 +247,11 @@ impl GatewayApp {
     /// let app = GatewayApp::new().use_global_guard(DenyAll).gateway::<Chat>().build().unwrap();
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let err = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await.unwrap_err();
-    /// assert_eq!(err.to_string(), "Forbidden resource");
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping"}"#).answer().await;
+    /// assert_eq!(
+    ///     answer.frame().unwrap().as_str(),
+    ///     r#"{"event":"exception","data":{"status":"error","message":"Forbidden resource","cause":{"pattern":"ping","data":null}}}"#
+    /// );
     /// # }
     /// ```
     pub fn use_global_guard(mut self, guard: impl Guard) -> Self {
@@ -291,11 +293,8 @@ impl GatewayApp {
     /// let app = GatewayApp::new().use_global_interceptor(Wrap).gateway::<Chat>().build().unwrap();
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":{"wrapped":"pong"}}"#);
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping"}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"ping","data":{"wrapped":"pong"}}"#);
     /// # }
     /// ```
     pub fn use_global_interceptor(mut self, interceptor: impl Interceptor) -> Self {
@@ -338,11 +337,9 @@ impl GatewayApp {
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     /// // Global filters also see frames that reach no handler.
-    /// let text = r#"{"event":"nope"}"#;
-    /// let failure = gw.dispatch_text(&client, text).outcome().await.unwrap_err();
-    /// let caught = gw.catch(&client, Some(text), failure);
+    /// let answer = gw.handle_json(&client, r#"{"event":"nope"}"#).answer().await;
     /// assert_eq!(
-    ///     caught.frame_ref().unwrap().as_str(),
+    ///     answer.frame().unwrap().as_str(),
     ///     r#"{"event":"oops","data":"Unknown event \"nope\""}"#
     /// );
     /// # }
@@ -641,11 +638,8 @@ impl GatewayApp {
 /// let gw = &app.gateways()[0];
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
 /// gw.connect(&client).await.unwrap();
-/// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"echo","data":[1]}"#).outcome().await
-/// else {
-///     panic!("no reply")
-/// };
-/// assert_eq!(frame.as_str(), r#"{"event":"echo","data":[1]}"#);
+/// let answer = gw.handle_json(&client, r#"{"event":"echo","data":[1]}"#).answer().await;
+/// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"echo","data":[1]}"#);
 /// gw.disconnect(&client).await;
 /// # }
 /// ```

@@ -414,8 +414,10 @@ impl<T: Clone + Send + Sync + 'static> Identity<T> {
     /// handshake.extensions.insert(Identity(String::from("admin")));
     /// let (admin, _a) = gw.open(handshake, 8);
     /// let (guest, _b) = gw.open(Handshake::default(), 8);
-    /// assert!(gw.dispatch_text(&admin, r#"{"event":"purge"}"#).outcome().await.is_ok());
-    /// assert!(gw.dispatch_text(&guest, r#"{"event":"purge"}"#).outcome().await.is_err());
+    /// let purge = r#"{"event":"purge"}"#;
+    /// assert!(gw.handle_json(&admin, purge).answer().await.frame().is_none()); // purged, nothing to say
+    /// let denied = gw.handle_json(&guest, purge).answer().await;
+    /// assert!(denied.frame().unwrap().as_str().contains(r#""message":"Forbidden resource""#));
     /// # }
     /// ```
     pub fn get(cx: &Context<'_>) -> Option<T> {

@@ -91,7 +91,8 @@ impl Serialize for ClientId {
 /// # #[websocket_gateway] impl Chat {}
 /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
 /// # let gw = &app.gateways()[0];
-/// use gateway_core::{Handshake, Outbound};
+/// use gateway_core::Handshake;
+/// use gateway_core::transport::Outbound;
 ///
 /// let (client, mut queue) = gw.open(Handshake::default(), 8);
 /// client.emit("hello", &1).unwrap();
@@ -175,7 +176,8 @@ impl OutboundQueue {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, Outbound};
+    /// use gateway_core::Handshake;
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// client.emit("tick", &1).unwrap();
@@ -449,7 +451,8 @@ impl Client {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, Outbound, SendError};
+    /// use gateway_core::{Handshake, SendError};
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// client.emit("welcome", &"hi").unwrap();
@@ -478,7 +481,8 @@ impl Client {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Frame, Handshake, Outbound};
+    /// use gateway_core::{Frame, Handshake};
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// let frame = Frame::event("tick", &1).unwrap(); // encode once, send to many
@@ -610,7 +614,8 @@ impl Client {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, Outbound};
+    /// use gateway_core::Handshake;
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// client.disconnect();
@@ -631,7 +636,8 @@ impl Client {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, Outbound};
+    /// use gateway_core::Handshake;
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// client.close(4001, "kicked");

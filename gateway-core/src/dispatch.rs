@@ -51,8 +51,10 @@ use crate::server::WsServer;
 /// let app = GatewayApp::new().use_global_guard(NumbersOnly).gateway::<Chat>().build().unwrap();
 /// let gw = &app.gateways()[0];
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
-/// assert!(gw.dispatch_text(&client, r#"{"event":"n","data":1.5}"#).outcome().await.is_ok());
-/// assert!(gw.dispatch_text(&client, r#"{"event":"n","data":"x"}"#).outcome().await.is_err());
+/// let answer = gw.handle_json(&client, r#"{"event":"n","data":1.5}"#).answer().await;
+/// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"n","data":1.5}"#);
+/// let answer = gw.handle_json(&client, r#"{"event":"n","data":"x"}"#).answer().await;
+/// assert!(answer.frame().unwrap().as_str().contains(r#""message":"Forbidden resource""#));
 /// # }
 /// ```
 pub struct Context<'a> {
@@ -88,11 +90,8 @@ impl<'a> Context<'a> {
     /// # let app = GatewayApp::new().use_global_interceptor(Who).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// assert_eq!(frame.as_str(), format!(r#"{{"event":"ping","data":"{}"}}"#, client.id()));
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping"}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), format!(r#"{{"event":"ping","data":"{}"}}"#, client.id()));
     /// # }
     /// ```
     pub fn client(&self) -> Option<&'a Client> {
@@ -129,7 +128,8 @@ impl<'a> Context<'a> {
     /// # let gw = &app.gateways()[0];
     /// let (alice, mut alice_queue) = gw.open(Handshake::default(), 8);
     /// let (bob, mut bob_queue) = gw.open(Handshake::default(), 8);
-    /// gw.dispatch_text(&alice, r#"{"event":"ping"}"#).outcome().await.unwrap();
+    /// let answer = gw.handle_json(&alice, r#"{"event":"ping"}"#).answer().await;
+    /// assert!(answer.frame().is_none()); // `ping` returns nothing
     /// assert!(bob_queue.try_recv().is_some());
     /// assert!(alice_queue.try_recv().is_none());
     /// # }
@@ -168,8 +168,8 @@ impl<'a> Context<'a> {
     ///     .unwrap();
     /// # let gw = &app.gateways()[0];
     /// # let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let err = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await.unwrap_err();
-    /// assert_eq!(err.to_string(), "Forbidden resource");
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping"}"#).answer().await;
+    /// assert!(answer.frame().unwrap().as_str().contains(r#""message":"Forbidden resource""#));
     /// # }
     /// ```
     pub fn providers(&self) -> &'a Providers {
@@ -198,11 +198,8 @@ impl<'a> Context<'a> {
     /// # let app = GatewayApp::new().use_global_interceptor(WhichEvent).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// # let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":"ping"}"#);
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping"}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"ping","data":"ping"}"#);
     /// # }
     /// ```
     pub fn event(&self) -> &'static str {
@@ -231,11 +228,8 @@ impl<'a> Context<'a> {
     /// # let app = GatewayApp::new().use_global_interceptor(RawData).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// # let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping","data":[1, 2]}"#).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":"[1, 2]"}"#);
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping","data":[1, 2]}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"ping","data":"[1, 2]"}"#);
     /// # }
     /// ```
     pub fn data(&self) -> Option<&'a RawValue> {
@@ -264,11 +258,8 @@ impl<'a> Context<'a> {
     /// # let app = GatewayApp::new().use_global_interceptor(RawId).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// # let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping","id":7}"#).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":"7","id":7}"#);
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping","id":7}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"ping","data":"7","id":7}"#);
     /// # }
     /// ```
     pub fn id(&self) -> Option<&'a RawValue> {
@@ -300,10 +291,11 @@ impl<'a> Context<'a> {
     /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
     /// # let app = GatewayApp::new().use_global_interceptor(Ack).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Outbound;
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
-    /// gw.dispatch_text(&client, r#"{"event":"ping","id":3}"#).outcome().await.unwrap();
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping","id":3}"#).answer().await;
+    /// assert!(answer.frame().is_none()); // `ping` itself replies nothing
     /// let Some(Outbound::Frame(ack)) = queue.try_recv() else { panic!("no ack") };
     /// assert_eq!(ack.as_str(), r#"{"event":"ping","data":"ack","id":3}"#);
     /// # }
@@ -337,6 +329,19 @@ impl fmt::Debug for Context<'_> {
 /// use futures_util::StreamExt;
 /// use gateway_core::prelude::*;
 /// use gateway_core::Handshake;
+/// use gateway_core::transport::Answer;
+///
+/// /// Answers `"ok"` for handlers that reply nothing; other replies pass through.
+/// struct Ack;
+///
+/// impl Interceptor for Ack {
+///     async fn intercept(&self, cx: &Context<'_>, next: Next<'_>) -> Outcome {
+///         match next.run().await? {
+///             Reply::None => Reply::data(cx, "ok"),
+///             reply => Ok(reply),
+///         }
+///     }
+/// }
 ///
 /// #[websocket_gateway(path = "/count")]
 /// struct Count;
@@ -352,18 +357,20 @@ impl fmt::Debug for Context<'_> {
 ///     fn silent(&self) {}
 /// }
 ///
-/// let app = GatewayApp::new().gateway::<Count>().build().unwrap();
+/// let app = GatewayApp::new().use_global_interceptor(Ack).gateway::<Count>().build().unwrap();
 /// let gw = &app.gateways()[0];
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
 ///
-/// let reply = gw.dispatch_text(&client, r#"{"event":"silent"}"#).outcome().await.unwrap();
-/// assert!(matches!(reply, Reply::None));
+/// // `silent` replied `Reply::None`, which the interceptor turned into a frame.
+/// let answer = gw.handle_json(&client, r#"{"event":"silent"}"#).answer().await;
+/// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"silent","data":"ok"}"#);
 ///
-/// let Ok(Reply::Stream(stream)) = gw.dispatch_text(&client, r#"{"event":"to","data":2}"#).outcome().await
+/// // `to` replied `Reply::Stream`: the client receives its frames as they come.
+/// let Answer::Stream(stream) = gw.handle_json(&client, r#"{"event":"to","data":2}"#).answer().await
 /// else {
 ///     panic!("expected a stream")
 /// };
-/// let frames: Vec<String> = stream.map(|item| item.unwrap().unwrap().as_str().to_owned()).collect().await;
+/// let frames: Vec<String> = stream.map(|answer| answer.frame().unwrap().as_str().to_owned()).collect().await;
 /// assert_eq!(frames, [r#"{"event":"tick","data":1}"#, r#"{"event":"tick","data":2}"#]);
 /// # }
 /// ```
@@ -397,6 +404,8 @@ impl Reply {
     /// use std::collections::HashMap;
     /// use std::sync::Mutex;
     ///
+    /// use gateway_core::transport::Answer;
+    ///
     /// /// Answers repeated requests from memory, without calling the handler.
     /// #[derive(Default)]
     /// struct Cache(Mutex<HashMap<String, serde_json::Value>>);
@@ -420,13 +429,10 @@ impl Reply {
     /// # let app = GatewayApp::new().use_global_interceptor(Cache::default()).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// # let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let first = gw.dispatch_text(&client, r#"{"event":"ping","data":1}"#).outcome().await.unwrap();
-    /// assert!(matches!(first, Reply::None)); // the handler ran: it returns nothing
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping","data":1,"id":2}"#).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// assert_eq!(frame.as_str(), r#"{"event":"ping","data":{"cached":true},"id":2}"#);
+    /// let first = gw.handle_json(&client, r#"{"event":"ping","data":1}"#).answer().await;
+    /// assert!(matches!(first, Answer::Nothing)); // the handler ran: it returns nothing
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping","data":1,"id":2}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"ping","data":{"cached":true},"id":2}"#);
     /// # }
     /// ```
     pub fn data<T: serde::Serialize + ?Sized>(cx: &Context<'_>, data: &T) -> Outcome {
@@ -505,7 +511,7 @@ pub type Outcome = Result<Reply, Failure>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::{Dispatch, Reply, WsException};
+/// use gateway_core::{Reply, WsException, __private::Dispatch};
 ///
 /// let done = Dispatch::ready(Ok(Reply::None));
 /// assert!(matches!(done, Dispatch::Ready(_)));
@@ -531,7 +537,7 @@ impl Dispatch {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::{Dispatch, Frame, Reply};
+    /// use gateway_core::{Frame, Reply, __private::Dispatch};
     ///
     /// let frame = Frame::event("pong", &()).unwrap();
     /// let dispatch = Dispatch::ready(Ok(Reply::Frame(frame.clone())));
@@ -549,7 +555,7 @@ impl Dispatch {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::{Dispatch, Reply};
+    /// use gateway_core::{Reply, __private::Dispatch};
     ///
     /// let dispatch = Dispatch::pending(async {
     ///     tokio::task::yield_now().await; // e.g. a database call
@@ -569,7 +575,7 @@ impl Dispatch {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::{Dispatch, WsException};
+    /// use gateway_core::{WsException, __private::Dispatch};
     ///
     /// let dispatch = Dispatch::reject(WsException::new("Unknown room"));
     /// let failure = dispatch.outcome().await.unwrap_err();
@@ -588,7 +594,7 @@ impl Dispatch {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::{Dispatch, Reply};
+    /// use gateway_core::{Reply, __private::Dispatch};
     ///
     /// for dispatch in [Dispatch::ready(Ok(Reply::None)), Dispatch::pending(async { Ok(Reply::None) })] {
     ///     assert!(matches!(dispatch.outcome().await, Ok(Reply::None)));

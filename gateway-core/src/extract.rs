@@ -153,8 +153,8 @@ impl<T: Send + Sync + 'static> FromContext for Option<Inject<T>> {
 /// let app = GatewayApp::new().gateway::<Moves>().build().unwrap();
 /// let gw = &app.gateways()[0];
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
-/// let reply = gw.dispatch_text(&client, r#"{"event":"down"}"#).outcome().await;
-/// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"down","data":"moved down"}"#));
+/// let answer = gw.handle_json(&client, r#"{"event":"down"}"#).answer().await;
+/// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"down","data":"moved down"}"#);
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,8 +225,8 @@ impl<T: DeserializeOwned> FromContext for Data<T> {
 /// let app = GatewayApp::new().gateway::<Math>().build().unwrap();
 /// let gw = &app.gateways()[0];
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
-/// let reply = gw.dispatch_text(&client, r#"{"event":"double","data":"many"}"#).outcome().await;
-/// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"double","data":0}"#));
+/// let answer = gw.handle_json(&client, r#"{"event":"double","data":"many"}"#).answer().await;
+/// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"double","data":0}"#);
 /// # }
 /// ```
 #[derive(Debug)]

@@ -83,8 +83,10 @@ pub trait ExceptionFilter: Send + Sync + 'static {
 /// # #[websocket_gateway] impl Chat {}
 /// # let app = GatewayApp::new().use_global_filter(ErrorEvent).gateway::<Chat>().build().unwrap();
 /// # let gw = &app.gateways()[0];
+/// use gateway_core::Request;
+///
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
-/// let caught = gw.catch(&client, Some(r#"{"event":"join"}"#), WsException::new("Room is full").into());
+/// let caught = gw.catch(&client, Some(&Request::new("join")), WsException::new("Room is full").into());
 /// assert_eq!(
 ///     caught.frame_ref().unwrap().as_str(),
 ///     r#"{"event":"error","data":{"event":"join","message":"Room is full"}}"#
@@ -135,6 +137,8 @@ impl<'a> FilterContext<'a> {
     /// # Examples
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// # use gateway_core::prelude::*;
     /// # use gateway_core::{Frame, Handshake};
     /// /// Answers errors with the id of the request they answer.
@@ -153,11 +157,13 @@ impl<'a> FilterContext<'a> {
     /// # let app = GatewayApp::new().use_global_filter(Failed).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let caught = gw.catch(&client, Some(r#"{"event":"x","id":12}"#), WsException::new("no").into());
-    /// assert_eq!(caught.frame_ref().unwrap().as_str(), r#"{"event":"failed","data":"12"}"#);
+    /// // An unknown event: the filter sees the request it came with.
+    /// let answer = gw.handle_json(&client, r#"{"event":"x","id":12}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"failed","data":"12"}"#);
     /// // A frame that does not parse has no request.
-    /// let caught = gw.catch(&client, Some("{"), WsException::new("no").into());
-    /// assert_eq!(caught.frame_ref().unwrap().as_str(), r#"{"event":"failed","data":null}"#);
+    /// let answer = gw.handle_json(&client, "{").answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"failed","data":null}"#);
+    /// # }
     /// ```
     pub fn request(&self) -> Option<&'a Request<'a>> {
         self.request
@@ -187,10 +193,12 @@ impl<'a> FilterContext<'a> {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().use_global_filter(QuietTyping).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
+    /// use gateway_core::Request;
+    ///
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let typing = gw.catch(&client, Some(r#"{"event":"typing"}"#), WsException::new("x").into());
+    /// let typing = gw.catch(&client, Some(&Request::new("typing")), WsException::new("x").into());
     /// assert!(typing.frame_ref().is_none());
-    /// let other = gw.catch(&client, Some(r#"{"event":"send"}"#), WsException::new("x").into());
+    /// let other = gw.catch(&client, Some(&Request::new("send")), WsException::new("x").into());
     /// assert!(other.frame_ref().is_some());
     /// ```
     pub fn event(&self) -> Option<&'a str> {
@@ -241,7 +249,8 @@ impl Caught {
     /// # let app = GatewayApp::new().use_global_filter(Sanitize).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let caught = gw.catch(&client, Some(r#"{"event":"x","id":1}"#), WsException::new("db: timeout").into());
+    /// let request = gateway_core::frame::parse(r#"{"event":"x","id":1}"#).unwrap();
+    /// let caught = gw.catch(&client, Some(&request), WsException::new("db: timeout").into());
     /// assert_eq!(
     ///     caught.frame_ref().unwrap().as_str(),
     ///     r#"{"event":"exception","data":{"status":"error","message":"Something went wrong","cause":{"pattern":"x","data":null}},"id":1}"#
@@ -412,7 +421,8 @@ impl FilterRef {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Caught, ExceptionFilter, FilterContext, FilterRef, WsException};
+    /// use gateway_core::__private::FilterRef;
+    /// use gateway_core::{Caught, ExceptionFilter, FilterContext, WsException};
     ///
     /// struct Swallow;
     ///

@@ -1,4 +1,4 @@
-//! The JSON wire format of the default adapter, NestJS's `WsAdapter` envelope:
+//! The JSON wire format of the default transport, NestJS's `WsAdapter` envelope:
 //! text frames `{"event": string, "data": any}`, plus an optional `"id"` that a reply echoes.
 
 use std::borrow::Cow;
@@ -215,7 +215,7 @@ pub enum FrameError {
     /// The `event` field is not a string.
     #[error(r#"Invalid frame: "event" must be a string"#)]
     EventNotString,
-    /// A binary frame reached the JSON adapter.
+    /// A binary frame reached the JSON transport.
     #[error(r#"Binary frames are not supported: send JSON text frames like {{"event": "name", "data": ...}}"#)]
     Binary,
 }

@@ -15,7 +15,7 @@ use crate::layers::Layers;
 ///
 /// ```
 /// use gateway_core::prelude::*;
-/// use gateway_core::Gateway;
+/// use gateway_core::__private::Gateway;
 ///
 /// #[websocket_gateway(path = "/doc-tables")]
 /// struct Tables;
@@ -61,7 +61,7 @@ pub trait Gateway: Send + Sync + Sized + 'static {
 ///
 /// ```
 /// use gateway_core::prelude::*;
-/// use gateway_core::GatewayHandlers;
+/// use gateway_core::__private::GatewayHandlers;
 ///
 /// #[websocket_gateway(path = "/doc-tables")]
 /// struct Tables;
@@ -116,7 +116,7 @@ pub type DescribeFn = fn(&mut schemars::SchemaGenerator) -> HandlerDoc;
 ///
 /// ```
 /// use gateway_core::prelude::*;
-/// use gateway_core::GatewayHandlers;
+/// use gateway_core::__private::GatewayHandlers;
 ///
 /// #[websocket_gateway(path = "/doc-handler-doc")]
 /// struct Docs;
@@ -156,7 +156,7 @@ impl HandlerDoc {
 ///
 /// ```
 /// use gateway_core::prelude::*;
-/// use gateway_core::GatewayHandlers;
+/// use gateway_core::__private::GatewayHandlers;
 ///
 /// #[websocket_gateway(path = "/doc-handler")]
 /// struct Table;
@@ -199,7 +199,7 @@ pub struct Handler<G> {
 /// `OnGatewayDisconnect`.
 ///
 /// ```
-/// use gateway_core::Hooks;
+/// use gateway_core::__private::Hooks;
 ///
 /// struct Nothing;
 /// let none: Hooks<Nothing> = Hooks::NONE;
@@ -228,7 +228,7 @@ impl<G> Hooks<G> {
 ///
 /// ```
 /// use gateway_core::prelude::*;
-/// use gateway_core::GatewayHandlers;
+/// use gateway_core::__private::GatewayHandlers;
 ///
 /// #[websocket_gateway(path = "/doc-hook")]
 /// struct Hooked;

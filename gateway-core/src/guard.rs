@@ -36,8 +36,9 @@ use crate::exception::WsException;
 /// let app = GatewayApp::new().gateway::<Locked>().build().unwrap();
 /// let gw = &app.gateways()[0];
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
-/// let err = gw.dispatch_text(&client, r#"{"event":"open"}"#).outcome().await.unwrap_err();
-/// assert_eq!(err.to_string(), FORBIDDEN);
+/// let answer = gw.handle_json(&client, r#"{"event":"open"}"#).answer().await;
+/// let frame = answer.frame().unwrap().as_str();
+/// assert!(frame.starts_with(&format!(r#"{{"event":"exception","data":{{"status":"error","message":"{FORBIDDEN}""#)));
 /// # }
 /// ```
 pub const FORBIDDEN: &str = "Forbidden resource";
@@ -109,7 +110,8 @@ impl GuardRef {
     /// Wraps a guard (what `#[use_guards(..)]` and `use_global_guard` do).
     ///
     /// ```
-    /// use gateway_core::{Context, Guard, GuardRef, Layers, WsException};
+    /// use gateway_core::__private::{GuardRef, Layers};
+    /// use gateway_core::{Context, Guard, WsException};
     ///
     /// struct Allow;
     ///

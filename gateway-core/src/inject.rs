@@ -97,8 +97,8 @@ impl Providers {
     ///     .unwrap();
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let reply = gw.dispatch_text(&client, r#"{"event":"hi"}"#).outcome().await;
-    /// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"hi","data":"> hello"}"#));
+    /// let answer = gw.handle_json(&client, r#"{"event":"hi"}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"hi","data":"> hello"}"#);
     /// # }
     /// ```
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<Inject<T>> {

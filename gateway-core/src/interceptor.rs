@@ -61,7 +61,8 @@ impl InterceptorRef {
     /// Wraps an interceptor (what `#[use_interceptors(..)]` and `use_global_interceptor` do).
     ///
     /// ```
-    /// use gateway_core::{InterceptorRef, Layers, LoggingInterceptor};
+    /// use gateway_core::LoggingInterceptor;
+    /// use gateway_core::__private::{InterceptorRef, Layers};
     ///
     /// let layers = Layers {
     ///     interceptors: vec![InterceptorRef::new(LoggingInterceptor)],
@@ -113,10 +114,8 @@ impl std::fmt::Debug for InterceptorRef {
 /// let app = GatewayApp::new().gateway::<Count>().build().unwrap();
 /// let gw = &app.gateways()[0];
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
-/// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"n","data":41}"#).outcome().await else {
-///     panic!("a reply")
-/// };
-/// assert_eq!(frame.as_str(), r#"{"event":"n","data":42}"#);
+/// let answer = gw.handle_json(&client, r#"{"event":"n","data":41}"#).answer().await;
+/// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"n","data":42}"#);
 /// # }
 /// ```
 pub struct Next<'a> {

@@ -155,7 +155,6 @@ impl GatewayRuntime {
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// use gateway_core::Request;
     /// use gateway_core::transport::Handshake;
     ///
     /// let gw = &app.gateways()[0];

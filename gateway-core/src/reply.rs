@@ -160,6 +160,7 @@ impl<T: Serialize + ?Sized> IntoReply for T {}
 /// # async fn main() {
 /// use gateway_core::prelude::*;
 /// use gateway_core::Handshake;
+/// use gateway_core::transport::Outbound;
 ///
 /// /// Answers each request twice: "started" at once, then the handler's reply.
 /// struct Started;
@@ -187,10 +188,10 @@ impl<T: Serialize + ?Sized> IntoReply for T {}
 /// let app = GatewayApp::new().use_global_interceptor(Started).gateway::<Jobs>().build().unwrap();
 /// let gw = &app.gateways()[0];
 /// let (client, mut queue) = gw.open(Handshake::default(), 8);
-/// let reply = gw.dispatch_text(&client, r#"{"event":"run","id":"j1"}"#).outcome().await;
-/// let Some(gateway_core::Outbound::Frame(started)) = queue.try_recv() else { panic!("nothing sent") };
+/// let answer = gw.handle_json(&client, r#"{"event":"run","id":"j1"}"#).answer().await;
+/// let Some(Outbound::Frame(started)) = queue.try_recv() else { panic!("nothing sent") };
 /// assert_eq!(started.as_str(), r#"{"event":"run","data":"started","id":"j1"}"#);
-/// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"run","data":"done","id":"j1"}"#));
+/// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"run","data":"done","id":"j1"}"#);
 /// # }
 /// ```
 #[derive(Clone, Debug)]
@@ -222,8 +223,8 @@ impl ReplyTo {
     /// # let app = GatewayApp::new().use_global_interceptor(WhichEvent).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// # let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let reply = gw.dispatch_text(&client, r#"{"event":"ping"}"#).outcome().await;
-    /// assert!(matches!(reply, Ok(Reply::Frame(f)) if f.as_str() == r#"{"event":"ping","data":"ping"}"#));
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping"}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"ping","data":"ping"}"#);
     /// # }
     /// ```
     pub fn event(&self) -> &'static str {
@@ -264,11 +265,8 @@ impl ReplyTo {
     /// # let app = GatewayApp::new().use_global_interceptor(Encodings).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// # let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let Ok(Reply::Frame(frame)) = gw.dispatch_text(&client, r#"{"event":"ping","id":5}"#).outcome().await
-    /// else {
-    ///     panic!("no reply")
-    /// };
-    /// let seen: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping","id":5}"#).answer().await;
+    /// let seen: serde_json::Value = serde_json::from_str(answer.frame().unwrap().as_str()).unwrap();
     /// assert_eq!(seen["data"][0], r#"{"event":"ping","data":1,"id":5}"#);
     /// assert_eq!(seen["data"][1], r#"{"event":"other","data":2,"id":5}"#);
     /// assert!(seen["data"][2].is_null());

@@ -139,7 +139,6 @@ impl<'a> Request<'a> {
 ///
 /// ```
 /// use gateway_core::Request;
-/// use serde_json::value::RawValue;
 ///
 /// let owned = serde_json::value::to_raw_value(&[1, 2]).unwrap();
 /// assert_eq!(Request::new("e").with_data(owned).data().unwrap().get(), "[1,2]");

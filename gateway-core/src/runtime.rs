@@ -1,4 +1,4 @@
-//! [`GatewayRuntime`]: one built gateway, as a transport adapter drives it.
+//! [`GatewayRuntime`]: one built gateway, as a transport drives it.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -32,11 +32,12 @@ pub(crate) struct AppParts<'a> {
 
 /// A built gateway: its instance, its handler table and its server handle.
 ///
-/// Transport adapters (gateway-axum's router, your own) drive it:
+/// Transports (gateway-axum's, your own) drive it:
 /// [`authenticate`](Self::authenticate) the upgrade request, [`open`](Self::open) a
-/// client, [`connect`](Self::connect) it, [`dispatch_text`](Self::dispatch_text) its
-/// frames, [`catch`](Self::catch) failures, [`disconnect`](Self::disconnect) it. Cheap to
-/// clone.
+/// client, [`connect`](Self::connect) it, [`handle`](Self::handle) its requests (or
+/// [`handle_json`](Self::handle_json) its JSON text frames), [`reject`](Self::reject) the
+/// messages that never reach a handler, [`disconnect`](Self::disconnect) it; the session
+/// driver ([`transport::serve`](crate::transport::serve)) does all of it. Cheap to clone.
 ///
 /// # Examples
 ///
@@ -45,6 +46,7 @@ pub(crate) struct AppParts<'a> {
 /// # async fn main() {
 /// use gateway_core::prelude::*;
 /// use gateway_core::Handshake;
+/// use gateway_core::transport::Answer;
 ///
 /// #[websocket_gateway(path = "/chat")]
 /// struct Chat;
@@ -71,15 +73,16 @@ pub(crate) struct AppParts<'a> {
 /// assert_eq!(client.rooms(), ["everyone"]);
 ///
 /// let text = r#"{"event":"double","data":21,"id":1}"#;
-/// match gw.dispatch_text(&client, text).outcome().await {
-///     Ok(Reply::Frame(frame)) => assert_eq!(frame.as_str(), r#"{"event":"double","data":42,"id":1}"#),
+/// match gw.handle_json(&client, text).answer().await {
+///     Answer::Frame(frame) => assert_eq!(frame.as_str(), r#"{"event":"double","data":42,"id":1}"#),
 ///     other => panic!("unexpected {other:?}"),
 /// }
 ///
+/// // A failure is answered too: the exception filters turned it into what the client receives.
 /// let text = r#"{"event":"double","data":"x"}"#;
-/// let failure = gw.dispatch_text(&client, text).outcome().await.unwrap_err();
-/// let caught = gw.catch(&client, Some(text), failure); // what the client receives
-/// assert!(caught.frame_ref().unwrap().as_str().starts_with(r#"{"event":"exception""#));
+/// let answer = gw.handle_json(&client, text).answer().await;
+/// assert!(answer.frame().unwrap().as_str().starts_with(r#"{"event":"exception""#));
+/// assert!(answer.close_request().is_none()); // the socket stays open
 ///
 /// gw.disconnect(&client).await;
 /// assert_eq!(gw.server().client_count(), 0);
@@ -454,7 +457,8 @@ impl GatewayRuntime {
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// use gateway_core::{Handshake, Outbound};
+    /// use gateway_core::Handshake;
+    /// use gateway_core::transport::Outbound;
     ///
     /// let gw = &app.gateways()[0];
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);

@@ -374,7 +374,8 @@ impl WsServer {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, Outbound};
+    /// use gateway_core::Handshake;
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// assert!(gw.server().disconnect(a.id()));
@@ -484,7 +485,8 @@ impl WsServer {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, Outbound, SendError};
+    /// use gateway_core::{Handshake, SendError};
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
@@ -834,7 +836,8 @@ impl Broadcast {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, Outbound};
+    /// use gateway_core::Handshake;
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// a.join("lobby");
@@ -858,7 +861,8 @@ impl Broadcast {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Frame, Handshake, Outbound};
+    /// use gateway_core::{Frame, Handshake};
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
@@ -932,7 +936,8 @@ impl Broadcast {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, Outbound};
+    /// use gateway_core::Handshake;
+    /// use gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);

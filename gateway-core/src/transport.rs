@@ -148,7 +148,7 @@ pub trait Transport {
 ///
 /// use gateway_core::prelude::*;
 /// use gateway_core::transport::{self, Closing, Connection, Decoded, Gone, Received};
-/// use gateway_core::{ConnectionConfig, Frame};
+/// use gateway_core::Frame;
 /// use tokio::sync::mpsc;
 ///
 /// struct Lines {

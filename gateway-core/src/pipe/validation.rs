@@ -79,8 +79,9 @@ pub struct ValidationPipe;
 /// let app = GatewayApp::new().gateway::<Names>().build().unwrap();
 /// let gw = &app.gateways()[0];
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
-/// let err = gw.dispatch_text(&client, r#"{"event":"name","data":{"name":""}}"#).outcome().await.unwrap_err();
-/// assert_eq!(err.to_string(), VALIDATION_FAILED);
+/// let answer = gw.handle_json(&client, r#"{"event":"name","data":{"name":""}}"#).answer().await;
+/// let frame = answer.frame().unwrap().as_str();
+/// assert!(frame.starts_with(&format!(r#"{{"event":"exception","data":{{"status":"error","message":"{VALIDATION_FAILED}""#)));
 /// # }
 /// ```
 pub const VALIDATION_FAILED: &str = "Validation failed";
