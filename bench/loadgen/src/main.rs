@@ -10,7 +10,14 @@
 //!   round trips per second and p50/p99/p999 latency.
 //! - `broadcast`: R receivers and one sender of `broadcast` events carrying a sequence number
 //!   and a send timestamp; deliveries per second and delivery latency. The sender keeps at
-//!   most `--window` broadcasts ahead of the slowest receiver, so no server queue overflows.
+//!   most `--window` broadcasts ahead of the slowest receiver, so no server queue overflows;
+//!   when the time is up it stops, and the receivers are given the broadcasts still in flight
+//!   before they close.
+//!
+//! Rates count the measured window only; `echo` and `broadcast` also print `total=`, every
+//! round trip (delivery to a receiver) the server completed over the whole run, warm-up and
+//! the last in-flight ones included, for counts of the server's work such as
+//! `bench/callgrind.sh` divides by.
 //! - `idle`: opens N connections from source addresses spread over 127.0.0.x (past the
 //!   ephemeral-port limit of one address) and holds them; the server's RSS per connection.
 //! - `connect`: opens, completes the handshake of (for Socket.IO: the WebSocket upgrade, the
@@ -374,7 +381,7 @@ async fn echo(
         let request = request.clone();
         tasks.push(tokio::spawn(async move {
             let mut hist = histogram();
-            let mut errors = 0u64;
+            let (mut errors, mut done) = (0u64, 0u64);
             loop {
                 let sent = Instant::now();
                 if sent >= until {
@@ -388,7 +395,9 @@ async fn echo(
                     errors += 1;
                     break;
                 };
-                if !protocol.is_event(&reply, "echo") {
+                if protocol.is_event(&reply, "echo") {
+                    done += 1;
+                } else {
                     errors += 1;
                 }
                 if sent >= from {
@@ -396,7 +405,7 @@ async fn echo(
                 }
             }
             let _ = ws.close(None).await;
-            (hist, errors)
+            (hist, errors, done)
         }));
     }
     tokio::time::sleep_until(from.into()).await;
@@ -404,11 +413,12 @@ async fn echo(
     tokio::time::sleep_until(until.into()).await;
     let cpu = cpu.elapsed();
     let mut hist = histogram();
-    let mut errors = 0;
+    let (mut errors, mut total) = (0, 0);
     for task in tasks {
-        let (h, e) = task.await?;
+        let (h, e, d) = task.await?;
         hist.add(&h).map_err(|e| format!("{e:?}"))?;
         errors += e;
+        total += d;
     }
     let count = hist.len();
     let rate = count as f64 / duration;
@@ -420,15 +430,19 @@ async fn echo(
     let cpu_per = per_message(cpu, count);
     println!(
         "echo: {n} connections, {rate:.0} round trips/s, latency p50 {p50} µs, p99 {p99} µs, \
-         p999 {p999} µs, server CPU {cpu_per} µs per round trip, {errors} errors"
+         p999 {p999} µs, server CPU {cpu_per} µs per round trip, {errors} errors, {total} round \
+         trips in all"
     );
     println!(
         "RESULT mode=echo protocol={} connections={n} rate={rate:.0} p50_us={p50} \
-         p99_us={p99} p999_us={p999} cpu_us={cpu_per} errors={errors}",
+         p99_us={p99} p999_us={p999} cpu_us={cpu_per} errors={errors} total={total}",
         protocol.name()
     );
     Ok(())
 }
+
+/// How long the receivers get, once the sender has stopped, for the broadcasts still in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Reads `"key":<digits>` from a frame without parsing all of it.
 fn number_after(text: &str, key: &str) -> Option<u64> {
@@ -458,14 +472,16 @@ async fn broadcast(
     let hist = Arc::new(Mutex::new(histogram()));
     let seen: Arc<Vec<AtomicU64>> = Arc::new((0..receivers).map(|_| AtomicU64::new(0)).collect());
     let delivered = Arc::new(AtomicU64::new(0));
+    // Every delivery to a receiver, in the window or not.
+    let total = Arc::new(AtomicU64::new(0));
     let protocol = target.protocol;
     let mut tasks = Vec::with_capacity(receivers);
     for (i, mut ws) in sockets.into_iter().enumerate() {
-        let (stop, hist, seen, delivered) = (
-            Arc::clone(&stop),
+        let (hist, seen, delivered, total) = (
             Arc::clone(&hist),
             Arc::clone(&seen),
             Arc::clone(&delivered),
+            Arc::clone(&total),
         );
         tasks.push(tokio::spawn(async move {
             while let Some(text) = next_text(protocol, &mut ws).await {
@@ -476,6 +492,7 @@ async fn broadcast(
                     continue;
                 };
                 seen[i].store(seq, Ordering::Relaxed);
+                total.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
                 if now >= from && now < until {
                     delivered.fetch_add(1, Ordering::Relaxed);
@@ -484,11 +501,7 @@ async fn broadcast(
                         .unwrap_or_else(PoisonError::into_inner)
                         .saturating_record(latency.saturating_sub(sent_us));
                 }
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
             }
-            let _ = ws.close(None).await;
         }));
     }
     let (mut sink, mut own) = sender.split();
@@ -548,6 +561,19 @@ async fn broadcast(
     stop.store(true, Ordering::Relaxed);
     let count = delivered.load(Ordering::Relaxed);
     let sent = send.await?;
+    // The broadcasts still in flight reach every receiver before the connections close, so
+    // that `total` is all the server delivered.
+    let drain_until = Instant::now() + DRAIN_TIMEOUT;
+    let drained = loop {
+        if seen.iter().all(|s| s.load(Ordering::Relaxed) >= sent) {
+            break true;
+        }
+        if Instant::now() >= drain_until {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let total = total.load(Ordering::Relaxed);
     drain.abort();
     for task in tasks {
         task.abort();
@@ -558,11 +584,17 @@ async fn broadcast(
     let cpu_per = per_message(cpu, count);
     println!(
         "broadcast: {receivers} receivers, {sent} broadcasts sent, {rate:.0} deliveries/s, \
-         delivery latency p50 {p50} µs, p99 {p99} µs, server CPU {cpu_per} µs per delivery"
+         delivery latency p50 {p50} µs, p99 {p99} µs, server CPU {cpu_per} µs per delivery, \
+         {total} deliveries in all{}",
+        if drained {
+            ""
+        } else {
+            " (some receivers missed the last broadcasts)"
+        }
     );
     println!(
         "RESULT mode=broadcast protocol={} receivers={receivers} rate={rate:.0} p50_us={p50} \
-         p99_us={p99} cpu_us={cpu_per}",
+         p99_us={p99} cpu_us={cpu_per} sent={sent} total={total} drained={drained}",
         protocol.name()
     );
     Ok(())
