@@ -280,6 +280,11 @@ pub fn parse<'a>(text: &'a str) -> Result<Request<'a>, FrameError> {
 /// assert!(!exceeds_depth(r#"{"event":"a","data":"[[[[[["}"#, 1));
 /// ```
 pub fn exceeds_depth(text: &str, max: usize) -> bool {
+    // Each level takes an opening and a closing bracket: a text this short cannot nest
+    // deeper than `max`, and most messages are this short.
+    if text.len() <= max.saturating_mul(2) {
+        return false;
+    }
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -400,6 +405,15 @@ mod tests {
             frame.as_str(),
             r#"{"event":"exception","data":{"status":"error","message":"bad","code":3}}"#
         );
+    }
+
+    #[test]
+    fn depth_is_counted_right_at_the_length_shortcut() {
+        // Depth 3 in 6 bytes: the shortest text of that depth.
+        assert!(exceeds_depth("[[[]]]", 2));
+        assert!(!exceeds_depth("[[[]]]", 3));
+        assert!(exceeds_depth("[[[1]]]", 2));
+        assert!(!exceeds_depth("[[]]", 2));
     }
 
     #[test]
