@@ -109,6 +109,23 @@ struct Gate {
     changed: Notify,
 }
 
+impl Gate {
+    /// Waits until a `wait` handler has started.
+    async fn wait_started(&self) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let changed = self.changed.notified();
+                if self.started.load(Ordering::SeqCst) > 0 {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .expect("the handler never started");
+    }
+}
+
 #[websocket_gateway(path = "/session")]
 struct SessionGateway {
     gate: Inject<Gate>,
@@ -292,13 +309,7 @@ async fn past_the_in_flight_limit_the_client_is_not_read() {
     served.send(r#"{"event":"wait"}"#);
     served.send(r#"{"event":"echo","data":1}"#);
     let gate = &served.gate;
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while gate.started.load(Ordering::SeqCst) == 0 {
-            gate.changed.notified().await;
-        }
-    })
-    .await
-    .unwrap();
+    gate.wait_started().await;
     // On this one-thread runtime the session runs whenever the test yields: had it been
     // reading, it would have taken the second message by now.
     for _ in 0..100 {
@@ -363,13 +374,7 @@ async fn shutdown_lets_work_in_flight_finish_then_closes_with_1001() {
     let served = serve();
     served.send(r#"{"event":"wait"}"#);
     let gate = &served.gate;
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while gate.started.load(Ordering::SeqCst) == 0 {
-            gate.changed.notified().await;
-        }
-    })
-    .await
-    .unwrap();
+    gate.wait_started().await;
     let app = served.app.clone();
     let shutdown = tokio::spawn(async move { app.shutdown(Duration::from_secs(5)).await });
     // Not closed while the handler runs; closed once it answered.
