@@ -38,7 +38,7 @@ pub use inventory;
 pub use serde_json;
 
 pub use crate::{
-    __describe as describe, __extract as extract, __pipe as pipe,
+    __arg as arg, __describe as describe, __extract as extract,
     __register_gateway as register_gateway, __reply as reply, __verify as verify,
 };
 pub use schemars::SchemaGenerator;
@@ -102,7 +102,7 @@ pub trait ViaExtractor<T> {
     /// Checks it at build time.
     fn verify(&self, cx: &BuildContext<'_>, site: ArgSite) -> Result<(), BuildError>;
     /// Pipes apply to the message body only: an extractor passes through.
-    fn pipe<P>(&self, value: T, pipe: &P, cx: &Context<'_>) -> Result<T, WsException>;
+    fn pipe<P>(&self, value: T, pipe: P, cx: &Context<'_>) -> Result<T, WsException>;
 }
 
 impl<T: FromContext> ViaExtractor<T> for &Arg<T> {
@@ -110,7 +110,7 @@ impl<T: FromContext> ViaExtractor<T> for &Arg<T> {
         T::from_context(cx)
     }
 
-    fn pipe<P>(&self, value: T, _: &P, _: &Context<'_>) -> Result<T, WsException> {
+    fn pipe<P>(&self, value: T, _: P, _: &Context<'_>) -> Result<T, WsException> {
         Ok(value)
     }
 
@@ -127,8 +127,9 @@ pub trait ViaBody<T> {
         T: MessageBody;
     /// Nothing to check at build time.
     fn verify(&self, cx: &BuildContext<'_>, site: ArgSite) -> Result<(), BuildError>;
-    /// Runs a pipe on the body.
-    fn pipe<P>(&self, value: T, pipe: &P, cx: &Context<'_>) -> Result<T, WsException>
+    /// Runs a pipe on the body. The pipe is taken by value, so that an unmet `P: Pipe<T>`
+    /// is reported on the pipe expression the user wrote.
+    fn pipe<P>(&self, value: T, pipe: P, cx: &Context<'_>) -> Result<T, WsException>
     where
         P: Pipe<T>;
 }
@@ -145,7 +146,7 @@ impl<T> ViaBody<T> for Arg<T> {
         Ok(())
     }
 
-    fn pipe<P>(&self, value: T, pipe: &P, cx: &Context<'_>) -> Result<T, WsException>
+    fn pipe<P>(&self, value: T, pipe: P, cx: &Context<'_>) -> Result<T, WsException>
     where
         P: Pipe<T>,
     {
@@ -153,23 +154,31 @@ impl<T> ViaBody<T> for Arg<T> {
     }
 }
 
-/// `let name = pipe!(cx, Type, name, PipeExpr);` in a handler shim: the body after the
-/// pipe, or an early `return Dispatch::reject(..)`. Extractor arguments pass through.
+/// `let name = arg!(cx, Type);` or `let name = arg!(cx, Type; PipeA, PipeB);` in a handler
+/// shim: one argument, or an early `return Dispatch::reject(..)`. An extractor is extracted
+/// and the pipes are ignored (they apply to the message body only); the body is
+/// deserialized, then each pipe runs on it, in order.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __pipe {
-    ($cx:expr, $ty:ty, $value:expr, $pipe:expr) => {
-        match {
-            #[allow(unused_imports)]
-            use $crate::__private::{ViaBody as _, ViaExtractor as _};
-            (&&$crate::__private::Arg::<$ty>::new()).pipe($value, &$pipe, $cx)
-        } {
+macro_rules! __arg {
+    (@try $result:expr) => {
+        match $result {
             ::core::result::Result::Ok(value) => value,
             ::core::result::Result::Err(err) => {
                 return $crate::__private::Dispatch::reject(err);
             }
         }
     };
+    ($cx:expr, $ty:ty $(; $($pipe:expr),+ $(,)?)?) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{ViaBody as _, ViaExtractor as _};
+        let arg = &&$crate::__private::Arg::<$ty>::new();
+        let value = $crate::__arg!(@try arg.extract($cx));
+        $($(
+            let value = $crate::__arg!(@try arg.pipe(value, $pipe, $cx));
+        )+)?
+        value
+    }};
 }
 
 /// `let name = extract!(cx, Type);` in a handler shim: the argument, or an early

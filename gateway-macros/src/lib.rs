@@ -1,5 +1,4 @@
 //! Attribute macros of the gateway framework. Use them through `gateway_core` (its
-#![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 //! `prelude` re-exports them); the code they write calls `::gateway_core::__private` and
 //! nothing else.
 //!
@@ -12,18 +11,24 @@
 //!   [`macro@use_filters`] attach the request pipeline to a handler or a whole gateway.
 //!
 //! Set `GATEWAY_MACROS_DEBUG=1` while building to print every expansion to stderr.
+#![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
+// One module per stage, run in this order by `expand`: `attr` parses our attributes into
+// typed values, `ast` builds the model of the item, `check` applies the rules and gathers
+// every mistake, `expand` writes the tokens, naming paths only from `paths`.
+mod ast;
 mod attr;
-mod gateway_impl;
-mod gateway_struct;
-mod standalone;
+mod check;
+mod expand;
+mod paths;
 
 #[cfg(test)]
 mod snapshot;
 
 use proc_macro::TokenStream;
 
-use crate::attr::LayerKind;
+use crate::attr::{Helper, HookKind, LayerKind};
+use crate::expand::Rejected;
 
 /// Makes a struct a gateway, or collects the handlers of its `impl` block.
 ///
@@ -34,7 +39,9 @@ use crate::attr::LayerKind;
 /// the type.
 ///
 /// On the `impl` block (no arguments), it reads the `#[subscribe]` methods, the lifecycle
-/// hooks and the `use_*` attributes, the ones on the block applying to every handler.
+/// hooks and the `use_*` attributes, the ones on the block applying to every handler. A
+/// method's `#[cfg(..)]` applies to its registration too: configured out, its event is
+/// unknown. What it generates adds no names to the gateway type.
 ///
 /// ```
 /// use gateway_core::prelude::*;
@@ -62,21 +69,10 @@ use crate::attr::LayerKind;
 /// ```
 #[proc_macro_attribute]
 pub fn websocket_gateway(args: TokenStream, item: TokenStream) -> TokenStream {
-    let expanded = match syn::parse::<syn::Item>(item.clone()) {
-        Ok(syn::Item::Struct(item)) => gateway_struct::expand(args.into(), item),
-        Ok(syn::Item::Impl(item)) => gateway_impl::expand(args.into(), item),
-        _ => {
-            let item = proc_macro2::TokenStream::from(item);
-            let err = syn::Error::new(
-                proc_macro2::Span::call_site(),
-                "`#[websocket_gateway]` goes on a struct (with `path = \"/...\"`) and on its `impl` block",
-            )
-            .to_compile_error();
-            quote::quote!(#item #err)
-        }
-    };
-    debug_print("websocket_gateway", &expanded);
-    expanded.into()
+    expand_with(
+        "websocket_gateway",
+        expand::websocket_gateway(args.into(), item.into()),
+    )
 }
 
 /// Marks a method of a gateway as the handler of an event (NestJS's `@SubscribeMessage`).
@@ -105,7 +101,7 @@ pub fn websocket_gateway(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn subscribe(args: TokenStream, item: TokenStream) -> TokenStream {
-    standalone::method_attribute("subscribe", args.into(), item.into()).into()
+    stray(Helper::Subscribe, args, item)
 }
 
 /// Marks the hook that runs once, after the app is built (NestJS's `afterInit`). It may take
@@ -128,7 +124,7 @@ pub fn subscribe(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn after_init(args: TokenStream, item: TokenStream) -> TokenStream {
-    standalone::method_attribute("after_init", args.into(), item.into()).into()
+    stray(Helper::Hook(HookKind::AfterInit), args, item)
 }
 
 /// Marks the hook that runs for each client once it is connected (NestJS's
@@ -153,7 +149,7 @@ pub fn after_init(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn handle_connection(args: TokenStream, item: TokenStream) -> TokenStream {
-    standalone::method_attribute("handle_connection", args.into(), item.into()).into()
+    stray(Helper::Hook(HookKind::HandleConnection), args, item)
 }
 
 /// Marks the hook that runs for each client when it goes, whatever the reason, also on an
@@ -178,7 +174,7 @@ pub fn handle_connection(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn handle_disconnect(args: TokenStream, item: TokenStream) -> TokenStream {
-    standalone::method_attribute("handle_disconnect", args.into(), item.into()).into()
+    stray(Helper::Hook(HookKind::HandleDisconnect), args, item)
 }
 
 /// Runs pipes on a handler's message body, in order, after guards and interceptors and
@@ -211,7 +207,7 @@ pub fn handle_disconnect(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn use_pipes(args: TokenStream, item: TokenStream) -> TokenStream {
-    standalone::layer_attribute(LayerKind::Pipes, args.into(), item.into()).into()
+    stray(Helper::Layer(LayerKind::Pipes), args, item)
 }
 
 /// Runs guards before a handler, or before every handler of the `impl` block (NestJS's
@@ -242,7 +238,7 @@ pub fn use_pipes(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn use_guards(args: TokenStream, item: TokenStream) -> TokenStream {
-    standalone::layer_attribute(LayerKind::Guards, args.into(), item.into()).into()
+    stray(Helper::Layer(LayerKind::Guards), args, item)
 }
 
 /// Wraps a handler, or every handler of the `impl` block, in interceptors, outermost first
@@ -276,7 +272,7 @@ pub fn use_guards(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn use_interceptors(args: TokenStream, item: TokenStream) -> TokenStream {
-    standalone::layer_attribute(LayerKind::Interceptors, args.into(), item.into()).into()
+    stray(Helper::Layer(LayerKind::Interceptors), args, item)
 }
 
 /// Catches errors of a handler, or of every handler of the `impl` block, with exception
@@ -310,7 +306,23 @@ pub fn use_interceptors(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn use_filters(args: TokenStream, item: TokenStream) -> TokenStream {
-    standalone::layer_attribute(LayerKind::Filters, args.into(), item.into()).into()
+    stray(Helper::Layer(LayerKind::Filters), args, item)
+}
+
+/// A helper attribute on its own: `#[websocket_gateway]` on the `impl` block consumes
+/// these, so reaching this macro means it is misplaced (or above `#[websocket_gateway]`).
+fn stray(helper: Helper, args: TokenStream, item: TokenStream) -> TokenStream {
+    expand_with(
+        helper.attribute(),
+        expand::helper_outside_gateway(helper, args.into(), item.into()),
+    )
+}
+
+/// The tokens of an expansion, its item and errors if it was rejected.
+fn expand_with(name: &str, expanded: Result<proc_macro2::TokenStream, Rejected>) -> TokenStream {
+    let tokens = expanded.unwrap_or_else(Rejected::into_tokens);
+    debug_print(name, &tokens);
+    tokens.into()
 }
 
 #[allow(clippy::print_stderr)] // asked for by the user, at build time

@@ -1,11 +1,11 @@
-//! The expansion snapshot: `tests/expand/chat.rs` expanded and pretty-printed must equal
-//! `tests/expand/chat.expanded.rs`. Refresh it with `UPDATE_EXPANSIONS=1 cargo test -p
+//! The expansion snapshots: each `tests/expand/<case>.rs` expanded and pretty-printed must
+//! equal `tests/expand/<case>.expanded.rs`. Refresh them with `UPDATE_EXPANSIONS=1 cargo test -p
 //! gateway-macros`, then read the diff as a review of the generated code.
 
 use quote::ToTokens;
 
 use crate::attr::is_gateway_attr;
-use crate::{gateway_impl, gateway_struct};
+use crate::expand;
 
 /// Expands every `#[websocket_gateway]` item of a file, as the compiler would.
 fn expand_file(source: &str) -> String {
@@ -29,21 +29,20 @@ fn expand_file(source: &str) -> String {
             syn::Meta::List(list) => list.tokens,
             _ => proc_macro2::TokenStream::new(),
         };
-        out.extend(match item {
-            syn::Item::Struct(s) => gateway_struct::expand(args, s),
-            syn::Item::Impl(i) => gateway_impl::expand(args, i),
-            _ => unreachable!(),
-        });
+        let Ok(expanded) = expand::websocket_gateway(args, item.into_token_stream()) else {
+            panic!("the snapshot's input is a gateway without mistakes");
+        };
+        out.extend(expanded);
     }
     let expanded: syn::File = syn::parse2(out).expect("the expansion parses");
     prettyplease::unparse(&expanded)
 }
 
-#[test]
-fn chat_gateway_expands_to_the_checked_in_code() {
+/// `tests/expand/<case>.rs` expanded must equal `<case>.expanded.rs` beside it.
+fn assert_expansion(case: &str) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/expand");
-    let input = std::fs::read_to_string(format!("{dir}/chat.rs")).expect("input");
-    let expected_path = format!("{dir}/chat.expanded.rs");
+    let input = std::fs::read_to_string(format!("{dir}/{case}.rs")).expect("input");
+    let expected_path = format!("{dir}/{case}.expanded.rs");
     let actual = expand_file(&input);
     if std::env::var_os("UPDATE_EXPANSIONS").is_some() {
         std::fs::write(&expected_path, &actual).expect("write the snapshot");
@@ -53,6 +52,16 @@ fn chat_gateway_expands_to_the_checked_in_code() {
         .expect("a snapshot: run with UPDATE_EXPANSIONS=1 to write it");
     assert!(
         actual == expected,
-        "the expansion changed; if that is intended, run with UPDATE_EXPANSIONS=1 and review the diff\n{actual}"
+        "the expansion of {case}.rs changed; if that is intended, run with UPDATE_EXPANSIONS=1 and review the diff\n{actual}"
     );
+}
+
+#[test]
+fn chat_gateway_expands_to_the_checked_in_code() {
+    assert_expansion("chat");
+}
+
+#[test]
+fn cfg_gateway_expands_to_the_checked_in_code() {
+    assert_expansion("cfg");
 }

@@ -2,20 +2,24 @@ pub struct ChatGateway {
     chat: Inject<ChatService>,
     server: WsServer,
 }
-#[automatically_derived]
-impl ::gateway_core::__private::Gateway for ChatGateway {
-    const PATH: &'static str = "/chat";
-    const NAME: &'static str = "ChatGateway";
-    fn build(
-        cx: &::gateway_core::__private::BuildContext<'_>,
-    ) -> ::core::result::Result<Self, ::gateway_core::__private::BuildError> {
-        ::core::result::Result::Ok(Self {
-            chat: ::gateway_core::__private::resolve::<Inject<ChatService>>(cx, "chat")?,
-            server: ::gateway_core::__private::resolve::<WsServer>(cx, "server")?,
-        })
+const _: () = {
+    #[automatically_derived]
+    impl ::gateway_core::__private::Gateway for ChatGateway {
+        const PATH: &'static str = "/chat";
+        const NAME: &'static str = "ChatGateway";
+        fn build(
+            cx: &::gateway_core::__private::BuildContext<'_>,
+        ) -> ::core::result::Result<Self, ::gateway_core::__private::BuildError> {
+            ::core::result::Result::Ok(Self {
+                chat: ::gateway_core::__private::resolve::<
+                    Inject<ChatService>,
+                >(cx, "chat")?,
+                server: ::gateway_core::__private::resolve::<WsServer>(cx, "server")?,
+            })
+        }
     }
-}
-::gateway_core::__private::register_gateway!(ChatGateway);
+    ::gateway_core::__private::register_gateway!(ChatGateway);
+};
 impl ChatGateway {
     async fn handle_event(&self, data: Value) -> Value {
         data
@@ -27,13 +31,12 @@ impl ChatGateway {
         let _ = user;
     }
 }
-#[doc(hidden)]
-impl ChatGateway {
+const _: () = {
     fn __gateway_handle_event(
-        this: &::std::sync::Arc<Self>,
+        this: &::std::sync::Arc<ChatGateway>,
         cx: &::gateway_core::__private::Context<'_>,
     ) -> ::gateway_core::__private::Dispatch {
-        let data = ::gateway_core::__private::extract!(cx, Value);
+        let data = ::gateway_core::__private::arg!(cx, Value);
         let this = ::std::sync::Arc::clone(this);
         let to = cx.reply_to();
         ::gateway_core::__private::Dispatch::pending(async move {
@@ -41,101 +44,98 @@ impl ChatGateway {
         })
     }
     fn __gateway_message(
-        this: &::std::sync::Arc<Self>,
+        this: &::std::sync::Arc<ChatGateway>,
         cx: &::gateway_core::__private::Context<'_>,
     ) -> ::gateway_core::__private::Dispatch {
-        let client = ::gateway_core::__private::extract!(cx, Client);
-        let client = ::gateway_core::__private::pipe!(
-            cx, Client, client, ValidationPipe
-        );
-        let body = ::gateway_core::__private::extract!(cx, SendMessage);
-        let body = ::gateway_core::__private::pipe!(
-            cx, SendMessage, body, ValidationPipe
-        );
+        let client = ::gateway_core::__private::arg!(cx, Client; ValidationPipe);
+        let body = ::gateway_core::__private::arg!(cx, SendMessage; ValidationPipe);
         ::gateway_core::__private::Dispatch::ready(
             ::gateway_core::__private::reply!(cx.reply_to(), this.message(client, body)),
         )
     }
     fn __gateway_connected(
-        this: &::std::sync::Arc<Self>,
+        this: &::std::sync::Arc<ChatGateway>,
         cx: &::gateway_core::__private::Context<'_>,
     ) -> ::gateway_core::__private::Dispatch {
-        let arg1 = ::gateway_core::__private::extract!(cx, Identity < User >);
+        let arg1 = ::gateway_core::__private::arg!(cx, Identity < User >);
         ::gateway_core::__private::Dispatch::ready(
             ::gateway_core::__private::hook_outcome(this.connected(arg1)),
         )
     }
-}
-#[automatically_derived]
-impl ::gateway_core::__private::GatewayHandlers for ChatGateway {
-    const HANDLERS: &'static [::gateway_core::__private::Handler<Self>] = &[
-        ::gateway_core::__private::Handler {
-            event: "events",
-            method: "handle_event",
-            call: Self::__gateway_handle_event,
-            verify: |cx| {
-                ::gateway_core::__private::verify!(cx, "handle_event"; "data" : Value)
+    #[automatically_derived]
+    impl ::gateway_core::__private::GatewayHandlers for ChatGateway {
+        const HANDLERS: &'static [::gateway_core::__private::Handler<Self>] = &[
+            ::gateway_core::__private::Handler {
+                event: "events",
+                method: "handle_event",
+                call: __gateway_handle_event,
+                verify: |cx| {
+                    ::gateway_core::__private::verify!(
+                        cx, "handle_event"; "data" : Value
+                    )
+                },
+                layers: ::gateway_core::__private::Layers::default,
+                describe: |generator| {
+                    #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                    let reply = ::gateway_core::__private::Tag::awaited_by(|
+                        this: &'static Self|
+                    this.handle_event(::core::unreachable!()));
+                    ::gateway_core::__private::describe!(generator, reply; Value)
+                },
+                file: ::core::file!(),
+                line: ::core::line!(),
             },
-            layers: ::gateway_core::__private::Layers::default,
-            describe: |generator| {
-                #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                let reply = ::gateway_core::__private::Tag::awaited_by(|
-                    this: &'static Self|
-                this.handle_event(::core::unreachable!()));
-                ::gateway_core::__private::describe!(generator, reply; Value)
+            ::gateway_core::__private::Handler {
+                event: "message",
+                method: "message",
+                call: __gateway_message,
+                verify: |cx| {
+                    ::gateway_core::__private::verify!(
+                        cx, "message"; "client" : Client, "body" : SendMessage
+                    )
+                },
+                layers: || ::gateway_core::__private::Layers {
+                    guards: ::std::vec![],
+                    interceptors: ::std::vec![
+                        ::gateway_core::__private::InterceptorRef::new(TransformInterceptor)
+                    ],
+                    filters: ::std::vec![
+                        ::gateway_core::__private::FilterRef::new(ChatExceptionFilter)
+                    ],
+                },
+                describe: |generator| {
+                    #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                    let reply = ::gateway_core::__private::Tag::returned_by(|
+                        this: &'static Self|
+                    this.message(::core::unreachable!(), ::core::unreachable!()));
+                    ::gateway_core::__private::describe!(
+                        generator, reply; Client, SendMessage
+                    )
+                },
+                file: ::core::file!(),
+                line: ::core::line!(),
             },
-            file: ::core::file!(),
-            line: ::core::line!(),
-        },
-        ::gateway_core::__private::Handler {
-            event: "message",
-            method: "message",
-            call: Self::__gateway_message,
-            verify: |cx| {
-                ::gateway_core::__private::verify!(
-                    cx, "message"; "client" : Client, "body" : SendMessage
-                )
-            },
-            layers: || ::gateway_core::__private::Layers {
-                guards: ::std::vec![],
-                interceptors: ::std::vec![
-                    ::gateway_core::__private::InterceptorRef::new(TransformInterceptor)
+        ];
+        const HOOKS: ::gateway_core::__private::Hooks<Self> = ::gateway_core::__private::Hooks {
+            handle_connection: ::core::option::Option::Some(::gateway_core::__private::Hook {
+                method: "connected",
+                call: __gateway_connected,
+                verify: |cx| {
+                    ::gateway_core::__private::verify!(
+                        cx, "connected"; "Identity(user)" : Identity < User >
+                    )
+                },
+            }),
+            ..::gateway_core::__private::Hooks::NONE
+        };
+        fn layers() -> ::gateway_core::__private::Layers {
+            ::gateway_core::__private::Layers {
+                guards: ::std::vec![
+                    ::gateway_core::__private::GuardRef::new(WsAuthGuard)
                 ],
-                filters: ::std::vec![
-                    ::gateway_core::__private::FilterRef::new(ChatExceptionFilter)
-                ],
-            },
-            describe: |generator| {
-                #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                let reply = ::gateway_core::__private::Tag::returned_by(|
-                    this: &'static Self|
-                this.message(::core::unreachable!(), ::core::unreachable!()));
-                ::gateway_core::__private::describe!(
-                    generator, reply; Client, SendMessage
-                )
-            },
-            file: ::core::file!(),
-            line: ::core::line!(),
-        },
-    ];
-    const HOOKS: ::gateway_core::__private::Hooks<Self> = ::gateway_core::__private::Hooks {
-        after_init: ::core::option::Option::None,
-        handle_connection: ::core::option::Option::Some(::gateway_core::__private::Hook {
-            method: "connected",
-            call: Self::__gateway_connected,
-            verify: |cx| {
-                ::gateway_core::__private::verify!(
-                    cx, "connected"; "Identity(user)" : Identity < User >
-                )
-            },
-        }),
-        handle_disconnect: ::core::option::Option::None,
-    };
-    fn layers() -> ::gateway_core::__private::Layers {
-        ::gateway_core::__private::Layers {
-            guards: ::std::vec![::gateway_core::__private::GuardRef::new(WsAuthGuard)],
-            interceptors: ::std::vec![],
-            filters: ::std::vec![],
+                interceptors: ::std::vec![],
+                filters: ::std::vec![],
+            }
         }
     }
-}
+};
