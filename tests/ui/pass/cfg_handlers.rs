@@ -3,7 +3,7 @@
 
 use gateway_axum::prelude::*;
 use gateway_axum::test_client::TestServer;
-use gateway_core::GatewayHandlers;
+use gateway_core::__private::GatewayHandlers;
 use serde_json::json;
 
 #[websocket_gateway(path = "/cfg")]
