@@ -1,33 +1,40 @@
-//! [`RedisAdapter`]: the [`Adapter`] that carries operations between instances through
-//! Redis pub/sub.
+//! [`RedisAdapter`]: the [`Adapter`] that carries operations between instances over a
+//! pub/sub [`Driver`]. Everything here (channel names, the wire format, ignoring our own
+//! messages, order, request/response) depends on the driver trait only.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::SystemTime;
 
 use gateway_core::adapter::{Adapter, AdapterError, ClientInfo, LocalServer, Message, Selection};
-use redis::Msg;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::codec::{self, Incoming};
-use crate::config::RedisConfig;
-use crate::driver::{self, Outgoing};
-use crate::error::{Error, redact};
+use crate::config::{AdapterConfig, RedisConfig};
+use crate::driver::{ChannelMessage, Driver, Inbox, RedisDriver, Subscription};
+use crate::error::Error;
 
 /// The log target of the adapter's warnings and notices.
-pub(crate) const TARGET: &str = "gateway::redis";
+const TARGET: &str = "gateway::redis";
+
+/// How many queued messages go to the driver in one call (one pipeline, for Redis).
+const BATCH: usize = 256;
+
+/// How many received messages may wait for the adapter before the driver waits too.
+const INBOX_CAPACITY: usize = 4096;
 
 /// A broadcast adapter over Redis pub/sub: every emit, room operation and disconnect of a
 /// gateway reaches the matching clients of every instance of the app, once.
 ///
-/// It holds two connections, as Socket.IO's Redis adapter does: a publisher (commands,
-/// pipelined in order) and a subscriber (a connection in subscribe mode can send nothing
-/// else). When Redis goes away, local delivery goes on, one warning is logged, and the
-/// adapter reconnects with backoff, subscribes again and resumes; what was published in
+/// Redis sits behind a [`Driver`]: [`connect`](Self::connect) uses the [`RedisDriver`];
+/// [`with_driver`](Self::with_driver) takes another, such as a
+/// [`MemoryDriver`](crate::MemoryDriver) to run several instances in one test without a
+/// server. When Redis goes away, local delivery goes on, one warning is logged, and the
+/// driver reconnects with backoff, subscribes again and resumes; what was published in
 /// between is not delivered to the other instances.
 ///
 /// Clones are the same instance (same id, same connections): give each app its own
@@ -62,62 +69,76 @@ pub(crate) const TARGET: &str = "gateway::redis";
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
-pub struct RedisAdapter {
-    inner: Arc<Inner>,
+pub struct RedisAdapter<D = RedisDriver> {
+    inner: Arc<Inner<D>>,
 }
 
-struct Inner {
-    shared: Arc<Shared>,
-    tasks: Vec<JoinHandle<()>>,
+impl<D> Clone for RedisAdapter<D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
 }
 
-impl Drop for Inner {
+struct Inner<D> {
+    core: Arc<Core<D>>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl<D> Drop for Inner<D> {
     fn drop(&mut self) {
+        // The tasks hold the core weakly, so dropping the last handle drops the driver (and
+        // its connections or subscriptions) right here, not when the tasks next wake.
         for task in &self.tasks {
             task.abort();
         }
     }
 }
 
-/// Which connection a health change is about.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Part {
-    Publisher,
-    Subscriber,
+/// One message for the publisher task.
+struct Outgoing {
+    message: ChannelMessage,
+    /// Receives how many subscribers the driver reached, or why it failed.
+    reply: Option<oneshot::Sender<Result<usize, String>>>,
 }
 
-#[derive(Debug)]
-struct Health {
-    publisher: bool,
-    subscriber: bool,
-    /// A warning about the current outage was logged.
-    warned: bool,
+/// The channel names of one prefix.
+struct Channels {
+    /// `<prefix>:`, the start of every gateway's channel.
+    operations: String,
+    /// `<prefix>#request`: `fetch_clients` requests, to every instance.
+    request: String,
+    /// `<prefix>#response#<instance id>`: answers to this instance's requests.
+    response: String,
+}
+
+impl Channels {
+    fn new(prefix: &str, uid: u64) -> Self {
+        Self {
+            operations: format!("{prefix}:"),
+            request: format!("{prefix}#request"),
+            response: response_channel(prefix, uid),
+        }
+    }
+}
+
+fn response_channel(prefix: &str, uid: u64) -> String {
+    format!("{prefix}#response#{uid:016x}")
 }
 
 /// What the adapter handle and its two tasks share.
-pub(crate) struct Shared {
-    pub(crate) uid: u64,
-    pub(crate) config: RedisConfig,
-    /// The URL with its password redacted, for messages.
-    pub(crate) url: String,
-    /// `<prefix>:`, the start of every gateway's channel.
-    op_prefix: String,
-    pub(crate) request_channel: String,
-    pub(crate) response_channel: String,
-    pub(crate) tx: mpsc::Sender<Outgoing>,
+struct Core<D> {
+    uid: u64,
+    config: AdapterConfig,
+    channels: Channels,
+    driver: D,
+    tx: mpsc::Sender<Outgoing>,
     servers: RwLock<HashMap<&'static str, LocalServer>>,
     pending: Mutex<HashMap<u64, mpsc::UnboundedSender<Vec<ClientInfo>>>>,
     next_request: AtomicU64,
-    health: Mutex<Health>,
-    /// Messages that could not reach Redis during the current outage.
-    pub(crate) dropped: AtomicU64,
     /// The outgoing queue overflowed and that was logged.
-    pub(crate) overflowing: AtomicBool,
-    /// Set (and `publisher_wake` notified) when the subscriber lost Redis: the publisher's
-    /// connection is then suspect too, though it only finds out when it next writes.
-    pub(crate) publisher_stale: AtomicBool,
-    pub(crate) publisher_wake: Notify,
+    overflowing: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,92 +159,18 @@ fn new_uid() -> u64 {
     hasher.finish()
 }
 
-/// `prefix` with Redis glob characters escaped.
-fn glob_escape(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len());
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-impl Shared {
-    /// The pattern matching every gateway channel of the prefix.
-    pub(crate) fn pattern(&self) -> String {
-        format!("{}*", glob_escape(&self.op_prefix))
-    }
-
-    fn response_channel_of(&self, uid: u64) -> String {
-        format!("{}#response#{uid:016x}", self.config.prefix)
-    }
-
-    pub(crate) fn is_connected(&self) -> bool {
-        let health = lock(&self.health);
-        health.publisher && health.subscriber
-    }
-
-    /// A connection was lost or could not be made: warn once per outage.
-    pub(crate) fn down(&self, part: Part, reason: &dyn fmt::Display) {
-        let mut health = lock(&self.health);
-        match part {
-            Part::Publisher => health.publisher = false,
-            Part::Subscriber => {
-                health.subscriber = false;
-                // One outage, one warning, one "resumed": reconnect the publisher as well
-                // rather than let it fail on its next write.
-                if health.publisher {
-                    health.publisher = false;
-                    self.publisher_stale.store(true, Ordering::Relaxed);
-                    self.publisher_wake.notify_one();
-                }
-            }
-        }
-        if health.warned {
-            tracing::debug!(target: TARGET, url = %self.url, ?part, "Redis still unreachable: {reason}");
-        } else {
-            health.warned = true;
-            tracing::warn!(
-                target: TARGET,
-                url = %self.url,
-                ?part,
-                "lost the connection to Redis ({reason}): delivering to this instance's clients only, reconnecting"
-            );
-        }
-    }
-
-    /// A connection is (back) up: say so once both are.
-    pub(crate) fn up(&self, part: Part) {
-        let mut health = lock(&self.health);
-        match part {
-            Part::Publisher => health.publisher = true,
-            Part::Subscriber => health.subscriber = true,
-        }
-        if health.publisher && health.subscriber && health.warned {
-            health.warned = false;
-            let dropped = self.dropped.swap(0, Ordering::Relaxed);
-            tracing::info!(
-                target: TARGET,
-                url = %self.url,
-                dropped,
-                "reconnected to Redis: cross-instance delivery resumed ({dropped} message(s) published meanwhile were not delivered to other instances)"
-            );
-        }
-    }
-
-    /// Queues a message for the publisher without waiting.
-    pub(crate) fn enqueue(&self, message: Outgoing) -> bool {
+impl<D> Core<D> {
+    /// Queues a message for the publisher task without waiting.
+    fn enqueue(&self, message: Outgoing) -> bool {
         match self.tx.try_send(message) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.overflowing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         target: TARGET,
-                        url = %self.url,
+                        prefix = %self.config.prefix,
                         capacity = self.config.queue_capacity,
-                        "the Redis publish queue is full: dropping messages for other instances"
+                        "the publish queue is full: dropping messages for other instances"
                     );
                 }
                 false
@@ -232,10 +179,10 @@ impl Shared {
         }
     }
 
-    /// Applies what arrived on the subscription.
-    pub(crate) fn handle(&self, msg: &Msg) {
-        let channel = msg.get_channel_name();
-        let incoming = match codec::decode(msg.get_payload_bytes()) {
+    /// Applies what arrived on a subscription.
+    fn handle(&self, received: &ChannelMessage) {
+        let channel = received.channel.as_str();
+        let incoming = match codec::decode(&received.payload) {
             Ok(incoming) => incoming,
             Err(err) => {
                 tracing::debug!(target: TARGET, channel, "ignored a message: {err}");
@@ -248,14 +195,14 @@ impl Shared {
                 selection,
                 op,
             } => {
+                // Our own operation, back from the bus: it was applied locally already.
                 if from == self.uid {
                     return;
                 }
-                let Some(path) = channel.strip_prefix(&self.op_prefix) else {
+                let Some(path) = channel.strip_prefix(&self.channels.operations) else {
                     return;
                 };
-                let server = self.server(path);
-                if let Some(server) = server {
+                if let Some(server) = self.server(path) {
                     server.apply(&selection, &op);
                 }
             }
@@ -264,7 +211,7 @@ impl Shared {
                 request,
                 path,
                 selection,
-            } if channel == self.request_channel => {
+            } if channel == self.channels.request => {
                 if from == self.uid {
                     // Our own request: our clients are already counted by the caller.
                     self.answer(request, Vec::new());
@@ -274,9 +221,12 @@ impl Shared {
                     .server(&path)
                     .and_then(|server| server.clients(&selection))
                     .unwrap_or_default();
+                let payload = codec::encode_response(self.uid, request, &clients);
                 self.enqueue(Outgoing {
-                    channel: self.response_channel_of(from),
-                    payload: codec::encode_response(self.uid, request, &clients),
+                    message: ChannelMessage::new(
+                        response_channel(&self.config.prefix, from),
+                        payload,
+                    ),
                     reply: None,
                 });
             }
@@ -284,7 +234,7 @@ impl Shared {
                 from,
                 request,
                 clients,
-            } if channel == self.response_channel => {
+            } if channel == self.channels.response => {
                 tracing::trace!(target: TARGET, from = %format_args!("{from:016x}"), request, "fetch_clients answer");
                 self.answer(request, clients);
             }
@@ -307,25 +257,79 @@ impl Shared {
     }
 }
 
-/// Forgets a pending request however its future ends.
-struct PendingGuard<'a>(&'a Shared, u64);
+/// The publisher task: hands queued messages to the driver in order, a batch at a time,
+/// one call after the other (which is what the driver's ordering promise is about).
+async fn run_publisher<D: Driver>(core: Weak<Core<D>>, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut messages = Vec::with_capacity(BATCH);
+    let mut replies = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.recv().await {
+        let Some(core) = core.upgrade() else {
+            return;
+        };
+        // A batch of what is already queued, never waiting for more.
+        let mut next = Some(first);
+        while let Some(outgoing) = next {
+            messages.push(outgoing.message);
+            replies.push(outgoing.reply);
+            next = (messages.len() < BATCH)
+                .then(|| rx.try_recv().ok())
+                .flatten();
+        }
+        match core.driver.publish(&messages).await {
+            Ok(counts) => {
+                core.overflowing.store(false, Ordering::Relaxed);
+                let mut counts = counts.into_iter();
+                for reply in replies.drain(..) {
+                    let count = counts
+                        .next()
+                        .ok_or_else(|| "the driver did not say who received it".to_owned());
+                    if let Some(reply) = reply {
+                        let _ = reply.send(count);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::debug!(target: TARGET, messages = messages.len(), "publishing failed: {err}");
+                let reason = err.to_string();
+                for reply in replies.drain(..).flatten() {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+            }
+        }
+        messages.clear();
+    }
+}
 
-impl Drop for PendingGuard<'_> {
+/// The receiver task: applies what the driver delivers, in the order it delivers it.
+async fn run_receiver<D: Driver>(core: Weak<Core<D>>, mut inbox: mpsc::Receiver<ChannelMessage>) {
+    while let Some(received) = inbox.recv().await {
+        let Some(core) = core.upgrade() else {
+            return;
+        };
+        core.handle(&received);
+    }
+}
+
+/// Forgets a pending request however its future ends.
+struct PendingGuard<'a, D>(&'a Core<D>, u64);
+
+impl<D> Drop for PendingGuard<'_, D> {
     fn drop(&mut self) {
         lock(&self.0.pending).remove(&self.1);
     }
 }
 
-impl RedisAdapter {
-    /// Connects the publisher and the subscriber to Redis, to give to
+impl RedisAdapter<RedisDriver> {
+    /// Connects to Redis (a [`RedisDriver`]) and starts the adapter, to give to
     /// [`GatewayApp::adapter`](gateway_core::GatewayApp::adapter). Must be called inside a
-    /// tokio runtime: the connections live in two background tasks.
+    /// tokio runtime: the connections live in background tasks.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidUrl`]; and [`Error::Connect`] or [`Error::Timeout`] when Redis cannot
-    /// be reached, unless the config [starts degraded](RedisConfig::start_degraded). Every
-    /// message names the URL (password redacted).
+    /// be reached, unless the config [starts degraded](RedisConfig::start_degraded);
+    /// [`Error::Command`] if Redis refuses the subscriptions. Every message names the URL
+    /// (password redacted).
     ///
     /// # Examples
     ///
@@ -348,78 +352,88 @@ impl RedisAdapter {
     /// # }
     /// ```
     pub async fn connect(config: RedisConfig) -> Result<Self, Error> {
-        let url = redact(&config.url);
-        let client =
-            redis::Client::open(config.url.as_str()).map_err(|source| Error::InvalidUrl {
-                url: url.clone(),
-                source: Box::new(source),
-            })?;
+        let driver = RedisDriver::connect(&config).await?;
+        Self::with_driver(driver, config.adapter).await
+    }
+}
+
+impl<D: Driver> RedisAdapter<D> {
+    /// Starts an adapter over `driver`: subscribes to this prefix's channels and spawns the
+    /// tasks that publish and apply. Must be called inside a tokio runtime.
+    ///
+    /// With a [`MemoryDriver`](crate::MemoryDriver) per instance, several instances of an
+    /// app run in one process, with no Redis, through the very code that serves them over
+    /// Redis: see [`MemoryBus`](crate::MemoryBus) for an example.
+    ///
+    /// # Errors
+    ///
+    /// The driver refused a subscription.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use gateway_redis::{AdapterConfig, MemoryBus, RedisAdapter};
+    ///
+    /// let bus = MemoryBus::new();
+    /// let a = RedisAdapter::with_driver(bus.driver(), AdapterConfig::new().prefix("app")).await?;
+    /// let b = RedisAdapter::with_driver(bus.driver(), AdapterConfig::new().prefix("app")).await?;
+    /// assert_ne!(a.instance_id(), b.instance_id());
+    /// assert!(a.is_connected()); // the bus is always up
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn with_driver(driver: D, config: AdapterConfig) -> Result<Self, D::Error> {
         let uid = new_uid();
+        let channels = Channels::new(&config.prefix, uid);
+        let (inbox, received) = Inbox::channel(INBOX_CAPACITY);
+        // One prefix subscription covers every gateway, so gateways attached later need
+        // no new subscription.
+        driver
+            .subscribe(
+                Subscription::Prefix(channels.operations.clone()),
+                inbox.clone(),
+            )
+            .await?;
+        driver
+            .subscribe(
+                Subscription::Channel(channels.request.clone()),
+                inbox.clone(),
+            )
+            .await?;
+        driver
+            .subscribe(Subscription::Channel(channels.response.clone()), inbox)
+            .await?;
         let (tx, rx) = mpsc::channel(config.queue_capacity);
-        let shared = Arc::new(Shared {
+        let core = Arc::new(Core {
             uid,
-            op_prefix: format!("{}:", config.prefix),
-            request_channel: format!("{}#request", config.prefix),
-            response_channel: format!("{}#response#{uid:016x}", config.prefix),
-            url,
+            config,
+            channels,
+            driver,
             tx,
             servers: RwLock::default(),
             pending: Mutex::default(),
             next_request: AtomicU64::new(0),
-            health: Mutex::new(Health {
-                publisher: false,
-                subscriber: false,
-                warned: false,
-            }),
-            dropped: AtomicU64::new(0),
             overflowing: AtomicBool::new(false),
-            publisher_stale: AtomicBool::new(false),
-            publisher_wake: Notify::new(),
-            config,
         });
-        let connections = async {
-            let publisher = driver::connect_publisher(&client, &shared).await?;
-            let subscriber = driver::connect_subscriber(&client, &shared).await?;
-            Ok::<_, Error>((publisher, subscriber))
-        };
-        let (publisher, subscriber) = match connections.await {
-            Ok((publisher, subscriber)) => {
-                shared.up(Part::Publisher);
-                shared.up(Part::Subscriber);
-                (Some(publisher), Some(subscriber))
-            }
-            Err(err) if shared.config.start_degraded => {
-                shared.down(Part::Publisher, &err);
-                (None, None)
-            }
-            Err(err) => return Err(err),
-        };
-        let tasks = vec![
-            tokio::spawn(driver::run_publisher(
-                client.clone(),
-                Arc::clone(&shared),
-                rx,
-                publisher,
-            )),
-            tokio::spawn(driver::run_subscriber(
-                client,
-                Arc::clone(&shared),
-                subscriber,
-            )),
+        let tasks = [
+            tokio::spawn(run_publisher(Arc::downgrade(&core), rx)),
+            tokio::spawn(run_receiver(Arc::downgrade(&core), received)),
         ];
-        tracing::debug!(target: TARGET, url = %shared.url, uid = %format_args!("{uid:016x}"), "Redis adapter started");
+        tracing::debug!(target: TARGET, prefix = %core.config.prefix, uid = %format_args!("{uid:016x}"), "adapter started");
         Ok(Self {
-            inner: Arc::new(Inner { shared, tasks }),
+            inner: Arc::new(Inner { core, tasks }),
         })
     }
 
     /// This instance's id, carried by every message it publishes (16 hex digits).
     pub fn instance_id(&self) -> String {
-        format!("{:016x}", self.inner.shared.uid)
+        format!("{:016x}", self.inner.core.uid)
     }
 
-    /// Whether both connections are up right now. Cross-instance delivery works only then;
-    /// local delivery always does.
+    /// Whether the driver is connected right now (for Redis: both connections are up).
+    /// Cross-instance delivery works only then; local delivery always does.
     ///
     /// # Examples
     ///
@@ -432,26 +446,30 @@ impl RedisAdapter {
     /// # }
     /// ```
     pub fn is_connected(&self) -> bool {
-        self.inner.shared.is_connected()
+        self.inner.core.driver.is_connected()
+    }
+
+    /// The driver this adapter publishes and subscribes through.
+    pub fn driver(&self) -> &D {
+        &self.inner.core.driver
     }
 }
 
-impl fmt::Debug for RedisAdapter {
+impl<D: fmt::Debug> fmt::Debug for RedisAdapter<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shared = &self.inner.shared;
+        let core = &self.inner.core;
         f.debug_struct("RedisAdapter")
-            .field("url", &shared.url)
-            .field("prefix", &shared.config.prefix)
-            .field("instance_id", &self.instance_id())
-            .field("connected", &shared.is_connected())
+            .field("driver", &core.driver)
+            .field("prefix", &core.config.prefix)
+            .field("instance_id", &format_args!("{:016x}", core.uid))
             .finish()
     }
 }
 
-impl Adapter for RedisAdapter {
+impl<D: Driver> Adapter for RedisAdapter<D> {
     fn attach(&self, server: LocalServer) {
         self.inner
-            .shared
+            .core
             .servers
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -459,15 +477,15 @@ impl Adapter for RedisAdapter {
     }
 
     fn publish(&self, message: &Message<'_>) {
-        let shared = &self.inner.shared;
-        let payload = codec::encode_operation(shared.uid, message.selection, message.op);
-        if !shared.enqueue(Outgoing {
-            channel: format!("{}{}", shared.op_prefix, message.path),
-            payload,
+        let core = &self.inner.core;
+        let payload = codec::encode_operation(core.uid, message.selection, message.op);
+        core.enqueue(Outgoing {
+            message: ChannelMessage::new(
+                format!("{}{}", core.channels.operations, message.path),
+                payload,
+            ),
             reply: None,
-        }) {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        });
     }
 
     async fn fetch_clients(
@@ -475,37 +493,37 @@ impl Adapter for RedisAdapter {
         path: &'static str,
         selection: &Selection,
     ) -> Result<Vec<ClientInfo>, AdapterError> {
-        let shared = &*self.inner.shared;
-        let timeout = shared.config.request_timeout;
+        let core = &*self.inner.core;
+        let timeout = core.config.request_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let request = shared.next_request.fetch_add(1, Ordering::Relaxed);
+        let request = core.next_request.fetch_add(1, Ordering::Relaxed);
         let (answers_tx, mut answers) = mpsc::unbounded_channel();
-        lock(&shared.pending).insert(request, answers_tx);
-        let _guard = PendingGuard(shared, request);
+        lock(&core.pending).insert(request, answers_tx);
+        let _guard = PendingGuard(core, request);
 
         let (reply, receivers) = oneshot::channel();
-        if !shared.enqueue(Outgoing {
-            channel: shared.request_channel.clone(),
-            payload: codec::encode_request(shared.uid, request, path, selection),
+        if !core.enqueue(Outgoing {
+            message: ChannelMessage::new(
+                core.channels.request.clone(),
+                codec::encode_request(core.uid, request, path, selection),
+            ),
             reply: Some(reply),
         }) {
-            return Err(AdapterError::Unavailable(format!(
-                "cannot queue a request to Redis at {}",
-                shared.url
-            )));
+            return Err(AdapterError::Unavailable(
+                "cannot queue a request: the publish queue is full".into(),
+            ));
         }
         // Every subscriber of the request channel answers, this instance included (with
-        // nothing), so PUBLISH's count is the number of answers to wait for.
+        // nothing), so the driver's count of receivers is the number of answers to wait for.
         let expected = match tokio::time::timeout_at(deadline, receivers).await {
-            Ok(Ok(Ok(count))) => usize::try_from(count).unwrap_or(0),
+            Ok(Ok(Ok(count))) => count,
             Ok(Ok(Err(reason))) => return Err(AdapterError::Unavailable(reason)),
             Ok(Err(_)) => {
                 return Err(AdapterError::Unavailable("the adapter stopped".into()));
             }
             Err(_) => {
                 return Err(AdapterError::Unavailable(format!(
-                    "Redis at {} did not accept the request within {timeout:?}",
-                    shared.url
+                    "the request could not be published within {timeout:?}"
                 )));
             }
         };
@@ -532,11 +550,214 @@ impl Adapter for RedisAdapter {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_escape;
+    use std::future::Future;
+    use std::io;
+    use std::time::Duration;
 
-    #[test]
-    fn glob_characters_in_prefixes_are_escaped() {
-        assert_eq!(glob_escape("app"), "app");
-        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    use gateway_core::adapter::Operation;
+    use gateway_core::prelude::*;
+    use gateway_core::{App, Frame, Handshake};
+
+    use super::*;
+    use crate::driver::{MemoryBus, MemoryDriver};
+
+    #[websocket_gateway(path = "/unit")]
+    struct Unit;
+
+    #[websocket_gateway]
+    impl Unit {}
+
+    fn app(adapter: RedisAdapter<impl Driver>) -> App {
+        GatewayApp::new()
+            .adapter(adapter)
+            .gateway::<Unit>()
+            .build()
+            .unwrap()
+    }
+
+    /// A driver whose every call goes through `on_publish`, subscriptions accepted or not.
+    struct Scripted<F> {
+        on_publish: F,
+        refuse_subscriptions: bool,
+    }
+
+    impl<F, Fut> Driver for Scripted<F>
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<usize>, io::Error>> + Send,
+    {
+        type Error = io::Error;
+
+        fn publish(
+            &self,
+            messages: &[ChannelMessage],
+        ) -> impl Future<Output = Result<Vec<usize>, io::Error>> + Send {
+            (self.on_publish)(messages.len())
+        }
+
+        async fn subscribe(&self, _: Subscription, _: Inbox) -> Result<(), io::Error> {
+            if self.refuse_subscriptions {
+                return Err(io::Error::other("NOPERM this user has no permissions"));
+            }
+            Ok(())
+        }
+
+        async fn unsubscribe(&self, _: &Subscription) -> Result<(), io::Error> {
+            Ok(())
+        }
+    }
+
+    fn scripted<F, Fut>(on_publish: F) -> Scripted<F>
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<usize>, io::Error>> + Send,
+    {
+        Scripted {
+            on_publish,
+            refuse_subscriptions: false,
+        }
+    }
+
+    async fn fetch(app: &App) -> Result<Vec<ClientInfo>, AdapterError> {
+        app.server("/unit")
+            .unwrap()
+            .broadcast()
+            .fetch_clients()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_refused_subscription_fails_the_start() {
+        let mut driver = scripted(|n| async move { Ok(vec![0; n]) });
+        driver.refuse_subscriptions = true;
+        let Err(err) = RedisAdapter::with_driver(driver, AdapterConfig::new()).await else {
+            panic!("started");
+        };
+        assert!(err.to_string().contains("NOPERM"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_makes_fetch_clients_unavailable_with_the_drivers_reason() {
+        let driver = scripted(|_| async { Err(io::Error::other("Redis at r://h is down")) });
+        let adapter = RedisAdapter::with_driver(driver, AdapterConfig::new())
+            .await
+            .unwrap();
+        let app = app(adapter);
+        // Operations are dropped quietly; local delivery is not affected.
+        let (client, mut queue) = app.gateways()[0].open(Handshake::default(), 8);
+        assert_eq!(
+            app.server("/unit").unwrap().emit("e", &1).unwrap(),
+            1,
+            "local delivery"
+        );
+        assert!(queue.try_recv().is_some());
+        match fetch(&app).await {
+            Err(AdapterError::Unavailable(reason)) => {
+                assert_eq!(reason, "Redis at r://h is down");
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_driver_that_does_not_count_fails_the_request_instead_of_hanging() {
+        let driver = scripted(|_| async { Ok(Vec::new()) });
+        let adapter = RedisAdapter::with_driver(driver, AdapterConfig::new())
+            .await
+            .unwrap();
+        let app = app(adapter);
+        match fetch(&app).await {
+            Err(AdapterError::Unavailable(reason)) => {
+                assert!(reason.contains("did not say"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_instead_of_blocking_the_emitter() {
+        // The driver never finishes publishing: the first message is taken by the task,
+        // the second fills the queue of one, the rest are dropped.
+        let driver = scripted(|_| std::future::pending());
+        let config = AdapterConfig::new()
+            .queue_capacity(1)
+            .request_timeout(Duration::from_secs(30));
+        let adapter = RedisAdapter::with_driver(driver, config).await.unwrap();
+        let app = app(adapter);
+        let server = app.server("/unit").unwrap();
+        let emitted = async {
+            for n in 0..100 {
+                server.emit("e", &n).unwrap();
+                // Let the publisher task take the first one.
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), emitted)
+            .await
+            .expect("emitting never waits for the driver");
+        match fetch(&app).await {
+            Err(AdapterError::Unavailable(reason)) => {
+                assert!(reason.contains("queue is full"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_on_the_channels_is_ignored() {
+        let bus = MemoryBus::new();
+        let adapter = RedisAdapter::with_driver(bus.driver(), AdapterConfig::new())
+            .await
+            .unwrap();
+        let app = app(adapter);
+        let (_client, mut queue) = app.gateways()[0].open(Handshake::default(), 8);
+        let stranger = bus.driver();
+        // Where an answer to a request from instance 1 would go.
+        let (answers, mut answered) = Inbox::channel(8);
+        let answers_to_1 = Subscription::Channel(response_channel("gateway", 1));
+        stranger.subscribe(answers_to_1, answers).await.unwrap();
+        let garbage = [
+            ChannelMessage::new("gateway:/unit", &b"\x01\0"[..]),
+            ChannelMessage::new("gateway#request", "not ours"),
+            ChannelMessage::new(
+                "gateway:/unit",
+                codec::encode_request(1, 2, "/unit", &Selection::default()),
+            ),
+        ];
+        assert_eq!(stranger.publish(&garbage).await.unwrap(), [1, 1, 1]);
+        let frame = Frame::event("ok", &1).unwrap();
+        let valid = codec::encode_operation(7, &Selection::default(), &Operation::Emit(frame));
+        stranger
+            .publish(&[ChannelMessage::new("gateway:/unit", valid)])
+            .await
+            .unwrap();
+        // Still running: the valid operation that followed is applied, and requests work.
+        let got = tokio::time::timeout(Duration::from_secs(5), queue.recv()).await;
+        assert!(matches!(
+            got,
+            Ok(Some(gateway_core::transport::Outbound::Frame(_)))
+        ));
+        assert_eq!(fetch(&app).await.unwrap().len(), 1); // the local client
+        // A request on a gateway channel is not a request: it was not answered (an answer
+        // would have been published before the request `fetch` just made).
+        assert!(answered.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_adapter_ends_its_subscriptions_at_once() {
+        let bus = MemoryBus::new();
+        let adapter = RedisAdapter::with_driver(bus.driver(), AdapterConfig::new())
+            .await
+            .unwrap();
+        assert_eq!(format!("{bus:?}"), "MemoryBus { subscriptions: 3 }");
+        let debug = format!("{adapter:?}");
+        assert!(
+            debug.starts_with("RedisAdapter { driver: MemoryDriver"),
+            "{debug}"
+        );
+        let _: &MemoryDriver = adapter.driver();
+        drop(adapter);
+        assert_eq!(format!("{bus:?}"), "MemoryBus { subscriptions: 0 }");
     }
 }

@@ -196,8 +196,8 @@ fn u64_at(bytes: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
     Ok((u64::from_be_bytes(n), rest))
 }
 
-/// Decodes what arrived on a subscription.
-pub(crate) fn decode(payload: &[u8]) -> Result<Incoming, DecodeError> {
+/// Decodes what arrived on a subscription. A frame keeps sharing `payload`'s bytes.
+pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
     let (version, rest) = split(payload, 1)?;
     if version != [VERSION] {
         return Err(DecodeError::Malformed);
@@ -216,7 +216,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Incoming, DecodeError> {
                 Ok(Cow::Owned(std::str::from_utf8(body)?.to_owned()))
             };
             let op = match kind {
-                EMIT => Operation::Emit(Frame::from_encoded(Bytes::copy_from_slice(body))?),
+                EMIT => Operation::Emit(Frame::from_encoded(payload.slice_ref(body))?),
                 JOIN => Operation::Join(room()?),
                 LEAVE => Operation::Leave(room()?),
                 _ => Operation::Disconnect,
@@ -276,7 +276,7 @@ mod tests {
             from,
             selection,
             op,
-        } = decode(&bytes).unwrap()
+        } = decode(&Bytes::from(bytes)).unwrap()
         else {
             panic!("not an operation");
         };
@@ -298,7 +298,7 @@ mod tests {
             Operation::Disconnect,
         ] {
             let bytes = encode_operation(1, &selection, &op);
-            match decode(&bytes).unwrap() {
+            match decode(&Bytes::from(bytes)).unwrap() {
                 Incoming::Operation {
                     selection: s,
                     op: o,
@@ -316,7 +316,7 @@ mod tests {
     fn requests_and_responses_round_trip() {
         let mut selection = Selection::default();
         selection.rooms = vec!["r".into()];
-        match decode(&encode_request(3, 9, "/chat", &selection)).unwrap() {
+        match decode(&encode_request(3, 9, "/chat", &selection).into()).unwrap() {
             Incoming::Request {
                 from,
                 request,
@@ -329,7 +329,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let clients = vec![ClientInfo::new(id(5), vec!["r".into()])];
-        match decode(&encode_response(4, 9, &clients)).unwrap() {
+        match decode(&encode_response(4, 9, &clients).into()).unwrap() {
             Incoming::Response {
                 from,
                 request,
@@ -352,7 +352,7 @@ mod tests {
             b"\x01\0\0\0\0\0\0\0\x01\x09",
             b"\x01\0\0\0\0\0\0\0\x01\x00\0\0\0\0\xff",
         ] {
-            assert!(decode(bytes).is_err(), "{bytes:?}");
+            assert!(decode(&Bytes::from_static(bytes)).is_err(), "{bytes:?}");
         }
     }
 }

@@ -1,6 +1,70 @@
-//! [`RedisConfig`]: where Redis is and how the adapter behaves.
+//! [`RedisConfig`]: where Redis is and how the adapter behaves; [`AdapterConfig`]: the part
+//! that does not depend on Redis, for an adapter over another [driver](crate::driver).
 
 use std::time::Duration;
+
+/// How the adapter behaves whatever carries its messages: channel names, the
+/// `fetch_clients` timeout, the outgoing queue. Pass it to
+/// [`RedisAdapter::with_driver`](crate::RedisAdapter::with_driver); a [`RedisConfig`]
+/// holds one and has the same settings.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use gateway_redis::AdapterConfig;
+///
+/// let config = AdapterConfig::new()
+///     .prefix("chat")                                 // channels chat:/path, chat#request, ...
+///     .request_timeout(Duration::from_millis(500));  // fetch_clients waits this long
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "an AdapterConfig does nothing until passed to `RedisAdapter::with_driver`"]
+pub struct AdapterConfig {
+    pub(crate) prefix: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) queue_capacity: usize,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "gateway".into(),
+            request_timeout: Duration::from_secs(5),
+            queue_capacity: 65_536,
+        }
+    }
+}
+
+impl AdapterConfig {
+    /// Channel prefix `gateway`, every other setting at its default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The channel prefix (default `gateway`): gateway `/chat` uses channel
+    /// `<prefix>:/chat`. Instances of one app share a prefix; different apps on one bus
+    /// use different ones, and no prefix should be another one followed by `:`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long [`fetch_clients`](gateway_core::Broadcast::fetch_clients) waits for the
+    /// other instances to answer (default 5 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How many outgoing messages may wait for the driver (default 65,536); beyond that
+    /// they are dropped with a warning rather than slowing the emitting task.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+}
 
 /// How to reach Redis and how the adapter behaves; pass it to
 /// [`RedisAdapter::connect`](crate::RedisAdapter::connect).
@@ -21,13 +85,11 @@ use std::time::Duration;
 #[must_use = "a RedisConfig does nothing until passed to `RedisAdapter::connect`"]
 pub struct RedisConfig {
     pub(crate) url: String,
-    pub(crate) prefix: String,
     pub(crate) start_degraded: bool,
     pub(crate) connect_timeout: Duration,
-    pub(crate) request_timeout: Duration,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
-    pub(crate) queue_capacity: usize,
+    pub(crate) adapter: AdapterConfig,
 }
 
 impl RedisConfig {
@@ -37,13 +99,11 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            prefix: "gateway".into(),
             start_degraded: false,
             connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
-            queue_capacity: 65_536,
+            adapter: AdapterConfig::default(),
         }
     }
 
@@ -56,7 +116,7 @@ impl RedisConfig {
     /// `<prefix>:/chat`. Instances of one app share a prefix; different apps on one Redis
     /// use different ones, and no prefix should be another one followed by `:`.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.adapter = self.adapter.prefix(prefix);
         self
     }
 
@@ -77,7 +137,7 @@ impl RedisConfig {
     /// How long [`fetch_clients`](gateway_core::Broadcast::fetch_clients) waits for the
     /// other instances to answer (default 5 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.adapter = self.adapter.request_timeout(timeout);
         self
     }
 
@@ -92,7 +152,7 @@ impl RedisConfig {
     /// How many outgoing messages may wait for the publisher connection (default 65,536);
     /// beyond that they are dropped with a warning rather than slowing the emitting task.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity.max(1);
+        self.adapter = self.adapter.queue_capacity(capacity);
         self
     }
 }

@@ -1,9 +1,11 @@
-//! [`Error`]: why the adapter could not start.
+//! [`Error`]: why the adapter could not start, or why Redis failed an operation.
 
 use std::time::Duration;
 
-/// Why [`RedisAdapter::connect`](crate::RedisAdapter::connect) failed. The URL in each
-/// message has its password replaced by `***`.
+/// Why [`RedisAdapter::connect`](crate::RedisAdapter::connect) failed, or why the
+/// [`RedisDriver`](crate::RedisDriver) could not carry out an operation (what
+/// [`fetch_clients`](gateway_core::Broadcast::fetch_clients) reports as unavailable). The
+/// URL in each message has its password replaced by `***`.
 ///
 /// # Examples
 ///
@@ -48,6 +50,22 @@ pub enum Error {
         url: String,
         /// How long the attempt waited.
         timeout: Duration,
+    },
+    /// The connection is down: nothing is sent until it is back (the driver reconnects on
+    /// its own).
+    #[error("Redis at {url} is unreachable: reconnecting in the background")]
+    Unavailable {
+        /// The URL, password redacted.
+        url: String,
+    },
+    /// Redis failed or refused a command (publish, subscribe, unsubscribe).
+    #[error("a command to Redis at {url} failed: {source}")]
+    Command {
+        /// The URL, password redacted.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 

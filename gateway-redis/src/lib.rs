@@ -47,14 +47,61 @@
 //!   with the frame already encoded, on channel `<prefix>:<gateway path>`: a 14-byte header
 //!   (version, instance id, kind, selection length), the selection as JSON (absent for a
 //!   plain broadcast), and the frame's bytes, which receivers pass on without parsing.
-//! - Each instance subscribes to `<prefix>:*` and ignores what carries its own id, so no
-//!   client receives a message twice. Operations from one instance are published in order
-//!   on one connection and applied in order, so order per sender holds.
+//! - Each instance subscribes to every channel starting with `<prefix>:` (on Redis,
+//!   `PSUBSCRIBE <prefix>:*`) and ignores what carries its own id, so no client receives a message twice. Operations from one
+//!   instance are published in order, one batch after the other, and applied in order, so
+//!   order per sender holds.
 //! - `fetch_clients` publishes a request on `<prefix>#request`; every subscriber answers on
-//!   `<prefix>#response#<instance id>`, and the request waits for as many answers as
-//!   `PUBLISH` reported receivers, up to [`RedisConfig::request_timeout`].
+//!   `<prefix>#response#<instance id>`, and the request waits for as many answers as there
+//!   were subscribers to the request (`PUBLISH`'s count), up to
+//!   [`RedisConfig::request_timeout`].
 //! - Two connections, as the Socket.IO adapter's docs explain: a connection in subscribe
 //!   mode can send no other command, so publishing uses its own (multiplexed, pipelined).
+//!
+//! All of that is written against the [`Driver`](driver::Driver) trait (publish, subscribe,
+//! unsubscribe); [`RedisDriver`] is the Redis implementation, [`MemoryDriver`] an in-process
+//! one.
+//!
+//! # Testing scale-out without Redis
+//!
+//! A [`MemoryBus`] stands in for the Redis server: give each instance's adapter its own
+//! [`MemoryDriver`] from one bus, and the instances reach each other's clients exactly as
+//! they would over Redis (same adapter code, same wire format), with no server to start.
+//!
+//! ```
+//! use gateway_core::prelude::*;
+//! use gateway_core::Handshake;
+//! use gateway_core::transport::Outbound;
+//! use gateway_redis::{AdapterConfig, MemoryBus, RedisAdapter};
+//!
+//! #[websocket_gateway(path = "/chat")]
+//! struct Chat;
+//!
+//! #[websocket_gateway]
+//! impl Chat {}
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = MemoryBus::new();
+//! let mut apps = Vec::new();
+//! for _ in 0..2 {
+//!     let adapter = RedisAdapter::with_driver(bus.driver(), AdapterConfig::new()).await?;
+//!     apps.push(GatewayApp::new().adapter(adapter).gateway::<Chat>().build()?);
+//! }
+//! let (alice, _) = apps[0].gateways()[0].open(Handshake::default(), 8);
+//! let (bob, mut to_bob) = apps[1].gateways()[0].open(Handshake::default(), 8);
+//! bob.join("lobby");
+//!
+//! alice.to("lobby").emit("said", &"hi from the other instance")?;
+//! let Some(Outbound::Frame(frame)) = to_bob.recv().await else { panic!("nothing for bob") };
+//! assert_eq!(frame.as_str(), r#"{"event":"said","data":"hi from the other instance"}"#);
+//!
+//! // fetch_clients asks the other instance too.
+//! let in_lobby = apps[0].server("/chat").unwrap().to("lobby").fetch_clients().await?;
+//! assert_eq!(in_lobby.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # When Redis goes away
 //!
@@ -82,9 +129,10 @@
 mod adapter;
 mod codec;
 mod config;
-mod driver;
+pub mod driver;
 mod error;
 
 pub use adapter::RedisAdapter;
-pub use config::RedisConfig;
+pub use config::{AdapterConfig, RedisConfig};
+pub use driver::{MemoryBus, MemoryDriver, RedisDriver};
 pub use error::Error;

@@ -1,0 +1,166 @@
+//! The `RedisDriver` on its own, against a real Redis: what the adapter relies on from a
+//! driver (counts, order, prefixes, subscriptions changed at run time and kept across a
+//! reconnection). The adapter's logic above it is tested without Redis in `memory.rs`.
+
+// Test helpers live outside `#[test]` fns, where clippy.toml's allowances do not reach.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use gateway_redis::driver::{ChannelMessage, Driver, Inbox, Subscription};
+use gateway_redis::{Error, RedisConfig, RedisDriver};
+use tokio::sync::mpsc;
+
+use common::{redis_server, spare_port, wait_for};
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A channel prefix no other test uses.
+fn unique() -> String {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("driver-test-{:016x}", hasher.finish())
+}
+
+fn message(channel: &str, payload: &str) -> ChannelMessage {
+    ChannelMessage::new(channel, payload.to_owned())
+}
+
+/// What arrives until a message on `marker`, as `channel=payload`. Redis delivers what one
+/// connection publishes in order, so a marker published last arrives last.
+async fn until(rx: &mut mpsc::Receiver<ChannelMessage>, marker: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let received = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a message within 5 s")
+            .expect("the driver is alive");
+        if received.channel == marker {
+            return got;
+        }
+        got.push(format!(
+            "{}={}",
+            received.channel,
+            String::from_utf8_lossy(&received.payload)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn channels_and_prefixes_deliver_once_in_order_and_are_counted() {
+    let p = unique();
+    let config = RedisConfig::new(REDIS);
+    let (a, b) = (
+        RedisDriver::connect(&config).await.unwrap(),
+        RedisDriver::connect(&config).await.unwrap(),
+    );
+    let (a_inbox, mut a_rx) = Inbox::channel(64);
+    let (b_inbox, mut b_rx) = Inbox::channel(64);
+    let marker = format!("{p}#marker");
+    for subscription in [
+        Subscription::Prefix(format!("{p}:")),
+        Subscription::Channel(format!("{p}#request")),
+        Subscription::Channel(marker.clone()),
+        // Glob characters in a prefix are literal.
+        Subscription::Prefix(format!("{p}[*]:")),
+    ] {
+        a.subscribe(subscription, a_inbox.clone()).await.unwrap();
+    }
+    b.subscribe(Subscription::Prefix(format!("{p}:")), b_inbox.clone())
+        .await
+        .unwrap();
+    b.subscribe(Subscription::Channel(marker.clone()), b_inbox)
+        .await
+        .unwrap();
+
+    let batch = [
+        message(&format!("{p}:/x"), "1"),
+        message(&format!("{p}#request"), "2"),
+        message(&format!("{p}:/y"), "3"),
+        message(&format!("{p}[*]:z"), "4"),
+        message(&format!("{p}*:z"), "5"),
+        message(&marker, ""),
+    ];
+    let counts = b.publish(&batch).await.unwrap();
+    assert_eq!(counts, [2, 1, 2, 1, 0, 2]);
+    assert_eq!(
+        until(&mut a_rx, &marker).await,
+        [
+            format!("{p}:/x=1"),
+            format!("{p}#request=2"),
+            format!("{p}:/y=3"),
+            format!("{p}[*]:z=4")
+        ]
+    );
+    assert_eq!(
+        until(&mut b_rx, &marker).await,
+        [format!("{p}:/x=1"), format!("{p}:/y=3")]
+    );
+
+    // Unsubscribed at run time: no longer counted, no longer delivered.
+    a.unsubscribe(&Subscription::Prefix(format!("{p}:")))
+        .await
+        .unwrap();
+    a.unsubscribe(&Subscription::Channel(format!("{p}#never")))
+        .await
+        .unwrap();
+    let counts = b
+        .publish(&[message(&format!("{p}:/x"), "6"), message(&marker, "")])
+        .await
+        .unwrap();
+    assert_eq!(counts, [1, 2]);
+    assert_eq!(until(&mut a_rx, &marker).await, Vec::<String>::new());
+    assert_eq!(until(&mut b_rx, &marker).await, [format!("{p}:/x=6")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_made_before_and_during_an_outage_are_made_again() {
+    let port = spare_port();
+    let mut redis_process = redis_server(port).await;
+    let config = RedisConfig::new(format!("redis://127.0.0.1:{port}"))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200));
+    let driver = RedisDriver::connect(&config).await.unwrap();
+    let (inbox, mut rx) = Inbox::channel(64);
+    let marker = Subscription::Channel("marker".into());
+    driver.subscribe(marker, inbox.clone()).await.unwrap();
+    driver
+        .subscribe(Subscription::Channel("before".into()), inbox.clone())
+        .await
+        .unwrap();
+
+    redis_process.kill().await.unwrap();
+    wait_for("the driver sees the outage", || !driver.is_connected()).await;
+    // Accepted while disconnected; publishing fails at once rather than queueing.
+    driver
+        .subscribe(Subscription::Prefix("during:".into()), inbox)
+        .await
+        .unwrap();
+    match driver.publish(&[message("before", "lost")]).await {
+        Err(err @ Error::Unavailable { .. }) => {
+            assert!(err.to_string().contains(&format!("127.0.0.1:{port}")));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let _redis_process = redis_server(port).await;
+    wait_for("the driver reconnects", || driver.is_connected()).await;
+    let counts = driver
+        .publish(&[
+            message("before", "1"),
+            message("during:x", "2"),
+            message("marker", ""),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(counts, [1, 1, 1]);
+    assert_eq!(until(&mut rx, "marker").await, ["before=1", "during:x=2"]);
+}
