@@ -1,21 +1,28 @@
 //! Redis lost while running: the test starts its own `redis-server` on a spare port, kills
 //! it, checks that local delivery goes on, starts it again and waits for cross-instance
 //! delivery to resume, without restarting the app.
+//!
+//! Every check is on exact sequences: a message lost, repeated or replayed from the outage
+//! fails the test. "Nothing more will arrive" is established without watching a quiet
+//! period: [`settle`] makes a `fetch_clients` request from the sending instance, which
+//! goes out after what it published and which every instance answers only after applying
+//! what came before it; then [`until_end`] has each instance emit a local `end` frame,
+//! queued behind anything those messages put in its clients' queues.
 
 // Test helpers live outside `#[test]` fns, where clippy.toml's allowances do not reach.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
-use std::process::Stdio;
+mod common;
+
 use std::time::Duration;
 
 use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestClient, TestError, TestServer};
+use gateway_axum::test_client::{TestClient, TestServer};
 use gateway_redis::{RedisAdapter, RedisConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
-use tokio::time::Instant;
+
+use common::{redis_server, spare_port, wait_for};
 
 #[derive(Deserialize)]
 struct Say {
@@ -38,31 +45,6 @@ impl FaultsGateway {
     fn say(&self, client: Client, say: Say) {
         client.to(say.room).emit("said", &say.n).ok();
     }
-}
-
-fn spare_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// Starts `redis-server` on `port` and waits until it answers.
-async fn redis_server(port: u16) -> Child {
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server on PATH (scripts/test.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child
 }
 
 async fn instance(url: &str) -> (TestServer, RedisAdapter) {
@@ -88,31 +70,61 @@ async fn member(server: &TestServer) -> TestClient {
     client
 }
 
-async fn say(client: &mut TestClient, n: u32) {
-    client
-        .emit("say", &json!({"room": "room", "n": n}))
-        .await
-        .unwrap();
+async fn say(client: &mut TestClient, numbers: impl IntoIterator<Item = u32>) {
+    for n in numbers {
+        client
+            .emit("say", &json!({"room": "room", "n": n}))
+            .await
+            .unwrap();
+    }
 }
 
-/// Says 1000, 1001, ... from `sender` until `receiver` gets one of them, or the deadline.
-async fn until_delivered(sender: &mut TestClient, receiver: TestClient) -> TestClient {
-    let mut receiver = receiver.with_timeout(Duration::from_millis(100));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for n in 1000.. {
-        assert!(
-            Instant::now() < deadline,
-            "cross-instance delivery did not resume"
+/// Receives `said` frames until `numbers` arrived, failing on anything else.
+async fn expect_said(client: &mut TestClient, numbers: impl IntoIterator<Item = u32>, who: &str) {
+    for n in numbers {
+        let frame = client.recv().await.unwrap();
+        assert_eq!(
+            (frame.event.as_str(), frame.data),
+            ("said", json!(n)),
+            "{who}"
         );
-        say(sender, n).await;
-        match receiver.expect("said").await {
-            Ok(Value::Number(got)) if got.as_u64() >= Some(1000) => break,
-            Ok(other) => panic!("unexpected {other}"),
-            Err(TestError::Timeout(..)) => {}
-            Err(err) => panic!("{err}"),
-        }
     }
-    receiver.with_timeout(gateway_axum::test_client::DEFAULT_TIMEOUT)
+}
+
+/// Returns once every instance applied what `server`'s instance published before.
+async fn settle(server: &TestServer) {
+    let server = server.app().server("/faults").unwrap();
+    server.broadcast().fetch_clients().await.unwrap();
+}
+
+/// Has each instance emit `end` to its own clients, then returns what each of `clients`
+/// received before it, as numbers.
+async fn until_end(
+    instances: &[&TestServer],
+    clients: &mut [(&str, &mut TestClient)],
+) -> Vec<Vec<u64>> {
+    for instance in instances {
+        let server = instance.app().server("/faults").unwrap();
+        server.local().emit("end", &()).unwrap();
+    }
+    let mut all = Vec::new();
+    for (who, client) in clients.iter_mut() {
+        let mut numbers = Vec::new();
+        loop {
+            let frame = client.recv().await.unwrap();
+            match (frame.event.as_str(), &frame.data) {
+                ("end", _) => break,
+                ("said", Value::Number(n)) => numbers.push(n.as_u64().unwrap()),
+                _ => panic!("{who}: unexpected {}", frame.raw),
+            }
+        }
+        all.push(numbers);
+    }
+    all
+}
+
+fn range(numbers: std::ops::Range<u64>) -> Vec<u64> {
+    numbers.collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,50 +137,62 @@ async fn redis_lost_while_running_then_back() {
     let (b, redis_b) = instance(&url).await;
 
     let mut sender = a.connect("/faults").await.unwrap();
+    let mut remote_sender = b.connect("/faults").await.unwrap();
     let mut local = member(&a).await;
     let mut remote = member(&b).await;
-    say(&mut sender, 1).await;
-    assert_eq!(local.expect("said").await.unwrap(), json!(1));
-    assert_eq!(remote.expect("said").await.unwrap(), json!(1));
+
+    // Connected: one message, once, on both instances.
+    say(&mut sender, [1]).await;
+    // Received locally: A handled it, and published it, before the barrier below.
+    expect_said(&mut local, [1], "local member").await;
+    settle(&a).await;
+    let got = until_end(
+        &[&a, &b],
+        &mut [
+            ("local member", &mut local),
+            ("remote member", &mut remote),
+            ("sender", &mut sender),
+        ],
+    )
+    .await;
+    assert_eq!(got, [vec![], vec![1], vec![]]);
 
     // Redis dies: local delivery goes on.
     redis_process.kill().await.unwrap();
-    for n in 2..=4 {
-        say(&mut sender, n).await;
-        assert_eq!(local.expect("said").await.unwrap(), json!(n));
-    }
+    say(&mut sender, 2..=4).await;
+    expect_said(&mut local, 2..=4, "local member during the outage").await;
     // Both adapters notice (the subscriber connection closes).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while redis_a.is_connected() || redis_b.is_connected() {
-        assert!(Instant::now() < deadline, "the outage went unnoticed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for("both adapters see the outage", || {
+        !redis_a.is_connected() && !redis_b.is_connected()
+    })
+    .await;
 
-    // Redis is back on the same port: both reconnect and resubscribe by themselves.
+    // Redis is back on the same port: both reconnect and resubscribe by themselves, and
+    // say so once both of their connections are up again.
     let _redis_process = redis_server(port).await;
-    let remote = until_delivered(&mut sender, remote).await;
-    let mut remote = remote;
-    // And the other direction too.
-    let mut remote_sender = b.connect("/faults").await.unwrap();
-    let mut local = local.with_timeout(Duration::from_millis(100));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < deadline, "B -> A did not resume");
-        say(&mut remote_sender, 2000).await;
-        match local.expect("said").await {
-            Ok(got) if got == json!(2000) => break,
-            Ok(_) | Err(TestError::Timeout(..)) => {}
-            Err(err) => panic!("{err}"),
-        }
-    }
-    assert!(redis_a.is_connected() && redis_b.is_connected());
-    // Delivery after recovery is ordinary: one message, once.
-    say(&mut sender, 3000).await;
-    loop {
-        let got = remote.expect("said").await.unwrap();
-        if got == json!(3000) {
-            break;
-        }
-        assert!(got.as_u64() < Some(3000), "{got}");
-    }
+    wait_for("both adapters reconnect", || {
+        redis_a.is_connected() && redis_b.is_connected()
+    })
+    .await;
+
+    // A -> B: exactly what was said since, none of the outage's, nothing twice.
+    say(&mut sender, 3000..3050).await;
+    expect_said(&mut local, 3000..3050, "local member").await;
+    settle(&a).await;
+    // B -> A too.
+    say(&mut remote_sender, 4000..4050).await;
+    expect_said(&mut remote, 3000..3050, "remote member").await;
+    expect_said(&mut remote, 4000..4050, "remote member").await;
+    settle(&b).await;
+    let got = until_end(
+        &[&a, &b],
+        &mut [
+            ("local member", &mut local),
+            ("remote member", &mut remote),
+            ("sender", &mut sender),
+            ("remote sender", &mut remote_sender),
+        ],
+    )
+    .await;
+    assert_eq!(got, [range(4000..4050), vec![], vec![], vec![]]);
 }
