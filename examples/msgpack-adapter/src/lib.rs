@@ -45,7 +45,8 @@ pub type MsgPackTransport = WebSocketTransport<MsgPackCodec>;
 /// use msgpack_adapter::{Message, MsgPackCodec};
 ///
 /// let bytes = Message::new("echo", serde_json::json!([1])).to_bytes().unwrap();
-/// let request = MsgPackCodec.decode(&WsMessage::Binary(bytes.into())).unwrap();
+/// let frame = WsMessage::Binary(bytes.into());
+/// let request = MsgPackCodec.decode(&frame).unwrap();
 /// assert_eq!((&*request.event, request.data().unwrap().get()), ("echo", "[1]"));
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
