@@ -247,6 +247,29 @@ impl OutboundQueue {
 pub struct OverflowSignal(Arc<Overflow>);
 
 impl OverflowSignal {
+    /// Whether the queue overflowed already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use gateway_core::Handshake;
+    ///
+    /// let (client, queue) = gw.open(Handshake::default(), 1);
+    /// let overflow = queue.overflow_signal();
+    /// client.emit("a", &1).unwrap();
+    /// assert!(!overflow.has_overflowed());
+    /// client.emit("b", &2).unwrap_err(); // the queue holds one frame
+    /// assert!(overflow.has_overflowed());
+    /// ```
+    pub fn has_overflowed(&self) -> bool {
+        self.0.flag.load(Ordering::Acquire)
+    }
+
     /// Waits for the overflow.
     ///
     /// # Examples

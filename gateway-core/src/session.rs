@@ -271,8 +271,11 @@ impl<C: Connection> Driver<C> {
         // never have either, and an empty `FuturesUnordered` still allocates.
         let mut pending: Option<FuturesUnordered<PendingAnswer<C::Route>>> = None;
         let mut streams: Option<SelectAll<AnswerStream<C::Route>>> = None;
-        // Both signals are waited on across turns of the loop, so that a turn does not
-        // register with their `Notify` again.
+        // The overflow and the shutdown are flags read at the top of every turn, so a
+        // client that keeps the loop busy sees them at once. Their futures, waited on
+        // across turns (so a turn does not register with their `Notify` again), come last
+        // in the `select!`: polled only when nothing else is ready, they cost a lock only
+        // on the way to sleep, and they are what wakes an idle session.
         let overflow = self.queue.overflow_signal();
         let overflowed = overflow.wait();
         tokio::pin!(overflowed);
@@ -294,6 +297,14 @@ impl<C: Connection> Driver<C> {
         let mut silent_since = Instant::now();
         let max_in_flight = self.limits.max_in_flight;
         loop {
+            if overflow.has_overflowed() {
+                return overflow_close();
+            }
+            if !draining && connections.is_shutting_down() {
+                draining = true;
+                let deadline = connections.deadline().unwrap_or_else(Instant::now);
+                heartbeat.reset_at(deadline.into());
+            }
             let in_flight = pending.as_ref().map_or(0, FuturesUnordered::len)
                 + streams.as_ref().map_or(0, SelectAll::len);
             if draining && in_flight == 0 {
@@ -301,13 +312,6 @@ impl<C: Connection> Driver<C> {
             }
             let step = tokio::select! {
                 biased;
-                () = &mut overflowed => Step::Stop(None, overflow_close()),
-                () = &mut shutdown, if !draining => {
-                    draining = true;
-                    let deadline = connections.deadline().unwrap_or_else(Instant::now);
-                    heartbeat.reset_at(deadline.into());
-                    Step::Idle
-                }
                 out = self.queue.recv() => match out {
                     Some(out) => Step::Queued(out),
                     None => Step::Stop(None, Stop::Gone),
@@ -317,14 +321,6 @@ impl<C: Connection> Driver<C> {
                 }
                 Some((answer, route)) = next_in(&mut streams), if streams.is_some() => {
                     self.answer(answer, route, &mut streams)
-                }
-                _ = heartbeat.tick(), if period.is_some() || draining => {
-                    if draining {
-                        tracing::debug!(target: "gateway", "shutdown deadline passed with work in flight");
-                        Step::GoingAway
-                    } else {
-                        self.beat(&mut heard, &mut silent_since)
-                    }
                 }
                 // Past the in-flight limit the client is not read: its socket fills, and
                 // TCP slows it down.
@@ -341,6 +337,17 @@ impl<C: Connection> Driver<C> {
                         }
                     }
                 }
+                _ = heartbeat.tick(), if period.is_some() || draining => {
+                    if draining {
+                        tracing::debug!(target: "gateway", "shutdown deadline passed with work in flight");
+                        Step::GoingAway
+                    } else {
+                        self.beat(&mut heard, &mut silent_since)
+                    }
+                }
+                // Read again at the top of the loop.
+                () = &mut overflowed => Step::Idle,
+                () = &mut shutdown, if !draining => Step::Idle,
             };
             let written = match step {
                 Step::Idle => Ok(()),

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use gateway_redis::driver::{ChannelMessage, Driver, Inbox, Subscription};
@@ -19,16 +17,8 @@ use common::{redis_server, spare_port, wait_for};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
-/// A channel prefix no other test uses.
 fn unique() -> String {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    format!("driver-test-{:016x}", hasher.finish())
+    common::unique_prefix("driver-test")
 }
 
 fn message(channel: &str, payload: &str) -> ChannelMessage {

@@ -4,20 +4,15 @@
 // Test helpers live outside `#[test]` fns, where clippy.toml's allowances do not reach.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+mod common;
 
 use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestClient, TestError, TestServer};
+use gateway_axum::test_client::{TestClient, TestServer};
 use gateway_redis::{RedisAdapter, RedisConfig};
 use serde::Deserialize;
 use serde_json::json;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
-
-/// How long "nothing more arrives" is watched for.
-const QUIET: Duration = Duration::from_millis(300);
 
 #[derive(Deserialize)]
 struct Say {
@@ -47,16 +42,8 @@ impl RoomsGateway {
     }
 }
 
-/// A channel prefix no other test uses.
 fn prefix() -> String {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    format!("gateway-test-{:016x}", hasher.finish())
+    common::unique_prefix("gateway-test")
 }
 
 async fn instance(prefix: &str) -> TestServer {
@@ -79,15 +66,23 @@ async fn member(server: &TestServer, room: &str) -> TestClient {
     client
 }
 
-/// Asserts that nothing arrives within [`QUIET`] (not a timing assertion: a frame that
-/// arrives later would be just as wrong).
-async fn assert_quiet(client: TestClient, who: &str) -> TestClient {
-    let mut client = client.with_timeout(QUIET);
-    match client.recv().await {
-        Err(TestError::Timeout(..)) => {}
-        other => panic!("{who} received {other:?}"),
+/// Asserts that nothing more reaches `clients`: once every instance applied what every
+/// instance published before (a `fetch_clients` round trip from each, which the others
+/// answer in order after everything it published earlier), each instance emits `end` to
+/// its own clients, and `end` must be the next frame each client receives.
+async fn assert_nothing_more(instances: &[&TestServer], clients: &mut [(&str, &mut TestClient)]) {
+    for instance in instances {
+        let server = instance.app().server("/rooms").unwrap();
+        server.broadcast().fetch_clients().await.unwrap();
     }
-    client.with_timeout(gateway_axum::test_client::DEFAULT_TIMEOUT)
+    for instance in instances {
+        let server = instance.app().server("/rooms").unwrap();
+        server.local().emit("end", &()).unwrap();
+    }
+    for (who, client) in clients.iter_mut() {
+        let frame = client.recv().await.unwrap();
+        assert_eq!(frame.event, "end", "{who} received {}", frame.raw);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,10 +118,13 @@ async fn a_room_message_reaches_members_on_every_instance_once_and_in_order() {
         }
     }
     // Exactly once: nothing more arrives, and nothing at all for the others.
-    for (who, client) in members.drain(..).chain(outsiders.drain(..)) {
-        assert_quiet(client, who).await;
-    }
-    assert_quiet(sender, "the sender").await;
+    let mut everyone: Vec<(&str, &mut TestClient)> = members
+        .iter_mut()
+        .chain(outsiders.iter_mut())
+        .map(|(who, client)| (*who, client))
+        .collect();
+    everyone.push(("the sender", &mut sender));
+    assert_nothing_more(&[&a, &b, &c], &mut everyone).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +153,11 @@ async fn the_server_handle_reaches_a_client_on_another_instance_by_id() {
     assert_eq!(client.expect("vip-only").await.unwrap(), json!(1));
     server.to("vip").leave("vip");
     server.to("vip").emit("vip-only", &2).unwrap();
-    client = assert_quiet(client, "a client that left the room").await;
+    assert_nothing_more(
+        &[&a, &b],
+        &mut [("a client that left the room", &mut client)],
+    )
+    .await;
 
     // And so does a disconnect.
     assert!(!server.disconnect(id));

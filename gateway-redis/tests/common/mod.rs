@@ -1,4 +1,8 @@
-//! A private `redis-server` for the tests that take Redis away.
+//! What the Redis tests share: a private `redis-server` for the tests that take Redis away,
+//! unique channel prefixes, waiting for a condition.
+
+// Each test target uses part of this module.
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::process::Stdio;
@@ -40,4 +44,17 @@ pub(crate) async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what}: not within 30 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A channel prefix no other test (nor another run of this one) uses: `<what>-<hex>`.
+pub(crate) fn unique_prefix(what: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("{what}-{:016x}", hasher.finish())
 }
