@@ -184,11 +184,81 @@ pub(crate) fn write_tail(buf: &mut Vec<u8>, id: Option<&RawValue>) {
 #[derive(Deserialize)]
 struct RawFrame<'a> {
     #[serde(borrow, default)]
-    event: Option<&'a RawValue>,
+    event: Option<EventName<'a>>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
+}
+
+/// The `event` field, read in the one pass over the frame: borrowed from the text when it
+/// has no escapes (`Cow`'s own `Deserialize` always allocates), or whatever else it was.
+enum EventName<'a> {
+    Name(Cow<'a, str>),
+    NotString,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for EventName<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = EventName<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event name")
+            }
+
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(EventName::Name(Cow::Borrowed(name)))
+            }
+
+            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(EventName::Name(Cow::Owned(name.to_owned())))
+            }
+
+            fn visit_string<E>(self, name: String) -> Result<Self::Value, E> {
+                Ok(EventName::Name(Cow::Owned(name)))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(EventName::NotString)
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(EventName::NotString)
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(EventName::NotString)
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(EventName::NotString)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(EventName::NotString)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(EventName::NotString)
+            }
+        }
+
+        deserializer.deserialize_any(Visit(std::marker::PhantomData))
+    }
 }
 
 /// Why an incoming frame could not be routed to a handler.
@@ -254,11 +324,9 @@ pub fn parse<'a>(text: &'a str) -> Result<Request<'a>, FrameError> {
         });
     }
     let raw: RawFrame<'a> = serde_json::from_str(text).map_err(FrameError::Malformed)?;
-    let event = raw.event.ok_or(FrameError::MissingEvent)?;
-    // `Cow`'s own impl always allocates; borrow when the name has no escapes.
-    let event: Cow<'a, str> = match <&'a str>::deserialize(event) {
-        Ok(name) => Cow::Borrowed(name),
-        Err(_) => Cow::Owned(String::deserialize(event).map_err(|_| FrameError::EventNotString)?),
+    let event = match raw.event.ok_or(FrameError::MissingEvent)? {
+        EventName::Name(name) => name,
+        EventName::NotString => return Err(FrameError::EventNotString),
     };
     Ok(Request {
         event,
@@ -396,6 +464,14 @@ mod tests {
             error_of(r#"{"event":null}"#),
             r#"Invalid frame: missing "event" field"#
         );
+        for not_a_name in [r#"true"#, r#"-1.5"#, r#"[1,[2]]"#, r#"{"a":{"b":1}}"#] {
+            assert_eq!(
+                error_of(&format!(r#"{{"event":{not_a_name},"data":1}}"#)),
+                r#"Invalid frame: "event" must be a string"#,
+                "{not_a_name}"
+            );
+        }
+        assert!(error_of(r#"{"event":[1,}"#).starts_with("Malformed JSON: "));
     }
 
     #[test]
