@@ -1,5 +1,6 @@
-//! The soak test: `cargo run --release -p gateway-soak -- [clients=2000] [rooms=50]
-//! [messages=100000] [rate=5000] [churn=0.2] [redis=redis://127.0.0.1:6379]`.
+//! The soak test: `cargo run --release -p gateway-soak -- [--clients 2000] [--rooms 50]
+//! [--messages 100000] [--rate 5000] [--churn 0.2] [--redis redis://127.0.0.1:6379]`
+//! (`--help` lists them).
 //!
 //! Two app instances on two ports share rooms through Redis. Most clients join a room and
 //! stay; a fraction (`churn`) keeps dropping abruptly and reconnecting to a random instance
@@ -53,41 +54,43 @@ impl SoakGateway {
     }
 }
 
+/// Thousands of clients in rooms across two instances through Redis, with churn; every
+/// stable member of a room must receive every message sent to it exactly once.
+#[derive(Debug, clap::Parser)]
+#[command(name = "soak", version)]
 struct Options {
+    /// Clients in all, stable and churning.
+    #[arg(long, default_value_t = 2_000)]
     clients: usize,
+    /// Rooms the clients are spread over.
+    #[arg(long, default_value_t = 50, value_parser = at_least_one())]
     rooms: usize,
+    /// Messages the stable clients send in all.
+    #[arg(long, default_value_t = 100_000)]
     messages: usize,
+    /// Messages sent per second.
+    #[arg(long, default_value_t = 5_000, value_parser = at_least_one())]
     rate: usize,
+    /// Fraction of the clients that keep dropping and reconnecting (0 to 1, below 1).
+    #[arg(long, default_value_t = 0.2, value_parser = churn)]
     churn: f64,
+    /// The Redis both instances share rooms through.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis: String,
 }
 
-impl Options {
-    fn parse() -> Result<Self, String> {
-        let mut options = Self {
-            clients: 2_000,
-            rooms: 50,
-            messages: 100_000,
-            rate: 5_000,
-            churn: 0.2,
-            redis: "redis://127.0.0.1:6379".into(),
-        };
-        for arg in std::env::args().skip(1) {
-            let (key, value) = arg
-                .split_once('=')
-                .ok_or_else(|| format!("expected key=value, got {arg}"))?;
-            let number = || value.parse::<usize>().map_err(|e| format!("{key}: {e}"));
-            match key {
-                "clients" => options.clients = number()?,
-                "rooms" => options.rooms = number()?.max(1),
-                "messages" => options.messages = number()?,
-                "rate" => options.rate = number()?.max(1),
-                "churn" => options.churn = value.parse().map_err(|e| format!("churn: {e}"))?,
-                "redis" => options.redis = value.to_owned(),
-                _ => return Err(format!("unknown option {key}")),
-            }
-        }
-        Ok(options)
+/// A count of at least 1.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
+
+/// A churn fraction: at least one client must stay to send and receive.
+fn churn(value: &str) -> Result<f64, String> {
+    let churn: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..1.0).contains(&churn) {
+        Ok(churn)
+    } else {
+        Err(format!("{churn} is not in 0..1"))
     }
 }
 
@@ -149,7 +152,7 @@ async fn instance(redis: &str, prefix: &str) -> Result<String, Box<dyn std::erro
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let options = Options::parse()?;
+    let options = <Options as clap::Parser>::parse();
     let prefix = format!("soak-{}", std::process::id());
     let urls = [
         instance(&options.redis, &prefix).await?,
@@ -158,6 +161,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let churners = (options.clients as f64 * options.churn) as usize;
     let stable = options.clients - churners;
+    if stable == 0 {
+        return Err("soak: no stable client: raise --clients or lower --churn".into());
+    }
     println!(
         "soak: {} clients ({stable} stable, {churners} churning) in {} rooms on 2 instances, {} messages at {}/s",
         options.clients, options.rooms, options.messages, options.rate

@@ -6,4 +6,5 @@
 //! resident set from `/proc/self/status` (the server runs in this process) with bounds
 //! generous enough for a noisy machine; nothing asserts a duration.
 
+mod chat;
 mod common;

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod chat;
 pub mod common;
+pub mod config;
 pub mod metrics;
 
 use gateway_axum::prelude::*;
@@ -25,16 +26,17 @@ use crate::auth::{AuthGateway, AuthService, JwtAuthenticator};
 use crate::chat::{ChatGateway, ChatService};
 use crate::common::filters::ChatExceptionFilter;
 
-/// The app builder with every provider, filter and authenticator the chat needs, the
-/// secret and users taken from the environment (see [`AuthService::from_env`]).
-pub fn app() -> GatewayApp {
-    app_with(AuthService::from_env())
+/// The app builder with every provider, filter and authenticator the chat needs: this auth
+/// service, and a history with the default bounds.
+pub fn app_with(auth: AuthService) -> GatewayApp {
+    app_with_services(auth, ChatService::new())
 }
 
-/// The app builder with this auth service.
-pub fn app_with(auth: AuthService) -> GatewayApp {
+/// The app builder with this auth service and this history (see [`config::Config`] for
+/// both from the command line and the environment).
+pub fn app_with_services(auth: AuthService, chat: ChatService) -> GatewayApp {
     GatewayApp::new()
-        .provide(ChatService::new())
+        .provide(chat)
         .provide(auth.clone())
         .use_global_interceptor(LoggingInterceptor)
         .use_global_filter(ChatExceptionFilter)

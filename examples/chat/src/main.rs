@@ -1,39 +1,57 @@
 //! The chat server: `cargo run -p chat`, then connect to `ws://127.0.0.1:3000/chat`.
 //!
-//! `cargo run -p chat -- asyncapi` prints the AsyncAPI document and exits.
+//! `cargo run -p chat -- --help` lists every option and its environment variable (`HOST`,
+//! `PORT`, `REDIS_URL`, `JWT_SECRET`, `CHAT_USERS`, the bounds); `cargo run -p chat --
+//! asyncapi` prints the AsyncAPI document and exits; `RUST_LOG` chooses the logging.
 //!
-//! `HOST` and `PORT` choose the address (defaults 127.0.0.1:3000); `RUST_LOG` the logging.
+//! With `CHAT_USERS` set, `JWT_SECRET` must be set too: the server refuses to start
+//! otherwise (exit code 2), since tokens signed with the development secret can be forged.
 //!
 //! With `REDIS_URL` set, instances share rooms through Redis: run
 //! `REDIS_URL=redis://127.0.0.1:6379 PORT=3001 cargo run -p chat` and the same with
 //! `PORT=3002`, and clients of both chat in one room.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
+use chat::auth::{AuthService, DEVELOPMENT_SECRET};
+use chat::config::{Command, Config};
+use clap::Parser;
 use gateway_redis::{RedisAdapter, RedisConfig};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
 
-    let host: IpAddr = std::env::var("HOST")
-        .unwrap_or_else(|_| "127.0.0.1".into())
-        .parse()?;
-    let port: u16 = std::env::var("PORT")
-        .unwrap_or_else(|_| "3000".into())
-        .parse()?;
-    let addr = SocketAddr::new(host, port);
-
     // Before the app is built: gateways register their metrics when they are built.
     let metrics = chat::metrics::install()?;
-    let auth = chat::auth::AuthService::from_env();
-    let mut builder = chat::app_with(auth.clone());
-    if let Ok(url) = std::env::var("REDIS_URL") {
+    if config.command == Some(Command::Asyncapi) {
+        // The document does not depend on the secret or the users.
+        let app = chat::app_with(AuthService::new(DEVELOPMENT_SECRET)).build()?;
+        let document = serde_json::to_string_pretty(&chat::asyncapi(&app))?;
+        #[allow(clippy::print_stdout)] // the document is the command's output
+        {
+            println!("{document}");
+        }
+        return Ok(());
+    }
+    let auth = match config.auth.service() {
+        Ok(auth) => auth,
+        Err(err) => {
+            #[allow(clippy::print_stderr)] // the reason the server does not start
+            {
+                eprintln!("chat: {err}");
+            }
+            std::process::exit(2);
+        }
+    };
+    let mut builder = chat::app_with_services(auth.clone(), config.history.service());
+    if let Some(url) = config.redis_url {
         // Fails here, naming the URL, if Redis cannot be reached.
         let redis = RedisAdapter::connect(RedisConfig::new(url).prefix("chat"))
             .await
@@ -42,16 +60,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.adapter(redis);
     }
     let app = builder.build()?;
-    if std::env::args().nth(1).as_deref() == Some("asyncapi") {
-        let document = serde_json::to_string_pretty(&chat::asyncapi(&app))?;
-        #[allow(clippy::print_stdout)] // the document is the command's output
-        {
-            println!("{document}");
-        }
-        return Ok(());
-    }
     let router = chat::router(&app, auth).merge(chat::metrics::routes(metrics));
-    let listener = gateway_axum::bind(addr)?;
+    let listener = gateway_axum::bind(SocketAddr::new(config.host, config.port))?;
     tracing::info!("chat listening on ws://{}/chat", listener.local_addr()?);
     gateway_axum::serve(listener, router)
         .with_graceful_shutdown(&app, shutdown_signal())

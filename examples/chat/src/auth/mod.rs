@@ -9,4 +9,7 @@ mod service;
 pub use authenticator::JwtAuthenticator;
 pub use gateway::{AuthGateway, Authenticated, TokenBody};
 pub use routes::{LoginRequest, LoginResponse, routes};
-pub use service::{AuthError, AuthService, Claims, TOKEN_TTL, User};
+pub use service::{
+    AuthError, AuthService, Claims, DEVELOPMENT_SECRET, LOGIN_CONCURRENCY, MAX_USERNAME_CHARS,
+    TOKEN_TTL, User,
+};

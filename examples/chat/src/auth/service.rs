@@ -1,17 +1,34 @@
-//! Issues and verifies signed JWTs (HS256, with the `jsonwebtoken` crate).
+//! Issues and verifies signed JWTs (HS256, with the `jsonwebtoken` crate); checks
+//! passwords against argon2id hashes (RustCrypto's `argon2`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
-/// The secret used when `JWT_SECRET` is not set: fine for a demo, never for production.
-const DEVELOPMENT_SECRET: &str = "development-secret-change-me";
+/// The secret used in the demo mode (no `CHAT_USERS`) when `JWT_SECRET` is not set. Public
+/// on purpose: anyone can sign tokens with it, which is why the server refuses to start
+/// with configured users and no `JWT_SECRET`.
+pub const DEVELOPMENT_SECRET: &str = "development-secret-change-me";
 
 /// How long a token is valid by default.
 pub const TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// The longest username, in characters, that logs in by default.
+pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// How many password checks (argon2id, about 19 MiB and tens of milliseconds each) run at
+/// once by default; more logins at that moment get HTTP 503.
+pub const LOGIN_CONCURRENCY: usize = 4;
+
+/// How far in the future a token's expiry may lie beyond the configured lifetime, for
+/// instances whose clocks differ a little.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// A user as the server knows it. The password hash never leaves the server: it is
 /// skipped when the user is serialized into a frame.
@@ -19,7 +36,8 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
 pub struct User {
     /// The user's name.
     pub username: String,
-    /// A salted SHA-256 of the password; never serialized.
+    /// The argon2id hash of the password, a PHC string (`$argon2id$v=19$...`); never
+    /// serialized, empty in the demo mode.
     #[serde(skip_serializing)]
     #[schemars(skip)]
     pub password_hash: String,
@@ -36,11 +54,22 @@ pub struct Claims {
 
 /// Why logging in or verifying a token failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthError {
     /// Unknown user or wrong password.
     #[error("Invalid username or password")]
     InvalidCredentials,
-    /// The token is malformed, forged or signed with another secret.
+    /// The username is empty or longer than the bound (HTTP 400 at login).
+    #[error("Username must be 1 to {max} characters")]
+    InvalidUsername {
+        /// The longest username accepted, in characters.
+        max: usize,
+    },
+    /// Every password-check slot is taken (HTTP 503 at login).
+    #[error("Too many logins at once, retry in a moment")]
+    Busy,
+    /// The token is malformed, forged, signed with another secret, or valid for longer
+    /// than this server issues tokens for.
     #[error("Invalid token")]
     InvalidToken,
     /// The token has expired.
@@ -60,51 +89,67 @@ impl From<AuthError> for gateway_core::WsException {
 }
 
 /// Logs users in and verifies their tokens.
+///
+/// Without configured users (the demo mode) any username of 1 to [`MAX_USERNAME_CHARS`]
+/// characters logs in with the password `password`. With users
+/// ([`with_users`](Self::with_users)), passwords are checked against argon2id hashes made
+/// when the service is built, with the constant-time `PasswordVerifier`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use chat::auth::{AuthError, AuthService};
+///
+/// let auth = AuthService::new("a long random secret")
+///     .with_users([("alice", "wonderland")])
+///     .with_ttl(Duration::from_secs(600));
+/// let token = auth.login("alice", "wonderland").unwrap();
+/// assert_eq!(auth.verify(&token).unwrap().username, "alice");
+/// assert_eq!(auth.login("alice", "nope"), Err(AuthError::InvalidCredentials));
+/// assert_eq!(
+///     auth.login(&"a".repeat(65), "wonderland"),
+///     Err(AuthError::InvalidUsername { max: 64 })
+/// );
+/// ```
 #[derive(Clone)]
 pub struct AuthService {
     secret: Vec<u8>,
-    users: Option<HashMap<String, User>>,
+    users: Option<Arc<HashMap<String, User>>>,
+    /// Checked when the name is unknown, so that a wrong name costs as long as a wrong
+    /// password and the timing tells nothing.
+    unknown_user_hash: Arc<str>,
     ttl: Duration,
+    max_username: usize,
+    login_slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthService")
-            .field("users", &self.users.as_ref().map(HashMap::len))
+            .field("users", &self.users.as_ref().map(|users| users.len()))
             .field("ttl", &self.ttl)
+            .field("max_username", &self.max_username)
             .finish_non_exhaustive()
     }
 }
 
 impl AuthService {
-    /// A service signing with `secret`. Without configured users, any non-empty username
-    /// logs in with the password `password`.
+    /// A service signing with `secret`, in the demo mode: any username of 1 to
+    /// [`MAX_USERNAME_CHARS`] characters logs in with the password `password`.
     pub fn new(secret: impl Into<Vec<u8>>) -> Self {
         Self {
             secret: secret.into(),
             users: None,
+            unknown_user_hash: Arc::from(""),
             ttl: TOKEN_TTL,
+            max_username: MAX_USERNAME_CHARS,
+            login_slots: Arc::new(Semaphore::new(LOGIN_CONCURRENCY)),
         }
     }
 
-    /// The service configured from the environment: the secret from `JWT_SECRET` (a
-    /// development default, with a warning, when unset), users from `CHAT_USERS`
-    /// (`name:password,name:password`; unset: the demo rule above).
-    pub fn from_env() -> Self {
-        let secret = std::env::var("JWT_SECRET").unwrap_or_else(|_| {
-            tracing::warn!(
-                "JWT_SECRET is not set: signing tokens with a development secret; set it in production"
-            );
-            DEVELOPMENT_SECRET.to_owned()
-        });
-        let mut service = Self::new(secret);
-        if let Ok(users) = std::env::var("CHAT_USERS") {
-            service = service.with_users(users.split(',').filter_map(|pair| pair.split_once(':')));
-        }
-        service
-    }
-
-    /// Only these users (name, password) may log in.
+    /// Only these users (name, password) may log in. Each password is hashed here with
+    /// argon2id and a random salt; the plain password is not kept.
     #[must_use]
     pub fn with_users<'a>(mut self, users: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let users = users
@@ -112,38 +157,109 @@ impl AuthService {
             .map(|(name, password)| {
                 let user = User {
                     username: name.to_owned(),
-                    password_hash: hash(name, password),
+                    password_hash: hash(password),
                 };
                 (name.to_owned(), user)
             })
             .collect();
-        self.users = Some(users);
+        self.users = Some(Arc::new(users));
+        self.unknown_user_hash = Arc::from(hash("no user has this password"));
         self
     }
 
-    /// Tokens issued from now on are valid for `ttl`.
+    /// Tokens issued from now on are valid for `ttl`, and tokens whose expiry lies further
+    /// ahead than `ttl` (issued under a longer lifetime) are refused.
     #[must_use]
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
-    /// Checks the credentials and issues a token.
+    /// Usernames longer than `max` characters are refused at login.
+    #[must_use]
+    pub fn with_max_username(mut self, max: usize) -> Self {
+        self.max_username = max;
+        self
+    }
+
+    /// At most `slots` password checks run at once in [`login_limited`](Self::login_limited).
+    #[must_use]
+    pub fn with_login_concurrency(mut self, slots: usize) -> Self {
+        self.login_slots = Arc::new(Semaphore::new(slots));
+        self
+    }
+
+    /// Whether users are configured (otherwise: the demo mode).
+    pub fn has_users(&self) -> bool {
+        self.users.is_some()
+    }
+
+    /// Refuses an empty username or one longer than the bound, without reading past it. (A
+    /// blank one is refused as invalid credentials by [`login`](Self::login).)
     ///
     /// # Errors
     ///
-    /// [`AuthError::InvalidCredentials`].
+    /// [`AuthError::InvalidUsername`].
+    pub fn check_username(&self, username: &str) -> Result<(), AuthError> {
+        if username.is_empty() || username.chars().nth(self.max_username).is_some() {
+            return Err(AuthError::InvalidUsername {
+                max: self.max_username,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the credentials and issues a token. With configured users this computes an
+    /// argon2id hash (CPU and about 19 MiB for tens of milliseconds): servers call
+    /// [`login_limited`](Self::login_limited).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::InvalidUsername`], [`AuthError::InvalidCredentials`].
     pub fn login(&self, username: &str, password: &str) -> Result<String, AuthError> {
+        self.check_username(username)?;
         let ok = match &self.users {
-            Some(users) => users
-                .get(username)
-                .is_some_and(|user| user.password_hash == hash(username, password)),
+            Some(users) => match users.get(username) {
+                Some(user) => verify(password, &user.password_hash),
+                None => {
+                    verify(password, &self.unknown_user_hash);
+                    false
+                }
+            },
             None => !username.trim().is_empty() && password == "password",
         };
         if !ok {
             return Err(AuthError::InvalidCredentials);
         }
         self.issue(username)
+    }
+
+    /// [`login`](Self::login) off the async runtime, with at most
+    /// [`with_login_concurrency`](Self::with_login_concurrency) password checks at once, so
+    /// a flood of logins bounds the server's CPU and memory instead of exhausting them.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`login`](Self::login), and [`AuthError::Busy`] when every slot is taken.
+    pub async fn login_limited(
+        &self,
+        username: String,
+        password: String,
+    ) -> Result<String, AuthError> {
+        self.check_username(&username)?;
+        if self.users.is_none() {
+            return self.login(&username, &password); // no hash to compute
+        }
+        let permit = Arc::clone(&self.login_slots)
+            .try_acquire_owned()
+            .map_err(|_| AuthError::Busy)?;
+        let auth = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            auth.login(&username, &password)
+        })
+        .await
+        .unwrap_or(Err(AuthError::InvalidCredentials))
     }
 
     /// Issues a token for `username` without checking a password.
@@ -173,7 +289,8 @@ impl AuthService {
     /// # Errors
     ///
     /// [`AuthError::Expired`] or [`AuthError::InvalidToken`] (also for a user who is no
-    /// longer among the configured users).
+    /// longer among the configured users, and for a token expiring later than this
+    /// service's lifetime allows).
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
         let validation = Validation {
             leeway: 0,
@@ -184,21 +301,46 @@ impl AuthService {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::InvalidToken,
             })?;
+        let horizon = SystemTime::now()
+            .checked_add(self.ttl + CLOCK_SKEW)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(u64::MAX, |d| d.as_secs());
+        if data.claims.exp > horizon {
+            return Err(AuthError::InvalidToken);
+        }
         let username = data.claims.sub;
         match &self.users {
             Some(users) => users.get(&username).cloned().ok_or(AuthError::InvalidToken),
-            None => Ok(User {
-                password_hash: String::new(),
-                username,
-            }),
+            None => {
+                self.check_username(&username)
+                    .map_err(|_| AuthError::InvalidToken)?;
+                Ok(User {
+                    password_hash: String::new(),
+                    username,
+                })
+            }
         }
     }
 }
 
-/// A salted SHA-256 of a password, hex-encoded. A demo: use argon2 for real passwords.
-fn hash(username: &str, password: &str) -> String {
-    let digest = Sha256::digest(format!("{username}\u{0}{password}"));
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// The argon2id PHC string of a password, with a random salt and the crate's default
+/// parameters (OWASP's: 19 MiB, 2 passes). Empty, so nothing verifies against it, if the
+/// system's random number generator fails.
+fn hash(password: &str) -> String {
+    match Argon2::default().hash_password(password.as_bytes()) {
+        Ok(hash) => hash.to_string(),
+        Err(err) => {
+            tracing::error!("cannot hash a password: {err}");
+            String::new()
+        }
+    }
+}
+
+/// Whether `password` matches the PHC string `hash`, compared in constant time.
+fn verify(password: &str, hash: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -230,7 +372,13 @@ mod tests {
         let token = auth.login("bob", "hunter2").unwrap();
         let user = auth.verify(&token).unwrap();
         assert_eq!(user.username, "bob");
-        assert_eq!(user.password_hash, hash("bob", "hunter2"));
+        assert!(
+            user.password_hash.starts_with("$argon2id$"),
+            "{}",
+            user.password_hash
+        );
+        assert!(verify("hunter2", &user.password_hash));
+        assert!(!verify("hunter3", &user.password_hash));
     }
 
     #[test]
@@ -248,6 +396,50 @@ mod tests {
             .unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(auth.verify(&expired), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn usernames_are_bounded_at_login() {
+        let auth = AuthService::new("s").with_max_username(5);
+        assert!(auth.login("alice", "password").is_ok());
+        assert!(auth.login("ålice", "password").is_ok()); // characters, not bytes
+        for name in ["alice!", ""] {
+            assert_eq!(
+                auth.login(name, "password"),
+                Err(AuthError::InvalidUsername { max: 5 })
+            );
+        }
+        // A token naming a longer user (issued before the bound was lowered) is refused.
+        let token = AuthService::new("s").issue("bob-the-builder").unwrap();
+        assert_eq!(auth.verify(&token), Err(AuthError::InvalidToken));
+    }
+
+    #[test]
+    fn tokens_living_longer_than_the_lifetime_are_refused() {
+        let long = AuthService::new("s").with_ttl(Duration::from_secs(24 * 60 * 60));
+        let token = long.issue("alice").unwrap();
+        assert!(long.verify(&token).is_ok());
+        assert_eq!(
+            AuthService::new("s").verify(&token),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[tokio::test]
+    async fn logins_past_the_concurrency_bound_are_busy() {
+        let auth = AuthService::new("s")
+            .with_users([("bob", "hunter2")])
+            .with_login_concurrency(0);
+        assert_eq!(
+            auth.login_limited("bob".into(), "hunter2".into()).await,
+            Err(AuthError::Busy)
+        );
+        let auth = auth.with_login_concurrency(1);
+        assert!(
+            auth.login_limited("bob".into(), "hunter2".into())
+                .await
+                .is_ok()
+        );
     }
 
     #[test]

@@ -4,4 +4,4 @@ mod gateway;
 mod service;
 
 pub use gateway::{ChatGateway, RoomRef, SendMessage};
-pub use service::{ChatMessage, ChatService, HISTORY_LIMIT};
+pub use service::{ChatMessage, ChatService, HISTORY_LIMIT, HISTORY_ROOMS};
