@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use gateway_axum::prelude::*;
 use gateway_axum::test_client::TestServer;
+use gateway_axum::{SocketIoTransport, Transport};
 use gateway_core::{ConnectionConfig, RateLimit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -302,6 +303,24 @@ fn impatient() -> ConnectionConfig {
 async fn a_ping_flood_from_a_client_that_never_reads_is_bounded_and_stopped() {
     let server = start(impatient()).await;
     let tcp = upgrade(server.addr(), "/wire").await;
+    let (stopped, grown) = ping_flood(tcp, 1_000_000).await;
+    assert!(grown < FLOOD_BOUND_KIB, "server RSS grew by {grown} KiB");
+    assert!(
+        stopped,
+        "the server kept reading a client that does not read"
+    );
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_over_socket_io_without_a_token_is_bounded_and_stopped() {
+    let app = GatewayApp::new()
+        .config(impatient())
+        .gateway::<Wire>()
+        .build()
+        .unwrap();
+    let (socketio, _io) = SocketIoTransport::new().mount(&app);
+    let router = (&app).into_router().merge(socketio);
+    let server = TestServer::start_router(app, router).await.unwrap();
+    let tcp = upgrade(server.addr(), "/socket.io/?EIO=4&transport=websocket").await;
     let (stopped, grown) = ping_flood(tcp, 1_000_000).await;
     assert!(grown < FLOOD_BOUND_KIB, "server RSS grew by {grown} KiB");
     assert!(
