@@ -328,3 +328,137 @@ async fn a_ping_flood_over_socket_io_without_a_token_is_bounded_and_stopped() {
         "the server kept reading a client that does not read"
     );
 }
+
+/// The issue's figures, printed rather than asserted (durations are the point here):
+/// another client's echo latency before and during four ping floods (two plain, two
+/// Socket.IO without a token) and one client at ten times its rate limit, and the server's
+/// RSS growth. `cargo test -p gateway-tests --test hostile figures -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints figures; run by hand"]
+async fn figures() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
+    let app = GatewayApp::new().gateway::<Wire>().build().unwrap();
+    let (socketio, _io) = SocketIoTransport::new().mount(&app);
+    let router = (&app).into_router().merge(socketio);
+    let server = TestServer::start_router(app, router).await.unwrap();
+    let addr = server.addr();
+    let (mut victim, _) = tokio_tungstenite::connect_async(server.url("/wire"))
+        .await
+        .unwrap();
+    let mut echoes = async |n: usize| {
+        let mut took = Vec::with_capacity(n);
+        // Under the victim's own rate limit (1,000 a second).
+        let mut pace = tokio::time::interval(Duration::from_millis(2));
+        for _ in 0..n {
+            pace.tick().await;
+            let sent = Instant::now();
+            let message = Message::text(r#"{"event":"echo","data":1}"#);
+            victim.send(message).await.unwrap();
+            while let Some(Ok(message)) = victim.next().await {
+                if message.is_text() {
+                    break;
+                }
+            }
+            took.push(sent.elapsed());
+        }
+        took.sort();
+        (took[n / 2], took[n * 99 / 100])
+    };
+    let (p50, p99) = echoes(1000).await;
+    eprintln!("idle: echo p50 {p50:?}, p99 {p99:?}");
+
+    let before = rss_kib();
+    let peak = Arc::new(AtomicU64::new(before));
+    let sampler = tokio::spawn({
+        let peak = peak.clone();
+        async move {
+            loop {
+                peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+    // Past the default write timeout (10 s), so that the floods are seen to end.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut attackers = Vec::new();
+    for path in [
+        "/wire",
+        "/wire",
+        "/socket.io/?EIO=4&transport=websocket",
+        "/socket.io/?EIO=4&transport=websocket",
+    ] {
+        let tcp = upgrade(addr, path).await;
+        attackers.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let (_read, mut write) = tcp.into_split();
+            let ping = frame(0x89, &[b'p'; 125], true);
+            let batch: Vec<u8> = ping
+                .iter()
+                .copied()
+                .cycle()
+                .take(ping.len() * 256)
+                .collect();
+            for _ in 0..1_000_000 / 256 {
+                match tokio::time::timeout_at(deadline.into(), write.write_all(&batch)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return format!("{path}: stopped after {:?}", started.elapsed()),
+                    Err(_) => return format!("{path}: still open after {:?}", started.elapsed()),
+                }
+            }
+            format!("{path}: sent 1,000,000 pings, not stopped")
+        }));
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(server.url("/wire"))
+        .await
+        .unwrap();
+    let abuser = tokio::spawn(async move {
+        let started = Instant::now();
+        let (mut sink, mut stream) = ws.split();
+        let sender = tokio::spawn(async move {
+            // 10,000 a second: ten times the default limit.
+            let mut pace = tokio::time::interval(Duration::from_millis(1));
+            loop {
+                pace.tick().await;
+                for _ in 0..10 {
+                    let message = Message::text(r#"{"event":"echo","data":1}"#);
+                    if sink.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let closed = tokio::time::timeout_at(deadline.into(), async {
+            while let Some(Ok(message)) = stream.next().await {
+                if let Message::Close(close) = message {
+                    return close.map(|close| u16::from(close.code));
+                }
+            }
+            None
+        })
+        .await;
+        sender.abort();
+        format!(
+            "rate-limit abuser: {closed:?} after {:?}",
+            started.elapsed()
+        )
+    });
+    let (p50, p99) = echoes(3000).await;
+    eprintln!("under attack: echo p50 {p50:?}, p99 {p99:?}");
+    for attacker in attackers {
+        eprintln!("{}", attacker.await.unwrap());
+    }
+    eprintln!("{}", abuser.await.unwrap());
+    sampler.abort();
+    let peak = peak.load(Ordering::Relaxed);
+    eprintln!(
+        "peak RSS during the attacks: +{} KiB",
+        peak.saturating_sub(before)
+    );
+    eprintln!(
+        "after the attacks: RSS +{} KiB",
+        rss_kib().saturating_sub(before)
+    );
+}
