@@ -9,7 +9,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::serve::{ListenerExt, TapIo};
 use gateway_core::App;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
+
+use crate::gate::{Gated, GatedIo};
 
 /// The listen backlog [`bind`] uses. Tokio's default of 128 stalls bursts of WebSocket
 /// handshakes.
@@ -74,8 +76,16 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// # }
 /// ```
 pub fn serve(listener: TcpListener, router: Router) -> Serve {
-    Serve { listener, router }
+    Serve {
+        listener,
+        router,
+        write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+    }
 }
+
+/// How long a connection's writes may wait on a full socket, unless
+/// [`Serve::write_timeout`] says otherwise: `ConnectionConfig::write_timeout`'s default.
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server, ready to run: await it (see [`serve`]).
 #[must_use = "a server does nothing until awaited"]
@@ -83,9 +93,40 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
 pub struct Serve {
     listener: TcpListener,
     router: Router,
+    write_timeout: Option<Duration>,
 }
 
 impl Serve {
+    /// How long a write may wait on a connection's full socket (a peer that does not read
+    /// what it is sent). While a write waits the connection is not read; past the timeout
+    /// it is closed. Default 10 s; `None` waits forever, still without reading.
+    ///
+    /// This bounds every protocol on the port, including Socket.IO, whose WebSocket
+    /// (engineioxide's tungstenite) would otherwise buffer a pong per ping for a client
+    /// that sends pings and never reads. Pass the app's
+    /// [`ConnectionConfig::write_timeout`](gateway_core::ConnectionConfig) to keep both
+    /// bounds alike.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use gateway_axum::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = GatewayApp::new().gateway::<Chat>().build()?;
+    /// let listener = gateway_axum::bind("127.0.0.1:3000".parse()?)?;
+    /// let timeout = app.config().write_timeout;
+    /// gateway_axum::serve(listener, app.into_router()).write_timeout(timeout).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
     /// Shuts down gracefully when `signal` resolves: no new connection is accepted, every
     /// connection of `app` stops reading, gets what is queued for it and the replies of its
     /// handlers in flight, then is closed with code 1001 (Socket.IO clients are
@@ -142,7 +183,7 @@ impl Serve {
 
     async fn run(self) -> io::Result<()> {
         axum::serve(
-            nodelay(self.listener),
+            nodelay(self.listener, self.write_timeout),
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
@@ -197,7 +238,7 @@ impl GracefulShutdown {
             connections.begin_shutdown(grace);
         };
         axum::serve(
-            nodelay(serve.listener),
+            nodelay(serve.listener, serve.write_timeout),
             serve
                 .router
                 .into_make_service_with_connect_info::<SocketAddr>(),
@@ -230,14 +271,17 @@ impl std::fmt::Debug for GracefulShutdown {
     }
 }
 
-/// The listener, with `TCP_NODELAY` on every accepted connection: frames are small and
-/// latency matters more than packet count.
-fn nodelay(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
-    listener.tap_io(set_nodelay)
+/// The listener, with `TCP_NODELAY` on every accepted connection (frames are small and
+/// latency matters more than packet count), each connection [`Gated`].
+fn nodelay(
+    listener: TcpListener,
+    write_timeout: Option<Duration>,
+) -> TapIo<Gated, fn(&mut GatedIo)> {
+    Gated::new(listener, write_timeout).tap_io(set_nodelay)
 }
 
-fn set_nodelay(tcp: &mut TcpStream) {
-    if let Err(err) = tcp.set_nodelay(true) {
+fn set_nodelay(io: &mut GatedIo) {
+    if let Err(err) = io.tcp().set_nodelay(true) {
         tracing::trace!(target: "gateway", "failed to set TCP_NODELAY: {err}");
     }
 }

@@ -199,6 +199,7 @@ impl TestServer {
             let signal = async move { connections.shutting_down().await };
             let grace = std::time::Duration::from_secs(5);
             let serve = crate::serve(listener, router)
+                .write_timeout(served.config().write_timeout)
                 .with_graceful_shutdown(&served, signal)
                 .grace(grace);
             if let Err(err) = serve.await {

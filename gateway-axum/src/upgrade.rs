@@ -7,7 +7,8 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{
-    CONNECTION, ORIGIN, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +18,12 @@ use gateway_core::transport::{GatewayRuntime, Refused, Session};
 use gateway_core::{App, ConnectionConfig, Handshake, HandshakeRequest};
 
 use crate::codec::Codec;
-use crate::socket::WebSocketConnection;
+use crate::socket::{WebSocketConnection, WireLimits};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::handshake::derive_accept_key;
+use tungstenite::protocol::{Role, WebSocketConfig};
 
 /// What one upgrade route serves.
 /// A gateway as a route serves it: the gateway, its app, the wire format.
@@ -63,10 +69,16 @@ pub(crate) async fn upgrade<C: Codec>(
     request: Request,
 ) -> Response {
     let (mut parts, _body) = request.into_parts();
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+    // axum checks the handshake (and answers a bad one); the upgraded connection is ours,
+    // see `socket.rs` for why.
+    let on_upgrade = parts.extensions.get::<OnUpgrade>().cloned();
+    if let Err(rejection) = WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        return rejection.into_response();
+    }
+    let Some(on_upgrade) = on_upgrade else {
+        return StatusCode::UPGRADE_REQUIRED.into_response();
     };
+    let accepted = switching_protocols(parts.headers.get(SEC_WEBSOCKET_KEY));
     // Every refusal happens before the upgrade: a refused client never gets a socket.
     let config = mounted.app.config();
     if !origin_allowed(config, &parts.headers) {
@@ -101,16 +113,52 @@ pub(crate) async fn upgrade<C: Codec>(
     let mut handshake = Handshake::new(detach_uri(parts.uri), detach_headers(&parts.headers));
     handshake.remote_addr = remote_addr;
     handshake.extensions = parts.extensions;
-    let ws = ws
+    let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
         .write_buffer_size(config.write_buffer_size)
-        .max_message_size(config.max_message_size)
-        .max_frame_size(config.max_frame_size);
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_frame_size));
+    let limits = WireLimits {
+        write_timeout: config.write_timeout,
+        close_timeout: config.close_timeout,
+    };
     // Boxed while the upgrade completes, so that the upgrade task carries one pointer
     // instead of the handshake.
     let session = Box::new(Session::new(&mounted.gateway, &mounted.app, handshake).admitted(guard));
     let codec = mounted.codec;
-    ws.on_upgrade(move |socket| (*session).serve(WebSocketConnection::new(socket, codec)))
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(err) => {
+                tracing::debug!(target: "gateway", "upgrade failed: {err}");
+                return;
+            }
+        };
+        let io = TokioIo::new(upgraded);
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
+        (*session)
+            .serve(WebSocketConnection::new(socket, codec, limits))
+            .await;
+    });
+    accepted
+}
+
+/// The response accepting a handshake axum checked: 101 with the accept key on HTTP/1.1,
+/// an empty 200 on HTTP/2 (RFC 8441), which has no key.
+fn switching_protocols(key: Option<&HeaderValue>) -> Response {
+    let Some(key) = key else {
+        return Response::new(axum::body::Body::empty());
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::try_from(accept) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
 }
 
 fn detach_uri(uri: Uri) -> Uri {

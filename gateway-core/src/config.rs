@@ -58,11 +58,21 @@ pub struct ConnectionConfig {
     /// others get HTTP 403 before the upgrade, against cross-site WebSocket hijacking.
     /// Requests without an `Origin` (non-browser clients) are allowed. Default `None`: any.
     pub allowed_origins: Option<Vec<String>>,
+    /// How long a write to a client may wait on a full socket (a client that stopped
+    /// reading). Meanwhile the client is not read; past it the connection closes with code
+    /// 1008. `None`: wait as long as the outbound queue has room. Default 10 s.
+    pub write_timeout: Option<Duration>,
+    /// How long closing a connection may take: writing the close frame, then reading and
+    /// discarding what the client still sends until it closes its side, so that the close
+    /// frame reaches it instead of a TCP reset. Default 1 s.
+    pub close_timeout: Duration,
 }
 
 /// A per-connection token bucket: `per_second` tokens a second, at most `burst` saved up.
-/// A message without a token gets an exception frame; `close_after` of those in a row close
-/// the connection with code 1008.
+/// Every message takes a token, and so does the exception frame answering a message that
+/// found none: a client over the limit runs into debt, and once it owes `close_after`
+/// tokens the connection closes with code 1008. A client back under the limit pays its
+/// debt off; one that stays over it is closed, however its messages are spaced.
 ///
 /// # Examples
 ///
@@ -78,12 +88,13 @@ pub struct RateLimit {
     pub per_second: u32,
     /// Messages that may arrive at once.
     pub burst: u32,
-    /// Rejected messages in a row before the connection closes.
+    /// Tokens a client over the limit may owe (one per rejected message) before the
+    /// connection closes.
     pub close_after: u32,
 }
 
 impl RateLimit {
-    /// `per_second` with bursts of `burst`; closes after 100 rejections in a row.
+    /// `per_second` with bursts of `burst`; closes once 100 tokens are owed.
     ///
     /// # Examples
     ///
@@ -118,6 +129,8 @@ impl Default for ConnectionConfig {
             ping_interval: Some(Duration::from_secs(25)),
             idle_timeout: Some(Duration::from_secs(60)),
             allowed_origins: None,
+            write_timeout: Some(Duration::from_secs(10)),
+            close_timeout: Duration::from_secs(1),
         }
     }
 }

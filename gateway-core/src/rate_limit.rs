@@ -6,11 +6,15 @@ use crate::config::RateLimit;
 use crate::exception::{ErrorKind, WsException};
 
 /// A per-connection token bucket (see [`RateLimit`]).
+///
+/// A rejected message still takes its token: the exception frame that answers it costs the
+/// server as much as a reply. The bucket then goes below zero, and the debt, not a count
+/// of rejections in a row, decides the close: tokens trickling back between messages pay
+/// part of the debt, never all of it while the client stays over the limit.
 pub(crate) struct TokenBucket {
     limit: RateLimit,
     tokens: f64,
     refilled: Instant,
-    rejected_in_row: u32,
 }
 
 /// What the rate limit says of one message.
@@ -26,7 +30,6 @@ impl TokenBucket {
             limit,
             tokens: f64::from(limit.burst),
             refilled: Instant::now(),
-            rejected_in_row: 0,
         }
     }
 
@@ -36,17 +39,15 @@ impl TokenBucket {
         self.refilled = now;
         self.tokens = (self.tokens + elapsed * f64::from(self.limit.per_second))
             .min(f64::from(self.limit.burst));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.rejected_in_row = 0;
+        let had_token = self.tokens >= 1.0;
+        self.tokens -= 1.0;
+        // The debt counts whole tokens, a part of one as one.
+        if had_token {
             Admission::Pass
+        } else if (-self.tokens).ceil() >= f64::from(self.limit.close_after) {
+            Admission::Close
         } else {
-            self.rejected_in_row += 1;
-            if self.rejected_in_row >= self.limit.close_after {
-                Admission::Close
-            } else {
-                Admission::Reject
-            }
+            Admission::Reject
         }
     }
 
@@ -80,5 +81,37 @@ mod tests {
             bucket.exceeded().message(),
             "Rate limit exceeded: at most 1 messages per second"
         );
+    }
+
+    #[test]
+    fn tokens_trickling_back_between_rejections_do_not_save_a_client_over_the_limit() {
+        let mut limit = RateLimit::new(1, 1);
+        limit.close_after = 20;
+        let mut bucket = TokenBucket::new(limit);
+        // Ten messages per token that comes back: a pass between every ten rejections.
+        let mut admissions = Vec::new();
+        for _ in 0..100 {
+            bucket.tokens += 0.1;
+            let admission = bucket.admit();
+            let close = matches!(admission, Admission::Close);
+            admissions.push(admission);
+            if close {
+                break;
+            }
+        }
+        assert!(matches!(admissions.last(), Some(Admission::Close)));
+        assert!(admissions.iter().any(|a| matches!(a, Admission::Pass)));
+    }
+
+    #[test]
+    fn a_client_back_under_the_limit_pays_its_debt_off() {
+        let mut limit = RateLimit::new(1, 1);
+        limit.close_after = 3;
+        let mut bucket = TokenBucket::new(limit);
+        assert!(matches!(bucket.admit(), Admission::Pass));
+        assert!(matches!(bucket.admit(), Admission::Reject));
+        assert!(matches!(bucket.admit(), Admission::Reject));
+        bucket.tokens += 3.0;
+        assert!(matches!(bucket.admit(), Admission::Pass));
     }
 }

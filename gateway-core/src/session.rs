@@ -22,7 +22,7 @@ use crate::runtime::GatewayRuntime;
 use crate::transport::{Answer, Closing, Connection, Decoded, Gone, Handled, Received};
 
 /// Close code for a policy violation (RFC 6455): a client rejected by `handle_connection`,
-/// over its rate limit, or letting its outbound queue overflow.
+/// over its rate limit, letting its outbound queue overflow, or not reading at all.
 const POLICY_VIOLATION: u16 = 1008;
 /// Close code when the server shuts down or gives up on a silent client.
 const GOING_AWAY: u16 = 1001;
@@ -75,6 +75,7 @@ struct Limits {
     rate_limit: Option<crate::config::RateLimit>,
     ping_interval: Option<Duration>,
     idle_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
 }
 
 impl Limits {
@@ -86,6 +87,7 @@ impl Limits {
             rate_limit: config.rate_limit,
             ping_interval: config.ping_interval,
             idle_timeout: config.idle_timeout,
+            write_timeout: config.write_timeout,
         }
     }
 }
@@ -358,7 +360,7 @@ impl<C: Connection> Driver<C> {
                 Step::Queued(out) => self.write(Some(out), None, overflowed.as_mut()).await,
                 Step::Ping => {
                     let ping = self.connection.ping();
-                    guarded(ping, overflowed.as_mut()).await
+                    guarded(ping, overflowed.as_mut(), self.limits.write_timeout).await
                 }
                 Step::Stop(Some(reply), stop) => {
                     let written = self.write(None, Some(reply), overflowed.as_mut()).await;
@@ -506,8 +508,10 @@ impl<C: Connection> Driver<C> {
             connection,
             queue,
             frames_sent,
+            limits,
             ..
         } = self;
+        let timeout = limits.write_timeout;
         let written = async move {
             let mut next = first.or_else(|| queue.try_recv());
             let mut fed = 0;
@@ -533,7 +537,7 @@ impl<C: Connection> Driver<C> {
             connection.flush().await?;
             Ok(())
         };
-        guarded(written, overflowed)
+        guarded(written, overflowed, timeout)
     }
 }
 
@@ -611,21 +615,32 @@ fn next_in<S: InFlight>(set: &mut Option<S>) -> impl Future<Output = Option<S::I
 }
 
 pin_project! {
-    /// A socket write that gives up when the client's queue overflows meanwhile: a client
-    /// whose socket is full stops reading, and must not hold its task (and its rooms)
-    /// forever. A plain struct rather than an `async fn` taking the write, which would
-    /// store the write future twice in the session's state.
+    /// A socket write that gives up when the client's queue overflows meanwhile, or when
+    /// it waited `timeout` on a full socket: a client whose socket is full stops reading,
+    /// and must not hold its task (and its rooms) forever. While a write waits the client
+    /// is not read, so that one that writes without reading is slowed down by TCP.
+    ///
+    /// A plain struct rather than an `async fn` taking the write, which would store the
+    /// write future twice in the session's state; the timer is created only once a write
+    /// has to wait, so that a write that completes at once costs no timer.
     struct Guarded<W, O> {
         #[pin]
         write: W,
         #[pin]
         overflowed: O,
+        timeout: Option<Duration>,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     }
 }
 
-/// Races `write` against the overflow signal's `wait()`.
-fn guarded<W, O>(write: W, overflowed: O) -> Guarded<W, O> {
-    Guarded { write, overflowed }
+/// Races `write` against the overflow signal's `wait()` and the write timeout.
+fn guarded<W, O>(write: W, overflowed: O, timeout: Option<Duration>) -> Guarded<W, O> {
+    Guarded {
+        write,
+        overflowed,
+        timeout,
+        deadline: None,
+    }
 }
 
 impl<W, O, E> Future for Guarded<W, O>
@@ -641,11 +656,28 @@ where
         if let Poll::Ready(written) = this.write.poll(cx) {
             return Poll::Ready(written.map_err(Into::into));
         }
-        match this.overflowed.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(overflow_close())),
+        if this.overflowed.poll(cx).is_ready() {
+            return Poll::Ready(Err(overflow_close()));
+        }
+        let Some(timeout) = *this.timeout else {
+            return Poll::Pending;
+        };
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(write_timed_out())),
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+fn write_timed_out() -> Stop {
+    tracing::debug!(target: "gateway::rejection", "a write waited past the write timeout, closing");
+    Stop::Close(CloseRequest {
+        code: POLICY_VIOLATION,
+        reason: "write timed out: the client does not read".into(),
+    })
 }
 
 fn overflow_close() -> Stop {

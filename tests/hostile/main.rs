@@ -8,3 +8,4 @@
 
 mod chat;
 mod common;
+mod wire;
