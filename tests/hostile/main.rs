@@ -7,3 +7,5 @@
 //! generous enough for a noisy machine; nothing asserts a duration.
 
 mod common;
+mod rooms;
+mod amplification;
