@@ -338,7 +338,10 @@ pub fn exceeds_depth(text: &str, max: usize) -> bool {
 pub fn exception_frame(err: &WsException, request: Option<&Request<'_>>) -> Frame {
     let mut buf = Vec::with_capacity(128);
     buf.extend_from_slice(br#"{"event":"exception","data":{"status":"error","message":"#);
-    push_json(&mut buf, clip(err.message(), MAX_EXCEPTION_MESSAGE).as_ref());
+    push_json(
+        &mut buf,
+        clip(err.message(), MAX_EXCEPTION_MESSAGE).as_ref(),
+    );
     let fields_start = buf.len();
     let mut truncated = false;
     for (key, value) in err.fields() {
@@ -467,7 +470,10 @@ mod tests {
             let sent = data["data"]["message"].as_str().unwrap();
             let encoded = serde_json::to_string(sent).unwrap().len();
             assert!(encoded <= MAX_EXCEPTION_MESSAGE, "{c:?}: {encoded} bytes");
-            assert!(encoded > MAX_EXCEPTION_MESSAGE - 8, "{c:?}: {encoded} bytes");
+            assert!(
+                encoded > MAX_EXCEPTION_MESSAGE - 8,
+                "{c:?}: {encoded} bytes"
+            );
             assert!(sent.ends_with('…'));
         }
         let short = exception_frame(&WsException::new("short"), None);

@@ -743,7 +743,9 @@ trait Sparse {
     fn shrink_if_sparse(&mut self);
 }
 
-impl<T: Eq + std::hash::Hash, S: std::hash::BuildHasher> Sparse for std::collections::HashSet<T, S> {
+impl<T: Eq + std::hash::Hash, S: std::hash::BuildHasher> Sparse
+    for std::collections::HashSet<T, S>
+{
     fn shrink_if_sparse(&mut self) {
         if self.capacity() > 64 && self.len() < self.capacity() / 4 {
             self.shrink_to_fit();
@@ -1298,6 +1300,55 @@ mod tests {
             3
         );
         assert_eq!(servers[2].local().fetch_clients().await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn room_bounds_hold_for_joins_from_every_instance() {
+        let (_, servers) = instances(2);
+        for server in &servers {
+            server.limit_rooms(RoomLimits {
+                per_client: 2,
+                name_len: 8,
+            });
+        }
+        let (b, _) = connect(&servers[1]);
+        b.join("a").unwrap();
+        // From the other instance: applied there, within the bounds.
+        assert_eq!(servers[0].to_client(b.id()).join("b"), 0);
+        assert_eq!(b.rooms(), ["a", "b"]);
+        servers[0].to_client(b.id()).join("c");
+        assert_eq!(servers[1].to_client(b.id()).join("d"), 0);
+        assert_eq!(b.rooms(), ["a", "b"]);
+        assert_eq!(b.join("e"), Err(RoomError::TooManyRooms { max: 2 }));
+        // Already in: not a new room.
+        assert_eq!(b.join("a"), Ok(()));
+        b.leave("a");
+        assert_eq!(
+            b.join("123456789"),
+            Err(RoomError::NameTooLong { len: 9, max: 8 })
+        );
+        assert_eq!(b.join("12345678"), Ok(()));
+        assert!(b.is_in("12345678"));
+        assert_eq!(servers[1].rooms(), ["12345678", "b"]);
+    }
+
+    #[test]
+    fn emptied_room_sets_give_memory_back() {
+        let server = WsServer::new("/shrink");
+        server.limit_rooms(RoomLimits {
+            per_client: 10_000,
+            name_len: 16,
+        });
+        let (a, _) = connect(&server);
+        for i in 0..5_000 {
+            a.join(format!("r{i}")).unwrap();
+        }
+        for i in 0..5_000 {
+            a.leave(&format!("r{i}"));
+        }
+        let state = server.read();
+        assert!(state.rooms.capacity() < 1_000, "{}", state.rooms.capacity());
+        assert!(state.clients[&a.id()].rooms.capacity() < 1_000);
     }
 
     #[test]

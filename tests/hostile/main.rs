@@ -6,6 +6,7 @@
 //! resident set from `/proc/self/status` (the server runs in this process) with bounds
 //! generous enough for a noisy machine; nothing asserts a duration.
 
-mod common;
-mod rooms;
 mod amplification;
+mod common;
+mod in_flight;
+mod rooms;

@@ -44,14 +44,23 @@ async fn joins_past_the_room_bound_get_an_exception_and_join_nothing() {
     let mut mallory = connect_as(&server, "mallory").await;
     let total = max + 20;
     for i in 0..total {
-        mallory.emit("join", &json!({ "room": format!("r{i}") })).await.unwrap();
+        mallory
+            .emit("join", &json!({ "room": format!("r{i}") }))
+            .await
+            .unwrap();
     }
     for i in 0..total {
         let (event, data) = next(&mut mallory).await;
         if i < max {
-            assert_eq!((event.as_str(), &data["room"]), ("joined", &json!(format!("r{i}"))));
+            assert_eq!(
+                (event.as_str(), &data["room"]),
+                ("joined", &json!(format!("r{i}")))
+            );
         } else {
-            assert_eq!(event, "exception", "join {i} past the bound of {max}: {data}");
+            assert_eq!(
+                event, "exception",
+                "join {i} past the bound of {max}: {data}"
+            );
             assert_eq!(
                 data["message"],
                 format!("Too many rooms: a client may be in at most {max}; leave one first")
@@ -62,12 +71,21 @@ async fn joins_past_the_room_bound_get_an_exception_and_join_nothing() {
     let id = server_rooms.client_ids()[0];
     assert_eq!(server_rooms.rooms_of(id).len(), max);
     // Leaving one makes room for another.
-    mallory.emit("leave", &json!({ "room": "r0" })).await.unwrap();
+    mallory
+        .emit("leave", &json!({ "room": "r0" }))
+        .await
+        .unwrap();
     assert_eq!(next(&mut mallory).await.0, "left");
-    mallory.emit("join", &json!({ "room": "again" })).await.unwrap();
+    mallory
+        .emit("join", &json!({ "room": "again" }))
+        .await
+        .unwrap();
     assert_eq!(next(&mut mallory).await.0, "joined");
     // Joining a room it is in already is not a new room.
-    mallory.emit("join", &json!({ "room": "again" })).await.unwrap();
+    mallory
+        .emit("join", &json!({ "room": "again" }))
+        .await
+        .unwrap();
     assert_eq!(next(&mut mallory).await.0, "joined");
 }
 
@@ -77,7 +95,10 @@ async fn a_long_room_name_gets_an_exception_and_joins_nothing() {
     let max = ConnectionConfig::default().max_room_name_len;
     let mut mallory = connect_as(&server, "mallory").await;
     let name = "n".repeat(60_000);
-    mallory.emit("join", &json!({ "room": name })).await.unwrap();
+    mallory
+        .emit("join", &json!({ "room": name }))
+        .await
+        .unwrap();
     let (event, data) = next(&mut mallory).await;
     assert_eq!(event, "exception", "{}", &data.to_string()[..200]);
     assert_eq!(
@@ -86,7 +107,10 @@ async fn a_long_room_name_gets_an_exception_and_joins_nothing() {
     );
     // At the bound exactly, it joins.
     let name = "n".repeat(max);
-    mallory.emit("join", &json!({ "room": name })).await.unwrap();
+    mallory
+        .emit("join", &json!({ "room": name }))
+        .await
+        .unwrap();
     assert_eq!(next(&mut mallory).await.0, "joined");
     let rooms = server.app().server("/chat").unwrap().rooms();
     assert_eq!(rooms, [name]);
@@ -103,6 +127,7 @@ async fn long_room_names_keep_memory_bounded() {
     let mut alice = connect_as(&server, "alice").await;
     alice.emit("events", &1).await.unwrap();
     next(&mut alice).await;
+    let _alone = crate::common::measuring_memory().await;
     let before = rss_kib();
     let mut attackers = Vec::new();
     for a in 0..ATTACKERS {
@@ -112,7 +137,10 @@ async fn long_room_names_keep_memory_bounded() {
             while rx < JOINS {
                 while tx < JOINS && tx - rx < 64 {
                     let room = format!("{a}-{tx}-{}", "n".repeat(60_000));
-                    mallory.emit("join", &json!({ "room": room })).await.unwrap();
+                    mallory
+                        .emit("join", &json!({ "room": room }))
+                        .await
+                        .unwrap();
                     tx += 1;
                 }
                 next(&mut mallory).await;
