@@ -48,9 +48,9 @@ impl HardGateway {
     }
 
     #[subscribe("join")]
-    fn join(&self, client: Client, room: String) -> String {
-        client.join(room.clone());
-        room
+    fn join(&self, client: Client, room: String) -> Result<String, RoomError> {
+        client.join(room.clone())?;
+        Ok(room)
     }
 
     /// Sends items `from..from + 10` of 1 KiB each to the room.

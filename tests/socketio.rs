@@ -57,9 +57,9 @@ impl SioGateway {
 
     /// Replies under another event: emitted, not an acknowledgement.
     #[subscribe("join")]
-    fn join(&self, client: Client, room: String) -> WsResponse<String> {
-        client.join(room.clone());
-        WsResponse::new("joined", room)
+    fn join(&self, client: Client, room: String) -> Result<WsResponse<String>, RoomError> {
+        client.join(room.clone())?;
+        Ok(WsResponse::new("joined", room))
     }
 
     /// Everyone in the room, the sender included, receives `shout`.

@@ -48,9 +48,9 @@ impl FuzzGateway {
     }
 
     #[subscribe("join")]
-    fn join(&self, client: Client, room: String) -> WsResponse<String> {
-        client.join(room.clone());
-        WsResponse::new("joined", room)
+    fn join(&self, client: Client, room: String) -> Result<WsResponse<String>, RoomError> {
+        client.join(room.clone())?;
+        Ok(WsResponse::new("joined", room))
     }
 
     #[subscribe("count")]

@@ -592,6 +592,10 @@ impl GatewayApp {
                 })
             })
             .collect::<Result<Vec<GatewayRuntime>, _>>()?;
+        let room_limits = crate::server::RoomLimits::of(&self.config);
+        for gateway in &gateways {
+            gateway.server().limit_rooms(room_limits);
+        }
         if let Some(adapter) = &self.adapter {
             for gateway in &gateways {
                 gateway.server().attach_adapter(adapter);

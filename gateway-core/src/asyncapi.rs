@@ -86,9 +86,9 @@ impl Info {
 /// #[websocket_gateway]
 /// impl RoomGateway {
 ///     #[subscribe("join")]
-///     fn join(&self, client: Client, body: Join) -> WsResponse<String> {
-///         client.join(body.room.clone());
-///         WsResponse::new("joined", body.room)
+///     fn join(&self, client: Client, body: Join) -> Result<WsResponse<String>, RoomError> {
+///         client.join(body.room.clone())?;
+///         Ok(WsResponse::new("joined", body.room))
 ///     }
 /// }
 ///

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::error::SendError;
+use crate::error::{RoomError, SendError};
 use crate::exception::CloseRequest;
 use crate::frame::Frame;
 use crate::server::{Broadcast, WsServer};
@@ -366,9 +366,9 @@ impl ClientSink {
 /// #[websocket_gateway]
 /// impl RoomsGateway {
 ///     #[subscribe("join")]
-///     fn join(&self, client: Client, room: String) -> WsResponse<String> {
-///         client.join(room.clone());
-///         WsResponse::new("joined", room)
+///     fn join(&self, client: Client, room: String) -> Result<WsResponse<String>, RoomError> {
+///         client.join(room.clone())?;
+///         Ok(WsResponse::new("joined", room))
 ///     }
 /// }
 /// ```
@@ -528,13 +528,40 @@ impl Client {
     /// # let gw = &app.gateways()[0];
     /// # use gateway_core::Handshake;
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// client.join("lobby");
-    /// client.join("lobby"); // already there: nothing changes
+    /// client.join("lobby").unwrap();
+    /// client.join("lobby").unwrap(); // already there: nothing changes
     /// assert_eq!(client.rooms(), ["lobby"]);
     /// assert_eq!(gw.server().room_members("lobby"), [client.id()]);
     /// ```
-    pub fn join(&self, room: impl Into<Cow<'static, str>>) {
-        self.inner.server.join(self.id(), room);
+    ///
+    /// # Errors
+    ///
+    /// [`RoomError`] past the bounds of [`ConnectionConfig`](crate::ConnectionConfig): a name
+    /// longer than `max_room_name_len` bytes, or a client in `max_rooms_per_client` rooms
+    /// already. Nothing is joined; returned from a handler (`client.join(room)?`), the
+    /// client gets an `exception` frame saying which bound it hit.
+    pub fn join(&self, room: impl Into<Cow<'static, str>>) -> Result<(), RoomError> {
+        self.inner.server.join(self.id(), room)
+    }
+
+    /// Whether the client is in a room; unlike [`rooms`](Self::rooms), nothing is copied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// client.join("lobby").unwrap();
+    /// assert!(client.is_in("lobby"));
+    /// assert!(!client.is_in("kitchen"));
+    /// ```
+    pub fn is_in(&self, room: &str) -> bool {
+        self.inner.server.is_in(self.id(), room)
     }
 
     /// Removes the client from a room.
@@ -549,8 +576,8 @@ impl Client {
     /// # let gw = &app.gateways()[0];
     /// # use gateway_core::Handshake;
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// client.join("a");
-    /// client.join("b");
+    /// client.join("a").unwrap();
+    /// client.join("b").unwrap();
     /// client.leave("a");
     /// assert_eq!(client.rooms(), ["b"]);
     /// assert_eq!(gw.server().room_size("a"), 0);
@@ -572,8 +599,8 @@ impl Client {
     /// # use gateway_core::Handshake;
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     /// assert!(client.rooms().is_empty());
-    /// client.join("zebra");
-    /// client.join("apple");
+    /// client.join("zebra").unwrap();
+    /// client.join("apple").unwrap();
     /// assert_eq!(client.rooms(), ["apple", "zebra"]);
     /// ```
     pub fn rooms(&self) -> Vec<String> {
@@ -616,8 +643,8 @@ impl Client {
     /// let (alice, mut alice_queue) = gw.open(Handshake::default(), 8);
     /// let (bob, mut bob_queue) = gw.open(Handshake::default(), 8);
     /// let (carol, mut carol_queue) = gw.open(Handshake::default(), 8);
-    /// alice.join("room");
-    /// bob.join("room");
+    /// alice.join("room").unwrap();
+    /// bob.join("room").unwrap();
     /// assert_eq!(alice.to("room").emit("message", &"hi").unwrap(), 1); // bob only
     /// assert!(bob_queue.try_recv().is_some());
     /// assert!(alice_queue.try_recv().is_none());

@@ -40,6 +40,20 @@ pub struct ConnectionConfig {
     /// interceptors, reply streams). Past it the client is not read until one finishes:
     /// backpressure, never an unbounded queue. Default 64.
     pub max_in_flight: usize,
+    /// Rooms one client may be in at once (Centrifugo's `client_channel_limit`); a join past
+    /// it returns [`RoomError::TooManyRooms`](crate::RoomError), an `exception` frame when a
+    /// handler returns it, and joins nothing. Default 128.
+    pub max_rooms_per_client: usize,
+    /// Longest room name, in bytes (Centrifugo's `channel_max_length`); a join of a longer
+    /// one returns [`RoomError::NameTooLong`](crate::RoomError) and joins nothing.
+    /// Default 255.
+    pub max_room_name_len: usize,
+    /// Longest event name a client may send, in bytes; a longer one gets an `exception`
+    /// frame that does not repeat it. Default 128.
+    pub max_event_name_len: usize,
+    /// Longest request id a client may send, in bytes of JSON (`"abc"` is 5); a longer one
+    /// gets an `exception` frame that does not repeat it. Default 64.
+    pub max_id_len: usize,
     /// Messages a client may send, per second, with bursts; `None` for no limit. Default
     /// 1,000 per second, bursts of 2,000.
     pub rate_limit: Option<RateLimit>,
@@ -123,6 +137,10 @@ impl Default for ConnectionConfig {
             outbound_queue: 1024,
             max_json_depth: 64,
             max_in_flight: 64,
+            max_rooms_per_client: 128,
+            max_room_name_len: 255,
+            max_event_name_len: 128,
+            max_id_len: 64,
             rate_limit: Some(RateLimit::new(1_000, 2_000)),
             max_connections: Some(100_000),
             max_connections_per_ip: None,

@@ -132,3 +132,48 @@ pub enum SendError {
     #[error("the client's outbound queue is full; it is being disconnected")]
     QueueFull,
 }
+
+/// Why a client was not added to a room: the room bounds of
+/// [`ConnectionConfig`](crate::ConnectionConfig). Nothing was joined. Returned from a
+/// handler (`client.join(room)?`), it is an `exception` frame with this message.
+///
+/// # Examples
+///
+/// ```
+/// # use gateway_core::prelude::*;
+/// # #[websocket_gateway(path = "/chat")] struct Chat;
+/// # #[websocket_gateway] impl Chat {}
+/// use gateway_core::{ConnectionConfig, Handshake, RoomError};
+///
+/// let mut config = ConnectionConfig::default();
+/// config.max_rooms_per_client = 1;
+/// let app = GatewayApp::new().config(config).gateway::<Chat>().build().unwrap();
+/// let (client, _queue) = app.gateways()[0].open(Handshake::default(), 8);
+/// client.join("a").unwrap();
+/// assert_eq!(client.join("b"), Err(RoomError::TooManyRooms { max: 1 }));
+/// assert_eq!(client.rooms(), ["a"]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomError {
+    /// The client is in `max_rooms_per_client` rooms already.
+    #[error("Too many rooms: a client may be in at most {max}; leave one first")]
+    TooManyRooms {
+        /// The bound, `ConnectionConfig::max_rooms_per_client`.
+        max: usize,
+    },
+    /// The room's name is longer than `max_room_name_len` bytes.
+    #[error("Room name too long: {len} bytes, at most {max}")]
+    NameTooLong {
+        /// The name's length in bytes.
+        len: usize,
+        /// The bound, `ConnectionConfig::max_room_name_len`.
+        max: usize,
+    },
+}
+
+impl From<RoomError> for crate::WsException {
+    fn from(err: RoomError) -> Self {
+        crate::WsException::of_kind(crate::ErrorKind::BadRequest, err.to_string())
+    }
+}

@@ -186,8 +186,8 @@ impl FromContext for Event {
 /// #[websocket_gateway]
 /// impl Lobby {
 ///     #[subscribe("join")]
-///     fn join(&self, Data(join): Data<Join>, client: Client) {
-///         client.join(join.room);
+///     fn join(&self, Data(join): Data<Join>, client: Client) -> Result<(), RoomError> {
+///         client.join(join.room)
 ///     }
 /// }
 /// ```

@@ -122,7 +122,7 @@ impl<'a> FilterContext<'a> {
     /// # let app = GatewayApp::new().use_global_filter(ZeroTolerance).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// let (moderator, mut moderator_queue) = gw.open(Handshake::default(), 8);
-    /// moderator.join("moderators");
+    /// moderator.join("moderators").unwrap();
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     /// let caught = gw.catch(&client, None, WsException::new("Spam").into());
     /// assert_eq!(caught.close_request().unwrap().code, 4000);

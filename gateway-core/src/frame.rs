@@ -386,6 +386,11 @@ pub fn exceeds_depth(text: &str, max: usize) -> bool {
 /// with the exception's extra fields beside `message`, `cause` when the frame had an event,
 /// and the request's `id` when it had one.
 ///
+/// The frame is at most [`MAX_EXCEPTION_OVERHEAD`] bytes plus the request: `cause` and `id`
+/// repeat no more than the request held, a longer message is cut at
+/// [`MAX_EXCEPTION_MESSAGE`] bytes (ending in `…`), and fields past
+/// [`MAX_EXCEPTION_FIELDS`] bytes are left out, with `"truncated":true` in their place.
+///
 /// # Examples
 ///
 /// ```
@@ -401,12 +406,25 @@ pub fn exceeds_depth(text: &str, max: usize) -> bool {
 pub fn exception_frame(err: &WsException, request: Option<&Request<'_>>) -> Frame {
     let mut buf = Vec::with_capacity(128);
     buf.extend_from_slice(br#"{"event":"exception","data":{"status":"error","message":"#);
-    push_json(&mut buf, err.message());
+    push_json(
+        &mut buf,
+        clip(err.message(), MAX_EXCEPTION_MESSAGE).as_ref(),
+    );
+    let fields_start = buf.len();
+    let mut truncated = false;
     for (key, value) in err.fields() {
+        let mark = buf.len();
         buf.push(b',');
         push_json(&mut buf, key);
         buf.push(b':');
         push_json(&mut buf, value);
+        if buf.len() - fields_start > MAX_EXCEPTION_FIELDS {
+            buf.truncate(mark);
+            truncated = true;
+        }
+    }
+    if truncated {
+        buf.extend_from_slice(br#","truncated":true"#);
     }
     if let Some(request) = request {
         buf.extend_from_slice(br#","cause":{"pattern":"#);
@@ -421,6 +439,42 @@ pub fn exception_frame(err: &WsException, request: Option<&Request<'_>>) -> Fram
 }
 
 /// Appends a value that cannot fail to serialize (strings, `serde_json::Value`).
+/// The longest message an exception frame carries, in bytes of JSON: a message that quotes
+/// what the client sent (serde's "invalid type: string \"...\"") is cut there.
+pub const MAX_EXCEPTION_MESSAGE: usize = 1024;
+
+/// The most bytes of JSON an exception frame gives to the exception's extra fields.
+pub const MAX_EXCEPTION_FIELDS: usize = 4096;
+
+/// The most an exception frame adds to the request it answers: the envelope, the message
+/// and the fields.
+pub const MAX_EXCEPTION_OVERHEAD: usize = 128 + MAX_EXCEPTION_MESSAGE + MAX_EXCEPTION_FIELDS;
+
+/// `text`, cut so that its JSON encoding takes at most `max` bytes, ending in `…` if cut.
+fn clip(text: &str, max: usize) -> Cow<'_, str> {
+    const ELLIPSIS: char = '…';
+    let encoded = |c: char| match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if u32::from(c) < 0x20 => 6,
+        c => c.len_utf8(),
+    };
+    // Two bytes for the quotes.
+    let budget = max.saturating_sub(2);
+    let mut used = 0;
+    let mut cut = None;
+    for (at, c) in text.char_indices() {
+        if cut.is_none() && used + encoded(c) > budget.saturating_sub(ELLIPSIS.len_utf8()) {
+            cut = Some(at);
+        }
+        used += encoded(c);
+        if used > budget {
+            let at = cut.unwrap_or(at);
+            return Cow::Owned(format!("{}{ELLIPSIS}", &text[..at]));
+        }
+    }
+    Cow::Borrowed(text)
+}
+
 fn push_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
     if serde_json::to_writer(&mut *buf, value).is_err() {
         buf.extend_from_slice(b"null");
@@ -480,6 +534,38 @@ mod tests {
         assert_eq!(
             frame.as_str(),
             r#"{"event":"exception","data":{"status":"error","message":"bad","code":3}}"#
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_in_their_json_encoding() {
+        for c in ['x', '"', '\u{1}', 'é', '\n'] {
+            let message: String = std::iter::repeat_n(c, 5_000).collect();
+            let frame = exception_frame(&WsException::new(message), None);
+            let data: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+            let sent = data["data"]["message"].as_str().unwrap();
+            let encoded = serde_json::to_string(sent).unwrap().len();
+            assert!(encoded <= MAX_EXCEPTION_MESSAGE, "{c:?}: {encoded} bytes");
+            assert!(
+                encoded > MAX_EXCEPTION_MESSAGE - 8,
+                "{c:?}: {encoded} bytes"
+            );
+            assert!(sent.ends_with('…'));
+        }
+        let short = exception_frame(&WsException::new("short"), None);
+        assert!(short.as_str().contains(r#""message":"short""#));
+    }
+
+    #[test]
+    fn fields_past_their_budget_are_left_out() {
+        let err = WsException::new("bad")
+            .with("a", 1)
+            .with("big", "x".repeat(MAX_EXCEPTION_FIELDS))
+            .with("c", 3);
+        let frame = exception_frame(&err, None);
+        assert_eq!(
+            frame.as_str(),
+            r#"{"event":"exception","data":{"status":"error","message":"bad","a":1,"c":3,"truncated":true}}"#
         );
     }
 

@@ -90,7 +90,7 @@ pub use auth::{Authenticator, HandshakeRequest, Identity, UNAUTHORIZED};
 pub use client::{Client, ClientId, Handshake};
 pub use config::{ConnectionConfig, RateLimit};
 pub use dispatch::{Context, Outcome, Reply};
-pub use error::{BuildError, SendError};
+pub use error::{BuildError, RoomError, SendError};
 pub use exception::{CloseRequest, ErrorKind, INTERNAL_SERVER_ERROR, WsException};
 pub use extract::{ArgSite, Data, Event, FromContext, MessageBody, TryData};
 pub use failure::Failure;

@@ -2,8 +2,8 @@
 
 pub use crate::{
     App, Caught, Client, ClientId, Context, Data, Event, ExceptionFilter, FilterContext,
-    GatewayApp, Guard, Identity, Inject, Interceptor, Next, Outcome, Pipe, Reply, TryData,
-    ValidationPipe, WsException, WsResponse, WsServer,
+    GatewayApp, Guard, Identity, Inject, Interceptor, Next, Outcome, Pipe, Reply, RoomError,
+    TryData, ValidationPipe, WsException, WsResponse, WsServer,
 };
 pub use gateway_macros::{
     after_init, handle_connection, handle_disconnect, subscribe, use_filters, use_guards,

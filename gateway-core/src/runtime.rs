@@ -59,8 +59,8 @@ pub(crate) struct AppParts<'a> {
 ///     }
 ///
 ///     #[handle_connection]
-///     fn connected(&self, client: Client) {
-///         client.join("everyone");
+///     fn connected(&self, client: Client) -> Result<(), RoomError> {
+///         client.join("everyone")
 ///     }
 /// }
 ///
@@ -499,7 +499,7 @@ impl GatewayRuntime {
     ///     fn connected(&self, client: Client) -> Result<(), WsException> {
     ///         match client.handshake().uri.query() {
     ///             Some(q) if q.starts_with("room=") => {
-    ///                 client.join(q["room=".len()..].to_owned());
+    ///                 client.join(q["room=".len()..].to_owned())?;
     ///                 Ok(())
     ///             }
     ///             _ => Err(WsException::new("Pick a room")),
@@ -566,7 +566,7 @@ impl GatewayRuntime {
     /// let app = GatewayApp::new().provide_arc(Arc::clone(&log)).gateway::<Chat>().build().unwrap();
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// client.join("lobby");
+    /// client.join("lobby").unwrap();
     ///
     /// gw.disconnect(&client).await;
     /// assert_eq!(*log.0.lock().unwrap(), [client.id()]); // `#[handle_disconnect]` ran

@@ -12,7 +12,7 @@ use crate::adapter::{
     AdapterError, AdapterRef, ClientInfo, LocalServer, Message, Operation, Selection,
 };
 use crate::client::{Client, ClientId, Outbound};
-use crate::error::SendError;
+use crate::error::{RoomError, SendError};
 use crate::frame::Frame;
 
 /// The server handle of a gateway: every connected client of that gateway, and its rooms.
@@ -64,11 +64,36 @@ struct ServerInner {
 struct State {
     clients: FxHashMap<ClientId, Member>,
     rooms: FxHashMap<Arc<str>, FxHashSet<ClientId>>,
+    limits: RoomLimits,
 }
 
 struct Member {
     client: Client,
-    rooms: Vec<Arc<str>>,
+    /// A set, so that joining and leaving cost the same whatever the client's room count.
+    rooms: FxHashSet<Arc<str>>,
+}
+
+/// The room bounds of [`ConnectionConfig`](crate::ConnectionConfig), applied to every join,
+/// local or from another instance.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RoomLimits {
+    pub(crate) per_client: usize,
+    pub(crate) name_len: usize,
+}
+
+impl RoomLimits {
+    pub(crate) fn of(config: &crate::ConnectionConfig) -> Self {
+        Self {
+            per_client: config.max_rooms_per_client,
+            name_len: config.max_room_name_len,
+        }
+    }
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        Self::of(&crate::ConnectionConfig::default())
+    }
 }
 
 /// A server handle that does not keep the server alive (adapters hold these).
@@ -112,6 +137,11 @@ impl WsServer {
         }
     }
 
+    /// Applies the app's room bounds (at build, before any client connects).
+    pub(crate) fn limit_rooms(&self, limits: RoomLimits) {
+        self.write().limits = limits;
+    }
+
     fn adapter(&self) -> Option<&AdapterRef> {
         self.inner.adapter.get()
     }
@@ -137,7 +167,7 @@ impl WsServer {
             id,
             Member {
                 client,
-                rooms: Vec::new(),
+                rooms: FxHashSet::default(),
             },
         );
     }
@@ -225,6 +255,13 @@ impl WsServer {
     /// Adds a client of this instance to a room. Nothing happens if the client is unknown
     /// or already there; `server.to_client(id).join(room)` reaches every instance.
     ///
+    /// # Errors
+    ///
+    /// [`RoomError`] when the name is longer than
+    /// [`max_room_name_len`](crate::ConnectionConfig::max_room_name_len) or the client is in
+    /// [`max_rooms_per_client`](crate::ConnectionConfig::max_rooms_per_client) rooms already;
+    /// nothing is joined.
+    ///
     /// # Examples
     ///
     /// ```
@@ -235,11 +272,34 @@ impl WsServer {
     /// # let gw = &app.gateways()[0];
     /// # use gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
-    /// gw.server().join(a.id(), "vip");
+    /// gw.server().join(a.id(), "vip").unwrap();
     /// assert_eq!(a.rooms(), ["vip"]);
     /// ```
-    pub fn join(&self, id: ClientId, room: impl Into<Cow<'static, str>>) {
-        self.write().join(id, &room.into());
+    pub fn join(&self, id: ClientId, room: impl Into<Cow<'static, str>>) -> Result<(), RoomError> {
+        self.write().join(id, &room.into()).map(drop)
+    }
+
+    /// Whether a client of this instance is in a room, without listing its rooms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("vip").unwrap();
+    /// assert!(gw.server().is_in(a.id(), "vip"));
+    /// assert!(!gw.server().is_in(a.id(), "lobby"));
+    /// ```
+    pub fn is_in(&self, id: ClientId, room: &str) -> bool {
+        self.read()
+            .clients
+            .get(&id)
+            .is_some_and(|member| member.rooms.contains(room))
     }
 
     /// Removes a client of this instance from a room.
@@ -254,7 +314,7 @@ impl WsServer {
     /// # let gw = &app.gateways()[0];
     /// # use gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("vip");
+    /// a.join("vip").unwrap();
     /// gw.server().leave(a.id(), "vip");
     /// assert!(a.rooms().is_empty());
     /// ```
@@ -274,8 +334,8 @@ impl WsServer {
     /// # let gw = &app.gateways()[0];
     /// # use gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("b");
-    /// a.join("a");
+    /// a.join("b").unwrap();
+    /// a.join("a").unwrap();
     /// assert_eq!(gw.server().rooms_of(a.id()), ["a", "b"]);
     /// ```
     pub fn rooms_of(&self, id: ClientId) -> Vec<String> {
@@ -302,7 +362,7 @@ impl WsServer {
     /// # use gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("lobby");
+    /// a.join("lobby").unwrap();
     /// assert_eq!(gw.server().room_members("lobby"), [a.id()]);
     /// assert!(gw.server().room_members("nowhere").is_empty());
     /// ```
@@ -330,8 +390,8 @@ impl WsServer {
     /// # use gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("lobby");
-    /// b.join("lobby");
+    /// a.join("lobby").unwrap();
+    /// b.join("lobby").unwrap();
     /// assert_eq!(gw.server().room_size("lobby"), 2);
     /// assert_eq!(gw.server().room_size("nowhere"), 0);
     /// ```
@@ -351,8 +411,8 @@ impl WsServer {
     /// # let gw = &app.gateways()[0];
     /// # use gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("y");
-    /// a.join("x");
+    /// a.join("y").unwrap();
+    /// a.join("x").unwrap();
     /// assert_eq!(gw.server().rooms(), ["x", "y"]);
     /// a.leave("x"); // a room without members is gone
     /// assert_eq!(gw.server().rooms(), ["y"]);
@@ -447,7 +507,7 @@ impl WsServer {
     /// # use gateway_core::Handshake;
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("lobby");
+    /// a.join("lobby").unwrap();
     /// assert_eq!(gw.server().to("lobby").emit("message", &"hi").unwrap(), 1);
     /// assert!(a_queue.try_recv().is_some());
     /// assert!(b_queue.try_recv().is_none());
@@ -537,14 +597,21 @@ impl WsServer {
                 let mut state = self.write();
                 let mut ids = Vec::new();
                 state.visit(selection, |member| ids.push(member.client.id()));
+                let mut applied = 0;
                 for &id in &ids {
                     if matches!(op, Operation::Join(_)) {
-                        state.join(id, room);
+                        match state.join(id, room) {
+                            Ok(_) => applied += 1,
+                            Err(err) => {
+                                tracing::debug!(target: "gateway::rejection", client = %id, "{err}");
+                            }
+                        }
                     } else {
                         state.leave(id, room);
+                        applied += 1;
                     }
                 }
-                (ids.len(), state.all_targets_here(selection))
+                (applied, state.all_targets_here(selection))
             }
         }
     }
@@ -563,29 +630,47 @@ impl WsServer {
 }
 
 impl State {
-    fn join(&mut self, id: ClientId, room: &str) {
-        let State { clients, rooms } = self;
+    /// Adds `id` to `room` within the bounds: `Ok(true)` if it joined, `Ok(false)` if it is
+    /// unknown or there already. Hash lookups only: the cost does not grow with the
+    /// client's room count.
+    fn join(&mut self, id: ClientId, room: &str) -> Result<bool, RoomError> {
+        let State {
+            clients,
+            rooms,
+            limits,
+        } = self;
+        if room.len() > limits.name_len {
+            return Err(RoomError::NameTooLong {
+                len: room.len(),
+                max: limits.name_len,
+            });
+        }
         let Some(member) = clients.get_mut(&id) else {
-            return;
+            return Ok(false);
         };
-        if member.rooms.iter().any(|r| **r == *room) {
-            return;
+        if member.rooms.contains(room) {
+            return Ok(false);
+        }
+        if member.rooms.len() >= limits.per_client {
+            return Err(RoomError::TooManyRooms {
+                max: limits.per_client,
+            });
         }
         let key = match rooms.get_key_value(room) {
             Some((key, _)) => Arc::clone(key),
             None => Arc::from(room),
         };
         rooms.entry(Arc::clone(&key)).or_default().insert(id);
-        member.rooms.push(key);
+        member.rooms.insert(key);
+        Ok(true)
     }
 
     fn leave(&mut self, id: ClientId, room: &str) {
         let Some(member) = self.clients.get_mut(&id) else {
             return;
         };
-        let before = member.rooms.len();
-        member.rooms.retain(|r| **r != *room);
-        if member.rooms.len() != before {
+        if member.rooms.remove(room) {
+            member.rooms.shrink_if_sparse();
             self.leave_room(room, id);
         }
     }
@@ -593,8 +678,10 @@ impl State {
     fn leave_room(&mut self, room: &str, id: ClientId) {
         if let Some(members) = self.rooms.get_mut(room) {
             members.remove(&id);
+            members.shrink_if_sparse();
             if members.is_empty() {
                 self.rooms.remove(room);
+                self.rooms.shrink_if_sparse();
             }
         }
     }
@@ -650,6 +737,32 @@ impl State {
     }
 }
 
+/// Gives memory back once a set or map is mostly empty (clients that joined many rooms and
+/// left them): amortized O(1), as three quarters of the capacity must be unused first.
+trait Sparse {
+    fn shrink_if_sparse(&mut self);
+}
+
+impl<T: Eq + std::hash::Hash, S: std::hash::BuildHasher> Sparse
+    for std::collections::HashSet<T, S>
+{
+    fn shrink_if_sparse(&mut self) {
+        if self.capacity() > 64 && self.len() < self.capacity() / 4 {
+            self.shrink_to_fit();
+        }
+    }
+}
+
+impl<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher> Sparse
+    for std::collections::HashMap<K, V, S>
+{
+    fn shrink_if_sparse(&mut self) {
+        if self.capacity() > 64 && self.len() < self.capacity() / 4 {
+            self.shrink_to_fit();
+        }
+    }
+}
+
 impl fmt::Debug for WsServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WsServer")
@@ -702,9 +815,9 @@ impl Broadcast {
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// let (c, _c_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("x");
-    /// a.join("y");
-    /// b.join("y");
+    /// a.join("x").unwrap();
+    /// a.join("y").unwrap();
+    /// b.join("y").unwrap();
     /// // Members of "x" or "y", each once: a and b, not c.
     /// assert_eq!(gw.server().to("x").to("y").emit("m", &0).unwrap(), 2);
     /// ```
@@ -727,7 +840,7 @@ impl Broadcast {
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// // The members of "staff", plus b.
-    /// a.join("staff");
+    /// a.join("staff").unwrap();
     /// let sent = gw.server().to("staff").to_client(b.id()).emit("notice", &"hi").unwrap();
     /// assert_eq!(sent, 2);
     /// ```
@@ -771,7 +884,7 @@ impl Broadcast {
     /// # use gateway_core::Handshake;
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
-    /// b.join("muted");
+    /// b.join("muted").unwrap();
     /// assert_eq!(gw.server().broadcast().except_room("muted").emit("m", &0).unwrap(), 1);
     /// assert!(a_queue.try_recv().is_some());
     /// assert!(b_queue.try_recv().is_none());
@@ -793,7 +906,7 @@ impl Broadcast {
     /// # let gw = &app.gateways()[0];
     /// # use gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("lobby");
+    /// a.join("lobby").unwrap();
     /// // The members of "lobby" connected to this instance; other instances are not told.
     /// assert_eq!(gw.server().to("lobby").local().emit("m", &0).unwrap(), 1);
     /// ```
@@ -840,7 +953,7 @@ impl Broadcast {
     /// use gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("lobby");
+    /// a.join("lobby").unwrap();
     /// assert_eq!(gw.server().to("lobby").emit("message", &"hi").unwrap(), 1);
     /// let Some(Outbound::Frame(frame)) = a_queue.try_recv() else { panic!("no frame") };
     /// assert_eq!(frame.as_str(), r#"{"event":"message","data":"hi"}"#);
@@ -891,7 +1004,7 @@ impl Broadcast {
     /// # use gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("lobby");
+    /// a.join("lobby").unwrap();
     /// // Everyone in "lobby" also joins "game-1".
     /// assert_eq!(gw.server().to("lobby").join("game-1"), 1);
     /// assert_eq!(a.rooms(), ["game-1", "lobby"]);
@@ -915,8 +1028,8 @@ impl Broadcast {
     /// # use gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("game-1");
-    /// b.join("game-1");
+    /// a.join("game-1").unwrap();
+    /// b.join("game-1").unwrap();
     /// // Everyone leaves "game-1": the room is gone.
     /// assert_eq!(gw.server().to("game-1").leave("game-1"), 2);
     /// assert!(gw.server().rooms().is_empty());
@@ -941,7 +1054,7 @@ impl Broadcast {
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
-    /// a.join("banned");
+    /// a.join("banned").unwrap();
     /// assert_eq!(gw.server().to("banned").disconnect(), 1);
     /// assert!(matches!(a_queue.try_recv(), Some(Outbound::Close(close)) if close.code == 1000));
     /// assert!(b_queue.try_recv().is_none());
@@ -1091,7 +1204,7 @@ mod tests {
         let (c, mut c_rx) = connect(&servers[2]);
         let (_d, mut d_rx) = connect(&servers[2]);
         for client in [&a, &b, &c] {
-            client.join("room");
+            client.join("room").unwrap();
         }
         assert_eq!(a.to("room").emit("m", &1).unwrap(), 0);
         assert_eq!(a.to("room").emit("m", &2).unwrap(), 0);
@@ -1110,7 +1223,7 @@ mod tests {
         let (a, mut a_rx) = connect(&servers[0]);
         let (b, mut b_rx) = connect(&servers[1]);
         let (c, mut c_rx) = connect(&servers[1]);
-        b.join("muted");
+        b.join("muted").unwrap();
         servers[0]
             .broadcast()
             .except(a.id())
@@ -1147,8 +1260,8 @@ mod tests {
     fn rooms_and_a_room_plus_a_client_deduplicate() {
         let (_, servers) = instances(1);
         let (a, mut a_rx) = connect(&servers[0]);
-        a.join("x");
-        a.join("y");
+        a.join("x").unwrap();
+        a.join("y").unwrap();
         let sent = servers[0].to("x").to("y").to_client(a.id()).emit("m", &0);
         assert_eq!(sent.unwrap(), 1);
         assert_eq!(frames(&mut a_rx).len(), 1);
@@ -1174,8 +1287,8 @@ mod tests {
         let (a, _) = connect(&servers[0]);
         let (b, _) = connect(&servers[1]);
         let (_c, _) = connect(&servers[2]);
-        a.join("r");
-        b.join("r");
+        a.join("r").unwrap();
+        b.join("r").unwrap();
         let mut expected = vec![
             ClientInfo::new(a.id(), vec!["r".into()]),
             ClientInfo::new(b.id(), vec!["r".into()]),
@@ -1190,10 +1303,59 @@ mod tests {
     }
 
     #[test]
+    fn room_bounds_hold_for_joins_from_every_instance() {
+        let (_, servers) = instances(2);
+        for server in &servers {
+            server.limit_rooms(RoomLimits {
+                per_client: 2,
+                name_len: 8,
+            });
+        }
+        let (b, _) = connect(&servers[1]);
+        b.join("a").unwrap();
+        // From the other instance: applied there, within the bounds.
+        assert_eq!(servers[0].to_client(b.id()).join("b"), 0);
+        assert_eq!(b.rooms(), ["a", "b"]);
+        servers[0].to_client(b.id()).join("c");
+        assert_eq!(servers[1].to_client(b.id()).join("d"), 0);
+        assert_eq!(b.rooms(), ["a", "b"]);
+        assert_eq!(b.join("e"), Err(RoomError::TooManyRooms { max: 2 }));
+        // Already in: not a new room.
+        assert_eq!(b.join("a"), Ok(()));
+        b.leave("a");
+        assert_eq!(
+            b.join("123456789"),
+            Err(RoomError::NameTooLong { len: 9, max: 8 })
+        );
+        assert_eq!(b.join("12345678"), Ok(()));
+        assert!(b.is_in("12345678"));
+        assert_eq!(servers[1].rooms(), ["12345678", "b"]);
+    }
+
+    #[test]
+    fn emptied_room_sets_give_memory_back() {
+        let server = WsServer::new("/shrink");
+        server.limit_rooms(RoomLimits {
+            per_client: 10_000,
+            name_len: 16,
+        });
+        let (a, _) = connect(&server);
+        for i in 0..5_000 {
+            a.join(format!("r{i}")).unwrap();
+        }
+        for i in 0..5_000 {
+            a.leave(&format!("r{i}"));
+        }
+        let state = server.read();
+        assert!(state.rooms.capacity() < 1_000, "{}", state.rooms.capacity());
+        assert!(state.clients[&a.id()].rooms.capacity() < 1_000);
+    }
+
+    #[test]
     fn without_an_adapter_everything_is_local() {
         let server = WsServer::new("/solo");
         let (a, mut a_rx) = connect(&server);
-        a.join("r");
+        a.join("r").unwrap();
         assert_eq!(server.to("r").emit("m", &1).unwrap(), 1);
         assert_eq!(frames(&mut a_rx).len(), 1);
         // A LocalServer does not keep the server alive (its clients do, until they leave).

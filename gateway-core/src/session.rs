@@ -18,6 +18,7 @@ use crate::connections::{ConnectionGuard, Connections};
 use crate::exception::{CloseRequest, ErrorKind, WsException};
 use crate::frame::{Frame, exceeds_depth};
 use crate::rate_limit::{Admission, TokenBucket};
+use crate::request::Request;
 use crate::runtime::GatewayRuntime;
 use crate::transport::{Answer, Closing, Connection, Decoded, Gone, Handled, Received};
 
@@ -72,6 +73,8 @@ struct Limits {
     outbound_queue: usize,
     max_depth: usize,
     max_in_flight: usize,
+    max_event_name_len: usize,
+    max_id_len: usize,
     rate_limit: Option<crate::config::RateLimit>,
     ping_interval: Option<Duration>,
     idle_timeout: Option<Duration>,
@@ -84,6 +87,8 @@ impl Limits {
             outbound_queue: config.outbound_queue,
             max_depth: config.max_json_depth,
             max_in_flight: config.max_in_flight.max(1),
+            max_event_name_len: config.max_event_name_len,
+            max_id_len: config.max_id_len,
             rate_limit: config.rate_limit,
             ping_interval: config.ping_interval,
             idle_timeout: config.idle_timeout,
@@ -401,6 +406,13 @@ impl<C: Connection> Driver<C> {
                 return self.answer(answer, None, streams);
             }
         };
+        // An over-long name or id is answered without the request: echoing it back (in the
+        // message, the cause and the id) would make the answer larger than the request.
+        if let Some(err) = oversized(&request, &self.limits) {
+            tracing::debug!(target: "gateway::rejection", "{err}");
+            let answer = self.gateway.reject(&self.client, None, err);
+            return self.answer(answer, Some(route), streams);
+        }
         if let (Admission::Reject, Some(limiter)) = (&admission, &self.limiter) {
             let err = limiter.exceeded();
             let answer = self.gateway.reject(&self.client, Some(&request), err);
@@ -539,6 +551,22 @@ impl<C: Connection> Driver<C> {
         };
         guarded(written, overflowed, timeout)
     }
+}
+
+/// The exception for a request whose event name or id is past its bound, if it is.
+fn oversized(request: &Request<'_>, limits: &Limits) -> Option<WsException> {
+    let too_long = |what: &str, len: usize, max: usize| {
+        (len > max).then(|| {
+            WsException::of_kind(
+                ErrorKind::BadRequest,
+                format!("{what} too long: {len} bytes, at most {max}"),
+            )
+        })
+    };
+    too_long("Event name", request.event.len(), limits.max_event_name_len).or_else(|| {
+        let id = request.id()?;
+        too_long("Id", id.get().len(), limits.max_id_len)
+    })
 }
 
 fn too_deep(max: usize) -> WsException {

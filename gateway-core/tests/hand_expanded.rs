@@ -72,7 +72,7 @@ impl HandGateway {
 
     // #[handle_connection]
     fn on_connection(&self, client: Client) -> Result<(), WsException> {
-        client.join("everyone");
+        client.join("everyone")?;
         Ok(())
     }
 }

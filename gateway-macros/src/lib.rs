@@ -92,9 +92,9 @@ pub fn websocket_gateway(args: TokenStream, item: TokenStream) -> TokenStream {
 /// #[websocket_gateway]
 /// impl RoomGateway {
 ///     #[subscribe("join")]
-///     fn join(&self, client: Client, room: String) -> WsResponse<String> {
-///         client.join(room.clone());
-///         WsResponse::new("joined", room)
+///     fn join(&self, client: Client, room: String) -> Result<WsResponse<String>, RoomError> {
+///         client.join(room.clone())?;
+///         Ok(WsResponse::new("joined", room))
 ///     }
 /// }
 /// # let _ = GatewayApp::new().gateway::<RoomGateway>().build().unwrap();
@@ -141,7 +141,7 @@ pub fn after_init(args: TokenStream, item: TokenStream) -> TokenStream {
 /// impl LobbyGateway {
 ///     #[handle_connection]
 ///     fn welcome(&self, client: Client) -> Result<(), WsException> {
-///         client.join("lobby");
+///         client.join("lobby")?;
 ///         Ok(())
 ///     }
 /// }

@@ -53,9 +53,9 @@ struct BenchGateway {
 #[websocket_gateway]
 impl BenchGateway {
     #[subscribe("join")]
-    fn join(&self, client: Client, room: String) -> WsResponse<String> {
-        client.join(room.clone());
-        WsResponse::new("joined", room)
+    fn join(&self, client: Client, room: String) -> Result<WsResponse<String>, RoomError> {
+        client.join(room.clone())?;
+        Ok(WsResponse::new("joined", room))
     }
 
     /// One frame to every member of the room, stamped with the emit time.

@@ -17,8 +17,8 @@
 //! #[websocket_gateway]
 //! impl Chat {
 //!     #[subscribe("join")]
-//!     fn join(&self, client: Client, room: String) {
-//!         client.join(room);
+//!     fn join(&self, client: Client, room: String) -> Result<(), RoomError> {
+//!         client.join(room)
 //!     }
 //!
 //!     #[subscribe("say")]
@@ -90,7 +90,7 @@
 //! }
 //! let (alice, _) = apps[0].gateways()[0].open(Handshake::default(), 8);
 //! let (bob, mut to_bob) = apps[1].gateways()[0].open(Handshake::default(), 8);
-//! bob.join("lobby");
+//! bob.join("lobby").unwrap();
 //!
 //! alice.to("lobby").emit("said", &"hi from the other instance")?;
 //! let Some(Outbound::Frame(frame)) = to_bob.recv().await else { panic!("nothing for bob") };

@@ -36,9 +36,9 @@ struct FaultsGateway;
 #[websocket_gateway]
 impl FaultsGateway {
     #[subscribe("join")]
-    fn join(&self, client: Client, room: String) -> WsResponse<String> {
-        client.join(room.clone());
-        WsResponse::new("joined", room)
+    fn join(&self, client: Client, room: String) -> Result<WsResponse<String>, RoomError> {
+        client.join(room.clone())?;
+        Ok(WsResponse::new("joined", room))
     }
 
     #[subscribe("say")]

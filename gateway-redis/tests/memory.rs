@@ -59,7 +59,7 @@ fn connect(app: &App) -> (Client, OutboundQueue) {
 
 fn member(app: &App, room: &'static str) -> (Client, OutboundQueue) {
     let (client, queue) = connect(app);
-    client.join(room);
+    client.join(room).unwrap();
     (client, queue)
 }
 

@@ -43,9 +43,9 @@ pub struct SoakGateway {
 #[websocket_gateway]
 impl SoakGateway {
     #[subscribe("join")]
-    fn join(&self, client: Client, room: String) -> String {
-        client.join(room.clone());
-        room
+    fn join(&self, client: Client, room: String) -> Result<String, RoomError> {
+        client.join(room.clone())?;
+        Ok(room)
     }
 
     #[subscribe("say")]

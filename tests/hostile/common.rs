@@ -10,6 +10,13 @@ pub fn rss_kib() -> u64 {
         .expect("VmRSS in /proc/self/status")
 }
 
+/// Held by a test while it measures [`rss_kib`]: the tests of this binary share one
+/// process, so two measuring at once would see each other's memory.
+pub async fn measuring_memory() -> tokio::sync::MutexGuard<'static, ()> {
+    static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    MEASURING.lock().await
+}
+
 #[test]
 fn rss_is_read() {
     assert!(rss_kib() > 0);

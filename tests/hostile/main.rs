@@ -6,6 +6,9 @@
 //! resident set from `/proc/self/status` (the server runs in this process) with bounds
 //! generous enough for a noisy machine; nothing asserts a duration.
 
+mod amplification;
 mod chat;
 mod common;
+mod in_flight;
+mod rooms;
 mod wire;

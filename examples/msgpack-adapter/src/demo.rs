@@ -44,9 +44,9 @@ impl RoomsGateway {
 
     /// Joins a room; replies under `joined`.
     #[subscribe("join")]
-    fn join(&self, client: Client, room: String) -> WsResponse<String> {
-        client.join(room.clone());
-        WsResponse::new("joined", room)
+    fn join(&self, client: Client, room: String) -> Result<WsResponse<String>, RoomError> {
+        client.join(room.clone())?;
+        Ok(WsResponse::new("joined", room))
     }
 
     /// Everyone in the room receives `said`.

@@ -100,7 +100,7 @@ impl LocalServer {
     /// let keep = Keep::default();
     /// let app = GatewayApp::new().adapter(keep.clone()).gateway::<Here>().build().unwrap();
     /// let (client, mut queue) = app.gateways()[0].open(Handshake::default(), 8);
-    /// client.join("room");
+    /// client.join("room").unwrap();
     ///
     /// // As if another instance had sent to "room":
     /// let mut selection = Selection::default();

@@ -43,7 +43,7 @@ use super::{ChannelMessage, Driver, Inbox, Subscription};
 ///
 /// // A client of the second instance, in room "lobby" (no socket needed).
 /// let (member, mut queue) = apps[1].gateways()[0].open(Handshake::default(), 8);
-/// member.join("lobby");
+/// member.join("lobby").unwrap();
 ///
 /// // The first instance emits to the room: it has no member there, the second does.
 /// let server = apps[0].server("/chat").unwrap();

@@ -121,7 +121,7 @@ impl EveryGateway {
 
     #[handle_connection]
     fn connected(&self, client: Client) -> Result<(), WsException> {
-        client.join("all");
+        client.join("all")?;
         Ok(())
     }
 

@@ -66,11 +66,13 @@ impl ChatGateway {
         WsResponse::new("identity", n)
     }
 
-    /// Joins a room: `{"event":"joined","data":{"room":...}}`.
+    /// Joins a room: `{"event":"joined","data":{"room":...}}`; past the framework's room
+    /// bounds (`ConnectionConfig::max_rooms_per_client`, `max_room_name_len`), an
+    /// `exception` and nothing joined.
     #[subscribe("join")]
-    fn join(&self, client: Client, body: RoomRef) -> WsResponse<RoomRef> {
-        client.join(body.room.clone());
-        WsResponse::new("joined", body)
+    fn join(&self, client: Client, body: RoomRef) -> Result<WsResponse<RoomRef>, RoomError> {
+        client.join(body.room.clone())?;
+        Ok(WsResponse::new("joined", body))
     }
 
     /// Leaves a room: `{"event":"left","data":{"room":...}}`.
