@@ -32,6 +32,7 @@
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
 mod codec;
+mod handshake;
 pub mod prelude;
 mod router;
 mod serve;

@@ -7,3 +7,4 @@
 //! generous enough for a noisy machine; nothing asserts a duration.
 
 mod common;
+mod handshake;
