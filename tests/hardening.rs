@@ -212,7 +212,7 @@ async fn connect_with_origin(server: &TestServer, origin: &str) -> Result<TestCl
 #[tokio::test]
 async fn only_allowed_origins_may_connect() {
     let mut config = ConnectionConfig::default();
-    config.allowed_origins = Some(vec!["https://chat.example".into()]);
+    config.allowed_origins = gateway_core::Origins::only(["https://chat.example"]);
     let (server, _) = start(config).await;
     let err = connect_with_origin(&server, "https://evil.example")
         .await

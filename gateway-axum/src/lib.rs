@@ -33,6 +33,7 @@
 
 mod codec;
 mod gate;
+mod handshake;
 pub mod prelude;
 mod router;
 mod serve;

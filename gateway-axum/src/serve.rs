@@ -1,15 +1,24 @@
 //! Binding a listener for many handshakes at once, and serving a router on it.
 
+use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::{ListenerExt, TapIo};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::serve::{Listener, ListenerExt, TapIo};
 use gateway_core::App;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{mpsc, watch};
+use tower_service::Service as _;
 
 use crate::gate::{Gated, GatedIo};
 
@@ -54,7 +63,14 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves `router` on `listener`, axum's way: await it, or add graceful shutdown with
 /// [`Serve::with_graceful_shutdown`]. Every connection gets `TCP_NODELAY`, and the peer
-/// address is available to gateways (`client.handshake().remote_addr`).
+/// address is available to gateways (`client.handshake().remote_addr`) and to axum's
+/// `ConnectInfo<SocketAddr>` extractor.
+///
+/// Unlike plain `axum::serve`, the request head is bounded (HTTP/1.1, hyper's server):
+/// a client has [`header_read_timeout`](Serve::header_read_timeout) (10 s) to send it,
+/// at most [`max_header_size`](Serve::max_header_size) bytes (16 KiB; more get HTTP 431)
+/// and 100 headers, so connections that send nothing, or headers that never end, are
+/// closed and cost a bounded amount of memory meanwhile.
 ///
 /// # Examples
 ///
@@ -79,6 +95,7 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
     Serve {
         listener,
         router,
+        head: RequestHead::default(),
         write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
     }
 }
@@ -93,7 +110,24 @@ const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Serve {
     listener: TcpListener,
     router: Router,
+    head: RequestHead,
     write_timeout: Option<Duration>,
+}
+
+/// The bounds on a request head (see [`serve`]).
+#[derive(Clone, Copy, Debug)]
+struct RequestHead {
+    read_timeout: Option<Duration>,
+    max_size: usize,
+}
+
+impl Default for RequestHead {
+    fn default() -> Self {
+        Self {
+            read_timeout: Some(Duration::from_secs(10)),
+            max_size: 16 * 1024,
+        }
+    }
 }
 
 impl Serve {
@@ -124,6 +158,65 @@ impl Serve {
     /// ```
     pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.write_timeout = timeout;
+        self
+    }
+
+    /// How long a client has to send a request head, from the moment the connection
+    /// opens or its previous request ends (an idle keep-alive connection is closed after
+    /// it too); `None` for no limit. A connection still sending is closed. Default 10 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use gateway_axum::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let app = GatewayApp::new().gateway::<Chat>().build()?;
+    /// let listener = gateway_axum::bind("0.0.0.0:3000".parse()?)?;
+    /// gateway_axum::serve(listener, app.into_router())
+    ///     .header_read_timeout(std::time::Duration::from_secs(5))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.head.read_timeout = timeout.into();
+        self
+    }
+
+    /// The largest request head accepted, in bytes (the request line and every header);
+    /// a larger one gets HTTP 431 and the connection is closed. Default 16 KiB (Node.js's
+    /// default). A WebSocket connection keeps its headers for as long as it lives, within
+    /// [`ConnectionConfig::max_handshake_size`](gateway_core::ConnectionConfig::max_handshake_size).
+    ///
+    /// # Panics
+    ///
+    /// If `max` is under 1 KiB: no browser's request would fit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use gateway_axum::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let app = GatewayApp::new().gateway::<Chat>().build()?;
+    /// let listener = gateway_axum::bind("0.0.0.0:3000".parse()?)?;
+    /// gateway_axum::serve(listener, app.into_router())
+    ///     .max_header_size(32 * 1024)
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_header_size(mut self, max: usize) -> Self {
+        assert!(
+            max >= 1024,
+            "max_header_size must be at least 1 KiB, got {max}"
+        );
+        self.head.max_size = max;
         self
     }
 
@@ -181,13 +274,82 @@ impl Serve {
         }
     }
 
-    async fn run(self) -> io::Result<()> {
-        axum::serve(
-            nodelay(self.listener, self.write_timeout),
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+    /// Accepts connections until `stop` resolves, then waits until every HTTP connection
+    /// is done (idle ones are closed; upgraded ones are the app's).
+    async fn run(self, stop: impl Future<Output = ()>) -> io::Result<()> {
+        let Self {
+            listener,
+            router,
+            head,
+            write_timeout,
+        } = self;
+        // Turns the router's handlers into services once, as `into_make_service` does: a
+        // layer around a handler would otherwise be applied again on every request (and
+        // socketioxide's layer builds its engine, its sessions, each time).
+        let router = router.with_state(());
+        let mut listener = nodelay(listener, write_timeout);
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(head.read_timeout)
+            .max_header_size(head.max_size);
+        // Connections watch `stopping` for the signal, and hold `done` until they end.
+        let (stopping, _) = watch::channel(false);
+        let (done, mut all_done) = mpsc::channel::<()>(1);
+        let mut stop = pin!(stop);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut stop => break,
+            };
+            let service = Peer {
+                router: router.clone(),
+                peer,
+            };
+            let connection = http
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut stopping = stopping.subscribe();
+            let done = done.clone();
+            tokio::spawn(async move {
+                let mut connection = pin!(connection);
+                let result = tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(err) = result {
+                    tracing::trace!(target: "gateway", "connection from {peer} ended: {err}");
+                }
+                drop(done);
+            });
+        }
+        drop(listener);
+        stopping.send_replace(true);
+        drop(done);
+        let _ = all_done.recv().await;
+        Ok(())
+    }
+}
+
+/// The router, as hyper's service for one connection: each request carries the peer's
+/// address as axum's `ConnectInfo`.
+#[derive(Clone)]
+struct Peer {
+    router: Router,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Peer {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = axum::routing::future::RouteFuture<Infallible>;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        // A `Router` is always ready.
+        self.router.clone().call(request.map(Body::new))
     }
 }
 
@@ -196,7 +358,7 @@ impl IntoFuture for Serve {
     type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
+        Box::pin(self.run(std::future::pending()))
     }
 }
 
@@ -237,14 +399,7 @@ impl GracefulShutdown {
             tracing::info!(target: "gateway", "shutting down: closing {} connections", connections.live());
             connections.begin_shutdown(grace);
         };
-        axum::serve(
-            nodelay(serve.listener, serve.write_timeout),
-            serve
-                .router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(begin)
-        .await?;
+        serve.run(begin).await?;
         let left = app.shutdown(grace).await;
         if left > 0 {
             tracing::warn!(target: "gateway", "{left} connections still open after the shutdown deadline");

@@ -17,8 +17,8 @@ use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::routing::any;
 use gateway_core::transport::{
-    Closing, Connection, ConnectionGuard, Decoded, GatewayRuntime, Gone, IdentitySlot, Received,
-    Session, Transport, parse,
+    Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot, Received, Session, Transport,
+    parse,
 };
 use gateway_core::{App, ErrorKind, Frame, Handshake, HandshakeRequest, Request, WsException};
 use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
@@ -31,7 +31,7 @@ use socketioxide::socket::Socket;
 use socketioxide::{SocketIo, SocketIoConfig};
 use tokio::sync::mpsc;
 
-use crate::upgrade::{ORIGIN_NOT_ALLOWED, origin_allowed};
+use crate::handshake;
 
 /// How many received messages may wait for their socket's task before the socket is
 /// disconnected as a flood.
@@ -52,8 +52,9 @@ const INBOUND_CAPACITY: usize = 1024;
 /// - Handshake authentication runs the gateway's authenticator on the Socket.IO handshake:
 ///   its headers, its query and the `auth` payload (`auth.token` is a bearer token, see
 ///   [`HandshakeRequest::token`]). A refused client receives `connect_error` with the
-///   reason as `message`, as do clients over the app's connection limits or from an origin
-///   outside `allowed_origins`.
+///   reason as `message`, as do clients over the app's connection limits, with request
+///   headers over `max_handshake_size`, or from an origin `allowed_origins` refuses
+///   (by default, any page but the server's own).
 /// - A close requested by a handler, a filter or `client.close(..)` disconnects the socket
 ///   (Socket.IO has no close codes).
 ///
@@ -241,26 +242,25 @@ struct Namespace {
 #[derive(Clone)]
 struct Admitted(Arc<Mutex<Option<Admission>>>);
 
-/// The connection's place under the app's limits, and its identity.
-type Admission = (ConnectionGuard, Option<IdentitySlot>);
+/// The connection's place under the app's limits, its address and its identity.
+struct Admission {
+    admitted: handshake::Admitted,
+    identity: Option<IdentitySlot>,
+}
 
 /// The connect middleware: every refusal happens here, so that the client receives
 /// `connect_error` and never joins the namespace.
 async fn admit(mounted: &Namespace, socket: &SocketRef, auth: Option<Value>) -> Result<(), String> {
     let parts = socket.req_parts();
-    if !origin_allowed(mounted.app.config(), &parts.headers) {
-        return Err(ORIGIN_NOT_ALLOWED.to_owned());
-    }
-    let guard = mounted
-        .app
-        .connections()
-        .admit(remote_addr(socket).map(|addr| addr.ip()))
-        .map_err(|refused| {
-            tracing::debug!(target: "gateway::rejection", "{refused}");
-            refused.to_string()
-        })?;
-    let request =
-        HandshakeRequest::new(&parts.uri, &parts.headers).with_auth_payload(auth.as_ref());
+    let admitted = handshake::admit(&mounted.app, parts).map_err(|refusal| refusal.to_string())?;
+    let stripped;
+    let headers = if admitted.drop_cookies {
+        stripped = handshake::without_cookies(&parts.headers);
+        &stripped
+    } else {
+        &parts.headers
+    };
+    let request = HandshakeRequest::new(&parts.uri, headers).with_auth_payload(auth.as_ref());
     let identity = mounted
         .gateway
         .authenticate(&request)
@@ -268,7 +268,10 @@ async fn admit(mounted: &Namespace, socket: &SocketRef, auth: Option<Value>) -> 
         .map_err(|err| err.message().to_owned())?;
     socket
         .extensions
-        .insert(Admitted(Arc::new(Mutex::new(Some((guard, identity))))));
+        .insert(Admitted(Arc::new(Mutex::new(Some(Admission {
+            admitted,
+            identity,
+        })))));
     Ok(())
 }
 
@@ -495,7 +498,7 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef) {
         .get::<Admitted>()
         .and_then(|Admitted(slot)| slot.lock().unwrap_or_else(PoisonError::into_inner).take());
     socket.extensions.remove::<Admitted>();
-    let Some((guard, identity)) = admitted else {
+    let Some(Admission { admitted, identity }) = admitted else {
         // The middleware always stores it; without it the socket was not admitted.
         let _ = socket.disconnect();
         return;
@@ -511,13 +514,15 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef) {
     });
     let mut handshake = Handshake::new(
         socket.req_parts().uri.clone(),
-        socket.req_parts().headers.clone(),
+        handshake::detach_headers(&socket.req_parts().headers, admitted.drop_cookies),
     );
     handshake.remote_addr = remote_addr(&socket);
+    handshake.client_ip = admitted.client_ip;
     if let Some(store) = identity {
         store(&mut handshake.extensions);
     }
-    let session = Session::new(&namespace.gateway, &namespace.app, handshake).admitted(guard);
+    let session =
+        Session::new(&namespace.gateway, &namespace.app, handshake).admitted(admitted.guard);
     tokio::spawn(session.serve(SocketIoConnection { socket, inbound }));
 }
 

@@ -470,7 +470,7 @@ impl GatewayApp {
     ///
     /// let mut config = ConnectionConfig::default();
     /// config.outbound_queue = 64;
-    /// config.allowed_origins = Some(vec!["https://chat.example".into()]);
+    /// config.allowed_origins = gateway_core::Origins::only(["https://chat.example"]);
     /// let app = GatewayApp::new().config(config).gateway::<Chat>().build().unwrap();
     /// assert_eq!(app.config().outbound_queue, 64);
     /// ```

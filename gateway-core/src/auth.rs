@@ -181,6 +181,12 @@ impl<'a> HandshakeRequest<'a> {
     /// `Authorization: Bearer` header, the `token` query parameter (browsers cannot set
     /// headers on a WebSocket), the `token` cookie, or Socket.IO's `auth.token`.
     ///
+    /// A cookie is sent by the browser whichever page opens the socket: the transports
+    /// refuse other origins by default, and under
+    /// [`Origins::Any`](crate::Origins::Any) remove a cross-origin request's cookies before
+    /// authenticating, so a `token` cookie authenticates only the server's own pages and
+    /// non-browser clients.
+    ///
     /// # Examples
     ///
     /// ```

@@ -118,12 +118,19 @@ pub enum Outbound {
 pub struct Handshake {
     /// The request URI (path and query).
     pub uri: http::Uri,
-    /// The request headers. The WebSocket transport leaves out the upgrade's own
-    /// (`Connection`, `Upgrade`, `Sec-WebSocket-Key`, `-Version`, `-Extensions`): they
-    /// are spent once the socket is open.
+    /// The request headers, at most
+    /// [`max_handshake_size`](crate::ConnectionConfig::max_handshake_size) bytes. The
+    /// transports leave out the upgrade's own (`Connection`, `Upgrade`,
+    /// `Sec-WebSocket-Key`, `-Version`, `-Extensions`), spent once the socket is open, and
+    /// the cookies of a cross-origin request let in by
+    /// [`Origins::Any`](crate::Origins::Any).
     pub headers: http::HeaderMap,
-    /// The peer address, when the server knows it.
+    /// The peer address, when the server knows it: behind a reverse proxy, the proxy's.
     pub remote_addr: Option<SocketAddr>,
+    /// The client's address: the peer's, or behind one of the
+    /// [`trusted_proxies`](crate::ConnectionConfig::trusted_proxies) the address they
+    /// forwarded. `max_connections_per_ip` counts it.
+    pub client_ip: Option<std::net::IpAddr>,
     /// Values attached during the handshake (e.g. by an authenticator), readable by
     /// extractors.
     pub extensions: http::Extensions,

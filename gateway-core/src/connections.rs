@@ -29,8 +29,9 @@ use tokio::sync::{Notify, watch};
 /// let ip = "10.0.0.1".parse().unwrap();
 /// let first = connections.admit(Some(ip)).unwrap();
 /// assert!(connections.admit(Some(ip)).is_err()); // one per IP
-/// let other = connections.admit(None).unwrap();
-/// assert!(connections.admit(None).is_err()); // two in all
+/// assert!(connections.admit(None).is_err()); // no address, no per-IP count: refused
+/// let other = connections.admit("10.0.0.2".parse().ok()).unwrap();
+/// assert!(connections.admit("10.0.0.3".parse().ok()).is_err()); // two in all
 /// assert_eq!(connections.live(), 2);
 /// drop((first, other));
 ///
@@ -76,6 +77,13 @@ pub enum Refused {
     /// The app is shutting down (HTTP 503).
     #[error("The server is shutting down")]
     ShuttingDown,
+    /// `max_connections_per_ip` is set but the transport does not know the peer's address
+    /// (HTTP 500): a server misconfiguration, refused rather than silently not counted.
+    #[error(
+        "max_connections_per_ip is set but the peer address is unknown: serve with \
+         gateway_axum::serve, or router.into_make_service_with_connect_info::<SocketAddr>()"
+    )]
+    UnknownAddress,
 }
 
 /// Holds one admitted connection's place; dropping it releases the place.
@@ -134,6 +142,8 @@ impl Connections {
     /// let _first = connections.admit(a).unwrap();
     /// assert_eq!(connections.admit(a).unwrap_err(), Refused::TooManyFromAddress);
     /// assert!(connections.admit("10.0.0.2".parse().ok()).is_ok());
+    /// // Without the peer's address, the per-IP limit cannot apply: refused, never ignored.
+    /// assert_eq!(connections.admit(None).unwrap_err(), Refused::UnknownAddress);
     /// ```
     pub fn admit(&self, ip: Option<IpAddr>) -> Result<ConnectionGuard, Refused> {
         let inner = &*self.inner;
@@ -144,6 +154,10 @@ impl Connections {
         if inner.max_total.is_some_and(|max| previous >= max) {
             self.release_count();
             return Err(Refused::ServerFull);
+        }
+        if inner.max_per_ip.is_some() && ip.is_none() {
+            self.release_count();
+            return Err(Refused::UnknownAddress);
         }
         if let (Some(ip), Some(max)) = (ip, inner.max_per_ip) {
             let mut per_ip = inner.per_ip.lock().unwrap_or_else(|e| e.into_inner());

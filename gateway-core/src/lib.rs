@@ -88,7 +88,7 @@ pub mod __private;
 pub use app::{App, GatewayApp};
 pub use auth::{Authenticator, HandshakeRequest, Identity, UNAUTHORIZED};
 pub use client::{Client, ClientId, Handshake};
-pub use config::{ConnectionConfig, RateLimit};
+pub use config::{ConnectionConfig, ForwardedHeader, Origins, RateLimit, TrustedProxies};
 pub use dispatch::{Context, Outcome, Reply};
 pub use error::{BuildError, RoomError, SendError};
 pub use exception::{CloseRequest, ErrorKind, INTERNAL_SERVER_ERROR, WsException};

@@ -71,6 +71,7 @@ async fn answer_to(client: &mut TestClient, text: String) -> (String, Value) {
 
 #[tokio::test]
 async fn an_over_long_event_name_is_refused_without_being_echoed() {
+    let _alone = crate::common::alone().await;
     let server = server().await;
     let mut client = client(&server).await;
     let max = ConnectionConfig::default().max_event_name_len;
@@ -106,6 +107,7 @@ where
 /// its `max_payload`), the session refuses it without echoing it.
 #[tokio::test]
 async fn socketio_clients_get_the_event_name_bound() {
+    let _alone = crate::common::alone().await;
     const NS: &str = "/hostile-amplify";
     let server = server().await;
     let url = format!(
@@ -139,6 +141,7 @@ async fn socketio_clients_get_the_event_name_bound() {
 
 #[tokio::test]
 async fn event_names_of_quotes_are_not_tripled() {
+    let _alone = crate::common::alone().await;
     let server = server().await;
     let mut client = client(&server).await;
     // 20,000 `"` characters: 40,000 bytes escaped.
@@ -156,6 +159,7 @@ async fn event_names_of_quotes_are_not_tripled() {
 
 #[tokio::test]
 async fn an_over_long_id_is_refused_without_being_echoed() {
+    let _alone = crate::common::alone().await;
     let server = server().await;
     let mut client = client(&server).await;
     let max = ConnectionConfig::default().max_id_len;
@@ -178,6 +182,7 @@ async fn an_over_long_id_is_refused_without_being_echoed() {
 /// must not carry it twice (or four times, for a string of quotes).
 #[tokio::test]
 async fn a_body_that_does_not_fit_is_not_echoed_in_the_message() {
+    let _alone = crate::common::alone().await;
     let server = server().await;
     let mut client = client(&server).await;
     for body in [
@@ -201,12 +206,12 @@ async fn a_body_that_does_not_fit_is_not_echoed_in_the_message() {
 /// bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_large_failing_requests_stay_bounded() {
+    let _alone = crate::common::alone().await;
     const REQUESTS: usize = 2_000;
     let server = server().await;
     let client = client(&server).await;
     let (mut tx, mut rx) = client.into_inner().split();
     let request = json!({ "event": "number", "data": "\"".repeat(30_000) }).to_string();
-    let _alone = crate::common::measuring_memory().await;
     let before = rss_kib();
     let reader = tokio::spawn(async move {
         let (mut answers, mut bytes, mut largest) = (0, 0, 0);

@@ -85,6 +85,7 @@ async fn chat_client(server: &TestServer, token: &str) -> TestClient {
 
 #[tokio::test]
 async fn a_200000_character_username_is_refused_at_login() {
+    let _alone = crate::common::alone().await;
     let server = demo_server(ConnectionConfig::default()).await;
     let (status, body) = login(&server, &"u".repeat(200_000)).await;
     assert_eq!(
@@ -102,6 +103,7 @@ async fn a_200000_character_username_is_refused_at_login() {
 /// bounded by the username and text bounds. Before the bound: +191 MB kept.
 #[tokio::test]
 async fn large_messages_then_disconnect_keep_memory_bounded() {
+    let _alone = crate::common::alone().await;
     let server = demo_server(ConnectionConfig::default()).await;
     let before = rss_kib();
     let (username, token) = longest_accepted_login(&server).await;
@@ -129,6 +131,7 @@ async fn large_messages_then_disconnect_keep_memory_bounded() {
 /// history. Before the bound: +28.6 MB kept, every room remembered.
 #[tokio::test]
 async fn twenty_thousand_rooms_keep_history_memory_bounded() {
+    let _alone = crate::common::alone().await;
     const ROOMS: usize = 20_000;
     const BATCH: usize = 100;
     let mut config = ConnectionConfig::default();
@@ -191,6 +194,7 @@ fn configured_users_without_a_secret_refuse_to_start() {
 /// configured user gets HTTP 401 before the upgrade; the user's real login works.
 #[tokio::test]
 async fn a_token_forged_with_the_development_secret_is_refused() {
+    let _alone = crate::common::alone().await;
     let config = Config::try_parse_from([
         "chat",
         "--users",

@@ -10,9 +10,9 @@ pub fn rss_kib() -> u64 {
         .expect("VmRSS in /proc/self/status")
 }
 
-/// Held by a test while it measures [`rss_kib`]: the tests of this binary share one
-/// process, so two measuring at once would see each other's memory.
-pub async fn measuring_memory() -> tokio::sync::MutexGuard<'static, ()> {
+/// Held by every test of this binary for as long as it runs: they share one process, and
+/// a test reading [`rss_kib`] must not see the memory of another test's attack.
+pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
     static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     MEASURING.lock().await
 }

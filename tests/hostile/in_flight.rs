@@ -111,7 +111,6 @@ async fn pipeline(
     answered: impl Fn(&str) -> Option<u64>,
     pong: Option<&'static str>,
 ) -> (u64, bool) {
-    let _alone = crate::common::measuring_memory().await;
     let before = rss_kib();
     let (mut tx, mut rx) = ws.split();
     let (pongs, mut to_send) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
@@ -161,6 +160,7 @@ async fn pipeline(
 /// 2,000 slow requests of 16 KiB each (32 MB if they were all queued).
 #[tokio::test]
 async fn plain_websocket_clients_are_not_read_past_the_bound() {
+    let _alone = crate::common::alone().await;
     const TOTAL: usize = 2_000;
     let gate = Gate::new();
     let server = server(&gate).await;
@@ -194,6 +194,7 @@ async fn plain_websocket_clients_are_not_read_past_the_bound() {
 /// session's bound still holds (at most `BOUND` handlers run), and every ack arrives.
 #[tokio::test]
 async fn socketio_clients_run_at_most_the_bound() {
+    let _alone = crate::common::alone().await;
     const TOTAL: usize = 500;
     const NS: &str = "/hostile-in-flight";
     let gate = Gate::new();

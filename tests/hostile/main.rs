@@ -9,6 +9,7 @@
 mod amplification;
 mod chat;
 mod common;
+mod handshake;
 mod in_flight;
 mod rooms;
 mod wire;

@@ -39,6 +39,7 @@ async fn next(client: &mut TestClient) -> (String, Value) {
 
 #[tokio::test]
 async fn joins_past_the_room_bound_get_an_exception_and_join_nothing() {
+    let _alone = crate::common::alone().await;
     let server = chat_server(ConnectionConfig::default()).await;
     let max = ConnectionConfig::default().max_rooms_per_client;
     let mut mallory = connect_as(&server, "mallory").await;
@@ -91,6 +92,7 @@ async fn joins_past_the_room_bound_get_an_exception_and_join_nothing() {
 
 #[tokio::test]
 async fn a_long_room_name_gets_an_exception_and_joins_nothing() {
+    let _alone = crate::common::alone().await;
     let server = chat_server(ConnectionConfig::default()).await;
     let max = ConnectionConfig::default().max_room_name_len;
     let mut mallory = connect_as(&server, "mallory").await;
@@ -121,13 +123,13 @@ async fn a_long_room_name_gets_an_exception_and_joins_nothing() {
 /// echo latencies are printed, not asserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_room_names_keep_memory_bounded() {
+    let _alone = crate::common::alone().await;
     const ATTACKERS: usize = 4;
     const JOINS: usize = 500;
     let server = chat_server(ConnectionConfig::default()).await;
     let mut alice = connect_as(&server, "alice").await;
     alice.emit("events", &1).await.unwrap();
     next(&mut alice).await;
-    let _alone = crate::common::measuring_memory().await;
     let before = rss_kib();
     let mut attackers = Vec::new();
     for a in 0..ATTACKERS {

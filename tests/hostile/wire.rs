@@ -129,6 +129,7 @@ async fn answer_to(bytes: &[u8]) -> Option<u16> {
 
 #[tokio::test]
 async fn invalid_utf8_in_a_text_frame_gets_1007() {
+    let _alone = crate::common::alone().await;
     assert_eq!(
         answer_to(&frame(0x81, b"{\"event\":\xff}", true)).await,
         Some(1007)
@@ -137,6 +138,7 @@ async fn invalid_utf8_in_a_text_frame_gets_1007() {
 
 #[tokio::test]
 async fn invalid_utf8_in_a_close_reason_gets_1007() {
+    let _alone = crate::common::alone().await;
     assert_eq!(
         answer_to(&frame(0x88, b"\x03\xe8\xff\xfe", true)).await,
         Some(1007)
@@ -145,6 +147,7 @@ async fn invalid_utf8_in_a_close_reason_gets_1007() {
 
 #[tokio::test]
 async fn protocol_errors_get_1002() {
+    let _alone = crate::common::alone().await;
     let cases: [(&str, Vec<u8>); 8] = [
         ("unmasked frame", frame(0x81, b"{}", false)),
         ("RSV1 set", frame(0xc1, b"{}", true)),
@@ -199,6 +202,7 @@ async fn close_code_after_unread_input(
 
 #[tokio::test]
 async fn a_message_too_big_gets_1009_while_the_client_is_still_sending() {
+    let _alone = crate::common::alone().await;
     let mut config = ConnectionConfig::default();
     // Time for the client to finish sending, however busy the machine.
     config.close_timeout = PATIENCE;
@@ -213,6 +217,7 @@ async fn a_message_too_big_gets_1009_while_the_client_is_still_sending() {
 
 #[tokio::test]
 async fn a_protocol_error_gets_1002_while_the_client_is_still_sending() {
+    let _alone = crate::common::alone().await;
     let mut config = ConnectionConfig::default();
     config.close_timeout = PATIENCE;
     let server = start(config).await;
@@ -223,6 +228,7 @@ async fn a_protocol_error_gets_1002_while_the_client_is_still_sending() {
 
 #[tokio::test]
 async fn sustained_sending_over_the_rate_limit_ends_in_1008() {
+    let _alone = crate::common::alone().await;
     let mut config = ConnectionConfig::default();
     config.rate_limit = Some(RateLimit::new(100, 100));
     let server = start(config).await;
@@ -301,6 +307,7 @@ fn impatient() -> ConnectionConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_from_a_client_that_never_reads_is_bounded_and_stopped() {
+    let _alone = crate::common::alone().await;
     let server = start(impatient()).await;
     let tcp = upgrade(server.addr(), "/wire").await;
     let (stopped, grown) = ping_flood(tcp, 1_000_000).await;
@@ -312,6 +319,7 @@ async fn a_ping_flood_from_a_client_that_never_reads_is_bounded_and_stopped() {
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_over_socket_io_without_a_token_is_bounded_and_stopped() {
+    let _alone = crate::common::alone().await;
     let app = GatewayApp::new()
         .config(impatient())
         .gateway::<Wire>()
@@ -336,6 +344,7 @@ async fn a_ping_flood_over_socket_io_without_a_token_is_bounded_and_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "prints figures; run by hand"]
 async fn figures() {
+    let _alone = crate::common::alone().await;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Instant;
