@@ -94,12 +94,12 @@ async fn a_room_message_reaches_members_on_every_instance_once_and_in_order() {
         instance(&prefix).await,
     );
     let mut sender = a.connect("/rooms").await.unwrap();
-    let mut members = vec![
+    let mut members = [
         ("member on A", member(&a, "room").await),
         ("member on B", member(&b, "room").await),
         ("member on C", member(&c, "room").await),
     ];
-    let mut outsiders = vec![
+    let mut outsiders = [
         ("outsider on A", member(&a, "elsewhere").await),
         ("outsider on B", b.connect("/rooms").await.unwrap()),
         ("outsider on C", member(&c, "elsewhere").await),
