@@ -166,6 +166,14 @@ impl<C: Codec> Connection for WebSocketConnection<C> {
         })
     }
 
+    fn size(&self, message: &Message) -> usize {
+        match message {
+            Message::Text(text) => text.len(),
+            Message::Binary(bytes) => bytes.len(),
+            _ => 0,
+        }
+    }
+
     fn decode<'m>(&self, message: &'m Message) -> Decoded<'m, ()> {
         match self.codec.decode(message) {
             Ok(request) => Decoded::Request(request, ()),

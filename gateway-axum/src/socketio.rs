@@ -547,6 +547,15 @@ impl Connection for SocketIoConnection {
         })
     }
 
+    fn size(&self, packet: &Packet) -> usize {
+        match packet {
+            Packet::Message { event, data, .. } => {
+                event.len() + data.as_ref().map_or(0, |data| data.get().len())
+            }
+            Packet::Unreadable(_) => 0,
+        }
+    }
+
     fn decode<'m>(&self, packet: &'m Packet) -> Decoded<'m, Option<Ack>> {
         match packet {
             Packet::Message { event, data, ack } => {

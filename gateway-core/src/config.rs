@@ -292,8 +292,9 @@ pub enum ForwardedHeader {
 }
 
 /// A per-connection token bucket: `per_second` tokens a second, at most `burst` saved up.
-/// Every message takes a token, and so does the exception frame answering a message that
-/// found none: a client over the limit runs into debt, and once it owes `close_after`
+/// Every message takes a token per started `token_size` bytes (one for most messages: a
+/// 60 KiB message takes 15 at the default 4 KiB, so the limit bounds bytes as well as
+/// messages), and the exception frame answering a message that found none takes one: a client over the limit runs into debt, and once it owes `close_after`
 /// tokens the connection closes with code 1008. A client back under the limit pays its
 /// debt off; one that stays over it is closed, however its messages are spaced.
 ///
@@ -303,6 +304,7 @@ pub enum ForwardedHeader {
 /// let mut config = gateway_core::ConnectionConfig::default();
 /// config.rate_limit = Some(gateway_core::RateLimit::new(10, 20));
 /// assert_eq!(config.rate_limit.unwrap().close_after, 100);
+/// assert_eq!(config.rate_limit.unwrap().token_size, 4096);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -314,6 +316,8 @@ pub struct RateLimit {
     /// Tokens a client over the limit may owe (one per rejected message) before the
     /// connection closes.
     pub close_after: u32,
+    /// Bytes of a message that one token pays for (the message as it arrived on the wire).
+    pub token_size: u32,
 }
 
 impl RateLimit {
@@ -332,6 +336,7 @@ impl RateLimit {
             per_second,
             burst,
             close_after: 100,
+            token_size: 4096,
         }
     }
 }

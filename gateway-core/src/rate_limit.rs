@@ -33,14 +33,19 @@ impl TokenBucket {
         }
     }
 
-    pub(crate) fn admit(&mut self) -> Admission {
+    /// Charges a message of `size` bytes: a token per started `token_size` bytes.
+    pub(crate) fn admit(&mut self, size: usize) -> Admission {
         let now = Instant::now();
         let elapsed = now.duration_since(self.refilled).as_secs_f64();
         self.refilled = now;
         self.tokens = (self.tokens + elapsed * f64::from(self.limit.per_second))
             .min(f64::from(self.limit.burst));
-        let had_token = self.tokens >= 1.0;
-        self.tokens -= 1.0;
+        let token_size = self.limit.token_size.max(1) as usize;
+        // Past 2^53 tokens an f64 rounds: no message is that large.
+        #[expect(clippy::cast_precision_loss, reason = "a message's tokens fit an f64")]
+        let cost = size.div_ceil(token_size).max(1) as f64;
+        let had_token = self.tokens >= cost;
+        self.tokens -= cost;
         // The debt counts whole tokens, a part of one as one.
         if had_token {
             Admission::Pass
@@ -73,10 +78,10 @@ mod tests {
         limit.close_after = 2;
         let mut bucket = TokenBucket::new(limit);
         for _ in 0..3 {
-            assert!(matches!(bucket.admit(), Admission::Pass));
+            assert!(matches!(bucket.admit(1), Admission::Pass));
         }
-        assert!(matches!(bucket.admit(), Admission::Reject));
-        assert!(matches!(bucket.admit(), Admission::Close));
+        assert!(matches!(bucket.admit(1), Admission::Reject));
+        assert!(matches!(bucket.admit(1), Admission::Close));
         assert_eq!(
             bucket.exceeded().message(),
             "Rate limit exceeded: at most 1 messages per second"
@@ -92,7 +97,7 @@ mod tests {
         let mut admissions = Vec::new();
         for _ in 0..100 {
             bucket.tokens += 0.1;
-            let admission = bucket.admit();
+            let admission = bucket.admit(1);
             let close = matches!(admission, Admission::Close);
             admissions.push(admission);
             if close {
@@ -104,14 +109,27 @@ mod tests {
     }
 
     #[test]
+    fn large_messages_take_a_token_per_started_token_size() {
+        let mut limit = RateLimit::new(1, 20);
+        limit.token_size = 1000;
+        let mut bucket = TokenBucket::new(limit);
+        assert!(matches!(bucket.admit(0), Admission::Pass)); // at least one
+        assert!(matches!(bucket.admit(1000), Admission::Pass)); // one
+        assert!(matches!(bucket.admit(1001), Admission::Pass)); // two
+        assert!((bucket.tokens - 16.0).abs() < 0.01, "{}", bucket.tokens);
+        assert!(matches!(bucket.admit(16_000), Admission::Pass));
+        assert!(matches!(bucket.admit(1), Admission::Reject));
+    }
+
+    #[test]
     fn a_client_back_under_the_limit_pays_its_debt_off() {
         let mut limit = RateLimit::new(1, 1);
         limit.close_after = 3;
         let mut bucket = TokenBucket::new(limit);
-        assert!(matches!(bucket.admit(), Admission::Pass));
-        assert!(matches!(bucket.admit(), Admission::Reject));
-        assert!(matches!(bucket.admit(), Admission::Reject));
+        assert!(matches!(bucket.admit(1), Admission::Pass));
+        assert!(matches!(bucket.admit(1), Admission::Reject));
+        assert!(matches!(bucket.admit(1), Admission::Reject));
         bucket.tokens += 3.0;
-        assert!(matches!(bucket.admit(), Admission::Pass));
+        assert!(matches!(bucket.admit(1), Admission::Pass));
     }
 }

@@ -388,7 +388,7 @@ impl<C: Connection> Driver<C> {
         streams: &mut Option<SelectAll<AnswerStream<C::Route>>>,
     ) -> Step<C::Route> {
         let admission = match &mut self.limiter {
-            Some(limiter) => limiter.admit(),
+            Some(limiter) => limiter.admit(self.connection.size(&message)),
             None => Admission::Pass,
         };
         if let Admission::Close = admission {

@@ -164,6 +164,10 @@ pub trait Transport {
 ///         self.input.poll_recv(cx).map(|line| line.map_or(Received::Gone, Received::Message))
 ///     }
 ///
+///     fn size(&self, line: &String) -> usize {
+///         line.len()
+///     }
+///
 ///     fn decode<'m>(&self, line: &'m String) -> Decoded<'m, ()> {
 ///         match transport::parse(line) {
 ///             Ok(request) => Decoded::Request(request, ()),
@@ -222,6 +226,10 @@ pub trait Connection: Send + 'static {
 
     /// The next thing that happened on the socket.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Self::Message>>;
+
+    /// The message's size in bytes as it arrived, which the rate limit charges
+    /// ([`RateLimit::token_size`](crate::RateLimit::token_size)).
+    fn size(&self, message: &Self::Message) -> usize;
 
     /// The request a message carries, borrowing from it where it can.
     fn decode<'m>(&self, message: &'m Self::Message) -> Decoded<'m, Self::Route>;

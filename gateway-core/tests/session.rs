@@ -73,6 +73,10 @@ impl Connection for Lines {
         })
     }
 
+    fn size(&self, (_, line): &(usize, String)) -> usize {
+        line.len()
+    }
+
     fn decode<'m>(&self, (n, line): &'m (usize, String)) -> Decoded<'m, usize> {
         match transport::parse(line) {
             Ok(request) => Decoded::Request(request, *n),

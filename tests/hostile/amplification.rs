@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use gateway_axum::prelude::*;
 use gateway_axum::test_client::{TestClient, TestServer};
 use gateway_axum::{SocketIoTransport, Transport};
-use gateway_core::ConnectionConfig;
+use gateway_core::{ConnectionConfig, RateLimit};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -34,7 +34,15 @@ impl Amplify {
 }
 
 async fn server() -> TestServer {
-    let app = GatewayApp::new().gateway::<Amplify>().build().unwrap();
+    server_with(ConnectionConfig::default()).await
+}
+
+async fn server_with(config: ConnectionConfig) -> TestServer {
+    let app = GatewayApp::new()
+        .gateway::<Amplify>()
+        .config(config)
+        .build()
+        .unwrap();
     let (socketio, _io) = SocketIoTransport::new().mount(&app);
     let router = socketio.merge((&app).into_router());
     TestServer::start_router(app, router).await.unwrap()
@@ -208,7 +216,14 @@ async fn a_body_that_does_not_fit_is_not_echoed_in_the_message() {
 async fn pipelined_large_failing_requests_stay_bounded() {
     let _alone = crate::common::alone().await;
     const REQUESTS: usize = 2_000;
-    let server = server().await;
+    // A token per message, whatever its size: the default rate limit would close this
+    // client long before its 2,000th request (see the next test), and here the answers
+    // are the point.
+    let mut config = ConnectionConfig::default();
+    let mut limit = RateLimit::new(1_000, 2_000);
+    limit.token_size = 64 * 1024;
+    config.rate_limit = Some(limit);
+    let server = server_with(config).await;
     let client = client(&server).await;
     let (mut tx, mut rx) = client.into_inner().split();
     let request = json!({ "event": "number", "data": "\"".repeat(30_000) }).to_string();
@@ -242,4 +257,45 @@ async fn pipelined_large_failing_requests_stay_bounded() {
     );
     assert!(largest <= request.len() + SLACK, "a {largest}-byte answer");
     assert!(grown < 10 * 1024, "RSS grew by {grown} KiB");
+}
+
+/// The same attack under the default rate limit: a 60 KB request takes 15 tokens, so the
+/// client runs out of its burst within a few hundred requests and is closed with 1008
+/// instead of making the server parse 120 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_large_requests_spend_the_rate_limit_by_size() {
+    let _alone = crate::common::alone().await;
+    let server = server().await;
+    let client = client(&server).await;
+    let (mut tx, mut rx) = client.into_inner().split();
+    let request = json!({ "event": "number", "data": "\"".repeat(30_000) }).to_string();
+    let writer = tokio::spawn(async move {
+        for _ in 0..2_000 {
+            if tx.feed(Message::text(request.clone())).await.is_err() {
+                break;
+            }
+        }
+        let _ = tx.flush().await;
+    });
+    let (mut answers, mut rate_limited) = (0, 0);
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(60), rx.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                answers += 1;
+                if text.contains("Rate limit exceeded") {
+                    rate_limited += 1;
+                }
+            }
+            Ok(Some(Ok(Message::Close(close)))) => break close,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("after {answers} answers: {other:?}"),
+        }
+    };
+    writer.abort();
+    let close = close.expect("a close frame with a code");
+    assert_eq!(u16::from(close.code), 1008, "{close:?}");
+    // The burst of 2,000 tokens pays for about 133 such requests; debt of 100 tokens, about
+    // 7 more, closes.
+    assert!(answers < 500, "{answers} answers before the close");
+    assert!(rate_limited > 0, "no rate-limit exception before the close");
 }
