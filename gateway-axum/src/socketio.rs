@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -36,6 +37,12 @@ use crate::handshake;
 /// How many received messages may wait for their socket's task before the socket is
 /// disconnected as a flood.
 const INBOUND_CAPACITY: usize = 1024;
+
+/// How many bytes of received messages may wait for their socket's task before the socket
+/// is disconnected as a flood. socketioxide reads on while the session is past its
+/// in-flight limit (it has no backpressure to offer), so this is what bounds the memory a
+/// client sending large messages faster than they are handled can take.
+const INBOUND_BYTES: usize = 4 * 1024 * 1024;
 
 /// Serves every gateway to Socket.IO clients (cargo feature `socketio`): a gateway's path is
 /// its namespace, `#[subscribe("x")]` handles event `x`.
@@ -303,6 +310,18 @@ enum Packet {
     Unreadable(WsException),
 }
 
+impl Packet {
+    /// The bytes of the message's event and data.
+    fn size(&self) -> usize {
+        match self {
+            Packet::Message { event, data, .. } => {
+                event.len() + data.as_ref().map_or(0, |data| data.get().len())
+            }
+            Packet::Unreadable(_) => 0,
+        }
+    }
+}
+
 /// The client's acknowledgement callback: answered once, by the first reply under the
 /// request's own event (NestJS's semantics).
 #[derive(Clone)]
@@ -332,6 +351,8 @@ impl Ack {
 /// own (socketioxide's closure handlers spawn one per message).
 struct OnMessage {
     inbound: mpsc::Sender<Inbound>,
+    /// Bytes of the messages in `inbound`, at most [`INBOUND_BYTES`].
+    queued: Arc<AtomicUsize>,
 }
 
 /// The handler kind of [`OnMessage`], for [`MessageHandler`]'s type parameter.
@@ -362,8 +383,11 @@ impl MessageHandler<LocalAdapter, Direct> for OnMessage {
                 Packet::Unreadable(WsException::new(UNREADABLE).with_kind(ErrorKind::BadRequest))
             }
         };
-        if self.inbound.try_send(Inbound::Packet(packet)).is_err() {
-            tracing::debug!(target: "gateway::rejection", "too many Socket.IO messages in flight, disconnecting");
+        let size = packet.size();
+        let queued = self.queued.fetch_add(size, Ordering::AcqRel) + size;
+        if queued > INBOUND_BYTES || self.inbound.try_send(Inbound::Packet(packet)).is_err() {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            tracing::debug!(target: "gateway::rejection", "too many Socket.IO messages waiting (a count of {INBOUND_CAPACITY} or {INBOUND_BYTES} bytes), disconnecting");
             let _ = socket.disconnect();
         }
     }
@@ -504,8 +528,10 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef) {
         return;
     };
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
+    let queued = Arc::new(AtomicUsize::new(0));
     socket.on_fallback(OnMessage {
         inbound: inbound_tx.clone(),
+        queued: Arc::clone(&queued),
     });
     socket.on_disconnect(move || {
         // A full channel means the session is behind; the socket being gone shows on emit.
@@ -523,7 +549,11 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef) {
     }
     let session =
         Session::new(&namespace.gateway, &namespace.app, handshake).admitted(admitted.guard);
-    tokio::spawn(session.serve(SocketIoConnection { socket, inbound }));
+    tokio::spawn(session.serve(SocketIoConnection {
+        socket,
+        inbound,
+        queued,
+    }));
 }
 
 /// One Socket.IO client as the session driver sees it: messages from the socket's
@@ -531,6 +561,8 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef) {
 struct SocketIoConnection {
     socket: SocketRef,
     inbound: mpsc::Receiver<Inbound>,
+    /// Bytes of the messages in `inbound` (see [`OnMessage`]).
+    queued: Arc<AtomicUsize>,
 }
 
 impl Connection for SocketIoConnection {
@@ -542,18 +574,16 @@ impl Connection for SocketIoConnection {
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Packet>> {
         self.inbound.poll_recv(cx).map(|inbound| match inbound {
-            Some(Inbound::Packet(packet)) => Received::Message(packet),
+            Some(Inbound::Packet(packet)) => {
+                self.queued.fetch_sub(packet.size(), Ordering::AcqRel);
+                Received::Message(packet)
+            }
             Some(Inbound::Gone) | None => Received::Gone,
         })
     }
 
     fn size(&self, packet: &Packet) -> usize {
-        match packet {
-            Packet::Message { event, data, .. } => {
-                event.len() + data.as_ref().map_or(0, |data| data.get().len())
-            }
-            Packet::Unreadable(_) => 0,
-        }
+        packet.size()
     }
 
     fn decode<'m>(&self, packet: &'m Packet) -> Decoded<'m, Option<Ack>> {

@@ -237,3 +237,65 @@ async fn socketio_clients_run_at_most_the_bound() {
     eprintln!("in flight (Socket.IO): {TOTAL} x 1 KiB pipelined, RSS +{grown} KiB while held");
     assert!(grown < 10 * 1024, "RSS grew by {grown} KiB");
 }
+
+/// Socket.IO again, with large messages: socketioxide reads on past the bound (it offers
+/// no backpressure), so what waits for the session is bounded in bytes. 1,000 slow
+/// requests of 32 KiB (32 MB) while the handlers are held: the client is disconnected
+/// once 4 MiB wait, and memory stays bounded.
+#[tokio::test]
+async fn socketio_clients_sending_large_messages_past_the_bound_are_disconnected() {
+    let _alone = crate::common::alone().await;
+    const TOTAL: usize = 1_000;
+    const NS: &str = "/hostile-in-flight";
+    let gate = Gate::new();
+    let server = server(&gate).await;
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        server.addr()
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let open = ws.next().await.unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with('0'), "{open:?}");
+    ws.send(Message::text(format!("40{NS},"))).await.unwrap();
+    loop {
+        let reply = ws.next().await.unwrap().unwrap();
+        if reply.to_text().unwrap().starts_with(&format!("40{NS},")) {
+            break;
+        }
+    }
+    let before = rss_kib();
+    let (mut tx, mut rx) = ws.split();
+    let pad = "p".repeat(32 * 1024);
+    let sender = tokio::spawn(async move {
+        for i in 0..TOTAL {
+            let packet = format!("42{NS},{i}{}", json!(["slow", { "n": i, "pad": pad }]));
+            if tx.feed(Message::text(packet)).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.flush().await;
+    });
+    gate.started(BOUND).await;
+    // Disconnected from the namespace (`41`), or the whole connection closed.
+    let disconnect = format!("41{NS},");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), rx.next()).await {
+            // `1`: Engine.IO's close.
+            Ok(Some(Ok(Message::Text(text))))
+                if text.as_str() == disconnect || text.as_str() == "1" =>
+            {
+                break;
+            }
+            Ok(Some(Ok(Message::Text(text)))) if text.as_str() == "2" => {}
+            Ok(Some(Ok(Message::Close(_))) | None | Some(Err(_))) => break,
+            other => panic!("expected a disconnect, got {other:?}"),
+        }
+    }
+    let grown = rss_kib().saturating_sub(before);
+    sender.abort();
+    gate.open.send_replace(true);
+    eprintln!(
+        "in flight (Socket.IO, large): {TOTAL} x 32 KiB pipelined, RSS +{grown} KiB at the disconnect"
+    );
+    assert!(grown < 10 * 1024, "RSS grew by {grown} KiB");
+}
