@@ -92,7 +92,7 @@ impl ChatGateway {
         Identity(user): Identity<User>,
         body: SendMessage,
     ) -> Result<(), ChatError> {
-        if !client.rooms().contains(&body.room) {
+        if !client.is_in(&body.room) {
             return Err(ChatError::NotInRoom(body.room));
         }
         let message = ChatMessage {
