@@ -96,7 +96,7 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         listener,
         router,
         head: RequestHead::default(),
-        write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+        write_timeout: None,
     }
 }
 
@@ -111,7 +111,8 @@ pub struct Serve {
     listener: TcpListener,
     router: Router,
     head: RequestHead,
-    write_timeout: Option<Duration>,
+    /// `None` until chosen: then the app's (with a graceful shutdown) or the default.
+    write_timeout: Option<Option<Duration>>,
 }
 
 /// The bounds on a request head (see [`serve`]).
@@ -137,9 +138,10 @@ impl Serve {
     ///
     /// This bounds every protocol on the port, including Socket.IO, whose WebSocket
     /// (engineioxide's tungstenite) would otherwise buffer a pong per ping for a client
-    /// that sends pings and never reads. Pass the app's
-    /// [`ConnectionConfig::write_timeout`](gateway_core::ConnectionConfig) to keep both
-    /// bounds alike.
+    /// that sends pings and never reads. Unless set here,
+    /// [`with_graceful_shutdown`](Self::with_graceful_shutdown) takes the app's
+    /// [`ConnectionConfig::write_timeout`](gateway_core::ConnectionConfig), so that both
+    /// bounds are alike; awaited directly, pass it here.
     ///
     /// # Examples
     ///
@@ -157,7 +159,7 @@ impl Serve {
     /// # }
     /// ```
     pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.write_timeout = timeout;
+        self.write_timeout = Some(timeout);
         self
     }
 
@@ -266,8 +268,12 @@ impl Serve {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        let mut serve = self;
+        serve.write_timeout = serve
+            .write_timeout
+            .or(Some(app.config().write_timeout));
         GracefulShutdown {
-            serve: self,
+            serve,
             app: app.clone(),
             signal: Box::pin(signal),
             grace: DEFAULT_GRACE,
@@ -287,6 +293,7 @@ impl Serve {
         // layer around a handler would otherwise be applied again on every request (and
         // socketioxide's layer builds its engine, its sessions, each time).
         let router = router.with_state(());
+        let write_timeout = write_timeout.unwrap_or(Some(DEFAULT_WRITE_TIMEOUT));
         let mut listener = nodelay(listener, write_timeout);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
