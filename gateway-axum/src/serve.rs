@@ -269,9 +269,7 @@ impl Serve {
         F: Future<Output = ()> + Send + 'static,
     {
         let mut serve = self;
-        serve.write_timeout = serve
-            .write_timeout
-            .or(Some(app.config().write_timeout));
+        serve.write_timeout = serve.write_timeout.or(Some(app.config().write_timeout));
         GracefulShutdown {
             serve,
             app: app.clone(),

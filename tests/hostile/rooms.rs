@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chat::auth::AuthService;
 use gateway_axum::test_client::{Received, TestClient, TestServer};
-use gateway_core::ConnectionConfig;
+use gateway_core::{ConnectionConfig, RateLimit};
 use serde_json::{Value, json};
 
 use crate::common::rss_kib;
@@ -126,7 +126,14 @@ async fn long_room_names_keep_memory_bounded() {
     let _alone = crate::common::alone().await;
     const ATTACKERS: usize = 4;
     const JOINS: usize = 500;
-    let server = chat_server(ConnectionConfig::default()).await;
+    // A token per join whatever its size: under the default 4 KiB a token, these 60 KB
+    // joins would spend the rate limit and close the attackers long before 500 joins, and
+    // here the rooms are the point.
+    let mut config = ConnectionConfig::default();
+    let mut limit = RateLimit::new(1_000, 2_000);
+    limit.token_size = 64 * 1024;
+    config.rate_limit = Some(limit);
+    let server = chat_server(config).await;
     let mut alice = connect_as(&server, "alice").await;
     alice.emit("events", &1).await.unwrap();
     next(&mut alice).await;
