@@ -190,15 +190,13 @@ async fn plain_websocket_clients_are_not_read_past_the_bound() {
     );
 }
 
-/// Socket.IO: socketioxide reads the socket itself and hands the session each packet; the
-/// session's bound still holds (at most `BOUND` handlers run), and every ack arrives.
-#[tokio::test]
-async fn socketio_clients_run_at_most_the_bound() {
-    let _alone = crate::common::alone().await;
-    const TOTAL: usize = 500;
-    const NS: &str = "/hostile-in-flight";
-    let gate = Gate::new();
-    let server = server(&gate).await;
+/// The gateway's Socket.IO namespace.
+const NS: &str = "/hostile-in-flight";
+
+/// A raw Engine.IO v4 WebSocket to `server`, connected to [`NS`].
+async fn socketio_connect(
+    server: &TestServer,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let url = format!(
         "ws://{}/socket.io/?EIO=4&transport=websocket",
         server.addr()
@@ -207,7 +205,14 @@ async fn socketio_clients_run_at_most_the_bound() {
     let open = ws.next().await.unwrap().unwrap();
     assert!(open.to_text().unwrap().starts_with('0'), "{open:?}");
     ws.send(Message::text(format!("40{NS},"))).await.unwrap();
-    let connected = ws.next().await.unwrap().unwrap();
+    // The connect reply is the next packet, but for Engine.IO's pings (`2`), which the
+    // server may send at any time.
+    let connected = loop {
+        let packet = ws.next().await.unwrap().unwrap();
+        if packet.to_text().unwrap() != "2" {
+            break packet;
+        }
+    };
     assert!(
         connected
             .to_text()
@@ -215,6 +220,18 @@ async fn socketio_clients_run_at_most_the_bound() {
             .starts_with(&format!("40{NS},")),
         "{connected:?}"
     );
+    ws
+}
+
+/// Socket.IO: socketioxide reads the socket itself and hands the session each packet; the
+/// session's bound still holds (at most `BOUND` handlers run), and every ack arrives.
+#[tokio::test]
+async fn socketio_clients_run_at_most_the_bound() {
+    let _alone = crate::common::alone().await;
+    const TOTAL: usize = 500;
+    let gate = Gate::new();
+    let server = server(&gate).await;
+    let ws = socketio_connect(&server).await;
     let pad = "p".repeat(1024);
     let prefix = format!("43{NS},");
     let (grown, _) = pipeline(
@@ -246,23 +263,9 @@ async fn socketio_clients_run_at_most_the_bound() {
 async fn socketio_clients_sending_large_messages_past_the_bound_are_disconnected() {
     let _alone = crate::common::alone().await;
     const TOTAL: usize = 1_000;
-    const NS: &str = "/hostile-in-flight";
     let gate = Gate::new();
     let server = server(&gate).await;
-    let url = format!(
-        "ws://{}/socket.io/?EIO=4&transport=websocket",
-        server.addr()
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let open = ws.next().await.unwrap().unwrap();
-    assert!(open.to_text().unwrap().starts_with('0'), "{open:?}");
-    ws.send(Message::text(format!("40{NS},"))).await.unwrap();
-    loop {
-        let reply = ws.next().await.unwrap().unwrap();
-        if reply.to_text().unwrap().starts_with(&format!("40{NS},")) {
-            break;
-        }
-    }
+    let ws = socketio_connect(&server).await;
     let before = rss_kib();
     let (mut tx, mut rx) = ws.split();
     let pad = "p".repeat(32 * 1024);
