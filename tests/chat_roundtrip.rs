@@ -5,7 +5,6 @@ use chat::auth::AuthService;
 use chat::chat::HISTORY_LIMIT;
 use gateway_axum::test_client::{TestClient, TestServer};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "chat-roundtrip-secret";
 
@@ -67,20 +66,9 @@ async fn joined(server: &TestServer, user: &str, room: &str) -> TestClient {
     client
 }
 
-/// `POST path` with a JSON body over a plain TCP socket: (status, body).
+/// `POST path` with a JSON body: (status, body).
 async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
-    let body = body.to_string();
-    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    let (_, body) = response.split_once("\r\n\r\n").unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    gateway_tests::post_json(server.addr(), path, body).await
 }
 
 #[tokio::test]

@@ -2,15 +2,12 @@
 //! with large messages or spread over many rooms, and tokens signed with the development
 //! secret.
 
-use std::time::Duration;
-
 use ::chat::auth::{AuthService, DEVELOPMENT_SECRET, MAX_USERNAME_CHARS};
 use ::chat::config::{Config, ConfigError};
 use clap::Parser;
 use gateway_axum::test_client::{TestClient, TestServer};
 use gateway_core::ConnectionConfig;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -29,26 +26,9 @@ async fn demo_server(config: ConnectionConfig) -> TestServer {
     TestServer::start_router(app, router).await.unwrap()
 }
 
-/// `POST path` with a JSON body over a plain TCP socket: (status, body).
+/// `POST path` with a JSON body: (status, body).
 async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
-    let body = body.to_string();
-    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .expect("no answer to the login within 30 s")
-    .unwrap();
-    let status = response[9..12].parse().unwrap();
-    let (_, body) = response.split_once("\r\n\r\n").unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    gateway_tests::post_json(server.addr(), path, body).await
 }
 
 async fn login(server: &TestServer, username: &str) -> (u16, Value) {
