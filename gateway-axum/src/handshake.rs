@@ -180,6 +180,7 @@ pub(crate) fn detach_headers(headers: &HeaderMap, drop_cookies: bool) -> HeaderM
 }
 
 /// The headers an authenticator sees: without the cookies when they are to be dropped.
+#[cfg(feature = "socketio")]
 pub(crate) fn without_cookies(headers: &HeaderMap) -> HeaderMap {
     let mut headers = headers.clone();
     headers.remove(COOKIE);

@@ -97,16 +97,14 @@ async fn settle(server: &TestServer) {
     server.broadcast().fetch_clients().await.unwrap();
 }
 
-/// Has each instance emit `end` to its own clients, then returns what each of `clients`
-/// received before it, as numbers.
+/// Has each instance emit `end` to its own clients once everything published was applied
+/// ([`common::end_everywhere`]), then returns what each of `clients` received before it,
+/// as numbers.
 async fn until_end(
     instances: &[&TestServer],
     clients: &mut [(&str, &mut TestClient)],
 ) -> Vec<Vec<u64>> {
-    for instance in instances {
-        let server = instance.app().server("/faults").unwrap();
-        server.local().emit("end", &()).unwrap();
-    }
+    common::end_everywhere(instances, "/faults").await;
     let mut all = Vec::new();
     for (who, client) in clients.iter_mut() {
         let mut numbers = Vec::new();
@@ -145,7 +143,6 @@ async fn redis_lost_while_running_then_back() {
     say(&mut sender, [1]).await;
     // Received locally: A handled it, and published it, before the barrier below.
     expect_said(&mut local, [1], "local member").await;
-    settle(&a).await;
     let got = until_end(
         &[&a, &b],
         &mut [
@@ -183,7 +180,6 @@ async fn redis_lost_while_running_then_back() {
     say(&mut remote_sender, 4000..4050).await;
     expect_said(&mut remote, 3000..3050, "remote member").await;
     expect_said(&mut remote, 4000..4050, "remote member").await;
-    settle(&b).await;
     let got = until_end(
         &[&a, &b],
         &mut [

@@ -66,19 +66,10 @@ async fn member(server: &TestServer, room: &str) -> TestClient {
     client
 }
 
-/// Asserts that nothing more reaches `clients`: once every instance applied what every
-/// instance published before (a `fetch_clients` round trip from each, which the others
-/// answer in order after everything it published earlier), each instance emits `end` to
-/// its own clients, and `end` must be the next frame each client receives.
+/// Asserts that nothing more reaches `clients`: `end` (see [`common::end_everywhere`]) is
+/// the next frame each receives.
 async fn assert_nothing_more(instances: &[&TestServer], clients: &mut [(&str, &mut TestClient)]) {
-    for instance in instances {
-        let server = instance.app().server("/rooms").unwrap();
-        server.broadcast().fetch_clients().await.unwrap();
-    }
-    for instance in instances {
-        let server = instance.app().server("/rooms").unwrap();
-        server.local().emit("end", &()).unwrap();
-    }
+    common::end_everywhere(instances, "/rooms").await;
     for (who, client) in clients.iter_mut() {
         let frame = client.recv().await.unwrap();
         assert_eq!(frame.event, "end", "{who} received {}", frame.raw);

@@ -58,3 +58,21 @@ pub(crate) fn unique_prefix(what: &str) -> String {
     );
     format!("{what}-{:016x}", hasher.finish())
 }
+
+/// Once every instance applied what every instance published before (a `fetch_clients`
+/// round trip from each, which the others answer in order after everything it published
+/// earlier), has each instance emit `end` to its own clients of `path`: a client's frames
+/// before its `end` are all it will ever get of that traffic.
+pub(crate) async fn end_everywhere(
+    instances: &[&gateway_axum::test_client::TestServer],
+    path: &str,
+) {
+    for instance in instances {
+        let server = instance.app().server(path).unwrap();
+        server.broadcast().fetch_clients().await.unwrap();
+    }
+    for instance in instances {
+        let server = instance.app().server(path).unwrap();
+        server.local().emit("end", &()).unwrap();
+    }
+}
