@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-# gateway-redis's fault test starts its own redis-server, so the binary is needed even when
+# ws-gateway-redis's fault test starts its own redis-server, so the binary is needed even when
 # a Redis already listens on 6379.
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "test.sh: installing redis-server" >&2

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use chat::auth::AuthService;
-use gateway_axum::test_client::TestServer;
+use ws_gateway_axum::test_client::TestServer;
 
 #[tokio::test]
 async fn two_pages_chat_in_chromium() {

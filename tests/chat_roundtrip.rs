@@ -3,8 +3,8 @@
 
 use chat::auth::AuthService;
 use chat::chat::HISTORY_LIMIT;
-use gateway_axum::test_client::{TestClient, TestServer};
 use serde_json::{Value, json};
+use ws_gateway_axum::test_client::{TestClient, TestServer};
 
 const SECRET: &str = "chat-roundtrip-secret";
 
@@ -27,7 +27,7 @@ async fn server() -> TestServer {
 /// them from the registry.
 #[test]
 fn gateways_of_another_crate_are_found_through_the_registry() {
-    let registered: Vec<_> = gateway_core::registered()
+    let registered: Vec<_> = ws_gateway_core::registered()
         .into_iter()
         .map(|descriptor| (descriptor.path, descriptor.name, descriptor.location()))
         .collect();
@@ -39,7 +39,7 @@ fn gateways_of_another_crate_are_found_through_the_registry() {
             "{name} at {path} is not registered: {registered:?}"
         );
     }
-    let app = gateway_core::GatewayApp::new()
+    let app = ws_gateway_core::GatewayApp::new()
         .provide(chat::chat::ChatService::new())
         .provide(auth())
         .build()

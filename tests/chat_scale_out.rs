@@ -2,9 +2,9 @@
 //! `./scripts/test.sh` starts): a client of each joins one room, and each hears the other.
 
 use chat::auth::AuthService;
-use gateway_axum::test_client::{TestClient, TestServer};
-use gateway_redis::{RedisAdapter, RedisConfig};
 use serde_json::json;
+use ws_gateway_axum::test_client::{TestClient, TestServer};
+use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
 async fn instance(prefix: &str, auth: &AuthService) -> TestServer {
     let redis = RedisAdapter::connect(RedisConfig::new("redis://127.0.0.1:6379").prefix(prefix))

@@ -1,6 +1,6 @@
 //! Two gateways registered at one path: `build()` fails and names both.
 
-use gateway_axum::prelude::*;
+use ws_gateway_axum::prelude::*;
 
 #[websocket_gateway(path = "/same")]
 struct First;

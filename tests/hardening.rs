@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestClient, TestError, TestServer};
-use gateway_core::{ConnectionConfig, RateLimit};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{TestClient, TestError, TestServer};
+use ws_gateway_core::{ConnectionConfig, RateLimit};
 
 /// How many clients `handle_disconnect` saw, and how many `slow` handlers started.
 #[derive(Default)]
@@ -212,7 +212,7 @@ async fn connect_with_origin(server: &TestServer, origin: &str) -> Result<TestCl
 #[tokio::test]
 async fn only_allowed_origins_may_connect() {
     let mut config = ConnectionConfig::default();
-    config.allowed_origins = gateway_core::Origins::only(["https://chat.example"]);
+    config.allowed_origins = ws_gateway_core::Origins::only(["https://chat.example"]);
     let (server, _) = start(config).await;
     let err = connect_with_origin(&server, "https://evil.example")
         .await

@@ -4,11 +4,11 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestError, TestServer};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{TestError, TestServer};
 
 /// What the hooks saw.
 #[derive(Default)]
@@ -288,12 +288,12 @@ async fn handlers_are_plain_methods_callable_without_a_socket() {
         .iter()
         .find(|gateway| gateway.path() == "/other")
         .unwrap();
-    let (_client, mut queue) = runtime.open(gateway_core::Handshake::default(), 8);
+    let (_client, mut queue) = runtime.open(ws_gateway_core::Handshake::default(), 8);
     let other = OtherGateway {
         server: app.server("/other").unwrap(),
     };
     assert_eq!(other.shout("hi".to_owned()), 1);
-    let Some(gateway_core::transport::Outbound::Frame(frame)) = queue.try_recv() else {
+    let Some(ws_gateway_core::transport::Outbound::Frame(frame)) = queue.try_recv() else {
         panic!("nothing was sent to the client");
     };
     assert_eq!(frame.as_str(), r#"{"event":"shout","data":"hi"}"#);

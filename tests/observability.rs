@@ -1,9 +1,9 @@
 //! Metrics of the chat example over its Prometheus endpoint, after real traffic.
 
 use chat::auth::AuthService;
-use gateway_axum::test_client::{TestClient, TestServer};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ws_gateway_axum::test_client::{TestClient, TestServer};
 
 async fn get(server: &TestServer, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();

@@ -3,15 +3,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestError, TestServer};
-use gateway_core::{
-    Caught, Context, ExceptionFilter, FilterContext, Guard, Interceptor, Next, Outcome, Pipe,
-    Reply, ValidationPipe,
-};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use validator::Validate;
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{TestError, TestServer};
+use ws_gateway_core::{
+    Caught, Context, ExceptionFilter, FilterContext, Guard, Interceptor, Next, Outcome, Pipe,
+    Reply, ValidationPipe,
+};
 
 /// What ran, in order.
 #[derive(Default)]
@@ -402,12 +402,12 @@ struct Member(String);
 
 struct TokenAuth;
 
-impl gateway_core::Authenticator for TokenAuth {
+impl ws_gateway_core::Authenticator for TokenAuth {
     type Identity = Member;
 
     async fn authenticate(
         &self,
-        request: &gateway_core::HandshakeRequest<'_>,
+        request: &ws_gateway_core::HandshakeRequest<'_>,
     ) -> Result<Member, WsException> {
         match request.token() {
             Some(token) if token.starts_with("ok-") => Ok(Member(token[3..].to_owned())),
@@ -423,7 +423,10 @@ struct MembersGateway;
 #[websocket_gateway]
 impl MembersGateway {
     #[subscribe("whoami")]
-    fn whoami(&self, gateway_core::Identity(member): gateway_core::Identity<Member>) -> String {
+    fn whoami(
+        &self,
+        ws_gateway_core::Identity(member): ws_gateway_core::Identity<Member>,
+    ) -> String {
         member.0
     }
 }
@@ -475,7 +478,7 @@ async fn the_identity_reaches_handlers_from_header_query_or_cookie() {
         let mut request = server.url("/members").into_client_request().unwrap();
         request.headers_mut().insert(header, value.parse().unwrap());
         let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let mut client = gateway_axum::test_client::TestClient::from_stream(ws);
+        let mut client = ws_gateway_axum::test_client::TestClient::from_stream(ws);
         client.emit("whoami", &()).await.unwrap();
         assert_eq!(client.expect("whoami").await.unwrap(), json!("bob"));
     }
@@ -509,7 +512,7 @@ async fn the_logging_interceptor_logs_event_client_outcome_and_time() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = GatewayApp::new()
-        .use_global_interceptor(gateway_core::LoggingInterceptor)
+        .use_global_interceptor(ws_gateway_core::LoggingInterceptor)
         .gateway::<PlainGateway>()
         .build()
         .unwrap();

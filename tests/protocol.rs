@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestClient, TestError, TestServer};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{TestClient, TestError, TestServer};
 
 #[derive(Debug, Deserialize)]
 struct Point {
@@ -369,17 +369,17 @@ async fn a_client_close_is_answered_with_a_close_frame() {
 }
 
 /// NestJS's `messageParser`: the e2e suite of @nestjs/websockets sends `["push", data]`.
-fn tuple_frame(text: &str) -> Result<gateway_core::Request<'_>, WsException> {
+fn tuple_frame(text: &str) -> Result<ws_gateway_core::Request<'_>, WsException> {
     let (event, data): (std::borrow::Cow<'_, str>, &serde_json::value::RawValue) =
         serde_json::from_str(text)
             .map_err(|err| WsException::new(format!("expected [event, data]: {err}")))?;
-    Ok(gateway_core::Request::new(event).with_data(data))
+    Ok(ws_gateway_core::Request::new(event).with_data(data))
 }
 
 #[tokio::test]
 async fn a_message_parser_reads_other_shapes_of_frame() {
     let app = GatewayApp::new().gateway::<ProtoGateway>().build().unwrap();
-    let router = gateway_axum::JsonTransport::with_message_parser(tuple_frame).mount(&app);
+    let router = ws_gateway_axum::JsonTransport::with_message_parser(tuple_frame).mount(&app);
     let server = TestServer::start_router(app, router).await.unwrap();
     let mut client = server.connect("/proto").await.unwrap();
     client

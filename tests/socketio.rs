@@ -7,15 +7,15 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestClient, TestServer};
-use gateway_axum::{SocketIoTransport, Transport};
-use gateway_core::{Authenticator, HandshakeRequest};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{TestClient, TestServer};
+use ws_gateway_axum::{SocketIoTransport, Transport};
+use ws_gateway_core::{Authenticator, HandshakeRequest};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -595,7 +595,7 @@ async fn the_chat_example_serves_socketio_on_its_namespace() {
 
 #[tokio::test]
 async fn socketio_clients_of_two_instances_share_rooms_through_redis() {
-    use gateway_redis::{RedisAdapter, RedisConfig};
+    use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
     let prefix = format!("sio-test-{}", std::process::id());
     let auth = chat::auth::AuthService::new("sio-redis-secret");
@@ -648,9 +648,9 @@ async fn socketio_clients_of_two_instances_share_rooms_through_redis() {
 
 #[tokio::test]
 async fn the_rate_limit_applies_to_socketio_clients() {
-    let mut limit = gateway_core::RateLimit::new(1, 3);
+    let mut limit = ws_gateway_core::RateLimit::new(1, 3);
     limit.close_after = 3;
-    let mut config = gateway_core::ConnectionConfig::default();
+    let mut config = ws_gateway_core::ConnectionConfig::default();
     config.rate_limit = Some(limit);
     let app = GatewayApp::new()
         .gateway::<SioGateway>()

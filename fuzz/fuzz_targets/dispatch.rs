@@ -6,8 +6,8 @@
 
 use std::sync::OnceLock;
 
-use gateway_core::prelude::*;
-use gateway_core::{Handshake, Reply};
+use ws_gateway_core::prelude::*;
+use ws_gateway_core::{Handshake, Reply};
 use libfuzzer_sys::fuzz_target;
 use serde::{Deserialize, Serialize};
 use validator::Validate;

@@ -3,8 +3,8 @@
 
 #![no_main]
 
-use gateway_core::frame::{exceeds_depth, exception_frame};
-use gateway_core::{IncomingFrame, WsException};
+use ws_gateway_core::frame::{exceeds_depth, exception_frame};
+use ws_gateway_core::{IncomingFrame, WsException};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {

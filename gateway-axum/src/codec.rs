@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use gateway_core::transport::{FrameError, parse};
-use gateway_core::{Frame, Request, WsException};
+use ws_gateway_core::transport::{FrameError, parse};
+use ws_gateway_core::{Frame, Request, WsException};
 
 /// A wire format carried in WebSocket text or binary messages: how a message decodes into
 /// a [`Request`] and how an outgoing [`Frame`] (JSON `{"event":..,"data":..,"id"?:..}`)
@@ -25,9 +25,9 @@ use gateway_core::{Frame, Request, WsException};
 ///
 /// ```
 /// use axum::extract::ws::Message;
-/// use gateway_axum::{Codec, WebSocketTransport};
-/// use gateway_core::transport::parse;
-/// use gateway_core::{Frame, Request, WsException};
+/// use ws_gateway_axum::{Codec, WebSocketTransport};
+/// use ws_gateway_core::transport::parse;
+/// use ws_gateway_core::{Frame, Request, WsException};
 ///
 /// struct BinaryJson;
 ///
@@ -74,7 +74,7 @@ pub type MessageParser = dyn for<'a> Fn(&'a str) -> Result<Request<'a>, WsExcept
 ///
 /// ```
 /// use axum::extract::ws::Message;
-/// use gateway_axum::{Codec, JsonCodec};
+/// use ws_gateway_axum::{Codec, JsonCodec};
 ///
 /// let codec = JsonCodec::new();
 /// let message = Message::text(r#"{"event":"join","data":"lobby","id":1}"#);
@@ -95,7 +95,7 @@ impl JsonCodec {
     /// # Examples
     ///
     /// ```
-    /// let codec = gateway_axum::JsonCodec::new();
+    /// let codec = ws_gateway_axum::JsonCodec::new();
     /// # let _ = codec;
     /// ```
     pub fn new() -> Self {
@@ -113,8 +113,8 @@ impl JsonCodec {
     /// use std::borrow::Cow;
     ///
     /// use axum::extract::ws::Message;
-    /// use gateway_axum::{Codec, JsonCodec};
-    /// use gateway_core::{Request, WsException};
+    /// use ws_gateway_axum::{Codec, JsonCodec};
+    /// use ws_gateway_core::{Request, WsException};
     /// use serde_json::value::RawValue;
     ///
     /// fn tuple(text: &str) -> Result<Request<'_>, WsException> {

@@ -12,8 +12,8 @@ use axum::http::header::{
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use forwarded_header_value::ForwardedStanza;
-use gateway_core::transport::{ConnectionGuard, Refused};
-use gateway_core::{App, ConnectionConfig, ForwardedHeader, Origins};
+use ws_gateway_core::transport::{ConnectionGuard, Refused};
+use ws_gateway_core::{App, ConnectionConfig, ForwardedHeader, Origins};
 
 /// An upgrade request that may proceed to authentication.
 pub(crate) struct Admitted {
@@ -188,7 +188,7 @@ pub(crate) fn without_cookies(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// The WebSocket upgrade's own request headers, not kept in the
-/// [`Handshake`](gateway_core::Handshake): they are spent once the socket is open, and
+/// [`Handshake`](ws_gateway_core::Handshake): they are spent once the socket is open, and
 /// each kept header costs every connection about 100 bytes for as long as it lives.
 /// `Sec-WebSocket-Protocol` is kept: the application may care which it was offered.
 const SPENT: [HeaderName; 5] = [
@@ -201,7 +201,7 @@ const SPENT: [HeaderName; 5] = [
 
 #[cfg(test)]
 mod tests {
-    use gateway_core::TrustedProxies;
+    use ws_gateway_core::TrustedProxies;
 
     use super::*;
 

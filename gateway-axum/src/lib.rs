@@ -1,8 +1,8 @@
-//! Serves [gateway-core](gateway_core) gateways on axum: one call mounts every registered
+//! Serves [ws-gateway-core](ws_gateway_core) gateways on axum: one call mounts every registered
 //! gateway on a WebSocket upgrade route at its path.
 //!
 //! ```no_run
-//! use gateway_axum::prelude::*;
+//! use ws_gateway_axum::prelude::*;
 //!
 //! #[websocket_gateway(path = "/echo")]
 //! struct EchoGateway;
@@ -19,14 +19,14 @@
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let app = GatewayApp::new().build()?;
 //!     let router = app.into_router().route("/health", axum::routing::get(|| async { "ok" }));
-//!     let listener = gateway_axum::bind("127.0.0.1:3000".parse()?)?;
-//!     gateway_axum::serve(listener, router).await?;
+//!     let listener = ws_gateway_axum::bind("127.0.0.1:3000".parse()?)?;
+//!     ws_gateway_axum::serve(listener, router).await?;
 //!     Ok(())
 //! }
 //! ```
 //!
 //! Every upgrade gets the buffer sizes and limits of the app's
-//! [`ConnectionConfig`](gateway_core::ConnectionConfig) (4 KiB buffers by default, not
+//! [`ConnectionConfig`](ws_gateway_core::ConnectionConfig) (4 KiB buffers by default, not
 //! axum's 128 KiB), and [`bind`] listens with a backlog of 1024 so bursts of handshakes do
 //! not stall.
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
@@ -45,10 +45,6 @@ pub mod test_client;
 mod upgrade;
 
 pub use codec::{Codec, JsonCodec, MessageParser};
-/// The runtime the gateways are built with: gateways, handlers and the pipeline
-/// (`gateway_core::prelude`), the transport traits (`gateway_core::transport`).
-pub use gateway_core;
-pub use gateway_core::transport::Transport;
 pub use router::{IntoRouter, JsonTransport, WebSocketTransport};
 pub use serve::{BACKLOG, GracefulShutdown, Serve, bind, serve};
 #[cfg(feature = "socketio")]
@@ -56,3 +52,7 @@ pub use socketio::SocketIoTransport;
 /// socketioxide, the Socket.IO server [`SocketIoTransport`] runs on.
 #[cfg(feature = "socketio")]
 pub use socketioxide;
+/// The runtime the gateways are built with: gateways, handlers and the pipeline
+/// (`ws_gateway_core::prelude`), the transport traits (`ws_gateway_core::transport`).
+pub use ws_gateway_core;
+pub use ws_gateway_core::transport::Transport;

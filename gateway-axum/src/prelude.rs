@@ -1,4 +1,4 @@
-//! Everything an app needs, in one import: `use gateway_axum::prelude::*;`.
+//! Everything an app needs, in one import: `use ws_gateway_axum::prelude::*;`.
 
 pub use crate::{IntoRouter, Transport};
-pub use gateway_core::prelude::*;
+pub use ws_gateway_core::prelude::*;

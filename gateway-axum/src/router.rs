@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use gateway_core::App;
-use gateway_core::transport::{GatewayRuntime, Transport};
+use ws_gateway_core::App;
+use ws_gateway_core::transport::{GatewayRuntime, Transport};
 
 use crate::codec::{Codec, JsonCodec};
 use crate::upgrade::{Mounted, upgrade};
@@ -19,7 +19,7 @@ use crate::upgrade::{Mounted, upgrade};
 /// # Examples
 ///
 /// ```
-/// use gateway_axum::prelude::*;
+/// use ws_gateway_axum::prelude::*;
 ///
 /// #[websocket_gateway(path = "/ticker")]
 /// struct Ticker;
@@ -46,7 +46,7 @@ pub trait IntoRouter {
     /// A handshake on a gateway's path succeeds; other paths are not routed:
     ///
     /// ```
-    /// use gateway_axum::prelude::*;
+    /// use ws_gateway_axum::prelude::*;
     /// use tokio_tungstenite::tungstenite::Error;
     ///
     /// #[websocket_gateway(path = "/doc-into-router")]
@@ -59,9 +59,9 @@ pub trait IntoRouter {
     /// # async fn main() {
     /// let app = GatewayApp::new().gateway::<Routed>().build().unwrap();
     /// let router: axum::Router = app.into_router();
-    /// let listener = gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let listener = ws_gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     /// let addr = listener.local_addr().unwrap();
-    /// tokio::spawn(gateway_axum::serve(listener, router).into_future());
+    /// tokio::spawn(ws_gateway_axum::serve(listener, router).into_future());
     ///
     /// let routed = tokio_tungstenite::connect_async(format!("ws://{addr}/doc-into-router")).await;
     /// assert!(routed.is_ok());
@@ -89,13 +89,13 @@ impl IntoRouter for &App {
 /// per gateway path (after an optional prefix). It admits each connection under the app's
 /// limits, refuses origins outside `allowed_origins` (HTTP 403), authenticates the
 /// handshake (HTTP 401) before upgrading, then runs the client's
-/// [`Session`](gateway_core::transport::Session).
+/// [`Session`](ws_gateway_core::transport::Session).
 ///
 /// # Examples
 ///
 /// ```
-/// use gateway_axum::prelude::*;
-/// use gateway_axum::{JsonCodec, Transport, WebSocketTransport};
+/// use ws_gateway_axum::prelude::*;
+/// use ws_gateway_axum::{JsonCodec, Transport, WebSocketTransport};
 ///
 /// #[websocket_gateway(path = "/plain")]
 /// struct Plain;
@@ -123,9 +123,9 @@ pub struct WebSocketTransport<C> {
 /// ```
 /// use std::borrow::Cow;
 ///
-/// use gateway_axum::prelude::*;
-/// use gateway_axum::{JsonTransport, Transport};
-/// use gateway_core::Request;
+/// use ws_gateway_axum::prelude::*;
+/// use ws_gateway_axum::{JsonTransport, Transport};
+/// use ws_gateway_core::Request;
 /// use serde_json::value::RawValue;
 ///
 /// #[websocket_gateway(path = "/tuples")]
@@ -151,7 +151,10 @@ impl JsonTransport {
     /// See [`JsonCodec::with_message_parser`].
     pub fn with_message_parser<F>(parser: F) -> Self
     where
-        F: for<'a> Fn(&'a str) -> Result<gateway_core::Request<'a>, gateway_core::WsException>
+        F: for<'a> Fn(
+                &'a str,
+            )
+                -> Result<ws_gateway_core::Request<'a>, ws_gateway_core::WsException>
             + Send
             + Sync
             + 'static,
@@ -165,8 +168,8 @@ impl JsonTransport {
 /// # Examples
 ///
 /// ```
-/// use gateway_axum::prelude::*;
-/// use gateway_axum::{JsonTransport, Transport};
+/// use ws_gateway_axum::prelude::*;
+/// use ws_gateway_axum::{JsonTransport, Transport};
 ///
 /// #[websocket_gateway(path = "/doc-json-default")]
 /// struct Fresh;
@@ -189,7 +192,7 @@ impl<C: Codec> WebSocketTransport<C> {
     /// # Examples
     ///
     /// ```
-    /// let transport = gateway_axum::WebSocketTransport::new(gateway_axum::JsonCodec::new());
+    /// let transport = ws_gateway_axum::WebSocketTransport::new(ws_gateway_axum::JsonCodec::new());
     /// # let _ = transport;
     /// ```
     pub fn new(codec: C) -> Self {
@@ -208,7 +211,7 @@ impl<C: Codec> WebSocketTransport<C> {
     /// # Examples
     ///
     /// ```
-    /// let transport = gateway_axum::JsonTransport::default().at("/v1");
+    /// let transport = ws_gateway_axum::JsonTransport::default().at("/v1");
     /// # let _ = transport;
     /// ```
     #[must_use]
@@ -251,8 +254,8 @@ impl<C: Codec> Transport for WebSocketTransport<C> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_axum::prelude::*;
-    /// use gateway_axum::{JsonTransport, Transport};
+    /// use ws_gateway_axum::prelude::*;
+    /// use ws_gateway_axum::{JsonTransport, Transport};
     ///
     /// #[websocket_gateway(path = "/doc-json-create")]
     /// struct Created;
@@ -275,8 +278,8 @@ impl<C: Codec> Transport for WebSocketTransport<C> {
     /// Mounting gateways one by one, as [`mount`](Transport::mount) does:
     ///
     /// ```
-    /// use gateway_axum::prelude::*;
-    /// use gateway_axum::{JsonTransport, Transport};
+    /// use ws_gateway_axum::prelude::*;
+    /// use ws_gateway_axum::{JsonTransport, Transport};
     ///
     /// #[websocket_gateway(path = "/doc-json-bind")]
     /// struct Bound;

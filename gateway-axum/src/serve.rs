@@ -12,13 +12,13 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::serve::{Listener, ListenerExt, TapIo};
-use gateway_core::App;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tower_service::Service as _;
+use ws_gateway_core::App;
 
 use crate::gate::{Gated, GatedIo};
 
@@ -28,7 +28,7 @@ use crate::gate::{Gated, GatedIo};
 /// # Examples
 ///
 /// ```
-/// assert_eq!(gateway_axum::BACKLOG, 1024);
+/// assert_eq!(ws_gateway_axum::BACKLOG, 1024);
 /// ```
 pub const BACKLOG: u32 = 1024;
 
@@ -45,7 +45,7 @@ pub const BACKLOG: u32 = 1024;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
-/// let listener = gateway_axum::bind("127.0.0.1:0".parse().unwrap())?;
+/// let listener = ws_gateway_axum::bind("127.0.0.1:0".parse().unwrap())?;
 /// assert!(listener.local_addr()?.port() > 0);
 /// # Ok(())
 /// # }
@@ -75,7 +75,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// # Examples
 ///
 /// ```no_run
-/// use gateway_axum::prelude::*;
+/// use ws_gateway_axum::prelude::*;
 ///
 /// #[websocket_gateway(path = "/chat")]
 /// struct Chat;
@@ -86,8 +86,8 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let app = GatewayApp::new().gateway::<Chat>().build()?;
-/// let listener = gateway_axum::bind("127.0.0.1:3000".parse()?)?;
-/// gateway_axum::serve(listener, app.into_router()).await?;
+/// let listener = ws_gateway_axum::bind("127.0.0.1:3000".parse()?)?;
+/// ws_gateway_axum::serve(listener, app.into_router()).await?;
 /// # Ok(())
 /// # }
 /// ```
@@ -140,21 +140,21 @@ impl Serve {
     /// (engineioxide's tungstenite) would otherwise buffer a pong per ping for a client
     /// that sends pings and never reads. Unless set here,
     /// [`with_graceful_shutdown`](Self::with_graceful_shutdown) takes the app's
-    /// [`ConnectionConfig::write_timeout`](gateway_core::ConnectionConfig), so that both
+    /// [`ConnectionConfig::write_timeout`](ws_gateway_core::ConnectionConfig), so that both
     /// bounds are alike; awaited directly, pass it here.
     ///
     /// # Examples
     ///
     /// ```no_run
-    /// # use gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # #[tokio::main]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let app = GatewayApp::new().gateway::<Chat>().build()?;
-    /// let listener = gateway_axum::bind("127.0.0.1:3000".parse()?)?;
+    /// let listener = ws_gateway_axum::bind("127.0.0.1:3000".parse()?)?;
     /// let timeout = app.config().write_timeout;
-    /// gateway_axum::serve(listener, app.into_router()).write_timeout(timeout).await?;
+    /// ws_gateway_axum::serve(listener, app.into_router()).write_timeout(timeout).await?;
     /// # Ok(())
     /// # }
     /// ```
@@ -170,14 +170,14 @@ impl Serve {
     /// # Examples
     ///
     /// ```no_run
-    /// # use gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # #[tokio::main]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let app = GatewayApp::new().gateway::<Chat>().build()?;
-    /// let listener = gateway_axum::bind("0.0.0.0:3000".parse()?)?;
-    /// gateway_axum::serve(listener, app.into_router())
+    /// let listener = ws_gateway_axum::bind("0.0.0.0:3000".parse()?)?;
+    /// ws_gateway_axum::serve(listener, app.into_router())
     ///     .header_read_timeout(std::time::Duration::from_secs(5))
     ///     .await?;
     /// # Ok(())
@@ -191,7 +191,7 @@ impl Serve {
     /// The largest request head accepted, in bytes (the request line and every header);
     /// a larger one gets HTTP 431 and the connection is closed. Default 16 KiB (Node.js's
     /// default). A WebSocket connection keeps its headers for as long as it lives, within
-    /// [`ConnectionConfig::max_handshake_size`](gateway_core::ConnectionConfig::max_handshake_size).
+    /// [`ConnectionConfig::max_handshake_size`](ws_gateway_core::ConnectionConfig::max_handshake_size).
     ///
     /// # Panics
     ///
@@ -200,14 +200,14 @@ impl Serve {
     /// # Examples
     ///
     /// ```no_run
-    /// # use gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # #[tokio::main]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let app = GatewayApp::new().gateway::<Chat>().build()?;
-    /// let listener = gateway_axum::bind("0.0.0.0:3000".parse()?)?;
-    /// gateway_axum::serve(listener, app.into_router())
+    /// let listener = ws_gateway_axum::bind("0.0.0.0:3000".parse()?)?;
+    /// ws_gateway_axum::serve(listener, app.into_router())
     ///     .max_header_size(32 * 1024)
     ///     .await?;
     /// # Ok(())
@@ -233,7 +233,7 @@ impl Serve {
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use gateway_axum::prelude::*;
+    /// use ws_gateway_axum::prelude::*;
     /// use tokio_tungstenite::tungstenite::Message;
     ///
     /// #[websocket_gateway(path = "/doc-graceful")]
@@ -245,11 +245,11 @@ impl Serve {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let app = GatewayApp::new().gateway::<Chat>().build()?;
-    /// let listener = gateway_axum::bind("127.0.0.1:0".parse()?)?;
+    /// let listener = ws_gateway_axum::bind("127.0.0.1:0".parse()?)?;
     /// let addr = listener.local_addr()?;
     /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     /// let server = tokio::spawn(
-    ///     gateway_axum::serve(listener, app.clone().into_router())
+    ///     ws_gateway_axum::serve(listener, app.clone().into_router())
     ///         .with_graceful_shutdown(&app, async move { let _ = stopped.await; })
     ///         .grace(std::time::Duration::from_secs(5))
     ///         .into_future(),

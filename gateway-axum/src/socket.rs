@@ -17,8 +17,6 @@ use axum::body::Bytes;
 use axum::extract::ws::{Message, Utf8Bytes};
 use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt};
-use gateway_core::transport::{Closing, Connection, Decoded, Gone, Received};
-use gateway_core::{CloseRequest, Frame};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +25,8 @@ use tokio_tungstenite::WebSocketStream;
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tungstenite::protocol::{self, frame};
+use ws_gateway_core::transport::{Closing, Connection, Decoded, Gone, Received};
+use ws_gateway_core::{CloseRequest, Frame};
 
 use crate::codec::Codec;
 

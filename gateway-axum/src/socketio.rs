@@ -2,7 +2,7 @@
 //! [socketioxide](https://docs.rs/socketioxide).
 //!
 //! Each Socket.IO socket becomes an ordinary [`Client`] of the gateway's
-//! [`GatewayRuntime`]: rooms, [`WsServer`](gateway_core::WsServer) emits, guards, pipes,
+//! [`GatewayRuntime`]: rooms, [`WsServer`](ws_gateway_core::WsServer) emits, guards, pipes,
 //! interceptors, filters, hooks and the broadcast adapter work unchanged, and one room holds
 //! plain-WebSocket and Socket.IO clients alike.
 
@@ -17,11 +17,6 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::routing::any;
-use gateway_core::transport::{
-    Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot, Received, Session, Transport,
-    parse,
-};
-use gateway_core::{App, ErrorKind, Frame, Handshake, HandshakeRequest, Request, WsException};
 use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -31,6 +26,11 @@ use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::Socket;
 use socketioxide::{SocketIo, SocketIoConfig};
 use tokio::sync::mpsc;
+use ws_gateway_core::transport::{
+    Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot, Received, Session, Transport,
+    parse,
+};
+use ws_gateway_core::{App, ErrorKind, Frame, Handshake, HandshakeRequest, Request, WsException};
 
 use crate::handshake;
 
@@ -49,7 +49,7 @@ const INBOUND_BYTES: usize = 4 * 1024 * 1024;
 ///
 /// - A handler's reply under the request's own event answers the client's acknowledgement
 ///   callback when it passed one (NestJS's semantics), and is emitted under that event when
-///   it did not; a [`WsResponse`](gateway_core::WsResponse) under another event is emitted.
+///   it did not; a [`WsResponse`](ws_gateway_core::WsResponse) under another event is emitted.
 /// - A message's first argument is the handler's data (further arguments are ignored; none
 ///   is no data). Data stays raw JSON both ways: the handler receives the argument as the
 ///   client wrote it, and the client receives what the handler replies or emits as plain
@@ -73,8 +73,8 @@ const INBOUND_BYTES: usize = 4 * 1024 * 1024;
 /// # Examples
 ///
 /// ```
-/// use gateway_axum::prelude::*;
-/// use gateway_axum::{SocketIoTransport, Transport};
+/// use ws_gateway_axum::prelude::*;
+/// use ws_gateway_axum::{SocketIoTransport, Transport};
 ///
 /// #[websocket_gateway(path = "/chat")]
 /// struct Chat;
@@ -101,13 +101,13 @@ pub struct SocketIoTransport {
 
 impl SocketIoTransport {
     /// A transport with socketioxide's defaults (path `/socket.io`), the payload limits
-    /// taken from the app's [`ConnectionConfig`](gateway_core::ConnectionConfig).
+    /// taken from the app's [`ConnectionConfig`](ws_gateway_core::ConnectionConfig).
     ///
     /// # Examples
     ///
     /// ```
-    /// use gateway_axum::prelude::*;
-    /// use gateway_axum::{SocketIoTransport, Transport};
+    /// use ws_gateway_axum::prelude::*;
+    /// use ws_gateway_axum::{SocketIoTransport, Transport};
     ///
     /// #[websocket_gateway(path = "/doc-sio-new")]
     /// struct Fresh;
@@ -133,7 +133,7 @@ impl SocketIoTransport {
     /// ```
     /// let mut config = socketioxide::SocketIoConfig::default();
     /// config.engine_config.req_path = "/io".into();
-    /// let transport = gateway_axum::SocketIoTransport::with_config(config);
+    /// let transport = ws_gateway_axum::SocketIoTransport::with_config(config);
     /// # let _ = transport;
     /// ```
     pub fn with_config(config: SocketIoConfig) -> Self {
@@ -153,8 +153,8 @@ impl Transport for SocketIoTransport {
     /// # Examples
     ///
     /// ```
-    /// use gateway_axum::prelude::*;
-    /// use gateway_axum::{SocketIoTransport, Transport};
+    /// use ws_gateway_axum::prelude::*;
+    /// use ws_gateway_axum::{SocketIoTransport, Transport};
     ///
     /// #[websocket_gateway(path = "/doc-sio-create")]
     /// struct Created;
@@ -201,8 +201,8 @@ impl Transport for SocketIoTransport {
     /// # Examples
     ///
     /// ```
-    /// use gateway_axum::prelude::*;
-    /// use gateway_axum::{SocketIoTransport, Transport};
+    /// use ws_gateway_axum::prelude::*;
+    /// use ws_gateway_axum::{SocketIoTransport, Transport};
     ///
     /// #[websocket_gateway(path = "/doc-sio-bind")]
     /// struct Bound;

@@ -3,8 +3,8 @@
 //! `test-client` feature, usually in `[dev-dependencies]`).
 //!
 //! ```
-//! use gateway_axum::prelude::*;
-//! use gateway_axum::test_client::TestServer;
+//! use ws_gateway_axum::prelude::*;
+//! use ws_gateway_axum::test_client::TestServer;
 //!
 //! #[websocket_gateway(path = "/echo")]
 //! struct Echo;
@@ -32,7 +32,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gateway_core::App;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -40,6 +39,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use ws_gateway_core::App;
 
 use crate::IntoRouter;
 
@@ -50,7 +50,7 @@ use crate::IntoRouter;
 /// ```
 /// use std::time::Duration;
 ///
-/// assert_eq!(gateway_axum::test_client::DEFAULT_TIMEOUT, Duration::from_secs(5));
+/// assert_eq!(ws_gateway_axum::test_client::DEFAULT_TIMEOUT, Duration::from_secs(5));
 /// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,8 +62,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// use std::time::Duration;
-/// # use gateway_axum::prelude::*;
-/// # use gateway_axum::test_client::{TestError, TestServer};
+/// # use ws_gateway_axum::prelude::*;
+/// # use ws_gateway_axum::test_client::{TestError, TestServer};
 /// # #[websocket_gateway(path = "/doc-tc-error")] struct Quiet;
 /// # #[websocket_gateway] impl Quiet {}
 /// # #[tokio::main(flavor = "current_thread")]
@@ -105,8 +105,8 @@ pub enum TestError {
 /// # Examples
 ///
 /// ```
-/// # use gateway_axum::prelude::*;
-/// # use gateway_axum::test_client::{TestError, TestServer};
+/// # use ws_gateway_axum::prelude::*;
+/// # use ws_gateway_axum::test_client::{TestError, TestServer};
 /// # #[websocket_gateway(path = "/doc-tc-server")] struct Served;
 /// # #[websocket_gateway] impl Served { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
 /// # #[tokio::main(flavor = "current_thread")]
@@ -137,8 +137,8 @@ impl TestServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-start")] struct Started;
     /// # #[websocket_gateway] impl Started { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
     /// # #[tokio::main(flavor = "current_thread")]
@@ -169,8 +169,8 @@ impl TestServer {
     /// ```
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
     ///
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-start-router")] struct Routed;
     /// # #[websocket_gateway] impl Routed { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
     /// # #[tokio::main(flavor = "current_thread")]
@@ -218,8 +218,8 @@ impl TestServer {
     /// ```
     /// use std::time::Duration;
     ///
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-shutdown")] struct Stopping;
     /// # #[websocket_gateway] impl Stopping {}
     /// # #[tokio::main(flavor = "current_thread")]
@@ -241,8 +241,8 @@ impl TestServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-addr")] struct Addressed;
     /// # #[websocket_gateway] impl Addressed {}
     /// # #[tokio::main(flavor = "current_thread")]
@@ -263,8 +263,8 @@ impl TestServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-app")] struct Served;
     /// # #[websocket_gateway] impl Served {}
     /// # #[tokio::main(flavor = "current_thread")]
@@ -284,8 +284,8 @@ impl TestServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-url")] struct Located;
     /// # #[websocket_gateway] impl Located {}
     /// # #[tokio::main(flavor = "current_thread")]
@@ -312,8 +312,8 @@ impl TestServer {
     /// ```
     /// use tokio_tungstenite::tungstenite::Error;
     ///
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-connect")] struct Reached;
     /// # #[websocket_gateway] impl Reached {}
     /// # #[tokio::main(flavor = "current_thread")]
@@ -343,8 +343,8 @@ impl Drop for TestServer {
 /// # Examples
 ///
 /// ```
-/// # use gateway_axum::prelude::*;
-/// # use gateway_axum::test_client::{TestError, TestServer};
+/// # use ws_gateway_axum::prelude::*;
+/// # use ws_gateway_axum::test_client::{TestError, TestServer};
 /// # #[websocket_gateway(path = "/doc-tc-received")] struct Framed;
 /// # #[websocket_gateway] impl Framed { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
 /// # #[tokio::main(flavor = "current_thread")]
@@ -379,8 +379,8 @@ pub struct Received {
 /// Connecting by URL, e.g. to a server started another way:
 ///
 /// ```
-/// # use gateway_axum::prelude::*;
-/// # use gateway_axum::test_client::{TestClient, TestError, TestServer};
+/// # use ws_gateway_axum::prelude::*;
+/// # use ws_gateway_axum::test_client::{TestClient, TestError, TestServer};
 /// # #[websocket_gateway(path = "/doc-tc-client")] struct Clients;
 /// # #[websocket_gateway] impl Clients { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
 /// # #[tokio::main(flavor = "current_thread")]
@@ -410,8 +410,8 @@ impl TestClient {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestClient, TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestClient, TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-client-connect")] struct ByUrl;
     /// # #[websocket_gateway] impl ByUrl { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
     /// # #[tokio::main(flavor = "current_thread")]
@@ -438,8 +438,8 @@ impl TestClient {
     /// ```
     /// use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     ///
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestClient, TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestClient, TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-from-stream")] struct Tenants;
     /// # #[websocket_gateway] impl Tenants {
     /// #     #[subscribe("tenant")]
@@ -475,8 +475,8 @@ impl TestClient {
     /// ```
     /// use std::time::Duration;
     ///
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-timeout")] struct Patient;
     /// # #[websocket_gateway] impl Patient {}
     /// # #[tokio::main(flavor = "current_thread")]
@@ -504,8 +504,8 @@ impl TestClient {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-emit")] struct Emitted;
     /// # #[websocket_gateway] impl Emitted { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
     /// # #[tokio::main(flavor = "current_thread")]
@@ -535,8 +535,8 @@ impl TestClient {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-emit-id")] struct Tagged;
     /// # #[websocket_gateway] impl Tagged { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
     /// # #[tokio::main(flavor = "current_thread")]
@@ -569,8 +569,8 @@ impl TestClient {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-send-text")] struct Texted;
     /// # #[websocket_gateway] impl Texted { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
     /// # #[tokio::main(flavor = "current_thread")]
@@ -597,8 +597,8 @@ impl TestClient {
     /// The JSON protocol refuses binary frames with an exception:
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-send-binary")] struct Binary;
     /// # #[websocket_gateway] impl Binary { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
     /// # #[tokio::main(flavor = "current_thread")]
@@ -627,8 +627,8 @@ impl TestClient {
     /// A frame skipped by [`expect`](Self::expect) is returned first:
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-recv")] struct Pairs;
     /// # #[websocket_gateway] impl Pairs {
     /// #     #[subscribe("a")]
@@ -700,8 +700,8 @@ impl TestClient {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-expect")] struct Expected;
     /// # #[websocket_gateway] impl Expected { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
     /// # #[tokio::main(flavor = "current_thread")]
@@ -726,8 +726,8 @@ impl TestClient {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-expect-frame")] struct Whole;
     /// # #[websocket_gateway] impl Whole { #[subscribe("e")] fn e(&self, n: u32) -> u32 { n } }
     /// # #[tokio::main(flavor = "current_thread")]
@@ -765,8 +765,8 @@ impl TestClient {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-expect-close")] struct Kicks;
     /// # #[websocket_gateway] impl Kicks {
     /// #     #[subscribe("kick")]
@@ -808,8 +808,8 @@ impl TestClient {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-close")] struct Closing;
     /// # #[websocket_gateway] impl Closing {}
     /// # #[tokio::main(flavor = "current_thread")]
@@ -835,8 +835,8 @@ impl TestClient {
     /// use futures_util::{SinkExt, StreamExt};
     /// use tokio_tungstenite::tungstenite::Message;
     ///
-    /// # use gateway_axum::prelude::*;
-    /// # use gateway_axum::test_client::{TestError, TestServer};
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
     /// # #[websocket_gateway(path = "/doc-tc-into-inner")] struct Raw;
     /// # #[websocket_gateway] impl Raw {}
     /// # #[tokio::main(flavor = "current_thread")]

@@ -11,8 +11,8 @@ use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-use gateway_core::transport::{GatewayRuntime, Session};
-use gateway_core::{App, Handshake, HandshakeRequest};
+use ws_gateway_core::transport::{GatewayRuntime, Session};
+use ws_gateway_core::{App, Handshake, HandshakeRequest};
 
 use crate::codec::Codec;
 use crate::handshake;

@@ -1,4 +1,4 @@
-//! Micro-benchmarks of the message hot path, without a socket: `cargo bench -p gateway-core
+//! Micro-benchmarks of the message hot path, without a socket: `cargo bench -p ws-gateway-core
 //! --bench dispatch`.
 //!
 //! - `frame_decode`: parsing `{"event":..,"data":..}` (event borrowed, data kept raw);
@@ -11,12 +11,12 @@
 #![allow(missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gateway_core::prelude::*;
-use gateway_core::transport::{Answer, Handled, parse};
-use gateway_core::{Frame, Handshake};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::hint::black_box;
+use ws_gateway_core::prelude::*;
+use ws_gateway_core::transport::{Answer, Handled, parse};
+use ws_gateway_core::{Frame, Handshake};
 
 /// The ~60-byte echo request of the load generator.
 const ECHO: &str = r#"{"event":"echo","data":{"user":"bench","text":"hello, gateway"}}"#;

@@ -1,4 +1,4 @@
-//! Not public API: the one contract between the code `gateway-macros` generates and the
+//! Not public API: the one contract between the code `ws-gateway-macros` generates and the
 //! runtime. Everything here may change in any release.
 //!
 //! What the expansion of `#[websocket_gateway]` uses (see the checked-in expansion,

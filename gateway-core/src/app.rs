@@ -24,7 +24,7 @@ use crate::server::WsServer;
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// struct Clock;
 ///
@@ -78,7 +78,7 @@ impl GatewayApp {
     /// # Examples
     ///
     /// ```standalone_crate
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/registered")]
     /// struct Registered;
@@ -102,8 +102,8 @@ impl GatewayApp {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
     ///
     /// struct Greeting(&'static str);
     ///
@@ -145,9 +145,9 @@ impl GatewayApp {
     /// # async fn main() {
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
-    /// use gateway_core::transport::Answer;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Answer;
     ///
     /// struct Hits(AtomicUsize);
     ///
@@ -189,7 +189,7 @@ impl GatewayApp {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/a")]
     /// struct A;
@@ -221,8 +221,8 @@ impl GatewayApp {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
     ///
     /// /// Closed for maintenance.
     /// struct DenyAll;
@@ -267,8 +267,8 @@ impl GatewayApp {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
     ///
     /// /// Wraps every reply's data in `{"wrapped": ...}`.
     /// struct Wrap;
@@ -313,8 +313,8 @@ impl GatewayApp {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::{Frame, Handshake};
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::{Frame, Handshake};
     ///
     /// /// Sends every client error as `{"event":"oops","data":<message>}`.
     /// struct Oops;
@@ -358,8 +358,8 @@ impl GatewayApp {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::{Authenticator, HandshakeRequest, UNAUTHORIZED};
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::{Authenticator, HandshakeRequest, UNAUTHORIZED};
     ///
     /// /// `?token=secret` is alice; anything else is refused.
     /// struct TokenAuth;
@@ -416,8 +416,8 @@ impl GatewayApp {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::{Authenticator, HandshakeRequest};
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::{Authenticator, HandshakeRequest};
     ///
     /// /// Lets in any request with an `x-user` header.
     /// struct HeaderAuth;
@@ -460,8 +460,8 @@ impl GatewayApp {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::ConnectionConfig;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::ConnectionConfig;
     ///
     /// #[websocket_gateway(path = "/chat")]
     /// struct Chat;
@@ -470,7 +470,7 @@ impl GatewayApp {
     ///
     /// let mut config = ConnectionConfig::default();
     /// config.outbound_queue = 64;
-    /// config.allowed_origins = gateway_core::Origins::only(["https://chat.example"]);
+    /// config.allowed_origins = ws_gateway_core::Origins::only(["https://chat.example"]);
     /// let app = GatewayApp::new().config(config).gateway::<Chat>().build().unwrap();
     /// assert_eq!(app.config().outbound_queue, 64);
     /// ```
@@ -480,14 +480,14 @@ impl GatewayApp {
     }
 
     /// Carries every gateway's emits, room operations and disconnects to the other
-    /// instances of the app, and theirs to it: `gateway_redis::RedisAdapter` for Redis.
+    /// instances of the app, and theirs to it: `ws_gateway_redis::RedisAdapter` for Redis.
     /// Without one, everything stays in this process.
     ///
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::GatewayApp;
-    /// use gateway_core::adapter::{Adapter, LocalServer, Message};
+    /// use ws_gateway_core::GatewayApp;
+    /// use ws_gateway_core::adapter::{Adapter, LocalServer, Message};
     ///
     /// /// Sends nothing anywhere: the embedded default, spelled out.
     /// struct Alone;
@@ -501,7 +501,7 @@ impl GatewayApp {
     /// # let _ = builder;
     /// ```
     ///
-    /// With Redis (`gateway-redis`):
+    /// With Redis (`ws-gateway-redis`):
     /// `GatewayApp::new().adapter(RedisAdapter::connect(RedisConfig::new(url)).await?)`.
     pub fn adapter(mut self, adapter: impl Adapter) -> Self {
         self.adapter = Some(AdapterRef::new(adapter));
@@ -518,8 +518,8 @@ impl GatewayApp {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::BuildError;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::BuildError;
     ///
     /// #[websocket_gateway(path = "/x")]
     /// struct First;
@@ -615,7 +615,7 @@ impl GatewayApp {
     }
 }
 
-/// The built gateways, ready to be mounted by a transport (gateway-axum's `into_router`).
+/// The built gateways, ready to be mounted by a transport (ws-gateway-axum's `into_router`).
 /// Cheap to clone.
 ///
 /// # Examples
@@ -623,8 +623,8 @@ impl GatewayApp {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
 ///
 /// #[websocket_gateway(path = "/chat")]
 /// struct Chat;
@@ -665,7 +665,7 @@ impl App {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/b")]
     /// struct B;
@@ -690,7 +690,7 @@ impl App {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/chat")]
     /// struct Chat;
@@ -698,7 +698,7 @@ impl App {
     /// impl Chat {}
     ///
     /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// assert_eq!(app.config(), &gateway_core::ConnectionConfig::default());
+    /// assert_eq!(app.config(), &ws_gateway_core::ConnectionConfig::default());
     /// ```
     pub fn config(&self) -> &ConnectionConfig {
         &self.inner.config
@@ -710,14 +710,14 @@ impl App {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/chat")]
     /// struct Chat;
     /// #[websocket_gateway]
     /// impl Chat {}
     ///
-    /// let mut config = gateway_core::ConnectionConfig::default();
+    /// let mut config = ws_gateway_core::ConnectionConfig::default();
     /// config.max_connections = Some(1);
     /// let app = GatewayApp::new().config(config).gateway::<Chat>().build().unwrap();
     /// let first = app.connections().admit(None).unwrap();
@@ -741,7 +741,7 @@ impl App {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use std::time::Duration;
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/bye")]
     /// struct ByeGateway;
@@ -768,8 +768,8 @@ impl App {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
     ///
     /// #[websocket_gateway(path = "/news")]
     /// struct News;
@@ -798,7 +798,7 @@ impl App {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/news")]
     /// struct News;

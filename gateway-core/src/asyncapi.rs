@@ -13,7 +13,7 @@ use crate::App;
 /// # Examples
 ///
 /// ```
-/// use gateway_core::asyncapi::Info;
+/// use ws_gateway_core::asyncapi::Info;
 ///
 /// let info = Info::new("Chat", "1.0.0").description("Rooms and messages");
 /// assert_eq!(info.title, "Chat");
@@ -36,7 +36,7 @@ impl Info {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::asyncapi::Info;
+    /// use ws_gateway_core::asyncapi::Info;
     ///
     /// let info = Info::new("Chat", "1.0.0");
     /// assert_eq!((info.title.as_str(), info.version.as_str()), ("Chat", "1.0.0"));
@@ -55,7 +55,7 @@ impl Info {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::asyncapi::Info;
+    /// use ws_gateway_core::asyncapi::Info;
     ///
     /// let info = Info::new("Chat", "1.0.0").description("Rooms and messages");
     /// assert_eq!(info.description.as_deref(), Some("Rooms and messages"));
@@ -72,8 +72,8 @@ impl Info {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::asyncapi::{Info, document};
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::asyncapi::{Info, document};
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[derive(serde::Deserialize, schemars::JsonSchema)]
 /// struct Join {

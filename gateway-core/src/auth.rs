@@ -17,7 +17,7 @@ use crate::guard::BoxFuture;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(gateway_core::UNAUTHORIZED, "Unauthorized");
+/// assert_eq!(ws_gateway_core::UNAUTHORIZED, "Unauthorized");
 /// ```
 pub const UNAUTHORIZED: &str = "Unauthorized";
 
@@ -26,7 +26,7 @@ pub const UNAUTHORIZED: &str = "Unauthorized";
 /// # Examples
 ///
 /// ```
-/// use gateway_core::HandshakeRequest;
+/// use ws_gateway_core::HandshakeRequest;
 ///
 /// let uri: http::Uri = "/chat?room=a".parse().unwrap();
 /// let mut headers = http::HeaderMap::new();
@@ -48,7 +48,7 @@ impl<'a> HandshakeRequest<'a> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::HandshakeRequest;
+    /// use ws_gateway_core::HandshakeRequest;
     ///
     /// let uri: http::Uri = "/chat".parse().unwrap();
     /// let headers = http::HeaderMap::new();
@@ -69,7 +69,7 @@ impl<'a> HandshakeRequest<'a> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::HandshakeRequest;
+    /// use ws_gateway_core::HandshakeRequest;
     ///
     /// // What a Socket.IO client sends with `io(url, { auth: { token: "abc" } })`.
     /// let auth = serde_json::json!({ "token": "abc" });
@@ -88,7 +88,7 @@ impl<'a> HandshakeRequest<'a> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::HandshakeRequest;
+    /// use ws_gateway_core::HandshakeRequest;
     ///
     /// let (uri, headers) = ("/chat?v=2".parse().unwrap(), http::HeaderMap::new());
     /// let request = HandshakeRequest::new(&uri, &headers);
@@ -103,7 +103,7 @@ impl<'a> HandshakeRequest<'a> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::HandshakeRequest;
+    /// use ws_gateway_core::HandshakeRequest;
     ///
     /// let uri = "/chat".parse().unwrap();
     /// let mut headers = http::HeaderMap::new();
@@ -120,7 +120,7 @@ impl<'a> HandshakeRequest<'a> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::HandshakeRequest;
+    /// use ws_gateway_core::HandshakeRequest;
     ///
     /// let auth = serde_json::json!({ "user": "alice" });
     /// let (uri, headers) = ("/".parse().unwrap(), http::HeaderMap::new());
@@ -136,7 +136,7 @@ impl<'a> HandshakeRequest<'a> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::HandshakeRequest;
+    /// use ws_gateway_core::HandshakeRequest;
     ///
     /// let (uri, headers) = ("/chat?room=a%20b&debug".parse().unwrap(), http::HeaderMap::new());
     /// let request = HandshakeRequest::new(&uri, &headers);
@@ -156,7 +156,7 @@ impl<'a> HandshakeRequest<'a> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::HandshakeRequest;
+    /// use ws_gateway_core::HandshakeRequest;
     ///
     /// let uri = "/chat".parse().unwrap();
     /// let mut headers = http::HeaderMap::new();
@@ -190,7 +190,7 @@ impl<'a> HandshakeRequest<'a> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::HandshakeRequest;
+    /// use ws_gateway_core::HandshakeRequest;
     ///
     /// let uri: http::Uri = "/chat?room=a&token=abc".parse().unwrap();
     /// let headers = http::HeaderMap::new();
@@ -223,7 +223,7 @@ impl<'a> HandshakeRequest<'a> {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{Authenticator, HandshakeRequest, WsException};
+/// use ws_gateway_core::{Authenticator, HandshakeRequest, WsException};
 ///
 /// #[derive(Clone, Debug)]
 /// struct User(String);
@@ -245,7 +245,7 @@ impl<'a> HandshakeRequest<'a> {
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an authenticator",
-    note = "implement `gateway_core::Authenticator` for `{Self}`"
+    note = "implement `ws_gateway_core::Authenticator` for `{Self}`"
 )]
 pub trait Authenticator: Send + Sync + 'static {
     /// Who the client is; handlers, guards and hooks read it with [`Identity<T>`].
@@ -269,8 +269,8 @@ pub trait Authenticator: Send + Sync + 'static {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::{Authenticator, Handshake, HandshakeRequest};
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::{Authenticator, Handshake, HandshakeRequest};
 ///
 /// struct Anyone;
 ///
@@ -333,8 +333,8 @@ pub(crate) struct AuthenticatorRef(pub(crate) Arc<dyn ErasedAuthenticator>);
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::Identity;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Identity;
 ///
 /// #[derive(Clone)]
 /// struct User {
@@ -361,8 +361,8 @@ impl<T: Clone + Send + Sync + 'static> Identity<T> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
     ///
     /// #[websocket_gateway(path = "/chat")]
     /// struct Chat;
@@ -394,8 +394,8 @@ impl<T: Clone + Send + Sync + 'static> Identity<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
     ///
     /// /// Only "admin" may send messages.
     /// struct AdminOnly;

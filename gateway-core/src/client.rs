@@ -25,7 +25,7 @@ use crate::server::{Broadcast, WsServer};
 /// # Examples
 ///
 /// ```
-/// let id: gateway_core::ClientId = "00000000000000ff".parse().unwrap();
+/// let id: ws_gateway_core::ClientId = "00000000000000ff".parse().unwrap();
 /// assert_eq!(id.to_string(), "00000000000000ff");
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,7 +47,7 @@ impl ClientId {
     /// # Examples
     ///
     /// ```
-    /// let id: gateway_core::ClientId = "00000000000000ff".parse().unwrap();
+    /// let id: ws_gateway_core::ClientId = "00000000000000ff".parse().unwrap();
     /// assert_eq!(id.as_u64(), 255);
     /// ```
     pub fn as_u64(self) -> u64 {
@@ -86,13 +86,13 @@ impl Serialize for ClientId {
 /// # Examples
 ///
 /// ```
-/// # use gateway_core::prelude::*;
+/// # use ws_gateway_core::prelude::*;
 /// # #[websocket_gateway(path = "/chat")] struct Chat;
 /// # #[websocket_gateway] impl Chat {}
 /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
 /// # let gw = &app.gateways()[0];
-/// use gateway_core::Handshake;
-/// use gateway_core::transport::Outbound;
+/// use ws_gateway_core::Handshake;
+/// use ws_gateway_core::transport::Outbound;
 ///
 /// let (client, mut queue) = gw.open(Handshake::default(), 8);
 /// client.emit("hello", &1).unwrap();
@@ -142,7 +142,7 @@ impl Handshake {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::Handshake;
     ///
     /// let mut headers = http::HeaderMap::new();
     /// headers.insert("user-agent", "demo".parse().unwrap());
@@ -178,13 +178,13 @@ impl OutboundQueue {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// client.emit("tick", &1).unwrap();
@@ -205,12 +205,12 @@ impl OutboundQueue {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::Handshake;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// assert!(queue.try_recv().is_none());
@@ -228,12 +228,12 @@ impl OutboundQueue {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, SendError};
+    /// use ws_gateway_core::{Handshake, SendError};
     ///
     /// // A queue of one frame that nobody drains.
     /// let (client, queue) = gw.open(Handshake::default(), 1);
@@ -259,12 +259,12 @@ impl OverflowSignal {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::Handshake;
     ///
     /// let (client, queue) = gw.open(Handshake::default(), 1);
     /// let overflow = queue.overflow_signal();
@@ -284,12 +284,12 @@ impl OverflowSignal {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::Handshake;
     ///
     /// let (client, queue) = gw.open(Handshake::default(), 1);
     /// let overflow = queue.overflow_signal();
@@ -365,7 +365,7 @@ impl ClientSink {
 /// Cheap to clone. As a handler argument it is the client that sent the message:
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/rooms")]
 /// struct RoomsGateway;
@@ -412,12 +412,12 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// assert_ne!(a.id(), b.id());
@@ -432,12 +432,12 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     /// assert_eq!(client.server().path(), "/chat");
     /// assert_eq!(client.server().client_ids(), [client.id()]);
@@ -451,12 +451,12 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::Handshake;
     ///
     /// let handshake = Handshake::new("/chat?token=abc".parse().unwrap(), http::HeaderMap::new());
     /// let (client, _queue) = gw.open(handshake, 8);
@@ -476,13 +476,13 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, SendError};
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::{Handshake, SendError};
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// client.emit("welcome", &"hi").unwrap();
@@ -506,13 +506,13 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Frame, Handshake};
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::{Frame, Handshake};
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// let frame = Frame::event("tick", &1).unwrap(); // encode once, send to many
@@ -528,12 +528,12 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     /// client.join("lobby").unwrap();
     /// client.join("lobby").unwrap(); // already there: nothing changes
@@ -556,12 +556,12 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     /// client.join("lobby").unwrap();
     /// assert!(client.is_in("lobby"));
@@ -576,12 +576,12 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     /// client.join("a").unwrap();
     /// client.join("b").unwrap();
@@ -598,12 +598,12 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     /// assert!(client.rooms().is_empty());
     /// client.join("zebra").unwrap();
@@ -620,12 +620,12 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (alice, mut alice_queue) = gw.open(Handshake::default(), 8);
     /// let (bob, mut bob_queue) = gw.open(Handshake::default(), 8);
     /// assert_eq!(alice.broadcast().emit("hello", &"from alice").unwrap(), 1);
@@ -641,12 +641,12 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (alice, mut alice_queue) = gw.open(Handshake::default(), 8);
     /// let (bob, mut bob_queue) = gw.open(Handshake::default(), 8);
     /// let (carol, mut carol_queue) = gw.open(Handshake::default(), 8);
@@ -666,13 +666,13 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// client.disconnect();
@@ -688,13 +688,13 @@ impl Client {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// client.close(4001, "kicked");

@@ -14,11 +14,11 @@ use ipnet::IpNet;
 /// # Examples
 ///
 /// ```
-/// let mut config = gateway_core::ConnectionConfig::default();
+/// let mut config = ws_gateway_core::ConnectionConfig::default();
 /// config.max_message_size = 16 * 1024;
 /// config.max_frame_size = 16 * 1024;
 /// assert_eq!(config.read_buffer_size, 4096);
-/// let app = gateway_core::GatewayApp::new().config(config);
+/// let app = ws_gateway_core::GatewayApp::new().config(config);
 /// # let _ = app;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub struct ConnectionConfig {
     /// The address is the TCP peer's, or behind [`trusted_proxies`](Self::trusted_proxies)
     /// the client's they forward. When set, a server that does not know the peer (plain
     /// `axum::serve(listener, router)`, without `ConnectInfo`) refuses every upgrade with
-    /// HTTP 500 rather than silently counting nobody: serve with `gateway_axum::serve`, or
+    /// HTTP 500 rather than silently counting nobody: serve with `ws_gateway_axum::serve`, or
     /// `router.into_make_service_with_connect_info::<SocketAddr>()`.
     pub max_connections_per_ip: Option<usize>,
     /// Reverse proxies (load balancers, ingress) whose forwarded-for header names the
@@ -81,7 +81,7 @@ pub struct ConnectionConfig {
     /// Bytes of request headers (names and values) an upgrade may bring: the connection
     /// keeps them, in its [`Handshake`](crate::Handshake), for as long as it lives (the
     /// upgrade's own, `Sec-WebSocket-Key` and the like, are not counted nor kept). More get
-    /// HTTP 431 before the upgrade. Default 16 KiB, as `gateway_axum::serve` bounds the
+    /// HTTP 431 before the upgrade. Default 16 KiB, as `ws_gateway_axum::serve` bounds the
     /// whole request head; this bound holds under any server.
     pub max_handshake_size: usize,
     /// How often the server pings each client. Default 25 s (Socket.IO's `pingInterval`).
@@ -112,7 +112,7 @@ pub struct ConnectionConfig {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{ConnectionConfig, Origins};
+/// use ws_gateway_core::{ConnectionConfig, Origins};
 ///
 /// let mut config = ConnectionConfig::default();
 /// assert_eq!(config.allowed_origins, Origins::SameOrigin);
@@ -144,8 +144,8 @@ impl Origins {
     /// # Examples
     ///
     /// ```
-    /// let origins = gateway_core::Origins::only(["https://chat.example"]);
-    /// assert_eq!(origins, gateway_core::Origins::Only(vec!["https://chat.example".into()]));
+    /// let origins = ws_gateway_core::Origins::only(["https://chat.example"]);
+    /// assert_eq!(origins, ws_gateway_core::Origins::Only(vec!["https://chat.example".into()]));
     /// ```
     pub fn only<S: Into<String>>(origins: impl IntoIterator<Item = S>) -> Self {
         Self::Only(origins.into_iter().map(Into::into).collect())
@@ -157,7 +157,7 @@ impl Origins {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::Origins;
+    /// use ws_gateway_core::Origins;
     ///
     /// let same = Origins::SameOrigin;
     /// assert!(same.allows("http://localhost:3000", Some("localhost:3000")));
@@ -206,7 +206,7 @@ fn same_origin(origin: &str, host: &str) -> bool {
 /// they saw to `X-Forwarded-For`:
 ///
 /// ```
-/// use gateway_core::{ConnectionConfig, ForwardedHeader, TrustedProxies};
+/// use ws_gateway_core::{ConnectionConfig, ForwardedHeader, TrustedProxies};
 ///
 /// let mut config = ConnectionConfig::default();
 /// config.max_connections_per_ip = Some(20);
@@ -232,7 +232,7 @@ impl TrustedProxies {
     /// # Examples
     ///
     /// ```
-    /// let proxies = gateway_core::TrustedProxies::new(["127.0.0.1/32".parse().unwrap()]);
+    /// let proxies = ws_gateway_core::TrustedProxies::new(["127.0.0.1/32".parse().unwrap()]);
     /// assert!(proxies.trusts("127.0.0.1".parse().unwrap()));
     /// ```
     pub fn new(networks: impl IntoIterator<Item = IpNet>) -> Self {
@@ -247,7 +247,7 @@ impl TrustedProxies {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{ForwardedHeader, TrustedProxies};
+    /// use ws_gateway_core::{ForwardedHeader, TrustedProxies};
     ///
     /// let proxies = TrustedProxies::new(["10.0.0.0/8".parse().unwrap()])
     ///     .header(ForwardedHeader::Forwarded);
@@ -264,7 +264,7 @@ impl TrustedProxies {
     /// # Examples
     ///
     /// ```
-    /// let proxies = gateway_core::TrustedProxies::new(["fd00::/8".parse().unwrap()]);
+    /// let proxies = ws_gateway_core::TrustedProxies::new(["fd00::/8".parse().unwrap()]);
     /// assert!(proxies.trusts("fd00::1".parse().unwrap()));
     /// assert!(!proxies.trusts("::1".parse().unwrap()));
     /// ```
@@ -279,7 +279,7 @@ impl TrustedProxies {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(gateway_core::ForwardedHeader::default(), gateway_core::ForwardedHeader::XForwardedFor);
+/// assert_eq!(ws_gateway_core::ForwardedHeader::default(), ws_gateway_core::ForwardedHeader::XForwardedFor);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -301,8 +301,8 @@ pub enum ForwardedHeader {
 /// # Examples
 ///
 /// ```
-/// let mut config = gateway_core::ConnectionConfig::default();
-/// config.rate_limit = Some(gateway_core::RateLimit::new(10, 20));
+/// let mut config = ws_gateway_core::ConnectionConfig::default();
+/// config.rate_limit = Some(ws_gateway_core::RateLimit::new(10, 20));
 /// assert_eq!(config.rate_limit.unwrap().close_after, 100);
 /// assert_eq!(config.rate_limit.unwrap().token_size, 4096);
 /// ```
@@ -326,7 +326,7 @@ impl RateLimit {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::RateLimit;
+    /// use ws_gateway_core::RateLimit;
     ///
     /// let limit = RateLimit::new(5, 10);
     /// assert_eq!((limit.per_second, limit.burst, limit.close_after), (5, 10, 100));

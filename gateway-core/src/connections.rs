@@ -21,7 +21,7 @@ use tokio::sync::{Notify, watch};
 ///
 /// ```
 /// use std::time::Duration;
-/// use gateway_core::transport::Connections;
+/// use ws_gateway_core::transport::Connections;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -60,7 +60,7 @@ struct Inner {
 /// Why a connection was not admitted.
 ///
 /// ```
-/// use gateway_core::transport::{Connections, Refused};
+/// use ws_gateway_core::transport::{Connections, Refused};
 ///
 /// let connections = Connections::new(Some(0), None);
 /// assert_eq!(connections.admit(None).unwrap_err(), Refused::ServerFull);
@@ -81,7 +81,7 @@ pub enum Refused {
     /// (HTTP 500): a server misconfiguration, refused rather than silently not counted.
     #[error(
         "max_connections_per_ip is set but the peer address is unknown: serve with \
-         gateway_axum::serve, or router.into_make_service_with_connect_info::<SocketAddr>()"
+         ws_gateway_axum::serve, or router.into_make_service_with_connect_info::<SocketAddr>()"
     )]
     UnknownAddress,
 }
@@ -89,7 +89,7 @@ pub enum Refused {
 /// Holds one admitted connection's place; dropping it releases the place.
 ///
 /// ```
-/// let connections = gateway_core::transport::Connections::new(Some(1), None);
+/// let connections = ws_gateway_core::transport::Connections::new(Some(1), None);
 /// let guard = connections.admit(None).unwrap();
 /// assert!(connections.admit(None).is_err());
 /// drop(guard);
@@ -106,7 +106,7 @@ impl Connections {
     /// A tracker with these limits (`None`: unlimited).
     ///
     /// ```
-    /// let unlimited = gateway_core::transport::Connections::new(None, None);
+    /// let unlimited = ws_gateway_core::transport::Connections::new(None, None);
     /// let guards: Vec<_> = (0..100).map(|_| unlimited.admit(None).unwrap()).collect();
     /// assert_eq!(unlimited.live(), 100);
     /// # drop(guards);
@@ -135,7 +135,7 @@ impl Connections {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::transport::{Connections, Refused};
+    /// use ws_gateway_core::transport::{Connections, Refused};
     ///
     /// let connections = Connections::new(None, Some(1));
     /// let a = "10.0.0.1".parse().ok();
@@ -184,7 +184,7 @@ impl Connections {
     /// The number of open connections.
     ///
     /// ```
-    /// let connections = gateway_core::transport::Connections::new(None, None);
+    /// let connections = ws_gateway_core::transport::Connections::new(None, None);
     /// let guard = connections.admit(None).unwrap();
     /// assert_eq!(connections.live(), 1);
     /// drop(guard);
@@ -200,7 +200,7 @@ impl Connections {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use gateway_core::transport::{Connections, Refused};
+    /// use ws_gateway_core::transport::{Connections, Refused};
     ///
     /// let connections = Connections::new(None, None);
     /// connections.begin_shutdown(Duration::from_secs(5));
@@ -218,7 +218,7 @@ impl Connections {
     /// Whether [`begin_shutdown`](Self::begin_shutdown) was called.
     ///
     /// ```
-    /// let connections = gateway_core::transport::Connections::new(None, None);
+    /// let connections = ws_gateway_core::transport::Connections::new(None, None);
     /// assert!(!connections.is_shutting_down());
     /// connections.begin_shutdown(std::time::Duration::ZERO);
     /// assert!(connections.is_shutting_down());
@@ -232,7 +232,7 @@ impl Connections {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let connections = gateway_core::transport::Connections::new(None, None);
+    /// let connections = ws_gateway_core::transport::Connections::new(None, None);
     /// let waiting = tokio::spawn({
     ///     let connections = connections.clone();
     ///     async move { connections.shutting_down().await }
@@ -249,7 +249,7 @@ impl Connections {
     /// When in-flight work must be done, once the shutdown began.
     ///
     /// ```
-    /// let connections = gateway_core::transport::Connections::new(None, None);
+    /// let connections = ws_gateway_core::transport::Connections::new(None, None);
     /// assert!(connections.deadline().is_none());
     /// connections.begin_shutdown(std::time::Duration::from_secs(10));
     /// assert!(connections.deadline().unwrap() > std::time::Instant::now());
@@ -266,7 +266,7 @@ impl Connections {
     /// # async fn main() {
     /// use std::time::Duration;
     ///
-    /// let connections = gateway_core::transport::Connections::new(None, None);
+    /// let connections = ws_gateway_core::transport::Connections::new(None, None);
     /// let guard = connections.admit(None).unwrap();
     /// // Still open after the timeout:
     /// assert_eq!(connections.wait_closed(Duration::from_millis(10)).await, 1);

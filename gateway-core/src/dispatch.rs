@@ -23,8 +23,8 @@ use crate::server::WsServer;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
 ///
 /// /// Lets through only messages whose `data` is a number, and logs who sent them.
 /// struct NumbersOnly;
@@ -75,8 +75,8 @@ impl<'a> Context<'a> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Answers every message with the id of its sender.
     /// struct Who;
     ///
@@ -105,8 +105,8 @@ impl<'a> Context<'a> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Tells everyone else what the sender did.
     /// struct Echo;
     ///
@@ -145,8 +145,8 @@ impl<'a> Context<'a> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// struct Banned(Vec<&'static str>);
     ///
     /// /// Denies events listed by the provided `Banned`.
@@ -183,8 +183,8 @@ impl<'a> Context<'a> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Answers every message with its event name.
     /// struct WhichEvent;
     ///
@@ -213,8 +213,8 @@ impl<'a> Context<'a> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Answers every message with the raw JSON of its data.
     /// struct RawData;
     ///
@@ -243,8 +243,8 @@ impl<'a> Context<'a> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Answers every message with the raw JSON of its id.
     /// struct RawId;
     ///
@@ -273,8 +273,8 @@ impl<'a> Context<'a> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Replies twice: an acknowledgement under the request's event and id, then the result.
     /// struct Ack;
     ///
@@ -291,7 +291,7 @@ impl<'a> Context<'a> {
     /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
     /// # let app = GatewayApp::new().use_global_interceptor(Ack).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
     /// let answer = gw.handle_json(&client, r#"{"event":"ping","id":3}"#).answer().await;
@@ -327,9 +327,9 @@ impl fmt::Debug for Context<'_> {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use futures_util::StreamExt;
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
-/// use gateway_core::transport::Answer;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
+/// use ws_gateway_core::transport::Answer;
 ///
 /// /// Answers `"ok"` for handlers that reply nothing; other replies pass through.
 /// struct Ack;
@@ -399,12 +399,12 @@ impl Reply {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// use std::collections::HashMap;
     /// use std::sync::Mutex;
     ///
-    /// use gateway_core::transport::Answer;
+    /// use ws_gateway_core::transport::Answer;
     ///
     /// /// Answers repeated requests from memory, without calling the handler.
     /// #[derive(Default)]
@@ -452,7 +452,7 @@ impl Reply {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Frame, Reply};
+    /// use ws_gateway_core::{Frame, Reply};
     ///
     /// let reply = Reply::Frame(Frame::event("score", &41).unwrap());
     /// let Reply::Frame(frame) = reply.map_data(|n| serde_json::json!(n.as_i64().unwrap() + 1)) else {
@@ -495,7 +495,7 @@ impl fmt::Debug for Reply {
 /// The result of handling one message or running one hook.
 ///
 /// ```
-/// use gateway_core::{Outcome, Reply, WsException};
+/// use ws_gateway_core::{Outcome, Reply, WsException};
 ///
 /// let nothing: Outcome = Ok(Reply::None);
 /// let failed: Outcome = Err(WsException::new("no").into());
@@ -511,7 +511,7 @@ pub type Outcome = Result<Reply, Failure>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::{Reply, WsException, __private::Dispatch};
+/// use ws_gateway_core::{Reply, WsException, __private::Dispatch};
 ///
 /// let done = Dispatch::ready(Ok(Reply::None));
 /// assert!(matches!(done, Dispatch::Ready(_)));
@@ -537,7 +537,7 @@ impl Dispatch {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::{Frame, Reply, __private::Dispatch};
+    /// use ws_gateway_core::{Frame, Reply, __private::Dispatch};
     ///
     /// let frame = Frame::event("pong", &()).unwrap();
     /// let dispatch = Dispatch::ready(Ok(Reply::Frame(frame.clone())));
@@ -555,7 +555,7 @@ impl Dispatch {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::{Reply, __private::Dispatch};
+    /// use ws_gateway_core::{Reply, __private::Dispatch};
     ///
     /// let dispatch = Dispatch::pending(async {
     ///     tokio::task::yield_now().await; // e.g. a database call
@@ -575,7 +575,7 @@ impl Dispatch {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::{WsException, __private::Dispatch};
+    /// use ws_gateway_core::{WsException, __private::Dispatch};
     ///
     /// let dispatch = Dispatch::reject(WsException::new("Unknown room"));
     /// let failure = dispatch.outcome().await.unwrap_err();
@@ -594,7 +594,7 @@ impl Dispatch {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::{Reply, __private::Dispatch};
+    /// use ws_gateway_core::{Reply, __private::Dispatch};
     ///
     /// for dispatch in [Dispatch::ready(Ok(Reply::None)), Dispatch::pending(async { Ok(Reply::None) })] {
     ///     assert!(matches!(dispatch.outcome().await, Ok(Reply::None)));

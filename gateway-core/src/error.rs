@@ -9,8 +9,8 @@
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::BuildError;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::BuildError;
 ///
 /// struct Database;
 ///
@@ -102,8 +102,8 @@ pub enum BuildError {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::{Handshake, SendError};
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::{Handshake, SendError};
 ///
 /// #[websocket_gateway(path = "/chat")]
 /// struct Chat;
@@ -140,10 +140,10 @@ pub enum SendError {
 /// # Examples
 ///
 /// ```
-/// # use gateway_core::prelude::*;
+/// # use ws_gateway_core::prelude::*;
 /// # #[websocket_gateway(path = "/chat")] struct Chat;
 /// # #[websocket_gateway] impl Chat {}
-/// use gateway_core::{ConnectionConfig, Handshake, RoomError};
+/// use ws_gateway_core::{ConnectionConfig, Handshake, RoomError};
 ///
 /// let mut config = ConnectionConfig::default();
 /// config.max_rooms_per_client = 1;
@@ -170,6 +170,17 @@ pub enum RoomError {
         /// The bound, `ConnectionConfig::max_room_name_len`.
         max: usize,
     },
+}
+
+/// Returned from a handler (`server.to(room).emit(..)?`), a failed send is NestJS's
+/// `"Internal server error"` for the client that asked, logged with its cause: what went
+/// wrong (a value that does not serialize, another client's full queue) is not that
+/// client's to read.
+impl From<SendError> for crate::WsException {
+    fn from(err: SendError) -> Self {
+        tracing::warn!(error = %err, "a handler's emit failed");
+        crate::WsException::internal()
+    }
 }
 
 impl From<RoomError> for crate::WsException {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 /// on purpose: a panicking handler, a reply that failed to serialize. NestJS's wording.
 ///
 /// ```
-/// assert_eq!(gateway_core::WsException::internal().message(), gateway_core::INTERNAL_SERVER_ERROR);
+/// assert_eq!(ws_gateway_core::WsException::internal().message(), ws_gateway_core::INTERNAL_SERVER_ERROR);
 /// ```
 pub const INTERNAL_SERVER_ERROR: &str = "Internal server error";
 
@@ -29,7 +29,7 @@ pub const INTERNAL_SERVER_ERROR: &str = "Internal server error";
 /// # Examples
 ///
 /// ```
-/// use gateway_core::WsException;
+/// use ws_gateway_core::WsException;
 ///
 /// let err = WsException::new("Room is full").with("capacity", 50);
 /// assert_eq!(err.message(), "Room is full");
@@ -49,7 +49,7 @@ pub struct WsException {
 /// Exceptions a gateway raises are [`ErrorKind::Handler`]; the framework marks its own.
 ///
 /// ```
-/// use gateway_core::{ErrorKind, WsException};
+/// use ws_gateway_core::{ErrorKind, WsException};
 ///
 /// assert_eq!(WsException::new("Room is full").kind(), ErrorKind::Handler);
 /// assert_eq!(WsException::internal().kind(), ErrorKind::Internal);
@@ -91,7 +91,7 @@ impl ErrorKind {
     /// `forbidden`, `internal`, `rate_limited` or `handler`.
     ///
     /// ```
-    /// assert_eq!(gateway_core::ErrorKind::Forbidden.as_str(), "forbidden");
+    /// assert_eq!(ws_gateway_core::ErrorKind::Forbidden.as_str(), "forbidden");
     /// ```
     pub fn as_str(self) -> &'static str {
         match self {
@@ -118,7 +118,7 @@ impl ErrorKind {
 /// Set with [`WsException::close`]; without it an exception never closes the socket.
 ///
 /// ```
-/// let err = gateway_core::WsException::new("Kicked").close(4000, "kicked by a moderator");
+/// let err = ws_gateway_core::WsException::new("Kicked").close(4000, "kicked by a moderator");
 /// let close = err.close_request().unwrap();
 /// assert_eq!((close.code, &*close.reason), (4000, "kicked by a moderator"));
 /// ```
@@ -136,7 +136,7 @@ impl WsException {
     /// # Examples
     ///
     /// ```
-    /// let err = gateway_core::WsException::new("Unknown room");
+    /// let err = ws_gateway_core::WsException::new("Unknown room");
     /// assert_eq!(err.to_string(), "Unknown room");
     /// ```
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
@@ -158,7 +158,7 @@ impl WsException {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{ErrorKind, WsException};
+    /// use ws_gateway_core::{ErrorKind, WsException};
     ///
     /// assert_eq!(WsException::new("nope").kind(), ErrorKind::Handler);
     /// ```
@@ -172,7 +172,7 @@ impl WsException {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{ErrorKind, WsException};
+    /// use ws_gateway_core::{ErrorKind, WsException};
     ///
     /// let err = WsException::new("Malformed MessagePack").with_kind(ErrorKind::BadRequest);
     /// assert_eq!(err.kind(), ErrorKind::BadRequest);
@@ -189,7 +189,7 @@ impl WsException {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(gateway_core::WsException::internal().message(), "Internal server error");
+    /// assert_eq!(ws_gateway_core::WsException::internal().message(), "Internal server error");
     /// ```
     pub fn internal() -> Self {
         Self::of_kind(ErrorKind::Internal, INTERNAL_SERVER_ERROR)
@@ -203,7 +203,7 @@ impl WsException {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::WsException;
+    /// use ws_gateway_core::WsException;
     /// use serde_json::json;
     ///
     /// let err = WsException::new("Validation failed").with("errors", json!({"text": ["too long"]}));
@@ -228,7 +228,7 @@ impl WsException {
     /// # Examples
     ///
     /// ```
-    /// let err = gateway_core::WsException::new("Banned").close(4003, "banned");
+    /// let err = ws_gateway_core::WsException::new("Banned").close(4003, "banned");
     /// assert_eq!(err.close_request().map(|c| c.code), Some(4003));
     /// ```
     #[must_use]
@@ -243,7 +243,7 @@ impl WsException {
     /// The message sent to the client.
     ///
     /// ```
-    /// assert_eq!(gateway_core::WsException::new("Room is full").message(), "Room is full");
+    /// assert_eq!(ws_gateway_core::WsException::new("Room is full").message(), "Room is full");
     /// ```
     pub fn message(&self) -> &str {
         &self.message
@@ -252,7 +252,7 @@ impl WsException {
     /// One extra field of the payload, if it was set with [`WsException::with`].
     ///
     /// ```
-    /// let err = gateway_core::WsException::new("Too fast").with("retry_after", 5);
+    /// let err = ws_gateway_core::WsException::new("Too fast").with("retry_after", 5);
     /// assert_eq!(err.field("retry_after"), Some(&serde_json::json!(5)));
     /// assert_eq!(err.field("other"), None);
     /// ```
@@ -263,7 +263,7 @@ impl WsException {
     /// All extra fields of the payload, sorted by key.
     ///
     /// ```
-    /// let err = gateway_core::WsException::new("No").with("b", 2).with("a", 1);
+    /// let err = ws_gateway_core::WsException::new("No").with("b", 2).with("a", 1);
     /// let keys: Vec<&str> = err.fields().map(|(k, _)| k).collect();
     /// assert_eq!(keys, ["a", "b"]);
     /// ```
@@ -276,7 +276,7 @@ impl WsException {
     /// The close request, if [`WsException::close`] was called.
     ///
     /// ```
-    /// use gateway_core::WsException;
+    /// use ws_gateway_core::WsException;
     ///
     /// assert!(WsException::new("stay").close_request().is_none());
     /// assert_eq!(WsException::new("go").close(4001, "bye").close_request().unwrap().code, 4001);

@@ -29,7 +29,7 @@ use crate::server::WsServer;
 /// # Examples
 ///
 /// ```
-/// let site = gateway_core::ArgSite { method: "join", arg: "room" };
+/// let site = ws_gateway_core::ArgSite { method: "join", arg: "room" };
 /// assert_eq!(format!("argument `{}` of `{}`", site.arg, site.method), "argument `room` of `join`");
 /// ```
 #[derive(Clone, Copy, Debug)]
@@ -48,7 +48,7 @@ pub struct ArgSite {
 /// An extractor that reads a header of the upgrade request:
 ///
 /// ```
-/// use gateway_core::{Context, FromContext, WsException};
+/// use ws_gateway_core::{Context, FromContext, WsException};
 ///
 /// struct UserAgent(String);
 ///
@@ -131,8 +131,8 @@ impl<T: Send + Sync + 'static> FromContext for Option<Inject<T>> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
 ///
 /// #[websocket_gateway(path = "/moves")]
 /// struct Moves;
@@ -173,7 +173,7 @@ impl FromContext for Event {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[derive(serde::Deserialize)]
 /// struct Join {
@@ -207,8 +207,8 @@ impl<T: DeserializeOwned> FromContext for Data<T> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
 ///
 /// #[websocket_gateway(path = "/math")]
 /// struct Math;

@@ -16,7 +16,7 @@ use crate::exception::{ErrorKind, WsException};
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{Failure, WsException};
+/// use ws_gateway_core::{Failure, WsException};
 ///
 /// #[derive(Debug)]
 /// struct RoomFull(u32);
@@ -61,7 +61,7 @@ impl Failure {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Failure, WsException};
+    /// use ws_gateway_core::{Failure, WsException};
     ///
     /// struct Timeout;
     ///
@@ -86,7 +86,7 @@ impl Failure {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Failure, WsException};
+    /// use ws_gateway_core::{Failure, WsException};
     ///
     /// let failure = Failure::from(WsException::new("Room is full").with("capacity", 50));
     /// let err = failure.downcast_ref::<WsException>().unwrap();
@@ -102,7 +102,7 @@ impl Failure {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Failure, WsException};
+    /// use ws_gateway_core::{Failure, WsException};
     ///
     /// let failure = Failure::from(WsException::new("no"));
     /// assert!(failure.is::<WsException>());
@@ -117,7 +117,7 @@ impl Failure {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Failure, WsException};
+    /// use ws_gateway_core::{Failure, WsException};
     ///
     /// let failure = Failure::from(WsException::new("no"));
     /// assert!(failure.type_name().ends_with("WsException"));
@@ -132,7 +132,7 @@ impl Failure {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{ErrorKind, Failure, WsException};
+    /// use ws_gateway_core::{ErrorKind, Failure, WsException};
     ///
     /// assert_eq!(Failure::from(WsException::internal()).kind(), ErrorKind::Internal);
     /// assert_eq!(Failure::new(WsException::new("Room is full")).kind(), ErrorKind::Handler);
@@ -147,7 +147,7 @@ impl Failure {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Failure, WsException};
+    /// use ws_gateway_core::{Failure, WsException};
     ///
     /// #[derive(Debug)]
     /// struct NotFound(&'static str);

@@ -21,7 +21,7 @@ use crate::request::Request;
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{Caught, ExceptionFilter, FilterContext, WsException};
+/// use ws_gateway_core::{Caught, ExceptionFilter, FilterContext, WsException};
 ///
 /// #[derive(Debug)]
 /// enum DbError {
@@ -51,7 +51,7 @@ use crate::request::Request;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an exception filter",
     label = "not an exception filter",
-    note = "implement `gateway_core::ExceptionFilter` for `{Self}`, with `type Error` the error type it catches (`WsException` for all client errors)"
+    note = "implement `ws_gateway_core::ExceptionFilter` for `{Self}`, with `type Error` the error type it catches (`WsException` for all client errors)"
 )]
 pub trait ExceptionFilter: Send + Sync + 'static {
     /// The error type this filter catches.
@@ -66,8 +66,8 @@ pub trait ExceptionFilter: Send + Sync + 'static {
 /// # Examples
 ///
 /// ```
-/// # use gateway_core::prelude::*;
-/// # use gateway_core::{Frame, Handshake};
+/// # use ws_gateway_core::prelude::*;
+/// # use ws_gateway_core::{Frame, Handshake};
 /// /// Sends every client error as `{"event":"error","data":{"event":..,"message":..}}`.
 /// struct ErrorEvent;
 ///
@@ -83,7 +83,7 @@ pub trait ExceptionFilter: Send + Sync + 'static {
 /// # #[websocket_gateway] impl Chat {}
 /// # let app = GatewayApp::new().use_global_filter(ErrorEvent).gateway::<Chat>().build().unwrap();
 /// # let gw = &app.gateways()[0];
-/// use gateway_core::Request;
+/// use ws_gateway_core::Request;
 ///
 /// let (client, _queue) = gw.open(Handshake::default(), 8);
 /// let caught = gw.catch(&client, Some(&Request::new("join")), WsException::new("Room is full").into());
@@ -104,8 +104,8 @@ impl<'a> FilterContext<'a> {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Disconnects whoever triggers an error, after telling them why.
     /// struct ZeroTolerance;
     ///
@@ -139,8 +139,8 @@ impl<'a> FilterContext<'a> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::{Frame, Handshake};
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::{Frame, Handshake};
     /// /// Answers errors with the id of the request they answer.
     /// struct Failed;
     ///
@@ -174,8 +174,8 @@ impl<'a> FilterContext<'a> {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Swallows the errors of event "typing"; the others get the default frame.
     /// struct QuietTyping;
     ///
@@ -193,7 +193,7 @@ impl<'a> FilterContext<'a> {
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().use_global_filter(QuietTyping).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Request;
+    /// use ws_gateway_core::Request;
     ///
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     /// let typing = gw.catch(&client, Some(&Request::new("typing")), WsException::new("x").into());
@@ -211,7 +211,7 @@ impl<'a> FilterContext<'a> {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{Caught, Frame};
+/// use ws_gateway_core::{Caught, Frame};
 ///
 /// let caught = Caught::frame(Frame::event("oops", &"try again").unwrap()).close(1011, "restarting");
 /// let (frame, close) = caught.into_parts();
@@ -232,8 +232,8 @@ impl Caught {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Hides the details of internal errors.
     /// struct Sanitize;
     ///
@@ -249,7 +249,7 @@ impl Caught {
     /// # let app = GatewayApp::new().use_global_filter(Sanitize).gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
-    /// let request = gateway_core::frame::parse(r#"{"event":"x","id":1}"#).unwrap();
+    /// let request = ws_gateway_core::frame::parse(r#"{"event":"x","id":1}"#).unwrap();
     /// let caught = gw.catch(&client, Some(&request), WsException::new("db: timeout").into());
     /// assert_eq!(
     ///     caught.frame_ref().unwrap().as_str(),
@@ -268,7 +268,7 @@ impl Caught {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Caught, Frame};
+    /// use ws_gateway_core::{Caught, Frame};
     ///
     /// let frame = Frame::event("oops", &()).unwrap();
     /// let caught = Caught::frame(frame.clone());
@@ -287,7 +287,7 @@ impl Caught {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::Caught;
+    /// use ws_gateway_core::Caught;
     ///
     /// let caught = Caught::nothing();
     /// assert_eq!(caught.into_parts(), (None, None));
@@ -304,7 +304,7 @@ impl Caught {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::Caught;
+    /// use ws_gateway_core::Caught;
     ///
     /// // Close without a word.
     /// let caught = Caught::nothing().close(1008, "policy violation");
@@ -325,7 +325,7 @@ impl Caught {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Caught, Frame};
+    /// use ws_gateway_core::{Caught, Frame};
     ///
     /// assert!(Caught::nothing().frame_ref().is_none());
     /// let caught = Caught::frame(Frame::event("oops", &1).unwrap());
@@ -340,7 +340,7 @@ impl Caught {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::Caught;
+    /// use ws_gateway_core::Caught;
     ///
     /// assert!(Caught::nothing().close_request().is_none());
     /// assert_eq!(Caught::nothing().close(4001, "bye").close_request().map(|c| c.code), Some(4001));
@@ -354,7 +354,7 @@ impl Caught {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Caught, Frame};
+    /// use ws_gateway_core::{Caught, Frame};
     ///
     /// let (frame, close) = Caught::frame(Frame::event("oops", &1).unwrap()).into_parts();
     /// assert!(frame.is_some());
@@ -370,8 +370,8 @@ impl Caught {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Logs every client error, then lets the default frame through.
     /// struct LogErrors;
     ///
@@ -421,8 +421,8 @@ impl FilterRef {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::__private::FilterRef;
-    /// use gateway_core::{Caught, ExceptionFilter, FilterContext, WsException};
+    /// use ws_gateway_core::__private::FilterRef;
+    /// use ws_gateway_core::{Caught, ExceptionFilter, FilterContext, WsException};
     ///
     /// struct Swallow;
     ///

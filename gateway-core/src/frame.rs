@@ -14,7 +14,7 @@ use crate::request::Request;
 /// The event name under which errors reach the client, as in NestJS.
 ///
 /// ```
-/// use gateway_core::{WsException, frame::{EXCEPTION_EVENT, exception_frame}};
+/// use ws_gateway_core::{WsException, frame::{EXCEPTION_EVENT, exception_frame}};
 ///
 /// let frame = exception_frame(&WsException::new("no"), None);
 /// assert!(frame.as_str().starts_with(&format!(r#"{{"event":"{EXCEPTION_EVENT}""#)));
@@ -27,7 +27,7 @@ pub const EXCEPTION_EVENT: &str = "exception";
 /// # Examples
 ///
 /// ```
-/// let frame = gateway_core::Frame::event("greeting", &"hello").unwrap();
+/// let frame = ws_gateway_core::Frame::event("greeting", &"hello").unwrap();
 /// assert_eq!(frame.as_str(), r#"{"event":"greeting","data":"hello"}"#);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl Frame {
     ///
     /// ```
     /// use std::collections::HashMap;
-    /// use gateway_core::Frame;
+    /// use ws_gateway_core::Frame;
     ///
     /// let frame = Frame::event("tick", &[1, 2]).unwrap();
     /// assert_eq!(frame.as_str(), r#"{"event":"tick","data":[1,2]}"#);
@@ -69,7 +69,7 @@ impl Frame {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::Frame;
+    /// use ws_gateway_core::Frame;
     ///
     /// let frame = Frame::event("n", &1).unwrap().map_data(|n| serde_json::json!({"value": n}));
     /// assert_eq!(frame.as_str(), r#"{"event":"n","data":{"value":1}}"#);
@@ -109,7 +109,7 @@ impl Frame {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::Frame;
+    /// use ws_gateway_core::Frame;
     ///
     /// let frame = Frame::event("tick", &1).unwrap();
     /// let copy = Frame::from_encoded(frame.as_bytes().clone()).unwrap();
@@ -129,7 +129,7 @@ impl Frame {
     /// The frame's JSON text.
     ///
     /// ```
-    /// assert_eq!(gateway_core::Frame::event("a", &()).unwrap().as_str(), r#"{"event":"a","data":null}"#);
+    /// assert_eq!(ws_gateway_core::Frame::event("a", &()).unwrap().as_str(), r#"{"event":"a","data":null}"#);
     /// ```
     pub fn as_str(&self) -> &str {
         // Every constructor writes serde_json output, which is UTF-8.
@@ -139,7 +139,7 @@ impl Frame {
     /// The frame's bytes (UTF-8 JSON), without copying.
     ///
     /// ```
-    /// let frame = gateway_core::Frame::event("a", &1).unwrap();
+    /// let frame = ws_gateway_core::Frame::event("a", &1).unwrap();
     /// assert_eq!(&frame.as_bytes()[..], frame.as_str().as_bytes());
     /// ```
     pub fn as_bytes(&self) -> &Bytes {
@@ -149,7 +149,7 @@ impl Frame {
     /// The frame's bytes (UTF-8 JSON), without copying.
     ///
     /// ```
-    /// let bytes = gateway_core::Frame::event("a", &1).unwrap().into_bytes();
+    /// let bytes = ws_gateway_core::Frame::event("a", &1).unwrap().into_bytes();
     /// assert_eq!(&bytes[..], br#"{"event":"a","data":1}"#);
     /// ```
     pub fn into_bytes(self) -> Bytes {
@@ -264,7 +264,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventName<'a> {
 /// Why an incoming frame could not be routed to a handler.
 ///
 /// ```
-/// use gateway_core::frame::{FrameError, parse};
+/// use ws_gateway_core::frame::{FrameError, parse};
 ///
 /// assert!(matches!(parse("{oops"), Err(FrameError::Malformed(_))));
 /// assert!(matches!(parse("[1]"), Err(FrameError::NotAnObject)));
@@ -307,12 +307,12 @@ impl From<FrameError> for WsException {
 /// # Examples
 ///
 /// ```
-/// let frame = gateway_core::frame::parse(r#"{"event":"join","data":{"room":"a"},"id":7}"#).unwrap();
+/// let frame = ws_gateway_core::frame::parse(r#"{"event":"join","data":{"room":"a"},"id":7}"#).unwrap();
 /// assert_eq!(frame.event, "join");
 /// assert_eq!(frame.data().unwrap().get(), r#"{"room":"a"}"#);
 /// assert_eq!(frame.id().unwrap().get(), "7");
 ///
-/// let err = gateway_core::frame::parse(r#"{"data":1}"#).unwrap_err();
+/// let err = ws_gateway_core::frame::parse(r#"{"data":1}"#).unwrap_err();
 /// assert_eq!(err.to_string(), r#"Invalid frame: missing "event" field"#);
 /// ```
 pub fn parse<'a>(text: &'a str) -> Result<Request<'a>, FrameError> {
@@ -341,7 +341,7 @@ pub fn parse<'a>(text: &'a str) -> Result<Request<'a>, FrameError> {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::frame::exceeds_depth;
+/// use ws_gateway_core::frame::exceeds_depth;
 ///
 /// assert!(!exceeds_depth(r#"{"event":"a","data":[[1]]}"#, 3));
 /// assert!(exceeds_depth(r#"{"event":"a","data":[[[1]]]}"#, 3));
@@ -394,7 +394,7 @@ pub fn exceeds_depth(text: &str, max: usize) -> bool {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{WsException, frame::{exception_frame, parse}};
+/// use ws_gateway_core::{WsException, frame::{exception_frame, parse}};
 ///
 /// let request = parse(r#"{"event":"join","data":{"room":""},"id":"a1"}"#).unwrap();
 /// let frame = exception_frame(&WsException::new("Room name is empty"), Some(&request));

@@ -14,8 +14,8 @@ use crate::layers::Layers;
 /// implemented by hand.
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::__private::Gateway;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::__private::Gateway;
 ///
 /// #[websocket_gateway(path = "/doc-tables")]
 /// struct Tables;
@@ -60,8 +60,8 @@ pub trait Gateway: Send + Sync + Sized + 'static {
 /// implemented by hand.
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::__private::GatewayHandlers;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::__private::GatewayHandlers;
 ///
 /// #[websocket_gateway(path = "/doc-tables")]
 /// struct Tables;
@@ -115,8 +115,8 @@ pub type DescribeFn = fn(&mut schemars::SchemaGenerator) -> HandlerDoc;
 /// The JSON Schemas of one handler: `None` where there is no body or no reply.
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::__private::GatewayHandlers;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::__private::GatewayHandlers;
 ///
 /// #[websocket_gateway(path = "/doc-handler-doc")]
 /// struct Docs;
@@ -132,7 +132,7 @@ pub type DescribeFn = fn(&mut schemars::SchemaGenerator) -> HandlerDoc;
 ///     fn hello(&self) {}
 /// }
 ///
-/// let doc = (Docs::HANDLERS[0].describe)(&mut gateway_core::schemars::SchemaGenerator::default());
+/// let doc = (Docs::HANDLERS[0].describe)(&mut ws_gateway_core::schemars::SchemaGenerator::default());
 /// assert_eq!(doc.body.unwrap()["type"], "integer");
 /// assert_eq!(doc.reply.unwrap()["type"], "integer");
 /// ```
@@ -155,8 +155,8 @@ impl HandlerDoc {
 /// One `#[subscribe("event")]` method of a gateway.
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::__private::GatewayHandlers;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::__private::GatewayHandlers;
 ///
 /// #[websocket_gateway(path = "/doc-handler")]
 /// struct Table;
@@ -199,7 +199,7 @@ pub struct Handler<G> {
 /// `OnGatewayDisconnect`.
 ///
 /// ```
-/// use gateway_core::__private::Hooks;
+/// use ws_gateway_core::__private::Hooks;
 ///
 /// struct Nothing;
 /// let none: Hooks<Nothing> = Hooks::NONE;
@@ -227,8 +227,8 @@ impl<G> Hooks<G> {
 /// One lifecycle hook method.
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::__private::GatewayHandlers;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::__private::GatewayHandlers;
 ///
 /// #[websocket_gateway(path = "/doc-hook")]
 /// struct Hooked;

@@ -12,8 +12,8 @@ use crate::exception::WsException;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::{FORBIDDEN, Handshake};
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::{FORBIDDEN, Handshake};
 ///
 /// struct Deny;
 ///
@@ -54,7 +54,7 @@ pub const FORBIDDEN: &str = "Forbidden resource";
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{Context, Guard, Identity, WsException};
+/// use ws_gateway_core::{Context, Guard, Identity, WsException};
 ///
 /// #[derive(Clone)]
 /// struct User {
@@ -75,7 +75,7 @@ pub const FORBIDDEN: &str = "Forbidden resource";
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a guard",
     label = "not a guard",
-    note = "implement `gateway_core::Guard` for `{Self}`: `async fn can_activate(&self, cx: &Context<'_>) -> Result<bool, WsException>`"
+    note = "implement `ws_gateway_core::Guard` for `{Self}`: `async fn can_activate(&self, cx: &Context<'_>) -> Result<bool, WsException>`"
 )]
 pub trait Guard: Send + Sync + 'static {
     /// `Ok(true)` lets the message through.
@@ -110,8 +110,8 @@ impl GuardRef {
     /// Wraps a guard (what `#[use_guards(..)]` and `use_global_guard` do).
     ///
     /// ```
-    /// use gateway_core::__private::{GuardRef, Layers};
-    /// use gateway_core::{Context, Guard, WsException};
+    /// use ws_gateway_core::__private::{GuardRef, Layers};
+    /// use ws_gateway_core::{Context, Guard, WsException};
     ///
     /// struct Allow;
     ///

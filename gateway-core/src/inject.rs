@@ -16,7 +16,7 @@ use crate::server::WsServer;
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{BuildContext, BuildError, FromProviders, Inject};
+/// use ws_gateway_core::{BuildContext, BuildError, FromProviders, Inject};
 ///
 /// struct Config {
 ///     motd: &'static str,
@@ -32,7 +32,7 @@ use crate::server::WsServer;
 ///     }
 /// }
 ///
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/motd")]
 /// struct MotdGateway {
@@ -63,8 +63,8 @@ impl Providers {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
     ///
     /// struct Prefix(&'static str);
     ///
@@ -124,7 +124,7 @@ impl fmt::Debug for Providers {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[derive(Default)]
 /// struct Greeter;
@@ -163,7 +163,7 @@ impl<T: ?Sized> Inject<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use gateway_core::Inject;
+    /// use ws_gateway_core::Inject;
     ///
     /// let shared = Arc::new(String::from("config"));
     /// let injected = Inject::from_arc(Arc::clone(&shared));
@@ -180,7 +180,7 @@ impl<T: ?Sized> Inject<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use gateway_core::Inject;
+    /// use ws_gateway_core::Inject;
     ///
     /// let injected = Inject::new(5);
     /// let arc: Arc<i32> = injected.clone().into_arc();
@@ -197,7 +197,7 @@ impl<T> Inject<T> {
     /// # Examples
     ///
     /// ```
-    /// let n = gateway_core::Inject::new(5);
+    /// let n = ws_gateway_core::Inject::new(5);
     /// assert_eq!(*n, 5);
     /// ```
     pub fn new(value: T) -> Self {
@@ -231,8 +231,8 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Inject<T> {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::{BuildContext, BuildError, FromProviders};
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::{BuildContext, BuildError, FromProviders};
 ///
 /// /// A field that knows which gateway it belongs to.
 /// struct Owner(&'static str, &'static str);
@@ -286,8 +286,8 @@ impl BuildContext<'_> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::{BuildContext, BuildError, FromProviders};
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::{BuildContext, BuildError, FromProviders};
     ///
     /// struct Pool;
     ///
@@ -332,7 +332,7 @@ impl BuildContext<'_> {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{BuildContext, BuildError, FromProviders, Inject};
+/// use ws_gateway_core::{BuildContext, BuildError, FromProviders, Inject};
 ///
 /// struct Config {
 ///     motd: String,

@@ -19,7 +19,7 @@ use crate::guard::BoxFuture;
 /// `{"data": <data>, "timestamp": <ms since epoch>}`.
 ///
 /// ```
-/// use gateway_core::{Context, Interceptor, Next, Outcome};
+/// use ws_gateway_core::{Context, Interceptor, Next, Outcome};
 ///
 /// struct TransformInterceptor;
 ///
@@ -36,7 +36,7 @@ use crate::guard::BoxFuture;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an interceptor",
     label = "not an interceptor",
-    note = "implement `gateway_core::Interceptor` for `{Self}`: `async fn intercept(&self, cx: &Context<'_>, next: Next<'_>) -> Outcome`"
+    note = "implement `ws_gateway_core::Interceptor` for `{Self}`: `async fn intercept(&self, cx: &Context<'_>, next: Next<'_>) -> Outcome`"
 )]
 pub trait Interceptor: Send + Sync + 'static {
     /// Handles the message, calling `next.run()` at most once.
@@ -61,8 +61,8 @@ impl InterceptorRef {
     /// Wraps an interceptor (what `#[use_interceptors(..)]` and `use_global_interceptor` do).
     ///
     /// ```
-    /// use gateway_core::LoggingInterceptor;
-    /// use gateway_core::__private::{InterceptorRef, Layers};
+    /// use ws_gateway_core::LoggingInterceptor;
+    /// use ws_gateway_core::__private::{InterceptorRef, Layers};
     ///
     /// let layers = Layers {
     ///     interceptors: vec![InterceptorRef::new(LoggingInterceptor)],
@@ -86,8 +86,8 @@ impl std::fmt::Debug for InterceptorRef {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
 ///
 /// /// Adds one to every reply.
 /// struct PlusOne;

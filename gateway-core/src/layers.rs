@@ -8,7 +8,7 @@ use crate::interceptor::InterceptorRef;
 /// The guards, interceptors and filters attached to one scope.
 ///
 /// ```
-/// let layers = gateway_core::__private::Layers::default();
+/// let layers = ws_gateway_core::__private::Layers::default();
 /// assert!(layers.guards.is_empty() && layers.interceptors.is_empty() && layers.filters.is_empty());
 /// ```
 #[derive(Clone, Debug, Default)]

@@ -2,7 +2,7 @@
 //! annotate a struct and its methods, get a typed, validated real-time server.
 //!
 //! ```
-//! use gateway_core::prelude::*;
+//! use ws_gateway_core::prelude::*;
 //!
 //! #[websocket_gateway(path = "/chat")]
 //! pub struct ChatGateway {
@@ -33,7 +33,7 @@
 //! assert_eq!(app.gateways()[0].path(), "/chat");
 //! ```
 //!
-//! Serve the [`App`] with `gateway-axum`, which mounts every gateway on an axum `Router`.
+//! Serve the [`App`] with `ws-gateway-axum`, which mounts every gateway on an axum `Router`.
 //!
 //! The wire format is NestJS's `WsAdapter` envelope, JSON text frames
 //! `{"event": "...", "data": ...}`; a request may carry an `"id"`, copied into its replies.
@@ -41,10 +41,10 @@
 //! the socket unless asked to.
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
-// Lets the macros' `::gateway_core::...` paths resolve inside this crate's own doc tests
+// Lets the macros' `::ws_gateway_core::...` paths resolve inside this crate's own doc tests
 // and unit tests.
 #[allow(unused_extern_crates)]
-extern crate self as gateway_core;
+extern crate self as ws_gateway_core;
 
 pub mod adapter;
 mod app;
@@ -110,7 +110,7 @@ pub use server::{Broadcast, WsServer};
 /// bodies and replies to describe them.
 pub use schemars;
 
-pub use gateway_macros::{
+pub use ws_gateway_macros::{
     after_init, handle_connection, handle_disconnect, subscribe, use_filters, use_guards,
     use_interceptors, use_pipes, websocket_gateway,
 };

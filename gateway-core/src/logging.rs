@@ -14,7 +14,7 @@ use crate::interceptor::{Interceptor, Next};
 /// Register it globally to log everything, or on the gateways and handlers that matter:
 ///
 /// ```
-/// use gateway_core::{GatewayApp, LoggingInterceptor};
+/// use ws_gateway_core::{GatewayApp, LoggingInterceptor};
 ///
 /// let app = GatewayApp::new().use_global_interceptor(LoggingInterceptor);
 /// # let _ = app;

@@ -37,9 +37,9 @@ impl GatewayRuntime {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Request;
-    /// use gateway_core::transport::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Request;
+    /// use ws_gateway_core::transport::Handshake;
     /// use serde_json::value::RawValue;
     ///
     /// #[websocket_gateway(path = "/math")]
@@ -80,8 +80,8 @@ impl GatewayRuntime {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::transport::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::transport::Handshake;
     ///
     /// #[websocket_gateway(path = "/chat")]
     /// struct Chat;
@@ -122,11 +122,11 @@ impl GatewayRuntime {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// use gateway_core::transport::Handshake;
+    /// use ws_gateway_core::transport::Handshake;
     ///
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
@@ -151,17 +151,17 @@ impl GatewayRuntime {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// use gateway_core::transport::Handshake;
+    /// use ws_gateway_core::transport::Handshake;
     ///
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
     ///
     /// // Without exception filters: NestJS's `exception` frame, with the request's pattern and id.
-    /// let request = gateway_core::frame::parse(r#"{"event":"join","data":"a","id":7}"#).unwrap();
+    /// let request = ws_gateway_core::frame::parse(r#"{"event":"join","data":"a","id":7}"#).unwrap();
     /// let caught = gw.catch(&client, Some(&request), WsException::new("Room is full").into());
     /// assert_eq!(
     ///     caught.frame_ref().unwrap().as_str(),

@@ -1,11 +1,11 @@
-//! Everything a gateway author writes, in one import: `use gateway_core::prelude::*;`.
+//! Everything a gateway author writes, in one import: `use ws_gateway_core::prelude::*;`.
 
 pub use crate::{
     App, Caught, Client, ClientId, Context, Data, Event, ExceptionFilter, FilterContext,
     GatewayApp, Guard, Identity, Inject, Interceptor, Next, Outcome, Pipe, Reply, RoomError,
     TryData, ValidationPipe, WsException, WsResponse, WsServer,
 };
-pub use gateway_macros::{
+pub use ws_gateway_macros::{
     after_init, handle_connection, handle_disconnect, subscribe, use_filters, use_guards,
     use_interceptors, use_pipes, websocket_gateway,
 };

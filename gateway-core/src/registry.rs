@@ -39,7 +39,7 @@ impl GatewayDescriptor {
     /// `file:line` of the declaration.
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/doc-location")]
     /// struct Located;
@@ -47,7 +47,7 @@ impl GatewayDescriptor {
     /// #[websocket_gateway]
     /// impl Located {}
     ///
-    /// let descriptor = gateway_core::registered()
+    /// let descriptor = ws_gateway_core::registered()
     ///     .into_iter()
     ///     .find(|d| d.path == "/doc-location")
     ///     .unwrap();
@@ -81,7 +81,7 @@ inventory::collect!(GatewayDescriptor);
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/registered")]
 /// struct Registered;
@@ -89,7 +89,7 @@ inventory::collect!(GatewayDescriptor);
 /// #[websocket_gateway]
 /// impl Registered {}
 ///
-/// assert!(gateway_core::registered().iter().any(|g| g.path == "/registered"));
+/// assert!(ws_gateway_core::registered().iter().any(|g| g.path == "/registered"));
 /// ```
 pub fn registered() -> Vec<&'static GatewayDescriptor> {
     let mut all: Vec<_> = inventory::iter::<GatewayDescriptor>.into_iter().collect();

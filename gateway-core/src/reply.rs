@@ -23,7 +23,7 @@ use crate::frame::{Frame, write_head, write_tail};
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/math")]
 /// struct MathGateway;
@@ -64,7 +64,7 @@ impl<T: schemars::JsonSchema> schemars::JsonSchema for WsResponse<T> {
 
 /// The struct name by which the reply encoder recognises a [`WsResponse`] among
 /// serializable values, wherever it sits (`Result<WsResponse<T>, E>`, `Option<..>`, streams).
-const WS_RESPONSE: &str = "$gateway_core::WsResponse";
+const WS_RESPONSE: &str = "$ws_gateway_core::WsResponse";
 
 impl<T> WsResponse<T> {
     /// A reply `{"event": event, "data": data}`.
@@ -72,7 +72,7 @@ impl<T> WsResponse<T> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::WsResponse;
+    /// use ws_gateway_core::WsResponse;
     ///
     /// let reply = WsResponse::new("sum", 6);
     /// assert_eq!(serde_json::to_string(&reply).unwrap(), r#"{"event":"sum","data":6}"#);
@@ -89,7 +89,7 @@ impl<T> WsResponse<T> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::WsResponse;
+    /// use ws_gateway_core::WsResponse;
     ///
     /// let reply = WsResponse::new(format!("room:{}", "a"), ());
     /// assert_eq!(reply.event(), "room:a");
@@ -103,7 +103,7 @@ impl<T> WsResponse<T> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::WsResponse;
+    /// use ws_gateway_core::WsResponse;
     ///
     /// assert_eq!(WsResponse::new("sum", 6).data(), &6);
     /// ```
@@ -116,7 +116,7 @@ impl<T> WsResponse<T> {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::WsResponse;
+    /// use ws_gateway_core::WsResponse;
     ///
     /// // Handlers are plain methods: unit tests read what they returned.
     /// let reply = WsResponse::new("names", vec!["a".to_owned()]);
@@ -158,9 +158,9 @@ impl<T: Serialize + ?Sized> IntoReply for T {}
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
-/// use gateway_core::transport::Outbound;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
+/// use ws_gateway_core::transport::Outbound;
 ///
 /// /// Answers each request twice: "started" at once, then the handler's reply.
 /// struct Started;
@@ -208,8 +208,8 @@ impl ReplyTo {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Answers with the event of the request.
     /// struct WhichEvent;
     ///
@@ -243,15 +243,15 @@ impl ReplyTo {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
     /// /// Replies with what `encode` makes of a few values.
     /// struct Encodings;
     ///
     /// impl Interceptor for Encodings {
     ///     async fn intercept(&self, cx: &Context<'_>, _next: Next<'_>) -> Outcome {
     ///         let to = cx.reply_to();
-    ///         let text = |frame: Option<gateway_core::Frame>| frame.map(|f| f.as_str().to_owned());
+    ///         let text = |frame: Option<ws_gateway_core::Frame>| frame.map(|f| f.as_str().to_owned());
     ///         let seen = [
     ///             text(to.encode(&1).unwrap()),
     ///             text(to.encode(&WsResponse::new("other", 2)).unwrap()),

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 /// # Examples
 ///
 /// ```
-/// use gateway_core::Request;
+/// use ws_gateway_core::Request;
 /// use serde_json::value::RawValue;
 ///
 /// let body = RawValue::from_string(r#"{"room":"a"}"#.to_owned()).unwrap();
@@ -43,7 +43,7 @@ impl<'a> Request<'a> {
     /// # Examples
     ///
     /// ```
-    /// let request = gateway_core::Request::new("ping");
+    /// let request = ws_gateway_core::Request::new("ping");
     /// assert!(request.data().is_none());
     /// ```
     pub fn new(event: impl Into<Cow<'a, str>>) -> Self {
@@ -62,7 +62,7 @@ impl<'a> Request<'a> {
     /// use serde_json::value::RawValue;
     ///
     /// let body: &RawValue = serde_json::from_str("[1,2]").unwrap();
-    /// let request = gateway_core::Request::new("sum").with_data(body);
+    /// let request = ws_gateway_core::Request::new("sum").with_data(body);
     /// assert_eq!(request.data().unwrap().get(), "[1,2]");
     /// ```
     #[must_use]
@@ -79,7 +79,7 @@ impl<'a> Request<'a> {
     /// use serde_json::value::RawValue;
     ///
     /// let id: &RawValue = serde_json::from_str("7").unwrap();
-    /// let request = gateway_core::Request::new("sum").with_id(id);
+    /// let request = ws_gateway_core::Request::new("sum").with_id(id);
     /// assert_eq!(request.id().unwrap().get(), "7");
     /// ```
     #[must_use]
@@ -93,7 +93,7 @@ impl<'a> Request<'a> {
     /// # Examples
     ///
     /// ```
-    /// let request = gateway_core::frame::parse(r#"{"event":"e","data":[1]}"#).unwrap();
+    /// let request = ws_gateway_core::frame::parse(r#"{"event":"e","data":[1]}"#).unwrap();
     /// assert_eq!(request.data().unwrap().get(), "[1]");
     /// ```
     pub fn data(&self) -> Option<&RawValue> {
@@ -105,7 +105,7 @@ impl<'a> Request<'a> {
     /// # Examples
     ///
     /// ```
-    /// let request = gateway_core::frame::parse(r#"{"event":"e","id":"q1"}"#).unwrap();
+    /// let request = ws_gateway_core::frame::parse(r#"{"event":"e","id":"q1"}"#).unwrap();
     /// assert_eq!(request.id().unwrap().get(), r#""q1""#);
     /// ```
     pub fn id(&self) -> Option<&RawValue> {
@@ -119,7 +119,7 @@ impl<'a> Request<'a> {
     /// ```
     /// let owned = {
     ///     let text = String::from(r#"{"event":"e","data":1}"#);
-    ///     gateway_core::frame::parse(&text).unwrap().into_owned()
+    ///     ws_gateway_core::frame::parse(&text).unwrap().into_owned()
     /// };
     /// assert_eq!(owned.event, "e");
     /// ```
@@ -138,7 +138,7 @@ impl<'a> Request<'a> {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::Request;
+/// use ws_gateway_core::Request;
 ///
 /// let owned = serde_json::value::to_raw_value(&[1, 2]).unwrap();
 /// assert_eq!(Request::new("e").with_data(owned).data().unwrap().get(), "[1,2]");

@@ -32,7 +32,7 @@ pub(crate) struct AppParts<'a> {
 
 /// A built gateway: its instance, its handler table and its server handle.
 ///
-/// Transports (gateway-axum's, your own) drive it:
+/// Transports (ws-gateway-axum's, your own) drive it:
 /// [`authenticate`](Self::authenticate) the upgrade request, [`open`](Self::open) a
 /// client, [`connect`](Self::connect) it, [`handle`](Self::handle) its requests (or
 /// [`handle_json`](Self::handle_json) its JSON text frames), [`reject`](Self::reject) the
@@ -44,9 +44,9 @@ pub(crate) struct AppParts<'a> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
-/// use gateway_core::transport::Answer;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
+/// use ws_gateway_core::transport::Answer;
 ///
 /// #[websocket_gateway(path = "/chat")]
 /// struct Chat;
@@ -106,7 +106,7 @@ pub(crate) trait ErasedGateway: Send + Sync {
 /// One handler as generated documentation sees it.
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/doc-event-doc")]
 /// struct Described;
@@ -120,7 +120,7 @@ pub(crate) trait ErasedGateway: Send + Sync {
 /// }
 ///
 /// let app = GatewayApp::new().gateway::<Described>().build().unwrap();
-/// let docs = app.gateways()[0].describe(&mut gateway_core::schemars::SchemaGenerator::default());
+/// let docs = app.gateways()[0].describe(&mut ws_gateway_core::schemars::SchemaGenerator::default());
 /// assert_eq!((docs[0].event, docs[0].method), ("double", "double"));
 /// assert_eq!(docs[0].doc.body.as_ref().unwrap()["type"], "integer");
 /// ```
@@ -311,7 +311,7 @@ impl GatewayRuntime {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/chat")]
     /// struct Chat;
@@ -330,7 +330,7 @@ impl GatewayRuntime {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/chat")]
     /// struct ChatGateway;
@@ -349,11 +349,11 @@ impl GatewayRuntime {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::Handshake;
     ///
     /// let gw = &app.gateways()[0];
     /// let (client, _queue) = gw.open(Handshake::default(), 8);
@@ -369,7 +369,7 @@ impl GatewayRuntime {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/chat")]
     /// struct Chat;
@@ -396,8 +396,8 @@ impl GatewayRuntime {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::{Authenticator, Handshake, HandshakeRequest};
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::{Authenticator, Handshake, HandshakeRequest};
     ///
     /// struct TokenAuth;
     ///
@@ -453,12 +453,12 @@ impl GatewayRuntime {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
-    /// use gateway_core::Handshake;
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let gw = &app.gateways()[0];
     /// let (client, mut queue) = gw.open(Handshake::default(), 8);
@@ -487,8 +487,8 @@ impl GatewayRuntime {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
     ///
     /// #[websocket_gateway(path = "/chat")]
     /// struct Chat;
@@ -543,8 +543,8 @@ impl GatewayRuntime {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use std::sync::{Arc, Mutex};
-    /// use gateway_core::prelude::*;
-    /// use gateway_core::Handshake;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
     ///
     /// #[derive(Default)]
     /// struct Log(Mutex<Vec<ClientId>>);
@@ -615,7 +615,7 @@ impl GatewayRuntime {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::prelude::*;
+    /// use ws_gateway_core::prelude::*;
     ///
     /// #[websocket_gateway(path = "/math")]
     /// struct Math;
@@ -629,7 +629,7 @@ impl GatewayRuntime {
     /// }
     ///
     /// let app = GatewayApp::new().gateway::<Math>().build().unwrap();
-    /// let mut generator = gateway_core::schemars::SchemaGenerator::default();
+    /// let mut generator = ws_gateway_core::schemars::SchemaGenerator::default();
     /// let docs = app.gateways()[0].describe(&mut generator);
     /// assert_eq!((docs[0].event, docs[0].method), ("double", "double"));
     /// let body = docs[0].doc.body.as_ref().unwrap();

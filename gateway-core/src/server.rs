@@ -33,7 +33,7 @@ use crate::frame::Frame;
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/news")]
 /// struct NewsGateway {
@@ -151,7 +151,7 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
@@ -188,12 +188,12 @@ impl WsServer {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let server = gw.server();
     /// assert_eq!(server.client_count(), 0);
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
@@ -212,12 +212,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// let mut expected = vec![a.id(), b.id()];
@@ -235,12 +235,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let server = gw.server();
     /// assert_eq!(server.client(a.id()).map(|c| c.id()), Some(a.id()));
@@ -265,12 +265,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// gw.server().join(a.id(), "vip").unwrap();
     /// assert_eq!(a.rooms(), ["vip"]);
@@ -284,12 +284,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// a.join("vip").unwrap();
     /// assert!(gw.server().is_in(a.id(), "vip"));
@@ -307,12 +307,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// a.join("vip").unwrap();
     /// gw.server().leave(a.id(), "vip");
@@ -327,12 +327,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// a.join("b").unwrap();
     /// a.join("a").unwrap();
@@ -354,12 +354,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// a.join("lobby").unwrap();
@@ -382,12 +382,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// a.join("lobby").unwrap();
@@ -404,12 +404,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// a.join("y").unwrap();
     /// a.join("x").unwrap();
@@ -429,13 +429,13 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// assert!(gw.server().disconnect(a.id()));
@@ -454,12 +454,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// let server = gw.server();
@@ -480,12 +480,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// // Reaches the clients of this process only, even with a Redis adapter.
     /// assert_eq!(gw.server().local().emit("cache-cleared", &()).unwrap(), 1);
@@ -499,12 +499,12 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
     /// a.join("lobby").unwrap();
@@ -521,7 +521,7 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # fn demo(server: gateway_core::WsServer, id: gateway_core::ClientId) {
+    /// # fn demo(server: ws_gateway_core::WsServer, id: ws_gateway_core::ClientId) {
     /// // Reaches the client even when it is connected to another instance.
     /// server.to_client(id).emit("private", &"psst").ok();
     /// # }
@@ -540,13 +540,13 @@ impl WsServer {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Handshake, SendError};
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::{Handshake, SendError};
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
@@ -780,7 +780,7 @@ impl fmt::Debug for WsServer {
 /// # Examples
 ///
 /// ```
-/// # fn demo(server: gateway_core::WsServer, sender: gateway_core::Client) {
+/// # fn demo(server: ws_gateway_core::WsServer, sender: ws_gateway_core::Client) {
 /// // Members of "a" or "b", except the sender and the members of "muted".
 /// server
 ///     .to("a")
@@ -806,12 +806,12 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// let (c, _c_queue) = gw.open(Handshake::default(), 8);
@@ -831,12 +831,12 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// // The members of "staff", plus b.
@@ -854,12 +854,12 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
     /// assert_eq!(gw.server().broadcast().except(a.id()).emit("m", &0).unwrap(), 1);
@@ -876,12 +876,12 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
     /// b.join("muted").unwrap();
@@ -899,12 +899,12 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// a.join("lobby").unwrap();
     /// // The members of "lobby" connected to this instance; other instances are not told.
@@ -920,7 +920,7 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
@@ -944,13 +944,13 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// a.join("lobby").unwrap();
@@ -969,13 +969,13 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::{Frame, Handshake};
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::{Frame, Handshake};
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
@@ -996,12 +996,12 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// a.join("lobby").unwrap();
@@ -1020,12 +1020,12 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// # use gateway_core::Handshake;
+    /// # use ws_gateway_core::Handshake;
     /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
     /// a.join("game-1").unwrap();
@@ -1044,13 +1044,13 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::prelude::*;
     /// # #[websocket_gateway(path = "/chat")] struct Chat;
     /// # #[websocket_gateway] impl Chat {}
     /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
     /// # let gw = &app.gateways()[0];
-    /// use gateway_core::Handshake;
-    /// use gateway_core::transport::Outbound;
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Outbound;
     ///
     /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
     /// let (b, mut b_queue) = gw.open(Handshake::default(), 8);
@@ -1074,7 +1074,7 @@ impl Broadcast {
     /// # Examples
     ///
     /// ```
-    /// # async fn demo(server: gateway_core::WsServer) -> Result<(), gateway_core::adapter::AdapterError> {
+    /// # async fn demo(server: ws_gateway_core::WsServer) -> Result<(), ws_gateway_core::adapter::AdapterError> {
     /// let in_lobby = server.to("lobby").fetch_clients().await?.len();
     /// # let _ = in_lobby;
     /// # Ok(())

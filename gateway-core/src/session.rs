@@ -44,8 +44,8 @@ const WRITE_BATCH: usize = 64;
 /// See [`Connection`] for a whole connection served by a session.
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::transport::{Handshake, Session};
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::transport::{Handshake, Session};
 ///
 /// #[websocket_gateway(path = "/doc-session")]
 /// struct Chat;
@@ -151,10 +151,10 @@ impl Session {
 /// # Examples
 ///
 /// ```
-/// # use gateway_core::prelude::*;
+/// # use ws_gateway_core::prelude::*;
 /// # #[websocket_gateway(path = "/doc-serve")] struct Chat;
 /// # #[websocket_gateway] impl Chat {}
-/// use gateway_core::transport::{self, Handshake};
+/// use ws_gateway_core::transport::{self, Handshake};
 ///
 /// # fn spawn<C: transport::Connection>(app: &App, connection: C) {
 /// tokio::spawn(transport::serve(&app.gateways()[0], app, Handshake::default(), connection));

@@ -24,31 +24,31 @@ use crate::exception::ErrorKind;
 /// Open connections, per gateway.
 ///
 /// ```
-/// assert_eq!(gateway_core::telemetry::CONNECTIONS, "gateway_connections");
+/// assert_eq!(ws_gateway_core::telemetry::CONNECTIONS, "gateway_connections");
 /// ```
 pub const CONNECTIONS: &str = "gateway_connections";
 /// Messages received, per gateway and event.
 ///
 /// ```
-/// assert!(gateway_core::telemetry::MESSAGES_RECEIVED.ends_with("_total"));
+/// assert!(ws_gateway_core::telemetry::MESSAGES_RECEIVED.ends_with("_total"));
 /// ```
 pub const MESSAGES_RECEIVED: &str = "gateway_messages_received_total";
 /// Frames written to clients, per gateway.
 ///
 /// ```
-/// assert!(gateway_core::telemetry::MESSAGES_SENT.ends_with("_total"));
+/// assert!(ws_gateway_core::telemetry::MESSAGES_SENT.ends_with("_total"));
 /// ```
 pub const MESSAGES_SENT: &str = "gateway_messages_sent_total";
 /// Failures answered, per gateway and kind.
 ///
 /// ```
-/// assert_eq!(gateway_core::telemetry::ERRORS, "gateway_errors_total");
+/// assert_eq!(ws_gateway_core::telemetry::ERRORS, "gateway_errors_total");
 /// ```
 pub const ERRORS: &str = "gateway_errors_total";
 /// Time from dispatch to outcome, per gateway and event.
 ///
 /// ```
-/// assert!(gateway_core::telemetry::HANDLER_DURATION.ends_with("_seconds"));
+/// assert!(ws_gateway_core::telemetry::HANDLER_DURATION.ends_with("_seconds"));
 /// ```
 pub const HANDLER_DURATION: &str = "gateway_handler_duration_seconds";
 
@@ -58,7 +58,7 @@ pub const HANDLER_DURATION: &str = "gateway_handler_duration_seconds";
 /// A transport counts its connections and written frames with it:
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/doc-metrics")]
 /// struct Metered;

@@ -12,7 +12,7 @@
 //! Everything else is the same for every transport and lives in one place, [`serve`]: the
 //! rate limit and nesting limit, dispatch through the pipeline, handlers in flight, reply
 //! streams, the outbound queue and its overflow policy, heartbeats and the idle timeout,
-//! graceful shutdown, the lifecycle hooks. gateway-axum's JSON and Socket.IO transports and
+//! graceful shutdown, the lifecycle hooks. ws-gateway-axum's JSON and Socket.IO transports and
 //! the MessagePack example all run on it.
 //!
 //! Not to be confused with [`adapter`](crate::adapter), which carries broadcasts between
@@ -40,8 +40,8 @@ pub use crate::runtime::{EventDoc, GatewayRuntime};
 pub use crate::session::{Session, serve};
 
 /// How a transport serves gateways: the JSON protocol on plain WebSockets
-/// (`gateway_axum::JsonTransport`, the default), Socket.IO
-/// (`gateway_axum::SocketIoTransport`), or your own wire format.
+/// (`ws_gateway_axum::JsonTransport`, the default), Socket.IO
+/// (`ws_gateway_axum::SocketIoTransport`), or your own wire format.
 ///
 /// NestJS's `WebSocketAdapter` interface maps onto it as follows:
 ///
@@ -64,8 +64,8 @@ pub use crate::session::{Session, serve};
 /// gateways, which a test can drive with [`GatewayRuntime::handle_json`].
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::transport::{GatewayRuntime, Handshake, Transport};
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::transport::{GatewayRuntime, Handshake, Transport};
 ///
 /// #[websocket_gateway(path = "/echo")]
 /// struct Echo;
@@ -146,9 +146,9 @@ pub trait Transport {
 /// ```
 /// use std::task::{Context, Poll};
 ///
-/// use gateway_core::prelude::*;
-/// use gateway_core::transport::{self, Closing, Connection, Decoded, Gone, Received};
-/// use gateway_core::Frame;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::transport::{self, Closing, Connection, Decoded, Gone, Received};
+/// use ws_gateway_core::Frame;
 /// use tokio::sync::mpsc;
 ///
 /// struct Lines {
@@ -319,7 +319,7 @@ impl Answer {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{Frame, transport::Answer};
+    /// use ws_gateway_core::{Frame, transport::Answer};
     ///
     /// let frame = Frame::event("e", &1).unwrap();
     /// assert_eq!(Answer::Frame(frame.clone()).frame(), Some(&frame));
@@ -337,7 +337,7 @@ impl Answer {
     /// # Examples
     ///
     /// ```
-    /// use gateway_core::{CloseRequest, transport::Answer};
+    /// use ws_gateway_core::{CloseRequest, transport::Answer};
     ///
     /// let close = CloseRequest { code: 4000, reason: "bye".into() };
     /// assert_eq!(Answer::Close(None, close.clone()).close_request(), Some(&close));
@@ -389,7 +389,7 @@ impl Handled {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_core::transport::{Answer, Handled};
+    /// use ws_gateway_core::transport::{Answer, Handled};
     ///
     /// assert!(matches!(Handled::Ready(Answer::Nothing).answer().await, Answer::Nothing));
     /// # }

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use gateway_core::transport::{Answer, Handled};
-use gateway_core::{Client, GatewayApp, Handshake, Inject, WsException, WsResponse, WsServer};
 use serde_json::Value;
+use ws_gateway_core::transport::{Answer, Handled};
+use ws_gateway_core::{Client, GatewayApp, Handshake, Inject, WsException, WsResponse, WsServer};
 
 struct Counter(std::sync::atomic::AtomicUsize);
 
@@ -20,21 +20,21 @@ pub struct HandGateway {
 }
 
 #[automatically_derived]
-impl ::gateway_core::__private::Gateway for HandGateway {
+impl ::ws_gateway_core::__private::Gateway for HandGateway {
     const PATH: &'static str = "/hand";
     const NAME: &'static str = "HandGateway";
 
     fn build(
-        cx: &::gateway_core::__private::BuildContext<'_>,
-    ) -> ::core::result::Result<Self, ::gateway_core::__private::BuildError> {
+        cx: &::ws_gateway_core::__private::BuildContext<'_>,
+    ) -> ::core::result::Result<Self, ::ws_gateway_core::__private::BuildError> {
         ::core::result::Result::Ok(Self {
-            counter: ::gateway_core::__private::resolve(cx, "counter")?,
-            server: ::gateway_core::__private::resolve(cx, "server")?,
+            counter: ::ws_gateway_core::__private::resolve(cx, "counter")?,
+            server: ::ws_gateway_core::__private::resolve(cx, "server")?,
         })
     }
 }
 
-::gateway_core::__private::register_gateway!(HandGateway);
+::ws_gateway_core::__private::register_gateway!(HandGateway);
 
 // #[websocket_gateway]
 impl HandGateway {
@@ -81,22 +81,22 @@ impl HandGateway {
 impl HandGateway {
     fn __gateway_handle_event(
         this: &::std::sync::Arc<Self>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let data = ::gateway_core::__private::extract!(cx, Value);
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let data = ::ws_gateway_core::__private::extract!(cx, Value);
         let this = ::std::sync::Arc::clone(this);
         let to = cx.reply_to();
-        ::gateway_core::__private::Dispatch::pending(async move {
-            ::gateway_core::__private::reply!(to, this.handle_event(data).await)
+        ::ws_gateway_core::__private::Dispatch::pending(async move {
+            ::ws_gateway_core::__private::reply!(to, this.handle_event(data).await)
         })
     }
 
     fn __gateway_identity(
         this: &::std::sync::Arc<Self>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let n = ::gateway_core::__private::extract!(cx, u32);
-        ::gateway_core::__private::Dispatch::ready(::gateway_core::__private::reply!(
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let n = ::ws_gateway_core::__private::extract!(cx, u32);
+        ::ws_gateway_core::__private::Dispatch::ready(::ws_gateway_core::__private::reply!(
             cx.reply_to(),
             this.identity(n)
         ))
@@ -104,10 +104,10 @@ impl HandGateway {
 
     fn __gateway_count(
         this: &::std::sync::Arc<Self>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let client = ::gateway_core::__private::extract!(cx, Client);
-        ::gateway_core::__private::Dispatch::ready(::gateway_core::__private::reply!(
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let client = ::ws_gateway_core::__private::extract!(cx, Client);
+        ::ws_gateway_core::__private::Dispatch::ready(::ws_gateway_core::__private::reply!(
             cx.reply_to(),
             this.count(client)
         ))
@@ -115,10 +115,10 @@ impl HandGateway {
 
     fn __gateway_stream(
         this: &::std::sync::Arc<Self>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let n = ::gateway_core::__private::extract!(cx, u8);
-        ::gateway_core::__private::Dispatch::ready(::gateway_core::__private::reply!(
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let n = ::ws_gateway_core::__private::extract!(cx, u8);
+        ::ws_gateway_core::__private::Dispatch::ready(::ws_gateway_core::__private::reply!(
             cx.reply_to(),
             this.stream(n)
         ))
@@ -126,9 +126,9 @@ impl HandGateway {
 
     fn __gateway_boom(
         this: &::std::sync::Arc<Self>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        ::gateway_core::__private::Dispatch::ready(::gateway_core::__private::reply!(
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        ::ws_gateway_core::__private::Dispatch::ready(::ws_gateway_core::__private::reply!(
             cx.reply_to(),
             this.boom()
         ))
@@ -136,75 +136,75 @@ impl HandGateway {
 
     fn __gateway_on_connection(
         this: &::std::sync::Arc<Self>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let client = ::gateway_core::__private::extract!(cx, Client);
-        ::gateway_core::__private::Dispatch::ready(::gateway_core::__private::hook_outcome(
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let client = ::ws_gateway_core::__private::extract!(cx, Client);
+        ::ws_gateway_core::__private::Dispatch::ready(::ws_gateway_core::__private::hook_outcome(
             this.on_connection(client),
         ))
     }
 }
 
 #[automatically_derived]
-impl ::gateway_core::__private::GatewayHandlers for HandGateway {
-    const HANDLERS: &'static [::gateway_core::__private::Handler<Self>] = &[
-        ::gateway_core::__private::Handler {
+impl ::ws_gateway_core::__private::GatewayHandlers for HandGateway {
+    const HANDLERS: &'static [::ws_gateway_core::__private::Handler<Self>] = &[
+        ::ws_gateway_core::__private::Handler {
             event: "events",
             method: "handle_event",
             call: Self::__gateway_handle_event,
-            verify: |cx| ::gateway_core::__private::verify!(cx, "handle_event"; "data": Value),
-            layers: ::gateway_core::__private::Layers::default,
-            describe: |_| ::gateway_core::__private::HandlerDoc::default(),
+            verify: |cx| ::ws_gateway_core::__private::verify!(cx, "handle_event"; "data": Value),
+            layers: ::ws_gateway_core::__private::Layers::default,
+            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
             file: ::core::file!(),
             line: ::core::line!(),
         },
-        ::gateway_core::__private::Handler {
+        ::ws_gateway_core::__private::Handler {
             event: "identity",
             method: "identity",
             call: Self::__gateway_identity,
-            verify: |cx| ::gateway_core::__private::verify!(cx, "identity"; "n": u32),
-            layers: ::gateway_core::__private::Layers::default,
-            describe: |_| ::gateway_core::__private::HandlerDoc::default(),
+            verify: |cx| ::ws_gateway_core::__private::verify!(cx, "identity"; "n": u32),
+            layers: ::ws_gateway_core::__private::Layers::default,
+            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
             file: ::core::file!(),
             line: ::core::line!(),
         },
-        ::gateway_core::__private::Handler {
+        ::ws_gateway_core::__private::Handler {
             event: "count",
             method: "count",
             call: Self::__gateway_count,
-            verify: |cx| ::gateway_core::__private::verify!(cx, "count"; "client": Client),
-            layers: ::gateway_core::__private::Layers::default,
-            describe: |_| ::gateway_core::__private::HandlerDoc::default(),
+            verify: |cx| ::ws_gateway_core::__private::verify!(cx, "count"; "client": Client),
+            layers: ::ws_gateway_core::__private::Layers::default,
+            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
             file: ::core::file!(),
             line: ::core::line!(),
         },
-        ::gateway_core::__private::Handler {
+        ::ws_gateway_core::__private::Handler {
             event: "stream",
             method: "stream",
             call: Self::__gateway_stream,
-            verify: |cx| ::gateway_core::__private::verify!(cx, "stream"; "n": u8),
-            layers: ::gateway_core::__private::Layers::default,
-            describe: |_| ::gateway_core::__private::HandlerDoc::default(),
+            verify: |cx| ::ws_gateway_core::__private::verify!(cx, "stream"; "n": u8),
+            layers: ::ws_gateway_core::__private::Layers::default,
+            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
             file: ::core::file!(),
             line: ::core::line!(),
         },
-        ::gateway_core::__private::Handler {
+        ::ws_gateway_core::__private::Handler {
             event: "boom",
             method: "boom",
             call: Self::__gateway_boom,
-            verify: |cx| ::gateway_core::__private::verify!(cx, "boom";),
-            layers: ::gateway_core::__private::Layers::default,
-            describe: |_| ::gateway_core::__private::HandlerDoc::default(),
+            verify: |cx| ::ws_gateway_core::__private::verify!(cx, "boom";),
+            layers: ::ws_gateway_core::__private::Layers::default,
+            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
             file: ::core::file!(),
             line: ::core::line!(),
         },
     ];
-    const HOOKS: ::gateway_core::__private::Hooks<Self> = ::gateway_core::__private::Hooks {
+    const HOOKS: ::ws_gateway_core::__private::Hooks<Self> = ::ws_gateway_core::__private::Hooks {
         after_init: ::core::option::Option::None,
-        handle_connection: ::core::option::Option::Some(::gateway_core::__private::Hook {
+        handle_connection: ::core::option::Option::Some(::ws_gateway_core::__private::Hook {
             method: "on_connection",
             call: Self::__gateway_on_connection,
-            verify: |cx| ::gateway_core::__private::verify!(cx, "on_connection"; "client": Client),
+            verify: |cx| ::ws_gateway_core::__private::verify!(cx, "on_connection"; "client": Client),
         }),
         handle_disconnect: ::core::option::Option::None,
     };
@@ -225,7 +225,7 @@ async fn text_of(handled: Handled) -> Result<Option<String>, String> {
     }
 }
 
-fn app() -> gateway_core::App {
+fn app() -> ws_gateway_core::App {
     GatewayApp::new()
         .provide(Counter(Default::default()))
         .gateway::<HandGateway>()

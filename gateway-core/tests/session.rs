@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use gateway_core::prelude::*;
-use gateway_core::transport::{self, Closing, Connection, Decoded, Gone, Received, Session};
-use gateway_core::{ConnectionConfig, Frame, Handshake, RateLimit};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
+use ws_gateway_core::prelude::*;
+use ws_gateway_core::transport::{self, Closing, Connection, Decoded, Gone, Received, Session};
+use ws_gateway_core::{ConnectionConfig, Frame, Handshake, RateLimit};
 
 /// What the session wrote and how it closed.
 #[derive(Default)]

@@ -84,8 +84,6 @@ pub(crate) struct StrippedImpl {
 /// `#[websocket_gateway] impl ... { .. }`.
 pub(crate) struct GatewayImpl<'a> {
     pub(crate) node: &'a ItemImpl,
-    /// What `#[websocket_gateway(..)]` on the block was given: nothing, if it is right.
-    pub(crate) args: TokenStream,
     /// The `use_*` of the block, which apply to every handler.
     pub(crate) layers: Layers,
     /// The `#[subscribe]` methods, in order.
@@ -275,9 +273,10 @@ impl<'a> GatewayImpl<'a> {
         args: TokenStream,
         stripped: StrippedImpl,
     ) -> Self {
+        // The block takes nothing but `crate = ".."`, which the expansion read already.
+        attr::check_impl_args(cx, args);
         let mut gateway = Self {
             node,
-            args,
             layers: Layers::parse(cx, &stripped.block),
             handlers: Vec::new(),
             hooks: Vec::new(),

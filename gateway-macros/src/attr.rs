@@ -27,7 +27,7 @@ pub(crate) enum Helper {
 
 impl Helper {
     /// Which helper `attr` is, by the last segment of its path, so that
-    /// `#[gateway_core::subscribe(..)]` is recognized as well as `#[subscribe(..)]`.
+    /// `#[ws_gateway_core::subscribe(..)]` is recognized as well as `#[subscribe(..)]`.
     pub(crate) fn of(attr: &Attribute) -> Option<Self> {
         let name = attr.path().segments.last()?.ident.to_string();
         Some(match name.as_str() {
@@ -163,6 +163,11 @@ impl StructArgs {
     }
 
     fn parse_one(&mut self, input: ParseStream<'_>) -> syn::Result<()> {
+        if input.peek(Token![crate]) {
+            // Read before the expansion (see `crate_in`); here only checked.
+            parse_crate(input)?;
+            return Ok(());
+        }
         if input.peek(kw::path) {
             let key: kw::path = input.parse()?;
             input.parse::<Token![=]>()?;
@@ -190,12 +195,88 @@ impl StructArgs {
             return Err(syn::Error::new(
                 key.span(),
                 format!(
-                    "unknown argument `{key}`: `#[websocket_gateway]` on a struct takes `path = \"/...\"`"
+                    "unknown argument `{key}`: `#[websocket_gateway]` on a struct takes `path = \"/...\"` (and `crate = \"...\"`)"
                 ),
             ));
         }
         Err(input.error("expected `path = \"/...\"`"))
     }
+}
+
+/// Checks the arguments of `#[websocket_gateway]` on an `impl` block: nothing, or
+/// `crate = ".."` (read before the expansion, see [`crate_in`]). Anything else is reported:
+/// the path belongs to the struct.
+pub(crate) fn check_impl_args(cx: &Ctxt, tokens: TokenStream) {
+    let parser = |input: ParseStream<'_>| {
+        while !input.is_empty() {
+            if input.peek(Token![crate]) {
+                if let Err(err) = parse_crate(input) {
+                    cx.syn_error(err);
+                    skip_to_comma(input)?;
+                }
+            } else {
+                let rest: TokenStream = input.parse()?;
+                cx.error_spanned_by(
+                        &rest,
+                        "the path goes on the struct: `#[websocket_gateway(path = \"/...\")] struct ...`; \
+                         the `impl` block takes `#[websocket_gateway]` alone (or with `crate = \"...\"`)",
+                    );
+                return Ok(());
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(())
+    };
+    if let Err(err) = parser.parse2(tokens) {
+        cx.syn_error(err);
+    }
+}
+
+/// `crate = "path"`, serde's way of naming a re-exported framework.
+fn parse_crate(input: ParseStream<'_>) -> syn::Result<syn::Path> {
+    input.parse::<Token![crate]>()?;
+    input.parse::<Token![=]>()?;
+    let lit: LitStr = input.parse().map_err(|err| {
+        syn::Error::new(
+            err.span(),
+            "expected a string literal: write `crate = \"my_crate::gateway\"`",
+        )
+    })?;
+    lit.parse::<syn::Path>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            "expected a path to the crate that re-exports the framework: `crate = \"my_crate::gateway\"`",
+        )
+    })
+}
+
+/// The `crate = ".."` of a `#[websocket_gateway(..)]` attribute, if it has one that reads
+/// (a malformed one is reported where that attribute expands).
+pub(crate) fn crate_of(attr: &Attribute) -> Option<syn::Path> {
+    match &attr.meta {
+        Meta::List(list) => crate_in(&list.tokens),
+        _ => None,
+    }
+}
+
+/// The `crate = ".."` among the arguments of `#[websocket_gateway(..)]`, if one reads.
+pub(crate) fn crate_in(args: &TokenStream) -> Option<syn::Path> {
+    let parser = |input: ParseStream<'_>| {
+        let mut found = None;
+        while !input.is_empty() {
+            if input.peek(Token![crate]) {
+                found = parse_crate(input).ok();
+            }
+            skip_to_comma(input)?;
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(found)
+    };
+    parser.parse2(args.clone()).ok().flatten()
 }
 
 /// Skips the rest of a malformed argument, up to the next `,`.
@@ -332,7 +413,7 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "unknown argument `paht`: `#[websocket_gateway]` on a struct takes `path = \"/...\"`",
+                "unknown argument `paht`: `#[websocket_gateway]` on a struct takes `path = \"/...\"` (and `crate = \"...\"`)",
                 "expected a string literal: write `path = \"/chat\"`",
                 "name the argument: `#[websocket_gateway(path = \"/c\")]`",
             ]

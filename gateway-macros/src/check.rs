@@ -175,7 +175,6 @@ fn layers_not_on_struct(cx: &Ctxt, gateway: &GatewayStruct<'_>) {
 
 /// Every rule about `#[websocket_gateway] impl ... { .. }`.
 pub(crate) fn gateway_impl(cx: &Ctxt, gateway: &GatewayImpl<'_>) {
-    impl_takes_no_args(cx, gateway);
     impl_is_inherent(cx, gateway);
     impl_not_generic(cx, gateway);
     helpers_on_methods(cx, gateway);
@@ -201,18 +200,6 @@ fn method_rules(cx: &Ctxt, method: &Method<'_>) {
     receiver_is_shared_ref(cx, method);
     args_are_owned(cx, method);
     returns_owned(cx, method);
-}
-
-/// The path belongs to the struct, which the registry mounts; a second place for it could
-/// only disagree with the first.
-fn impl_takes_no_args(cx: &Ctxt, gateway: &GatewayImpl<'_>) {
-    if !gateway.args.is_empty() {
-        cx.error_spanned_by(
-            &gateway.args,
-            "the path goes on the struct: `#[websocket_gateway(path = \"/...\")] struct ...`; \
-             the `impl` block takes `#[websocket_gateway]` alone",
-        );
-    }
 }
 
 /// The handlers are the gateway's own methods: a trait impl cannot add methods, and the

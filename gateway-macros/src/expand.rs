@@ -46,7 +46,8 @@ pub(crate) fn websocket_gateway(
     args: TokenStream,
     item: TokenStream,
 ) -> Result<TokenStream, Rejected> {
-    match syn::parse2::<Item>(item.clone()) {
+    let krate = attr::crate_in(&args);
+    paths::with_root(krate.as_ref(), || match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Struct(item)) => gateway_struct(args, item),
         Ok(Item::Impl(item)) => gateway_impl(args, item),
         Ok(_) => Err(Rejected {
@@ -57,7 +58,7 @@ pub(crate) fn websocket_gateway(
             ),
         }),
         Err(errors) => Err(Rejected { item, errors }),
-    }
+    })
 }
 
 /// A helper attribute that no `#[websocket_gateway]` consumed: above the gateway's
@@ -89,12 +90,18 @@ pub(crate) fn helper_outside_gateway(
 /// impl ..`: appended, so that several of them above keep their order.
 fn move_below_gateway(kind: LayerKind, args: TokenStream, mut block: ItemImpl) -> TokenStream {
     let attrs = std::mem::take(&mut block.attrs);
+    let krate = attrs
+        .iter()
+        .find(|attr| attr::is_gateway_attr(attr))
+        .and_then(attr::crate_of);
     let path = paths::layer_attribute(kind);
-    quote! {
-        #(#attrs)*
-        #[#path(#args)]
-        #block
-    }
+    paths::with_root(krate.as_ref(), || {
+        quote! {
+            #(#attrs)*
+            #[#path(#args)]
+            #block
+        }
+    })
 }
 
 // The struct.
@@ -458,7 +465,7 @@ fn hooks_table(hooks: &[Hook<'_>]) -> TokenStream {
     }
 }
 
-/// The field of `gateway_core::Hooks` a hook fills.
+/// The field of `ws_gateway_core::Hooks` a hook fills.
 fn hook_field(kind: HookKind) -> Ident {
     let field = match kind {
         HookKind::AfterInit => "after_init",
@@ -527,7 +534,7 @@ mod tests {
         );
         // The table the struct's registration needs, empty.
         assert!(
-            out.contains("const HANDLERS : & 'static [:: gateway_core :: __private :: Handler < Self >] = & [] ;"),
+            out.contains("const HANDLERS : & 'static [:: ws_gateway_core :: __private :: Handler < Self >] = & [] ;"),
             "{out}"
         );
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
@@ -572,7 +579,7 @@ mod tests {
         };
         assert_eq!(
             out.to_string(),
-            "# [websocket_gateway] # [use_pipes (P)] # [:: gateway_core :: use_guards (A)] impl G { }"
+            "# [websocket_gateway] # [use_pipes (P)] # [:: ws_gateway_core :: use_guards (A)] impl G { }"
         );
     }
 }

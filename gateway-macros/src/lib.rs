@@ -1,5 +1,5 @@
-//! Attribute macros of the gateway framework. Use them through `gateway_core` (its
-//! `prelude` re-exports them); the code they write calls `::gateway_core::__private` and
+//! Attribute macros of the gateway framework. Use them through `ws_gateway_core` (its
+//! `prelude` re-exports them); the code they write calls `::ws_gateway_core::__private` and
 //! nothing else.
 //!
 //! - [`macro@websocket_gateway`] on a struct makes it a gateway served at a path, built from
@@ -44,7 +44,7 @@ use crate::expand::Rejected;
 /// unknown. What it generates adds no names to the gateway type.
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/echo")]
 /// pub struct EchoGateway {
@@ -84,7 +84,7 @@ pub fn websocket_gateway(args: TokenStream, item: TokenStream) -> TokenStream {
 /// a `Stream` sends each item as it comes. The method may be `async`.
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/rooms")]
 /// pub struct RoomGateway;
@@ -108,7 +108,7 @@ pub fn subscribe(args: TokenStream, item: TokenStream) -> TokenStream {
 /// the `WsServer` and any provided state.
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/ticks")]
 /// pub struct TickGateway;
@@ -132,7 +132,7 @@ pub fn after_init(args: TokenStream, item: TokenStream) -> TokenStream {
 /// socket closes.
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/lobby")]
 /// pub struct LobbyGateway;
@@ -156,7 +156,7 @@ pub fn handle_connection(args: TokenStream, item: TokenStream) -> TokenStream {
 /// abrupt TCP close (NestJS's `handleDisconnect`). The client is still in its rooms.
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// #[websocket_gateway(path = "/lobby")]
 /// pub struct LobbyGateway {
@@ -182,7 +182,7 @@ pub fn handle_disconnect(args: TokenStream, item: TokenStream) -> TokenStream {
 /// handler. Each entry is an expression that makes a pipe: `ValidationPipe`, `Trim::new()`.
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 /// use serde::Deserialize;
 /// use validator::Validate;
 ///
@@ -214,7 +214,7 @@ pub fn use_pipes(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `@UseGuards`). A denied message gets "Forbidden resource".
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// struct OnlyLocal;
 ///
@@ -245,7 +245,7 @@ pub fn use_guards(args: TokenStream, item: TokenStream) -> TokenStream {
 /// (NestJS's `@UseInterceptors`).
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// /// Wraps every reply as `{"data": ..}`.
 /// struct Wrap;
@@ -279,7 +279,7 @@ pub fn use_interceptors(args: TokenStream, item: TokenStream) -> TokenStream {
 /// filters, closest first (NestJS's `@UseFilters`).
 ///
 /// ```
-/// use gateway_core::prelude::*;
+/// use ws_gateway_core::prelude::*;
 ///
 /// struct Quiet;
 ///

@@ -1,6 +1,6 @@
 //! The expansion snapshots: each `tests/expand/<case>.rs` expanded and pretty-printed must
 //! equal `tests/expand/<case>.expanded.rs`. Refresh them with `UPDATE_EXPANSIONS=1 cargo test -p
-//! gateway-macros`, then read the diff as a review of the generated code.
+//! ws-gateway-macros`, then read the diff as a review of the generated code.
 
 use quote::ToTokens;
 

@@ -3,7 +3,7 @@
 //! 1. one message to 1,000 and to 10,000 clients of one instance (local fan-out);
 //! 2. one message from a client of instance A to 1,000 clients of instance B, through Redis.
 //!
-//! Run: `cargo bench -p gateway-redis --bench fanout` (Redis on 127.0.0.1:6379, or set
+//! Run: `cargo bench -p ws-gateway-redis --bench fanout` (Redis on 127.0.0.1:6379, or set
 //! `REDIS_URL`; without Redis the cross-instance part is skipped). Prints deliveries/s and
 //! p50/p99 latency (emit on the server to receipt by the client) per scenario.
 //!
@@ -22,13 +22,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt, stream};
-use gateway_axum::prelude::*;
-use gateway_redis::{RedisAdapter, RedisConfig};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use ws_gateway_axum::prelude::*;
+use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -70,7 +70,7 @@ impl BenchGateway {
 
 async fn serve() {
     let mut builder = GatewayApp::new().gateway::<BenchGateway>();
-    let mut config = gateway_core::ConnectionConfig::default();
+    let mut config = ws_gateway_core::ConnectionConfig::default();
     config.rate_limit = None;
     config.ping_interval = None;
     config.idle_timeout = None;
@@ -84,10 +84,10 @@ async fn serve() {
         );
     }
     let app = builder.build().unwrap();
-    let listener = gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = ws_gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     println!("PORT {}", listener.local_addr().unwrap().port());
     let router = (&app).into_router();
-    tokio::spawn(async move { gateway_axum::serve(listener, router).await.unwrap() });
+    tokio::spawn(async move { ws_gateway_axum::serve(listener, router).await.unwrap() });
     // Until the parent closes our stdin (or dies).
     let mut sink = Vec::new();
     tokio::io::stdin().read_to_end(&mut sink).await.ok();

@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::SystemTime;
 
-use gateway_core::adapter::{Adapter, AdapterError, ClientInfo, LocalServer, Message, Selection};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use ws_gateway_core::adapter::{
+    Adapter, AdapterError, ClientInfo, LocalServer, Message, Selection,
+};
 
 use crate::codec::{self, Incoming};
 use crate::config::{AdapterConfig, RedisConfig};
@@ -43,8 +45,8 @@ const INBOX_CAPACITY: usize = 4096;
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_redis::{RedisAdapter, RedisConfig};
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_redis::{RedisAdapter, RedisConfig};
 ///
 /// #[websocket_gateway(path = "/chat")]
 /// struct Chat;
@@ -321,7 +323,7 @@ impl<D> Drop for PendingGuard<'_, D> {
 
 impl RedisAdapter<RedisDriver> {
     /// Connects to Redis (a [`RedisDriver`]) and starts the adapter, to give to
-    /// [`GatewayApp::adapter`](gateway_core::GatewayApp::adapter). Must be called inside a
+    /// [`GatewayApp::adapter`](ws_gateway_core::GatewayApp::adapter). Must be called inside a
     /// tokio runtime: the connections live in background tasks.
     ///
     /// # Errors
@@ -336,7 +338,7 @@ impl RedisAdapter<RedisDriver> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_redis::{RedisAdapter, RedisConfig};
+    /// use ws_gateway_redis::{RedisAdapter, RedisConfig};
     ///
     /// // Nothing listens on port 1.
     /// let err = RedisAdapter::connect(RedisConfig::new("redis://127.0.0.1:1")).await.unwrap_err();
@@ -374,7 +376,7 @@ impl<D: Driver> RedisAdapter<D> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use gateway_redis::{AdapterConfig, MemoryBus, RedisAdapter};
+    /// use ws_gateway_redis::{AdapterConfig, MemoryBus, RedisAdapter};
     ///
     /// let bus = MemoryBus::new();
     /// let a = RedisAdapter::with_driver(bus.driver(), AdapterConfig::new().prefix("app")).await?;
@@ -439,7 +441,7 @@ impl<D: Driver> RedisAdapter<D> {
     ///
     /// ```
     /// # #[allow(dead_code)]
-    /// # async fn demo(redis: gateway_redis::RedisAdapter) {
+    /// # async fn demo(redis: ws_gateway_redis::RedisAdapter) {
     /// if !redis.is_connected() {
     ///     tracing::warn!("serving this instance's clients only");
     /// }
@@ -554,9 +556,9 @@ mod tests {
     use std::io;
     use std::time::Duration;
 
-    use gateway_core::adapter::Operation;
-    use gateway_core::prelude::*;
-    use gateway_core::{App, Frame, Handshake};
+    use ws_gateway_core::adapter::Operation;
+    use ws_gateway_core::prelude::*;
+    use ws_gateway_core::{App, Frame, Handshake};
 
     use super::*;
     use crate::driver::{MemoryBus, MemoryDriver};
@@ -736,7 +738,7 @@ mod tests {
         let got = tokio::time::timeout(Duration::from_secs(5), queue.recv()).await;
         assert!(matches!(
             got,
-            Ok(Some(gateway_core::transport::Outbound::Frame(_)))
+            Ok(Some(ws_gateway_core::transport::Outbound::Frame(_)))
         ));
         assert_eq!(fetch(&app).await.unwrap().len(), 1); // the local client
         // A request on a gateway channel is not a request: it was not answered (an answer

@@ -13,9 +13,9 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use gateway_core::adapter::{ClientInfo, Operation, Selection};
-use gateway_core::{ClientId, Frame};
 use serde::{Deserialize, Serialize};
+use ws_gateway_core::adapter::{ClientInfo, Operation, Selection};
+use ws_gateway_core::{ClientId, Frame};
 
 const VERSION: u8 = 1;
 const EMIT: u8 = 0;

@@ -12,7 +12,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use gateway_redis::AdapterConfig;
+/// use ws_gateway_redis::AdapterConfig;
 ///
 /// let config = AdapterConfig::new()
 ///     .prefix("chat")                                 // channels chat:/path, chat#request, ...
@@ -51,7 +51,7 @@ impl AdapterConfig {
         self
     }
 
-    /// How long [`fetch_clients`](gateway_core::Broadcast::fetch_clients) waits for the
+    /// How long [`fetch_clients`](ws_gateway_core::Broadcast::fetch_clients) waits for the
     /// other instances to answer (default 5 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -73,7 +73,7 @@ impl AdapterConfig {
 ///
 /// ```
 /// use std::time::Duration;
-/// use gateway_redis::RedisConfig;
+/// use ws_gateway_redis::RedisConfig;
 ///
 /// let config = RedisConfig::new("redis://127.0.0.1:6379")
 ///     .prefix("chat")                              // channels chat:/path, chat#request, ...
@@ -134,7 +134,7 @@ impl RedisConfig {
         self
     }
 
-    /// How long [`fetch_clients`](gateway_core::Broadcast::fetch_clients) waits for the
+    /// How long [`fetch_clients`](ws_gateway_core::Broadcast::fetch_clients) waits for the
     /// other instances to answer (default 5 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.adapter = self.adapter.request_timeout(timeout);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Why [`RedisAdapter::connect`](crate::RedisAdapter::connect) failed, or why the
 /// [`RedisDriver`](crate::RedisDriver) could not carry out an operation (what
-/// [`fetch_clients`](gateway_core::Broadcast::fetch_clients) reports as unavailable). The
+/// [`fetch_clients`](ws_gateway_core::Broadcast::fetch_clients) reports as unavailable). The
 /// URL in each message has its password replaced by `***`.
 ///
 /// # Examples
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_redis::{RedisAdapter, RedisConfig};
+/// use ws_gateway_redis::{RedisAdapter, RedisConfig};
 ///
 /// let err = RedisAdapter::connect(RedisConfig::new("not a url")).await.unwrap_err();
 /// assert!(err.to_string().contains("not a url"));

@@ -3,13 +3,13 @@
 //!
 //! Give every instance of the app a [`RedisAdapter`] on the same Redis and the same
 //! [prefix](RedisConfig::prefix): every emit, broadcast, room operation and disconnect of a
-//! [`WsServer`](gateway_core::WsServer) then reaches the matching clients on every
-//! instance, exactly once, and [`fetch_clients`](gateway_core::Broadcast::fetch_clients)
+//! [`WsServer`](ws_gateway_core::WsServer) then reaches the matching clients on every
+//! instance, exactly once, and [`fetch_clients`](ws_gateway_core::Broadcast::fetch_clients)
 //! asks every instance.
 //!
 //! ```
-//! use gateway_core::prelude::*;
-//! use gateway_redis::{RedisAdapter, RedisConfig};
+//! use ws_gateway_core::prelude::*;
+//! use ws_gateway_redis::{RedisAdapter, RedisConfig};
 //!
 //! #[websocket_gateway(path = "/chat")]
 //! struct Chat;
@@ -69,10 +69,10 @@
 //! they would over Redis (same adapter code, same wire format), with no server to start.
 //!
 //! ```
-//! use gateway_core::prelude::*;
-//! use gateway_core::Handshake;
-//! use gateway_core::transport::Outbound;
-//! use gateway_redis::{AdapterConfig, MemoryBus, RedisAdapter};
+//! use ws_gateway_core::prelude::*;
+//! use ws_gateway_core::Handshake;
+//! use ws_gateway_core::transport::Outbound;
+//! use ws_gateway_redis::{AdapterConfig, MemoryBus, RedisAdapter};
 //!
 //! #[websocket_gateway(path = "/chat")]
 //! struct Chat;
@@ -105,7 +105,7 @@
 //!
 //! # When Redis goes away
 //!
-//! Local delivery never waits for Redis: [`publish`](gateway_core::adapter::Adapter::publish)
+//! Local delivery never waits for Redis: [`publish`](ws_gateway_core::adapter::Adapter::publish)
 //! only queues. If Redis is lost while running, one warning is logged (target
 //! `gateway::redis`), what is published meanwhile is dropped for the other instances, and
 //! both connections are re-established with backoff ([`RedisConfig::reconnect_backoff`]);

@@ -16,11 +16,11 @@ mod common;
 
 use std::time::Duration;
 
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestClient, TestServer};
-use gateway_redis::{RedisAdapter, RedisConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{TestClient, TestServer};
+use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
 use common::{redis_server, spare_port, wait_for};
 

@@ -14,13 +14,13 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use gateway_core::adapter::AdapterError;
-use gateway_core::prelude::*;
-use gateway_core::transport::{Outbound, OutboundQueue};
-use gateway_core::{App, Handshake};
-use gateway_redis::driver::{ChannelMessage, Driver, Inbox, Subscription};
-use gateway_redis::{AdapterConfig, MemoryBus, MemoryDriver, RedisAdapter};
 use serde_json::json;
+use ws_gateway_core::adapter::AdapterError;
+use ws_gateway_core::prelude::*;
+use ws_gateway_core::transport::{Outbound, OutboundQueue};
+use ws_gateway_core::{App, Handshake};
+use ws_gateway_redis::driver::{ChannelMessage, Driver, Inbox, Subscription};
+use ws_gateway_redis::{AdapterConfig, MemoryBus, MemoryDriver, RedisAdapter};
 
 /// How long a frame that should arrive may take (generous: it is a failure bound, not a
 /// synchronisation).

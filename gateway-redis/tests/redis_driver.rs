@@ -9,9 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use gateway_redis::driver::{ChannelMessage, Driver, Inbox, Subscription};
-use gateway_redis::{Error, RedisConfig, RedisDriver};
 use tokio::sync::mpsc;
+use ws_gateway_redis::driver::{ChannelMessage, Driver, Inbox, Subscription};
+use ws_gateway_redis::{Error, RedisConfig, RedisDriver};
 
 use common::{redis_server, spare_port, wait_for};
 

@@ -6,11 +6,11 @@
 
 mod common;
 
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestClient, TestServer};
-use gateway_redis::{RedisAdapter, RedisConfig};
 use serde::Deserialize;
 use serde_json::json;
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{TestClient, TestServer};
+use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use gateway_axum::IntoRouter;
-use gateway_core::prelude::*;
-use gateway_redis::{RedisAdapter, RedisConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use ws_gateway_axum::IntoRouter;
+use ws_gateway_core::prelude::*;
+use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
 /// One chat line: who sent it, its number, when (µs since the run began).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ fn peak_rss_kib() -> u64 {
 
 async fn instance(redis: &str, prefix: &str) -> Result<String, Box<dyn std::error::Error>> {
     let adapter = RedisAdapter::connect(RedisConfig::new(redis).prefix(prefix)).await?;
-    let mut config = gateway_core::ConnectionConfig::default();
+    let mut config = ws_gateway_core::ConnectionConfig::default();
     config.rate_limit = None;
     config.outbound_queue = 8_192;
     let app = GatewayApp::new()
@@ -139,11 +139,11 @@ async fn instance(redis: &str, prefix: &str) -> Result<String, Box<dyn std::erro
         .adapter(adapter)
         .gateway::<SoakGateway>()
         .build()?;
-    let listener = gateway_axum::bind("127.0.0.1:0".parse()?)?;
+    let listener = ws_gateway_axum::bind("127.0.0.1:0".parse()?)?;
     let url = format!("ws://{}/soak", listener.local_addr()?);
     let router = app.into_router();
     tokio::spawn(async move {
-        if let Err(err) = gateway_axum::serve(listener, router).await {
+        if let Err(err) = ws_gateway_axum::serve(listener, router).await {
             eprintln!("instance failed: {err}");
         }
     });

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestClient, TestServer};
-use gateway_axum::{SocketIoTransport, Transport};
-use gateway_core::{ConnectionConfig, RateLimit};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{TestClient, TestServer};
+use ws_gateway_axum::{SocketIoTransport, Transport};
+use ws_gateway_core::{ConnectionConfig, RateLimit};
 
 use crate::common::rss_kib;
 

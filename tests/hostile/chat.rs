@@ -5,11 +5,11 @@
 use ::chat::auth::{AuthService, DEVELOPMENT_SECRET, MAX_USERNAME_CHARS};
 use ::chat::config::{Config, ConfigError};
 use clap::Parser;
-use gateway_axum::test_client::{TestClient, TestServer};
-use gateway_core::ConnectionConfig;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use ws_gateway_axum::test_client::{TestClient, TestServer};
+use ws_gateway_core::ConnectionConfig;
 
 use crate::common::rss_kib;
 

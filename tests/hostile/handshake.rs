@@ -5,18 +5,18 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::{TestClient, TestError, TestServer};
-use gateway_axum::{SocketIoTransport, Transport};
-use gateway_core::{
-    Authenticator, ConnectionConfig, HandshakeRequest, Origins, TrustedProxies, WsException,
-};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{TestClient, TestError, TestServer};
+use ws_gateway_axum::{SocketIoTransport, Transport};
+use ws_gateway_core::{
+    Authenticator, ConnectionConfig, HandshakeRequest, Origins, TrustedProxies, WsException,
+};
 
 use crate::common::rss_kib;
 
@@ -148,9 +148,9 @@ async fn axum_serve(app: &App) -> SocketAddr {
 async fn silent_and_slowloris_connections_are_closed() {
     let _alone = crate::common::alone().await;
     let app = app(ConnectionConfig::default());
-    let listener = gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = ws_gateway_axum::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
-    let serve = gateway_axum::serve(listener, app.into_router())
+    let serve = ws_gateway_axum::serve(listener, app.into_router())
         .header_read_timeout(Duration::from_millis(300));
     tokio::spawn(serve.into_future());
 

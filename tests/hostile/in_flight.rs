@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::TestServer;
-use gateway_axum::{SocketIoTransport, Transport};
-use gateway_core::{ConnectionConfig, Inject};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::Message;
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::TestServer;
+use ws_gateway_axum::{SocketIoTransport, Transport};
+use ws_gateway_core::{ConnectionConfig, Inject};
 
 use crate::common::rss_kib;
 

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use chat::auth::AuthService;
-use gateway_axum::test_client::{Received, TestClient, TestServer};
-use gateway_core::{ConnectionConfig, RateLimit};
 use serde_json::{Value, json};
+use ws_gateway_axum::test_client::{Received, TestClient, TestServer};
+use ws_gateway_core::{ConnectionConfig, RateLimit};
 
 use crate::common::rss_kib;
 

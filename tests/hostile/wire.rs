@@ -12,13 +12,13 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::TestServer;
-use gateway_axum::{SocketIoTransport, Transport};
-use gateway_core::{ConnectionConfig, RateLimit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::TestServer;
+use ws_gateway_axum::{SocketIoTransport, Transport};
+use ws_gateway_core::{ConnectionConfig, RateLimit};
 
 use crate::common::rss_kib;
 

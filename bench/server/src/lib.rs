@@ -8,8 +8,8 @@
 //! The rate limit is off (a load generator sends far more than 1,000 messages a second per
 //! connection); every other setting is the default `ConnectionConfig`.
 
-use gateway_axum::prelude::*;
 use serde_json::value::RawValue;
+use ws_gateway_axum::prelude::*;
 
 /// Echo and broadcast, as in `bench/peers/nest`, `raw-axum` and `raw-socketioxide`.
 #[websocket_gateway(path = "/")]
@@ -38,8 +38,8 @@ impl BenchGateway {
 /// # Errors
 ///
 /// The app's build error (none for this gateway).
-pub fn app() -> Result<App, gateway_core::BuildError> {
-    let mut config = gateway_core::ConnectionConfig::default();
+pub fn app() -> Result<App, ws_gateway_core::BuildError> {
+    let mut config = ws_gateway_core::ConnectionConfig::default();
     config.rate_limit = None;
     GatewayApp::new()
         .gateway::<BenchGateway>()
@@ -56,7 +56,7 @@ pub fn port() -> u16 {
 }
 
 /// The listener of the hand-written peers (`raw-axum`, `raw-socketioxide`): 127.0.0.1 at
-/// [`port`], a backlog of 1024 and `TCP_NODELAY`, as `gateway_axum::bind` and `serve` set up
+/// [`port`], a backlog of 1024 and `TCP_NODELAY`, as `ws_gateway_axum::bind` and `serve` set up
 /// ours, so that the comparison is of the servers alone.
 ///
 /// # Errors

@@ -5,12 +5,12 @@
 //! `{"event":"echo","data":<the same data>}`, `broadcast` sends
 //! `{"event":"broadcast","data":<data>}` to every client and replies nothing.
 
-use gateway_axum::IntoRouter;
+use ws_gateway_axum::IntoRouter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = gateway_bench::app()?;
-    let listener = gateway_axum::bind(([127, 0, 0, 1], gateway_bench::port()).into())?;
-    gateway_axum::serve(listener, app.into_router()).await?;
+    let listener = ws_gateway_axum::bind(([127, 0, 0, 1], gateway_bench::port()).into())?;
+    ws_gateway_axum::serve(listener, app.into_router()).await?;
     Ok(())
 }

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use chat::auth::{AuthService, DEVELOPMENT_SECRET};
 use chat::config::{Command, Config};
 use clap::Parser;
-use gateway_redis::{RedisAdapter, RedisConfig};
 use tracing_subscriber::EnvFilter;
+use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -61,9 +61,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let app = builder.build()?;
     let router = chat::router(&app, auth).merge(chat::metrics::routes(metrics));
-    let listener = gateway_axum::bind(SocketAddr::new(config.host, config.port))?;
+    let listener = ws_gateway_axum::bind(SocketAddr::new(config.host, config.port))?;
     tracing::info!("chat listening on ws://{}/chat", listener.local_addr()?);
-    gateway_axum::serve(listener, router)
+    ws_gateway_axum::serve(listener, router)
         .with_graceful_shutdown(&app, shutdown_signal())
         .grace(GRACE)
         .await?;

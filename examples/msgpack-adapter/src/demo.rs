@@ -1,8 +1,8 @@
 //! The gateway the demo serves over both adapters.
 
-use gateway_axum::prelude::*;
 use serde::Deserialize;
 use serde_json::Value;
+use ws_gateway_axum::prelude::*;
 
 /// `{"a": .., "b": ..}`, the body of `add`.
 #[derive(Debug, Deserialize)]

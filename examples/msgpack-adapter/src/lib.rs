@@ -12,7 +12,7 @@
 //! at `ws://127.0.0.1:3001/rooms` and MessagePack at `ws://127.0.0.1:3001/msgpack/rooms`.
 //!
 //! ```
-//! use gateway_axum::prelude::*;
+//! use ws_gateway_axum::prelude::*;
 //! use msgpack_adapter::{MsgPackCodec, MsgPackTransport};
 //!
 //! let app = GatewayApp::new().gateway::<msgpack_adapter::demo::RoomsGateway>().build().unwrap();
@@ -26,10 +26,10 @@
 pub mod demo;
 
 use axum::extract::ws::Message as WsMessage;
-use gateway_axum::{Codec, WebSocketTransport};
-use gateway_core::{ErrorKind, Frame, Request, WsException};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use ws_gateway_axum::{Codec, WebSocketTransport};
+use ws_gateway_core::{ErrorKind, Frame, Request, WsException};
 
 /// The transport: MessagePack maps in binary WebSocket frames, at each gateway's path
 /// (after a prefix given with [`at`](WebSocketTransport::at)).
@@ -41,7 +41,7 @@ pub type MsgPackTransport = WebSocketTransport<MsgPackCodec>;
 ///
 /// ```
 /// use axum::extract::ws::Message as WsMessage;
-/// use gateway_axum::Codec;
+/// use ws_gateway_axum::Codec;
 /// use msgpack_adapter::{Message, MsgPackCodec};
 ///
 /// let bytes = Message::new("echo", serde_json::json!([1])).to_bytes().unwrap();

@@ -6,10 +6,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gateway_axum::prelude::*;
 use msgpack_adapter::demo::RoomsGateway;
 use msgpack_adapter::{MsgPackCodec, MsgPackTransport};
 use tracing_subscriber::EnvFilter;
+use ws_gateway_axum::prelude::*;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,7 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .at("/msgpack")
             .mount(&app),
     );
-    let listener = gateway_axum::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let listener = ws_gateway_axum::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
     tracing::info!(
         "JSON at ws://{0}/rooms, MessagePack at ws://{0}/msgpack/rooms",
         listener.local_addr()?
@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    gateway_axum::serve(listener, router)
+    ws_gateway_axum::serve(listener, router)
         .with_graceful_shutdown(&app, shutdown)
         .grace(Duration::from_secs(5))
         .await?;

@@ -6,14 +6,14 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::TestServer;
 use msgpack_adapter::demo::RoomsGateway;
 use msgpack_adapter::{Message, MsgPackCodec, MsgPackTransport};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::TestServer;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

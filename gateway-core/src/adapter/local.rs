@@ -15,7 +15,7 @@ use crate::server::{WeakServer, WsServer};
 ///
 /// ```
 /// use std::sync::Mutex;
-/// use gateway_core::adapter::{Adapter, LocalServer, Message};
+/// use ws_gateway_core::adapter::{Adapter, LocalServer, Message};
 ///
 /// /// Remembers the gateways, to apply what arrives from elsewhere.
 /// #[derive(Default)]
@@ -46,8 +46,8 @@ impl LocalServer {
     /// The gateway's path.
     ///
     /// ```
-    /// # use gateway_core::adapter::{Adapter, LocalServer, Message};
-    /// # use gateway_core::prelude::*;
+    /// # use ws_gateway_core::adapter::{Adapter, LocalServer, Message};
+    /// # use ws_gateway_core::prelude::*;
     /// # use std::sync::{Arc, Mutex};
     /// #[derive(Clone, Default)]
     /// struct Keep(Arc<Mutex<Vec<LocalServer>>>);
@@ -77,9 +77,9 @@ impl LocalServer {
     /// this one. Returns how many clients it applied to, or `None` once the app is gone.
     ///
     /// ```
-    /// # use gateway_core::adapter::{Adapter, LocalServer, Message, Operation, Selection};
-    /// # use gateway_core::prelude::*;
-    /// # use gateway_core::{Frame, Handshake};
+    /// # use ws_gateway_core::adapter::{Adapter, LocalServer, Message, Operation, Selection};
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::{Frame, Handshake};
     /// # use std::sync::{Arc, Mutex};
     /// #[derive(Clone, Default)]
     /// struct Keep(Arc<Mutex<Vec<LocalServer>>>);

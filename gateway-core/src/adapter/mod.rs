@@ -8,7 +8,7 @@
 //! unique across instances, so every receiver gets one copy.
 //!
 //! Without an adapter (the embedded default) everything stays in one process. The Redis
-//! adapter lives in the `gateway-redis` crate; write your own by implementing [`Adapter`].
+//! adapter lives in the `ws-gateway-redis` crate; write your own by implementing [`Adapter`].
 
 mod local;
 
@@ -30,7 +30,7 @@ pub use local::LocalServer;
 /// # Examples
 ///
 /// ```
-/// use gateway_core::adapter::Selection;
+/// use ws_gateway_core::adapter::Selection;
 ///
 /// let everyone = Selection::default();
 /// assert!(everyone.is_everyone());
@@ -64,7 +64,7 @@ impl Selection {
 /// # Examples
 ///
 /// ```
-/// use gateway_core::{Frame, adapter::Operation};
+/// use ws_gateway_core::{Frame, adapter::Operation};
 ///
 /// let op = Operation::Emit(Frame::event("tick", &1).unwrap());
 /// assert!(matches!(op, Operation::Emit(_)));
@@ -86,8 +86,8 @@ pub enum Operation {
 /// adapter after applying it locally.
 ///
 /// ```
-/// use gateway_core::Frame;
-/// use gateway_core::adapter::{Message, Operation, Selection};
+/// use ws_gateway_core::Frame;
+/// use ws_gateway_core::adapter::{Message, Operation, Selection};
 ///
 /// fn describe(message: &Message<'_>) -> String {
 ///     let what = match message.op {
@@ -124,7 +124,7 @@ impl ClientInfo {
     /// A client and its rooms.
     ///
     /// ```
-    /// use gateway_core::adapter::ClientInfo;
+    /// use ws_gateway_core::adapter::ClientInfo;
     ///
     /// let id = "00000000000000ff".parse().unwrap();
     /// let info = ClientInfo::new(id, vec!["a".into()]);
@@ -139,7 +139,7 @@ impl ClientInfo {
 ///
 /// ```
 /// use std::time::Duration;
-/// use gateway_core::adapter::AdapterError;
+/// use ws_gateway_core::adapter::AdapterError;
 ///
 /// let err = AdapterError::Timeout { missing: 1, timeout: Duration::from_secs(2) };
 /// assert_eq!(err.to_string(), "1 instance(s) did not answer within 2s");
@@ -174,7 +174,7 @@ pub enum AdapterError {
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use gateway_core::adapter::{Adapter, LocalServer, Message};
+/// use ws_gateway_core::adapter::{Adapter, LocalServer, Message};
 ///
 /// #[derive(Default)]
 /// struct Counting(AtomicUsize);
@@ -187,12 +187,12 @@ pub enum AdapterError {
 ///     }
 /// }
 ///
-/// let _app = gateway_core::GatewayApp::new().adapter(Counting::default());
+/// let _app = ws_gateway_core::GatewayApp::new().adapter(Counting::default());
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a broadcast adapter",
     label = "not an `Adapter`",
-    note = "use `gateway_redis::RedisAdapter`, or implement `gateway_core::adapter::Adapter` (attach, publish) for this type"
+    note = "use `ws_gateway_redis::RedisAdapter`, or implement `ws_gateway_core::adapter::Adapter` (attach, publish) for this type"
 )]
 pub trait Adapter: Send + Sync + 'static {
     /// Called once for each gateway when the app is built: keep `server` to apply the

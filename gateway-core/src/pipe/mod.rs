@@ -21,7 +21,7 @@ use crate::exception::WsException;
 /// A pipe that trims the text of a message:
 ///
 /// ```
-/// use gateway_core::{Context, Pipe, WsException};
+/// use ws_gateway_core::{Context, Pipe, WsException};
 ///
 /// #[derive(serde::Deserialize)]
 /// struct Say {
@@ -40,7 +40,7 @@ use crate::exception::WsException;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be used as a pipe for `{T}`",
     label = "not a pipe for `{T}`",
-    note = "for `ValidationPipe`, derive `validator::Validate` on `{T}`; for your own pipe, implement `gateway_core::Pipe<{T}>`"
+    note = "for `ValidationPipe`, derive `validator::Validate` on `{T}`; for your own pipe, implement `ws_gateway_core::Pipe<{T}>`"
 )]
 pub trait Pipe<T>: Send + Sync {
     /// Returns the (possibly changed) value.

@@ -23,8 +23,8 @@ use crate::exception::WsException;
 /// # Examples
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::ValidationPipe;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::ValidationPipe;
 /// use validator::Validate;
 ///
 /// #[derive(serde::Deserialize, Validate)]
@@ -53,9 +53,9 @@ pub struct ValidationPipe;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
-/// use gateway_core::pipe::VALIDATION_FAILED;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
+/// use ws_gateway_core::pipe::VALIDATION_FAILED;
 /// use validator::Validate;
 ///
 /// #[derive(serde::Deserialize, Validate)]

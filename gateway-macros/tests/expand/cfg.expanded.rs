@@ -1,16 +1,16 @@
 pub struct TypingGateway;
 const _: () = {
     #[automatically_derived]
-    impl ::gateway_core::__private::Gateway for TypingGateway {
+    impl ::ws_gateway_core::__private::Gateway for TypingGateway {
         const PATH: &'static str = "/typing";
         const NAME: &'static str = "TypingGateway";
         fn build(
-            _: &::gateway_core::__private::BuildContext<'_>,
-        ) -> ::core::result::Result<Self, ::gateway_core::__private::BuildError> {
+            _: &::ws_gateway_core::__private::BuildContext<'_>,
+        ) -> ::core::result::Result<Self, ::ws_gateway_core::__private::BuildError> {
             ::core::result::Result::Ok(Self)
         }
     }
-    ::gateway_core::__private::register_gateway!(TypingGateway);
+    ::ws_gateway_core::__private::register_gateway!(TypingGateway);
 };
 impl TypingGateway {
     fn typing(&self, client: Client) {
@@ -27,81 +27,85 @@ impl TypingGateway {
 const _: () = {
     fn __gateway_typing(
         this: &::std::sync::Arc<TypingGateway>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let client = ::gateway_core::__private::arg!(cx, Client);
-        ::gateway_core::__private::Dispatch::ready(
-            ::gateway_core::__private::reply!(cx.reply_to(), this.typing(client)),
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let client = ::ws_gateway_core::__private::arg!(cx, Client);
+        ::ws_gateway_core::__private::Dispatch::ready(
+            ::ws_gateway_core::__private::reply!(cx.reply_to(), this.typing(client)),
         )
     }
     #[cfg(feature = "receipts")]
     fn __gateway_read(
         this: &::std::sync::Arc<TypingGateway>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let message = ::gateway_core::__private::arg!(cx, MessageId);
-        ::gateway_core::__private::Dispatch::ready(
-            ::gateway_core::__private::reply!(cx.reply_to(), this.read(message)),
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let message = ::ws_gateway_core::__private::arg!(cx, MessageId);
+        ::ws_gateway_core::__private::Dispatch::ready(
+            ::ws_gateway_core::__private::reply!(cx.reply_to(), this.read(message)),
         )
     }
     #[cfg(feature = "receipts")]
     fn __gateway_gone(
         this: &::std::sync::Arc<TypingGateway>,
-        _cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        ::gateway_core::__private::Dispatch::ready(
-            ::gateway_core::__private::hook_outcome(this.gone()),
+        _cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        ::ws_gateway_core::__private::Dispatch::ready(
+            ::ws_gateway_core::__private::hook_outcome(this.gone()),
         )
     }
     #[automatically_derived]
-    impl ::gateway_core::__private::GatewayHandlers for TypingGateway {
-        const HANDLERS: &'static [::gateway_core::__private::Handler<Self>] = &[
-            ::gateway_core::__private::Handler {
+    impl ::ws_gateway_core::__private::GatewayHandlers for TypingGateway {
+        const HANDLERS: &'static [::ws_gateway_core::__private::Handler<Self>] = &[
+            ::ws_gateway_core::__private::Handler {
                 event: "typing",
                 method: "typing",
                 call: __gateway_typing,
                 verify: |cx| {
-                    ::gateway_core::__private::verify!(cx, "typing"; "client" : Client)
+                    ::ws_gateway_core::__private::verify!(
+                        cx, "typing"; "client" : Client
+                    )
                 },
-                layers: ::gateway_core::__private::Layers::default,
+                layers: ::ws_gateway_core::__private::Layers::default,
                 describe: |generator| {
                     #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                    let reply = ::gateway_core::__private::Tag::returned_by(|
+                    let reply = ::ws_gateway_core::__private::Tag::returned_by(|
                         this: &'static Self|
                     this.typing(::core::unreachable!()));
-                    ::gateway_core::__private::describe!(generator, reply; Client)
+                    ::ws_gateway_core::__private::describe!(generator, reply; Client)
                 },
                 file: ::core::file!(),
                 line: ::core::line!(),
             },
             #[cfg(feature = "receipts")]
-            ::gateway_core::__private::Handler {
+            ::ws_gateway_core::__private::Handler {
                 event: "read",
                 method: "read",
                 call: __gateway_read,
                 verify: |cx| {
-                    ::gateway_core::__private::verify!(cx, "read"; "message" : MessageId)
+                    ::ws_gateway_core::__private::verify!(
+                        cx, "read"; "message" : MessageId
+                    )
                 },
-                layers: ::gateway_core::__private::Layers::default,
+                layers: ::ws_gateway_core::__private::Layers::default,
                 describe: |generator| {
                     #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                    let reply = ::gateway_core::__private::Tag::returned_by(|
+                    let reply = ::ws_gateway_core::__private::Tag::returned_by(|
                         this: &'static Self|
                     this.read(::core::unreachable!()));
-                    ::gateway_core::__private::describe!(generator, reply; MessageId)
+                    ::ws_gateway_core::__private::describe!(generator, reply; MessageId)
                 },
                 file: ::core::file!(),
                 line: ::core::line!(),
             },
         ];
-        const HOOKS: ::gateway_core::__private::Hooks<Self> = ::gateway_core::__private::Hooks {
+        const HOOKS: ::ws_gateway_core::__private::Hooks<Self> = ::ws_gateway_core::__private::Hooks {
             #[cfg(feature = "receipts")]
-            handle_disconnect: ::core::option::Option::Some(::gateway_core::__private::Hook {
+            handle_disconnect: ::core::option::Option::Some(::ws_gateway_core::__private::Hook {
                 method: "gone",
                 call: __gateway_gone,
-                verify: |cx| ::gateway_core::__private::verify!(cx, "gone";),
+                verify: |cx| ::ws_gateway_core::__private::verify!(cx, "gone";),
             }),
-            ..::gateway_core::__private::Hooks::NONE
+            ..::ws_gateway_core::__private::Hooks::NONE
         };
     }
 };

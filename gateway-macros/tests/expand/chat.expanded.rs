@@ -4,21 +4,21 @@ pub struct ChatGateway {
 }
 const _: () = {
     #[automatically_derived]
-    impl ::gateway_core::__private::Gateway for ChatGateway {
+    impl ::ws_gateway_core::__private::Gateway for ChatGateway {
         const PATH: &'static str = "/chat";
         const NAME: &'static str = "ChatGateway";
         fn build(
-            cx: &::gateway_core::__private::BuildContext<'_>,
-        ) -> ::core::result::Result<Self, ::gateway_core::__private::BuildError> {
+            cx: &::ws_gateway_core::__private::BuildContext<'_>,
+        ) -> ::core::result::Result<Self, ::ws_gateway_core::__private::BuildError> {
             ::core::result::Result::Ok(Self {
-                chat: ::gateway_core::__private::resolve::<
+                chat: ::ws_gateway_core::__private::resolve::<
                     Inject<ChatService>,
                 >(cx, "chat")?,
-                server: ::gateway_core::__private::resolve::<WsServer>(cx, "server")?,
+                server: ::ws_gateway_core::__private::resolve::<WsServer>(cx, "server")?,
             })
         }
     }
-    ::gateway_core::__private::register_gateway!(ChatGateway);
+    ::ws_gateway_core::__private::register_gateway!(ChatGateway);
 };
 impl ChatGateway {
     async fn handle_event(&self, data: Value) -> Value {
@@ -34,81 +34,83 @@ impl ChatGateway {
 const _: () = {
     fn __gateway_handle_event(
         this: &::std::sync::Arc<ChatGateway>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let data = ::gateway_core::__private::arg!(cx, Value);
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let data = ::ws_gateway_core::__private::arg!(cx, Value);
         let this = ::std::sync::Arc::clone(this);
         let to = cx.reply_to();
-        ::gateway_core::__private::Dispatch::pending(async move {
-            ::gateway_core::__private::reply!(to, this.handle_event(data). await)
+        ::ws_gateway_core::__private::Dispatch::pending(async move {
+            ::ws_gateway_core::__private::reply!(to, this.handle_event(data). await)
         })
     }
     fn __gateway_message(
         this: &::std::sync::Arc<ChatGateway>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let client = ::gateway_core::__private::arg!(cx, Client; ValidationPipe);
-        let body = ::gateway_core::__private::arg!(cx, SendMessage; ValidationPipe);
-        ::gateway_core::__private::Dispatch::ready(
-            ::gateway_core::__private::reply!(cx.reply_to(), this.message(client, body)),
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let client = ::ws_gateway_core::__private::arg!(cx, Client; ValidationPipe);
+        let body = ::ws_gateway_core::__private::arg!(cx, SendMessage; ValidationPipe);
+        ::ws_gateway_core::__private::Dispatch::ready(
+            ::ws_gateway_core::__private::reply!(
+                cx.reply_to(), this.message(client, body)
+            ),
         )
     }
     fn __gateway_connected(
         this: &::std::sync::Arc<ChatGateway>,
-        cx: &::gateway_core::__private::Context<'_>,
-    ) -> ::gateway_core::__private::Dispatch {
-        let arg1 = ::gateway_core::__private::arg!(cx, Identity < User >);
-        ::gateway_core::__private::Dispatch::ready(
-            ::gateway_core::__private::hook_outcome(this.connected(arg1)),
+        cx: &::ws_gateway_core::__private::Context<'_>,
+    ) -> ::ws_gateway_core::__private::Dispatch {
+        let arg1 = ::ws_gateway_core::__private::arg!(cx, Identity < User >);
+        ::ws_gateway_core::__private::Dispatch::ready(
+            ::ws_gateway_core::__private::hook_outcome(this.connected(arg1)),
         )
     }
     #[automatically_derived]
-    impl ::gateway_core::__private::GatewayHandlers for ChatGateway {
-        const HANDLERS: &'static [::gateway_core::__private::Handler<Self>] = &[
-            ::gateway_core::__private::Handler {
+    impl ::ws_gateway_core::__private::GatewayHandlers for ChatGateway {
+        const HANDLERS: &'static [::ws_gateway_core::__private::Handler<Self>] = &[
+            ::ws_gateway_core::__private::Handler {
                 event: "events",
                 method: "handle_event",
                 call: __gateway_handle_event,
                 verify: |cx| {
-                    ::gateway_core::__private::verify!(
+                    ::ws_gateway_core::__private::verify!(
                         cx, "handle_event"; "data" : Value
                     )
                 },
-                layers: ::gateway_core::__private::Layers::default,
+                layers: ::ws_gateway_core::__private::Layers::default,
                 describe: |generator| {
                     #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                    let reply = ::gateway_core::__private::Tag::awaited_by(|
+                    let reply = ::ws_gateway_core::__private::Tag::awaited_by(|
                         this: &'static Self|
                     this.handle_event(::core::unreachable!()));
-                    ::gateway_core::__private::describe!(generator, reply; Value)
+                    ::ws_gateway_core::__private::describe!(generator, reply; Value)
                 },
                 file: ::core::file!(),
                 line: ::core::line!(),
             },
-            ::gateway_core::__private::Handler {
+            ::ws_gateway_core::__private::Handler {
                 event: "message",
                 method: "message",
                 call: __gateway_message,
                 verify: |cx| {
-                    ::gateway_core::__private::verify!(
+                    ::ws_gateway_core::__private::verify!(
                         cx, "message"; "client" : Client, "body" : SendMessage
                     )
                 },
-                layers: || ::gateway_core::__private::Layers {
+                layers: || ::ws_gateway_core::__private::Layers {
                     guards: ::std::vec![],
                     interceptors: ::std::vec![
-                        ::gateway_core::__private::InterceptorRef::new(TransformInterceptor)
+                        ::ws_gateway_core::__private::InterceptorRef::new(TransformInterceptor)
                     ],
                     filters: ::std::vec![
-                        ::gateway_core::__private::FilterRef::new(ChatExceptionFilter)
+                        ::ws_gateway_core::__private::FilterRef::new(ChatExceptionFilter)
                     ],
                 },
                 describe: |generator| {
                     #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                    let reply = ::gateway_core::__private::Tag::returned_by(|
+                    let reply = ::ws_gateway_core::__private::Tag::returned_by(|
                         this: &'static Self|
                     this.message(::core::unreachable!(), ::core::unreachable!()));
-                    ::gateway_core::__private::describe!(
+                    ::ws_gateway_core::__private::describe!(
                         generator, reply; Client, SendMessage
                     )
                 },
@@ -116,22 +118,22 @@ const _: () = {
                 line: ::core::line!(),
             },
         ];
-        const HOOKS: ::gateway_core::__private::Hooks<Self> = ::gateway_core::__private::Hooks {
-            handle_connection: ::core::option::Option::Some(::gateway_core::__private::Hook {
+        const HOOKS: ::ws_gateway_core::__private::Hooks<Self> = ::ws_gateway_core::__private::Hooks {
+            handle_connection: ::core::option::Option::Some(::ws_gateway_core::__private::Hook {
                 method: "connected",
                 call: __gateway_connected,
                 verify: |cx| {
-                    ::gateway_core::__private::verify!(
+                    ::ws_gateway_core::__private::verify!(
                         cx, "connected"; "Identity(user)" : Identity < User >
                     )
                 },
             }),
-            ..::gateway_core::__private::Hooks::NONE
+            ..::ws_gateway_core::__private::Hooks::NONE
         };
-        fn layers() -> ::gateway_core::__private::Layers {
-            ::gateway_core::__private::Layers {
+        fn layers() -> ::ws_gateway_core::__private::Layers {
+            ::ws_gateway_core::__private::Layers {
                 guards: ::std::vec![
-                    ::gateway_core::__private::GuardRef::new(WsAuthGuard)
+                    ::ws_gateway_core::__private::GuardRef::new(WsAuthGuard)
                 ],
                 interceptors: ::std::vec![],
                 filters: ::std::vec![],

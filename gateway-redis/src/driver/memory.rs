@@ -21,10 +21,10 @@ use super::{ChannelMessage, Driver, Inbox, Subscription};
 /// Two instances of an app, one bus: a room emit on one reaches a member on the other.
 ///
 /// ```
-/// use gateway_core::prelude::*;
-/// use gateway_core::Handshake;
-/// use gateway_core::transport::Outbound;
-/// use gateway_redis::{AdapterConfig, MemoryBus, RedisAdapter};
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::Handshake;
+/// use ws_gateway_core::transport::Outbound;
+/// use ws_gateway_redis::{AdapterConfig, MemoryBus, RedisAdapter};
 ///
 /// #[websocket_gateway(path = "/chat")]
 /// struct Chat;

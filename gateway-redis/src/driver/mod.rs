@@ -51,7 +51,7 @@ pub use self::redis::RedisDriver;
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use gateway_redis::driver::{ChannelMessage, Driver, Inbox, MemoryBus, MemoryDriver, Subscription};
+/// use ws_gateway_redis::driver::{ChannelMessage, Driver, Inbox, MemoryBus, MemoryDriver, Subscription};
 ///
 /// struct Counting {
 ///     inner: MemoryDriver,
@@ -145,7 +145,7 @@ pub trait Driver: Send + Sync + 'static {
 /// # Examples
 ///
 /// ```
-/// use gateway_redis::driver::Subscription;
+/// use ws_gateway_redis::driver::Subscription;
 ///
 /// let gateways = Subscription::Prefix("app:".into());
 /// assert!(gateways.matches("app:/chat"));
@@ -178,7 +178,7 @@ impl Subscription {
 /// # Examples
 ///
 /// ```
-/// use gateway_redis::driver::ChannelMessage;
+/// use ws_gateway_redis::driver::ChannelMessage;
 ///
 /// let message = ChannelMessage::new("app:/chat", vec![1, 2, 3]);
 /// assert_eq!(message.channel, "app:/chat");
@@ -211,7 +211,7 @@ impl ChannelMessage {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use gateway_redis::driver::{ChannelMessage, Inbox};
+/// use ws_gateway_redis::driver::{ChannelMessage, Inbox};
 ///
 /// let (inbox, mut received) = Inbox::channel(4);
 /// assert!(inbox.deliver(ChannelMessage::new("c", "x")).await);

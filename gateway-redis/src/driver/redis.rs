@@ -41,9 +41,9 @@ const TARGET: &str = "gateway::redis";
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), gateway_redis::Error> {
-/// use gateway_redis::driver::{ChannelMessage, Driver, Inbox, Subscription};
-/// use gateway_redis::{RedisConfig, RedisDriver};
+/// # async fn main() -> Result<(), ws_gateway_redis::Error> {
+/// use ws_gateway_redis::driver::{ChannelMessage, Driver, Inbox, Subscription};
+/// use ws_gateway_redis::{RedisConfig, RedisDriver};
 ///
 /// let config = RedisConfig::new("redis://127.0.0.1:6379");
 /// # let config = config.start_degraded(true);
@@ -446,7 +446,7 @@ impl RedisDriver {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use gateway_redis::{RedisConfig, RedisDriver};
+    /// use ws_gateway_redis::{RedisConfig, RedisDriver};
     ///
     /// // Nothing listens on port 1.
     /// let err = RedisDriver::connect(&RedisConfig::new("redis://127.0.0.1:1")).await.unwrap_err();

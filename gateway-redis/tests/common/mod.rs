@@ -64,7 +64,7 @@ pub(crate) fn unique_prefix(what: &str) -> String {
 /// earlier), has each instance emit `end` to its own clients of `path`: a client's frames
 /// before its `end` are all it will ever get of that traffic.
 pub(crate) async fn end_everywhere(
-    instances: &[&gateway_axum::test_client::TestServer],
+    instances: &[&ws_gateway_axum::test_client::TestServer],
     path: &str,
 ) {
     for instance in instances {

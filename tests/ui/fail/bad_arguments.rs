@@ -1,4 +1,4 @@
-use gateway_core::prelude::*;
+use ws_gateway_core::prelude::*;
 
 #[websocket_gateway(path = "/chat")]
 pub struct ChatGateway;

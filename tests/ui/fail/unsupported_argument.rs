@@ -1,4 +1,4 @@
-use gateway_core::prelude::*;
+use ws_gateway_core::prelude::*;
 
 /// Neither an extractor nor a message body: it does not implement `Deserialize`.
 pub struct Room {

@@ -1,4 +1,4 @@
-use gateway_core::prelude::*;
+use ws_gateway_core::prelude::*;
 
 /// Not `Serialize`.
 pub struct Secret;

@@ -1,9 +1,9 @@
 //! `#[cfg]` on a handler or a hook: configured out, the method leaves the tables with it;
 //! configured in, it stays. Two handlers of one event may be alternatives under `#[cfg]`.
 
-use gateway_axum::prelude::*;
-use gateway_axum::test_client::TestServer;
-use gateway_core::__private::GatewayHandlers;
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::TestServer;
+use ws_gateway_core::__private::GatewayHandlers;
 use serde_json::json;
 
 #[websocket_gateway(path = "/cfg")]

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::Stream;
-use gateway_core::prelude::*;
+use ws_gateway_core::prelude::*;
 use serde::Deserialize;
 use validator::Validate;
 

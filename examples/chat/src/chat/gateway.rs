@@ -1,12 +1,12 @@
 //! The chat gateway at `/chat`, the seed's `chat.gateway.ts`.
 
 use futures_util::Stream;
-use gateway_axum::prelude::*;
-use gateway_core::{Identity, ValidationPipe};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use validator::{Validate, ValidationError};
+use ws_gateway_axum::prelude::*;
+use ws_gateway_core::{Identity, ValidationPipe};
 
 use super::service::{ChatMessage, ChatService};
 use crate::auth::User;

@@ -2,8 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gateway_core::{Context, Interceptor, Next, Outcome};
 use serde_json::json;
+use ws_gateway_core::{Context, Interceptor, Next, Outcome};
 
 /// Wraps the data of every reply as `{"data": <data>, "timestamp": <ms since epoch>}`.
 #[derive(Clone, Copy, Debug, Default)]
