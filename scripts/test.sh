@@ -36,3 +36,10 @@ while IFS= read -r lock; do
 done < <(find . -name package-lock.json -not -path '*/node_modules/*' -not -path './target/*' -not -path './bench/*')
 
 cargo test --workspace --locked
+
+# The documentation builds without a warning (broken links included), as docs.rs builds it.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features --locked \
+  -p ws-gateway -p ws-gateway-core -p ws-gateway-axum -p ws-gateway-redis -p ws-gateway-macros
+
+# The publish dry run of every library crate, and the minimum supported Rust version.
+./scripts/package.sh --allow-dirty

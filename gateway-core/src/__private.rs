@@ -7,7 +7,8 @@
 //! - the tables it fills in: [`Gateway`] (path, name, `build` from providers via
 //!   [`resolve`]), [`GatewayHandlers`] (one [`Handler`] per `#[subscribe]`, the [`Hooks`], the
 //!   gateway's [`Layers`]), submitted to the registry with [`register_gateway!`];
-//! - per handler argument, [`extract!`] and [`pipe!`] (extractor or body, chosen by type);
+//! - per handler argument, [`arg!`] (through [`extract!`]: extractor or body, chosen by
+//!   type, then piped);
 //! - per return value, [`reply!`] and [`hook_outcome`] into an [`Outcome`], wrapped in a
 //!   [`Dispatch`];
 //! - at build time, [`verify!`] (an extractor's own checks) and, for AsyncAPI, [`describe!`].
