@@ -43,3 +43,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features --locked \
 
 # The publish dry run of every library crate, and the minimum supported Rust version.
 ./scripts/package.sh --allow-dirty
+
+# Commit subjects under 72 characters.
+./scripts/commit-subjects.sh
