@@ -56,6 +56,9 @@
 //! - `redis`: span several instances of an app through Redis ([`redis`]).
 //! - `test-client`: a WebSocket client and a server on an ephemeral port for tests
 //!   ([`test_client`]).
+//! - `asyncapi`: an AsyncAPI 3.0 document of the app's gateways (`asyncapi::document`), the
+//!   bodies and replies described by the JSON Schemas of their types (derive
+//!   `schemars::JsonSchema`; `schemars` is re-exported).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
