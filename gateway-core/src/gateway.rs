@@ -110,7 +110,19 @@ pub type VerifyFn = fn(&BuildContext<'_>) -> Result<(), BuildError>;
 
 /// Describes a handler's body and reply as JSON Schemas (AsyncAPI), adding the types they
 /// refer to into the generator's definitions.
+#[cfg(feature = "asyncapi")]
 pub type DescribeFn = fn(&mut schemars::SchemaGenerator) -> HandlerDoc;
+
+/// Without the `asyncapi` feature nothing is described. The generated code still fills in
+/// [`Handler::describe`] (the macros cannot see this crate's features), with a function that
+/// takes an [`Undescribed`]: there is no such value, so it is never called.
+#[cfg(not(feature = "asyncapi"))]
+pub type DescribeFn = fn(&mut Undescribed) -> Undescribed;
+
+/// A type without values: what [`DescribeFn`] takes when the `asyncapi` feature is off.
+#[cfg(not(feature = "asyncapi"))]
+#[derive(Debug)]
+pub enum Undescribed {}
 
 /// The JSON Schemas of one handler: `None` where there is no body or no reply.
 ///
@@ -136,6 +148,8 @@ pub type DescribeFn = fn(&mut schemars::SchemaGenerator) -> HandlerDoc;
 /// assert_eq!(doc.body.unwrap()["type"], "integer");
 /// assert_eq!(doc.reply.unwrap()["type"], "integer");
 /// ```
+#[cfg(feature = "asyncapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct HandlerDoc {
@@ -145,6 +159,7 @@ pub struct HandlerDoc {
     pub reply: Option<serde_json::Value>,
 }
 
+#[cfg(feature = "asyncapi")]
 impl HandlerDoc {
     /// A description from two schemas.
     pub fn new(body: Option<serde_json::Value>, reply: Option<serde_json::Value>) -> Self {
@@ -187,7 +202,8 @@ pub struct Handler<G> {
     pub verify: VerifyFn,
     /// The method's own guards, interceptors and filters, built once per app.
     pub layers: fn() -> Layers,
-    /// JSON Schemas of the method's message body and reply, for generated documentation.
+    /// JSON Schemas of the method's message body and reply, for generated documentation
+    /// (with the `asyncapi` feature; without it, a function that cannot be called).
     pub describe: DescribeFn,
     /// Where the method is declared.
     pub file: &'static str,

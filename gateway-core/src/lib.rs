@@ -39,6 +39,13 @@
 //! `{"event": "...", "data": ...}`; a request may carry an `"id"`, copied into its replies.
 //! Errors reach the client as an `exception` event (see [`WsException`]) and never close
 //! the socket unless asked to.
+//!
+//! # Features
+//!
+//! - `asyncapi`: an AsyncAPI 3.0 document of an app's gateways (`asyncapi::document`), the
+//!   JSON Schemas of bodies and replies coming from `schemars`. Off by default: without it,
+//!   handlers are not described and schemars is not compiled.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
 // Lets the macros' `::ws_gateway_core::...` paths resolve inside this crate's own doc tests
@@ -48,6 +55,8 @@ extern crate self as ws_gateway_core;
 
 pub mod adapter;
 mod app;
+#[cfg(feature = "asyncapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 pub mod asyncapi;
 mod auth;
 mod client;
@@ -108,6 +117,8 @@ pub use server::{Broadcast, WsServer};
 
 /// The JSON Schema crate the AsyncAPI document is built with: derive `JsonSchema` on message
 /// bodies and replies to describe them.
+#[cfg(feature = "asyncapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 pub use schemars;
 
 pub use ws_gateway_macros::{

@@ -44,6 +44,8 @@ pub struct WsResponse<T> {
 }
 
 /// In generated documentation (AsyncAPI), a `WsResponse<T>` is described by its data.
+#[cfg(feature = "asyncapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 impl<T: schemars::JsonSchema> schemars::JsonSchema for WsResponse<T> {
     fn schema_name() -> Cow<'static, str> {
         T::schema_name()

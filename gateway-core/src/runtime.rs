@@ -97,6 +97,7 @@ pub struct GatewayRuntime {
 pub(crate) trait ErasedGateway: Send + Sync {
     fn name(&self) -> &'static str;
     fn shared(&self) -> &Shared;
+    #[cfg(feature = "asyncapi")]
     fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc>;
     fn handle(&self, client: &Client, request: &Request<'_>) -> Handled;
     fn catch(&self, client: &Client, request: Option<&Request<'_>>, failure: Failure) -> Caught;
@@ -124,6 +125,8 @@ pub(crate) trait ErasedGateway: Send + Sync {
 /// assert_eq!((docs[0].event, docs[0].method), ("double", "double"));
 /// assert_eq!(docs[0].doc.body.as_ref().unwrap()["type"], "integer");
 /// ```
+#[cfg(feature = "asyncapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct EventDoc {
@@ -177,6 +180,7 @@ impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
         &self.shared
     }
 
+    #[cfg(feature = "asyncapi")]
     fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
         G::HANDLERS
             .iter()
@@ -635,6 +639,8 @@ impl GatewayRuntime {
     /// let body = docs[0].doc.body.as_ref().unwrap();
     /// assert_eq!(body["type"], "integer");
     /// ```
+    #[cfg(feature = "asyncapi")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
     pub fn describe(&self, generator: &mut schemars::SchemaGenerator) -> Vec<EventDoc> {
         self.inner.describe(generator)
     }

@@ -36,7 +36,9 @@ pub use crate::client::{Handshake, Outbound, OutboundQueue, OverflowSignal};
 pub use crate::connections::{ConnectionGuard, Connections, Refused};
 pub use crate::frame::{FrameError, exceeds_depth, parse};
 pub use crate::request::Request;
-pub use crate::runtime::{EventDoc, GatewayRuntime};
+#[cfg(feature = "asyncapi")]
+pub use crate::runtime::EventDoc;
+pub use crate::runtime::GatewayRuntime;
 pub use crate::session::{Session, serve};
 
 /// How a transport serves gateways: the JSON protocol on plain WebSockets

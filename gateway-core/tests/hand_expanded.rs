@@ -154,7 +154,13 @@ impl ::ws_gateway_core::__private::GatewayHandlers for HandGateway {
             call: Self::__gateway_handle_event,
             verify: |cx| ::ws_gateway_core::__private::verify!(cx, "handle_event"; "data": Value),
             layers: ::ws_gateway_core::__private::Layers::default,
-            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
+            describe: |generator| {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                let reply = ::ws_gateway_core::__private::Tag::awaited_by(|this: &'static Self| {
+                    this.handle_event(::core::unreachable!())
+                });
+                ::ws_gateway_core::__private::describe!(generator, reply; Value)
+            },
             file: ::core::file!(),
             line: ::core::line!(),
         },
@@ -164,7 +170,14 @@ impl ::ws_gateway_core::__private::GatewayHandlers for HandGateway {
             call: Self::__gateway_identity,
             verify: |cx| ::ws_gateway_core::__private::verify!(cx, "identity"; "n": u32),
             layers: ::ws_gateway_core::__private::Layers::default,
-            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
+            describe: |generator| {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                let reply =
+                    ::ws_gateway_core::__private::Tag::returned_by(|this: &'static Self| {
+                        this.identity(::core::unreachable!())
+                    });
+                ::ws_gateway_core::__private::describe!(generator, reply; u32)
+            },
             file: ::core::file!(),
             line: ::core::line!(),
         },
@@ -174,7 +187,14 @@ impl ::ws_gateway_core::__private::GatewayHandlers for HandGateway {
             call: Self::__gateway_count,
             verify: |cx| ::ws_gateway_core::__private::verify!(cx, "count"; "client": Client),
             layers: ::ws_gateway_core::__private::Layers::default,
-            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
+            describe: |generator| {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                let reply =
+                    ::ws_gateway_core::__private::Tag::returned_by(|this: &'static Self| {
+                        this.count(::core::unreachable!())
+                    });
+                ::ws_gateway_core::__private::describe!(generator, reply; Client)
+            },
             file: ::core::file!(),
             line: ::core::line!(),
         },
@@ -184,7 +204,14 @@ impl ::ws_gateway_core::__private::GatewayHandlers for HandGateway {
             call: Self::__gateway_stream,
             verify: |cx| ::ws_gateway_core::__private::verify!(cx, "stream"; "n": u8),
             layers: ::ws_gateway_core::__private::Layers::default,
-            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
+            describe: |generator| {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                let reply =
+                    ::ws_gateway_core::__private::Tag::returned_by(|this: &'static Self| {
+                        this.stream(::core::unreachable!())
+                    });
+                ::ws_gateway_core::__private::describe!(generator, reply; u8)
+            },
             file: ::core::file!(),
             line: ::core::line!(),
         },
@@ -194,7 +221,14 @@ impl ::ws_gateway_core::__private::GatewayHandlers for HandGateway {
             call: Self::__gateway_boom,
             verify: |cx| ::ws_gateway_core::__private::verify!(cx, "boom";),
             layers: ::ws_gateway_core::__private::Layers::default,
-            describe: |_| ::ws_gateway_core::__private::HandlerDoc::default(),
+            describe: |generator| {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                let reply =
+                    ::ws_gateway_core::__private::Tag::returned_by(|this: &'static Self| {
+                        this.boom()
+                    });
+                ::ws_gateway_core::__private::describe!(generator, reply; )
+            },
             file: ::core::file!(),
             line: ::core::line!(),
         },
@@ -331,4 +365,42 @@ fn handlers_are_plain_methods() {
     };
     assert_eq!(gw.identity(3).into_data(), 3);
     let _ = Arc::new(gw);
+}
+
+/// With the `asyncapi` feature, `describe!` reads the body among the arguments (not the
+/// `Client` extractor) and the reply: a `Result` by its `Ok` value, a stream by its items, a
+/// `WsResponse` by its data, `()` as no reply.
+#[cfg(feature = "asyncapi")]
+#[test]
+fn describes_bodies_and_replies() {
+    let app = app();
+    let mut generator = ws_gateway_core::schemars::SchemaGenerator::default();
+    let docs = app.gateways()[0].describe(&mut generator);
+    let described: Vec<_> = docs
+        .iter()
+        .map(|event| {
+            let type_of = |schema: &Option<Value>| {
+                schema
+                    .as_ref()
+                    .map(|schema| schema.get("type").cloned().unwrap_or(Value::Bool(true)))
+            };
+            (
+                event.event,
+                type_of(&event.doc.body),
+                type_of(&event.doc.reply),
+            )
+        })
+        .collect();
+    let integer = || Some(Value::from("integer"));
+    let any = || Some(Value::Bool(true));
+    assert_eq!(
+        described,
+        [
+            ("events", any(), any()),
+            ("identity", integer(), integer()),
+            ("count", None, integer()),
+            ("stream", integer(), integer()),
+            ("boom", None, None),
+        ]
+    );
 }
