@@ -7,8 +7,7 @@
 //! - the tables it fills in: [`Gateway`] (path, name, `build` from providers via
 //!   [`resolve`]), [`GatewayHandlers`] (one [`Handler`] per `#[subscribe]`, the [`Hooks`], the
 //!   gateway's [`Layers`]), submitted to the registry with [`register_gateway!`];
-//! - per handler argument, [`arg!`] (through [`extract!`]: extractor or body, chosen by
-//!   type, then piped);
+//! - per handler argument, [`arg!`] (extractor or body, chosen by type, then the pipes);
 //! - per return value, [`reply!`] and [`hook_outcome`] into an [`Outcome`], wrapped in a
 //!   [`Dispatch`];
 //! - at build time, [`verify!`] (an extractor's own checks) and, for AsyncAPI, [`describe!`].
@@ -24,8 +23,10 @@ use serde::Serialize;
 pub use crate::dispatch::{Context, Dispatch, Outcome, Reply};
 pub use crate::extract::{ArgSite, FromContext, MessageBody};
 pub use crate::filter::FilterRef;
+#[cfg(not(feature = "asyncapi"))]
+pub use crate::gateway::Undescribed;
 pub use crate::gateway::{
-    DescribeFn, Gateway, GatewayHandlers, Handler, HandlerDoc, HandlerFn, Hook, Hooks, VerifyFn,
+    DescribeFn, Gateway, GatewayHandlers, Handler, HandlerFn, Hook, Hooks, VerifyFn,
 };
 pub use crate::guard::GuardRef;
 pub use crate::inject::{BuildContext, FromProviders};
@@ -38,11 +39,19 @@ pub use crate::{BuildError, Failure, WsException};
 pub use inventory;
 pub use serde_json;
 
+#[cfg(feature = "asyncapi")]
+pub use crate::gateway::HandlerDoc;
 pub use crate::{
     __arg as arg, __describe as describe, __extract as extract,
     __register_gateway as register_gateway, __reply as reply, __verify as verify,
 };
+#[cfg(feature = "asyncapi")]
 pub use schemars::SchemaGenerator;
+#[cfg(feature = "asyncapi")]
+pub use schemas::{
+    DescribeAny, DescribeAnyReply, DescribeExtractor, DescribeReply, DescribeResult,
+    DescribeSchema, DescribeStream,
+};
 
 /// Resolves one field of a gateway struct.
 pub fn resolve<T: FromProviders>(
@@ -324,42 +333,10 @@ macro_rules! __register_gateway {
 // Documentation (AsyncAPI): the schema of the body among the arguments, and of the reply.
 // The same autoref tiers as above choose, per type: an extractor has no schema; a type
 // with `JsonSchema` has its own; any other type is described as "any JSON".
-
-/// Describes one argument.
-pub trait DescribeExtractor {
-    /// `None`: extractors are not the body.
-    fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
-}
-
-impl<T: FromContext> DescribeExtractor for &&Arg<T> {
-    fn body_schema(&self, _: &mut SchemaGenerator) -> Option<serde_json::Value> {
-        None
-    }
-}
-
-/// Describes a body with a schema.
-pub trait DescribeSchema {
-    /// The body's schema.
-    fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
-}
-
-impl<T: schemars::JsonSchema> DescribeSchema for &Arg<T> {
-    fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
-        Some(generator.subschema_for::<T>().to_value())
-    }
-}
-
-/// Describes a body without a schema.
-pub trait DescribeAny {
-    /// Any JSON.
-    fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
-}
-
-impl<T> DescribeAny for Arg<T> {
-    fn body_schema(&self, _: &mut SchemaGenerator) -> Option<serde_json::Value> {
-        Some(serde_json::Value::Bool(true))
-    }
-}
+//
+// The macros cannot see this crate's features, so every build has `Tag::returned_by`,
+// `Tag::awaited_by` and `describe!`; without the `asyncapi` feature `describe!` describes
+// nothing and names no schemars item.
 
 impl<T> Tag<T> {
     /// The tag of what `method` returns (never called).
@@ -378,66 +355,110 @@ impl<T> Tag<T> {
     }
 }
 
-/// A `Result` reply: described by its `Ok` value.
-pub trait DescribeResult {
-    /// The schema of the reply's data.
-    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
-}
+#[cfg(feature = "asyncapi")]
+mod schemas {
+    use futures_util::Stream;
 
-impl<T: schemars::JsonSchema, E> DescribeResult for &&&Tag<Result<T, E>> {
-    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
-        schema_of_reply::<T>(generator)
+    use super::{Arg, FromContext, SchemaGenerator, Tag};
+
+    /// Describes one argument.
+    pub trait DescribeExtractor {
+        /// `None`: extractors are not the body.
+        fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
     }
-}
 
-/// A `Stream` reply: described by its items.
-pub trait DescribeStream {
-    /// The schema of each item's data.
-    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
-}
-
-impl<S> DescribeStream for &&Tag<S>
-where
-    S: Stream,
-    S::Item: schemars::JsonSchema,
-{
-    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
-        schema_of_reply::<S::Item>(generator)
+    impl<T: FromContext> DescribeExtractor for &&Arg<T> {
+        fn body_schema(&self, _: &mut SchemaGenerator) -> Option<serde_json::Value> {
+            None
+        }
     }
-}
 
-/// A reply with a schema.
-pub trait DescribeReply {
-    /// The schema of the reply's data.
-    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
-}
-
-impl<T: schemars::JsonSchema> DescribeReply for &Tag<T> {
-    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
-        schema_of_reply::<T>(generator)
+    /// Describes a body with a schema.
+    pub trait DescribeSchema {
+        /// The body's schema.
+        fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
     }
-}
 
-/// A reply without a schema.
-pub trait DescribeAnyReply {
-    /// Any JSON.
-    fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
-}
-
-impl<T> DescribeAnyReply for Tag<T> {
-    fn reply_schema(&self, _: &mut SchemaGenerator) -> Option<serde_json::Value> {
-        Some(serde_json::Value::Bool(true))
+    impl<T: schemars::JsonSchema> DescribeSchema for &Arg<T> {
+        fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
+            Some(generator.subschema_for::<T>().to_value())
+        }
     }
-}
 
-/// `()` sends no reply; anything else is described by its schema.
-fn schema_of_reply<T: schemars::JsonSchema>(
-    generator: &mut SchemaGenerator,
-) -> Option<serde_json::Value> {
-    (std::any::type_name::<T>() != "()").then(|| generator.subschema_for::<T>().to_value())
+    /// Describes a body without a schema.
+    pub trait DescribeAny {
+        /// Any JSON.
+        fn body_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+    }
+
+    impl<T> DescribeAny for Arg<T> {
+        fn body_schema(&self, _: &mut SchemaGenerator) -> Option<serde_json::Value> {
+            Some(serde_json::Value::Bool(true))
+        }
+    }
+
+    /// A `Result` reply: described by its `Ok` value.
+    pub trait DescribeResult {
+        /// The schema of the reply's data.
+        fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+    }
+
+    impl<T: schemars::JsonSchema, E> DescribeResult for &&&Tag<Result<T, E>> {
+        fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
+            schema_of_reply::<T>(generator)
+        }
+    }
+
+    /// A `Stream` reply: described by its items.
+    pub trait DescribeStream {
+        /// The schema of each item's data.
+        fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+    }
+
+    impl<S> DescribeStream for &&Tag<S>
+    where
+        S: Stream,
+        S::Item: schemars::JsonSchema,
+    {
+        fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
+            schema_of_reply::<S::Item>(generator)
+        }
+    }
+
+    /// A reply with a schema.
+    pub trait DescribeReply {
+        /// The schema of the reply's data.
+        fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+    }
+
+    impl<T: schemars::JsonSchema> DescribeReply for &Tag<T> {
+        fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value> {
+            schema_of_reply::<T>(generator)
+        }
+    }
+
+    /// A reply without a schema.
+    pub trait DescribeAnyReply {
+        /// Any JSON.
+        fn reply_schema(&self, generator: &mut SchemaGenerator) -> Option<serde_json::Value>;
+    }
+
+    impl<T> DescribeAnyReply for Tag<T> {
+        fn reply_schema(&self, _: &mut SchemaGenerator) -> Option<serde_json::Value> {
+            Some(serde_json::Value::Bool(true))
+        }
+    }
+
+    /// `()` sends no reply; anything else is described by its schema.
+    fn schema_of_reply<T: schemars::JsonSchema>(
+        generator: &mut SchemaGenerator,
+    ) -> Option<serde_json::Value> {
+        (std::any::type_name::<T>() != "()").then(|| generator.subschema_for::<T>().to_value())
+    }
 }
 
 /// `describe!(generator, reply_tag; ArgType, ...)`: the [`HandlerDoc`] of a handler.
+#[cfg(feature = "asyncapi")]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __describe {
@@ -454,5 +475,19 @@ macro_rules! __describe {
         )*
         let reply = (&&&&$reply).reply_schema(generator);
         $crate::__private::HandlerDoc::new(body, reply)
+    }};
+}
+
+/// `describe!(generator, reply_tag; ArgType, ...)` without the `asyncapi` feature: the
+/// generator is an [`Undescribed`], which has no values, so this is never reached and
+/// neither the reply nor the argument types are looked at.
+#[cfg(not(feature = "asyncapi"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __describe {
+    ($generator:expr, $reply:expr; $($ty:ty),* $(,)?) => {{
+        let _ = $reply;
+        let generator: &mut $crate::__private::Undescribed = $generator;
+        match *generator {}
     }};
 }
