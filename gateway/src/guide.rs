@@ -1,2 +1,13 @@
 //! The guide: one chapter per page of the NestJS WebSocket documentation, then what
-//! running it in production asks for. Every code block is compiled and run as a test.
+//! running it in production asks for. Every code block is compiled and run as a test: the
+//! examples start a server on an ephemeral port and talk to it with
+//! [`test_client`](crate::test_client), asserting the frames the text describes.
+//!
+//! From NestJS, in the order of its documentation:
+//!
+//! - [`gateways`]: `@WebSocketGateway` and `@SubscribeMessage`, handler arguments, replies,
+//!   `@WebSocketServer`, rooms, lifecycle hooks, injection, registration and the wire
+//!   protocol.
+
+#[doc = include_str!("../guide/gateways.md")]
+pub mod gateways {}
