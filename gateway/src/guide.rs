@@ -8,6 +8,10 @@
 //! - [`gateways`]: `@WebSocketGateway` and `@SubscribeMessage`, handler arguments, replies,
 //!   `@WebSocketServer`, rooms, lifecycle hooks, injection, registration and the wire
 //!   protocol.
+//! - [`exception_filters`]: `WsException`, your own error types, `@Catch` filters.
 
 #[doc = include_str!("../guide/gateways.md")]
 pub mod gateways {}
+
+#[doc = include_str!("../guide/exception_filters.md")]
+pub mod exception_filters {}
