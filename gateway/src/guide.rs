@@ -9,9 +9,13 @@
 //!   `@WebSocketServer`, rooms, lifecycle hooks, injection, registration and the wire
 //!   protocol.
 //! - [`exception_filters`]: `WsException`, your own error types, `@Catch` filters.
+//! - [`pipes`]: `ValidationPipe` and your own pipes.
 
 #[doc = include_str!("../guide/gateways.md")]
 pub mod gateways {}
 
 #[doc = include_str!("../guide/exception_filters.md")]
 pub mod exception_filters {}
+
+#[doc = include_str!("../guide/pipes.md")]
+pub mod pipes {}
