@@ -10,6 +10,7 @@
 //!   protocol.
 //! - [`exception_filters`]: `WsException`, your own error types, `@Catch` filters.
 //! - [`pipes`]: `ValidationPipe` and your own pipes.
+//! - [`guards`]: `CanActivate`, and authentication at the handshake.
 
 #[doc = include_str!("../guide/gateways.md")]
 pub mod gateways {}
@@ -19,3 +20,6 @@ pub mod exception_filters {}
 
 #[doc = include_str!("../guide/pipes.md")]
 pub mod pipes {}
+
+#[doc = include_str!("../guide/guards.md")]
+pub mod guards {}
