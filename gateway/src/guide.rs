@@ -11,6 +11,7 @@
 //! - [`exception_filters`]: `WsException`, your own error types, `@Catch` filters.
 //! - [`pipes`]: `ValidationPipe` and your own pipes.
 //! - [`guards`]: `CanActivate`, and authentication at the handshake.
+//! - [`interceptors`]: code around a handler, mapping replies, answering early.
 
 #[doc = include_str!("../guide/gateways.md")]
 pub mod gateways {}
@@ -23,3 +24,6 @@ pub mod pipes {}
 
 #[doc = include_str!("../guide/guards.md")]
 pub mod guards {}
+
+#[doc = include_str!("../guide/interceptors.md")]
+pub mod interceptors {}
