@@ -12,6 +12,7 @@
 //! - [`pipes`]: `ValidationPipe` and your own pipes.
 //! - [`guards`]: `CanActivate`, and authentication at the handshake.
 //! - [`interceptors`]: code around a handler, mapping replies, answering early.
+//! - [`adapters`]: plain WebSocket, Socket.IO, your own wire format, mounting on axum.
 
 #[doc = include_str!("../guide/gateways.md")]
 pub mod gateways {}
@@ -27,3 +28,6 @@ pub mod guards {}
 
 #[doc = include_str!("../guide/interceptors.md")]
 pub mod interceptors {}
+
+#[doc = include_str!("../guide/adapters.md")]
+pub mod adapters {}
