@@ -13,6 +13,14 @@ crates=(ws-gateway-macros ws-gateway-core ws-gateway-axum ws-gateway-redis ws-ga
 selection=()
 for crate in "${crates[@]}"; do selection+=(-p "$crate"); done
 
+# Cargo unpacks each crate packaged before into CARGO_HOME's registry sources and, the version
+# being the same, reuses that copy on the next run even when the crate changed since: remove
+# ours (none of these crates comes from crates.io yet) so that each run verifies what is here.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for crate in "${crates[@]}"; do
+  rm -rf "$cargo_home"/registry/src/*/"$crate"-[0-9]* "$cargo_home"/registry/cache/*/"$crate"-[0-9]*.crate
+done
+
 cargo package "${selection[@]}" --locked "$@"
 
 # Each package carries its README and both licence texts; the facade carries the guide.
