@@ -8,3 +8,6 @@
 #[doc = include_str!("../guide/scaling_out.md")]
 #[cfg_attr(not(feature = "redis"), allow(rustdoc::broken_intra_doc_links))]
 pub mod scaling_out {}
+
+#[doc = include_str!("../guide/recovery.md")]
+pub mod recovery {}
