@@ -11,3 +11,10 @@ pub mod scaling_out {}
 
 #[doc = include_str!("../guide/recovery.md")]
 pub mod recovery {}
+
+#[doc = include_str!("../guide/testing.md")]
+#[cfg_attr(
+    not(all(feature = "redis", feature = "test-client")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+pub mod testing {}
