@@ -18,3 +18,6 @@ pub mod recovery {}
     allow(rustdoc::broken_intra_doc_links)
 )]
 pub mod testing {}
+
+#[doc = include_str!("../guide/limits.md")]
+pub mod limits {}
