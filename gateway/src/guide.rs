@@ -21,3 +21,6 @@ pub mod testing {}
 
 #[doc = include_str!("../guide/limits.md")]
 pub mod limits {}
+
+#[doc = include_str!("../guide/deployment.md")]
+pub mod deployment {}
