@@ -24,3 +24,6 @@ pub mod limits {}
 
 #[doc = include_str!("../guide/deployment.md")]
 pub mod deployment {}
+
+#[doc = include_str!("../guide/observability.md")]
+pub mod observability {}
