@@ -324,6 +324,23 @@ async fn validation_errors_name_each_field_with_its_path() {
     assert_eq!(client.expect("validate").await.unwrap(), json!(0));
 }
 
+#[tokio::test]
+async fn pipes_run_on_a_body_written_as_data() {
+    let (server, _) = start_plain().await;
+    let mut client = server.connect("/plain").await.unwrap();
+    let order = json!({"name": "", "address": {"city": "Paris"}, "items": []});
+    client.emit("validate_data", &order).await.unwrap();
+    let err = client.expect("exception").await.unwrap();
+    assert_eq!(err["message"], "Validation failed");
+    assert_eq!(
+        err["errors"],
+        json!({"name": ["length must be between 1 and 10"]})
+    );
+    let order = json!({"name": "ok", "address": {"city": "Paris"}, "items": []});
+    client.emit("validate_data", &order).await.unwrap();
+    assert_eq!(client.expect("validate_data").await.unwrap(), json!(0));
+}
+
 #[websocket_gateway(path = "/plain")]
 struct PlainGateway;
 
@@ -332,6 +349,13 @@ impl PlainGateway {
     #[subscribe("validate")]
     #[use_pipes(ValidationPipe)]
     fn validate(&self, order: Order) -> usize {
+        order.items.len()
+    }
+
+    /// The same body written as `Data<T>`: the pipes run on it all the same.
+    #[subscribe("validate_data")]
+    #[use_pipes(ValidationPipe)]
+    fn validate_data(&self, Data(order): Data<Order>) -> usize {
         order.items.len()
     }
 }

@@ -21,6 +21,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
 pub use crate::dispatch::{Context, Dispatch, Outcome, Reply};
+use crate::extract::Data;
 pub use crate::extract::{ArgSite, FromContext, MessageBody};
 pub use crate::filter::FilterRef;
 #[cfg(not(feature = "asyncapi"))]
@@ -129,6 +130,42 @@ impl<T: FromContext> ViaExtractor<T> for &Arg<T> {
     }
 }
 
+/// An argument that is the message body written as `Data<T>`: deserialized as `T`, and the
+/// pipes for `T` run on it. Probed at the extractors' level (`Data` is not one), so that it
+/// is chosen before [`ViaBody`], which would ask for pipes of `Data<T>`.
+pub trait ViaData<T> {
+    /// Deserializes it.
+    fn extract(&self, cx: &Context<'_>) -> Result<Data<T>, WsException>
+    where
+        T: MessageBody;
+    /// Nothing to check at build time.
+    fn verify(&self, cx: &BuildContext<'_>, site: ArgSite) -> Result<(), BuildError>;
+    /// Runs a pipe on the body inside.
+    fn pipe<P>(&self, value: Data<T>, pipe: P, cx: &Context<'_>) -> Result<Data<T>, WsException>
+    where
+        P: Pipe<T>;
+}
+
+impl<T> ViaData<T> for &Arg<Data<T>> {
+    fn extract(&self, cx: &Context<'_>) -> Result<Data<T>, WsException>
+    where
+        T: MessageBody,
+    {
+        crate::extract::body(cx).map(Data)
+    }
+
+    fn verify(&self, _: &BuildContext<'_>, _: ArgSite) -> Result<(), BuildError> {
+        Ok(())
+    }
+
+    fn pipe<P>(&self, value: Data<T>, pipe: P, cx: &Context<'_>) -> Result<Data<T>, WsException>
+    where
+        P: Pipe<T>,
+    {
+        pipe.transform(value.0, cx).map(Data)
+    }
+}
+
 /// An argument that is the message body.
 pub trait ViaBody<T> {
     /// Deserializes it.
@@ -181,7 +218,7 @@ macro_rules! __arg {
     };
     ($cx:expr, $ty:ty $(; $($pipe:expr),+ $(,)?)?) => {{
         #[allow(unused_imports)]
-        use $crate::__private::{ViaBody as _, ViaExtractor as _};
+        use $crate::__private::{ViaBody as _, ViaData as _, ViaExtractor as _};
         let arg = &&$crate::__private::Arg::<$ty>::new();
         let value = $crate::__arg!(@try arg.extract($cx));
         $($(
@@ -199,7 +236,7 @@ macro_rules! __extract {
     ($cx:expr, $ty:ty) => {
         match {
             #[allow(unused_imports)]
-            use $crate::__private::{ViaBody as _, ViaExtractor as _};
+            use $crate::__private::{ViaBody as _, ViaData as _, ViaExtractor as _};
             (&&$crate::__private::Arg::<$ty>::new()).extract($cx)
         } {
             ::core::result::Result::Ok(value) => value,
@@ -216,7 +253,7 @@ macro_rules! __extract {
 macro_rules! __verify {
     ($cx:expr, $method:literal; $($arg:literal: $ty:ty),* $(,)?) => {{
         #[allow(unused_imports)]
-        use $crate::__private::{ViaBody as _, ViaExtractor as _};
+        use $crate::__private::{ViaBody as _, ViaData as _, ViaExtractor as _};
         $(
             (&&$crate::__private::Arg::<$ty>::new()).verify(
                 $cx,

@@ -191,14 +191,13 @@ impl FromContext for Event {
 ///     }
 /// }
 /// ```
+///
+/// It is the body, not an extractor: the handler's pipes for `T` run on it as on a plain
+/// `T`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "asyncapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "asyncapi", schemars(transparent))]
 pub struct Data<T>(pub T);
-
-impl<T: DeserializeOwned> FromContext for Data<T> {
-    fn from_context(cx: &Context<'_>) -> Result<Self, WsException> {
-        body(cx).map(Data)
-    }
-}
 
 /// The message body or why it failed to deserialize: the handler decides what to do.
 ///

@@ -91,9 +91,9 @@ impl EveryGateway {
 
     #[subscribe("validated")]
     #[use_pipes(ValidationPipe)]
-    fn validated(&self, say: Say, Data(raw): Data<serde_json::Value>) -> String {
-        let _ = raw;
-        say.text
+    fn validated(&self, say: Say, Data(again): Data<Say>) -> String {
+        // Pipes run on every body argument, `Data<T>` included.
+        say.text + &again.text
     }
 
     #[subscribe("trimmed")]
