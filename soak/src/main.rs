@@ -6,13 +6,17 @@
 //! stay; a fraction (`churn`) keeps dropping abruptly and reconnecting to a random instance
 //! and room. The stable clients send `messages` numbered messages to their rooms at `rate`
 //! per second. At the end every stable member of a room must have received every message
-//! sent to that room exactly once: the run prints the figures and fails (exit 1) on any
-//! loss or duplicate.
+//! sent to that room exactly once: the run prints the figures on standard output and fails
+//! (exit code 5) on any loss or duplicate. The other exit codes say what kept it from
+//! finishing (`--help` lists them): 2 bad usage, 3 cannot listen, 4 cannot reach Redis, 1
+//! any other failure.
 
 // A command-line tool: its output is the report.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,29 +58,89 @@ impl SoakGateway {
     }
 }
 
+/// The end of `--help`: where the output goes and what the exit codes mean.
+const AFTER_HELP: &str = "\
+The figures go to standard output, the reason of a failure to standard error.
+
+Exit codes:
+  0  every message reached every stable member of its room exactly once
+  1  failed while running (a client could not connect or join, an I/O error)
+  2  bad usage: an unknown option, a value out of range, no stable client
+  3  cannot listen on 127.0.0.1
+  4  cannot reach Redis at --redis (REDIS_URL)
+  5  the check failed: a message was lost or delivered twice";
+
+/// The exit codes (`AFTER_HELP` lists them); 0 is success.
+mod exit {
+    pub(crate) const FAILURE: u8 = 1;
+    pub(crate) const USAGE: u8 = 2;
+    pub(crate) const BIND: u8 = 3;
+    pub(crate) const UNREACHABLE: u8 = 4;
+    pub(crate) const CHECK_FAILED: u8 = 5;
+}
+
 /// Thousands of clients in rooms across two instances through Redis, with churn; every
 /// stable member of a room must receive every message sent to it exactly once.
 #[derive(Debug, clap::Parser)]
-#[command(name = "soak", version)]
+#[command(name = "soak", version, after_help = AFTER_HELP)]
 struct Options {
     /// Clients in all, stable and churning.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, env = "SOAK_CLIENTS", default_value_t = 2_000)]
     clients: usize,
     /// Rooms the clients are spread over.
-    #[arg(long, default_value_t = 50, value_parser = at_least_one())]
+    #[arg(long, env = "SOAK_ROOMS", default_value_t = 50, value_parser = at_least_one())]
     rooms: usize,
     /// Messages the stable clients send in all.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, env = "SOAK_MESSAGES", default_value_t = 100_000)]
     messages: usize,
     /// Messages sent per second.
-    #[arg(long, default_value_t = 5_000, value_parser = at_least_one())]
+    #[arg(long, env = "SOAK_RATE", default_value_t = 5_000, value_parser = at_least_one())]
     rate: usize,
     /// Fraction of the clients that keep dropping and reconnecting (0 to 1, below 1).
-    #[arg(long, default_value_t = 0.2, value_parser = churn)]
+    #[arg(long, env = "SOAK_CHURN", default_value_t = 0.2, value_parser = churn)]
     churn: f64,
     /// The Redis both instances share rooms through.
-    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,
+}
+
+/// Why the soak did not finish; each has its exit code.
+#[derive(Debug)]
+enum Failure {
+    /// The options leave nothing to measure.
+    Usage(String),
+    /// An instance could not listen.
+    Bind(std::io::Error),
+    /// An instance could not reach Redis, or `--redis` is not a Redis URL.
+    Redis(ws_gateway_redis::Error),
+    /// Anything else.
+    Runtime(Box<dyn std::error::Error>),
+}
+
+impl Failure {
+    fn runtime(err: impl Into<Box<dyn std::error::Error>>) -> Self {
+        Self::Runtime(err.into())
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) | Self::Redis(ws_gateway_redis::Error::InvalidUrl { .. }) => exit::USAGE,
+            Self::Bind(_) => exit::BIND,
+            Self::Redis(_) => exit::UNREACHABLE,
+            Self::Runtime(_) => exit::FAILURE,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usage(reason) => f.write_str(reason),
+            Self::Bind(err) => write!(f, "cannot listen on 127.0.0.1: {err}"),
+            Self::Redis(err) => write!(f, "{err}"),
+            Self::Runtime(err) => write!(f, "{err}"),
+        }
+    }
 }
 
 /// A count of at least 1.
@@ -129,8 +193,10 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn instance(redis: &str, prefix: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let adapter = RedisAdapter::connect(RedisConfig::new(redis).prefix(prefix)).await?;
+async fn instance(redis: &str, prefix: &str) -> Result<String, Failure> {
+    let adapter = RedisAdapter::connect(RedisConfig::new(redis).prefix(prefix))
+        .await
+        .map_err(Failure::Redis)?;
     let mut config = ws_gateway_core::ConnectionConfig::default();
     config.rate_limit = None;
     config.outbound_queue = 8_192;
@@ -138,9 +204,14 @@ async fn instance(redis: &str, prefix: &str) -> Result<String, Box<dyn std::erro
         .config(config)
         .adapter(adapter)
         .gateway::<SoakGateway>()
-        .build()?;
-    let listener = ws_gateway_axum::bind("127.0.0.1:0".parse()?)?;
-    let url = format!("ws://{}/soak", listener.local_addr()?);
+        .build()
+        .map_err(Failure::runtime)?;
+    let listener =
+        ws_gateway_axum::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(Failure::Bind)?;
+    let url = format!(
+        "ws://{}/soak",
+        listener.local_addr().map_err(Failure::runtime)?
+    );
     let router = app.into_router();
     tokio::spawn(async move {
         if let Err(err) = ws_gateway_axum::serve(listener, router).await {
@@ -151,8 +222,24 @@ async fn instance(redis: &str, prefix: &str) -> Result<String, Box<dyn std::erro
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    // A usage error exits here with code 2, `--help` with 0.
     let options = <Options as clap::Parser>::parse();
+    match run(&options).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("soak: FAILED: messages were lost or delivered twice (see the figures)");
+            ExitCode::from(exit::CHECK_FAILED)
+        }
+        Err(failure) => {
+            eprintln!("soak: {failure}");
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// The soak: whether every message reached every stable member of its room exactly once.
+async fn run(options: &Options) -> Result<bool, Failure> {
     let prefix = format!("soak-{}", std::process::id());
     let urls = [
         instance(&options.redis, &prefix).await?,
@@ -162,7 +249,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let churners = (options.clients as f64 * options.churn) as usize;
     let stable = options.clients - churners;
     if stable == 0 {
-        return Err("soak: no stable client: raise --clients or lower --churn".into());
+        return Err(Failure::Usage(
+            "no stable client: raise --clients or lower --churn".into(),
+        ));
     }
     println!(
         "soak: {} clients ({stable} stable, {churners} churning) in {} rooms on 2 instances, {} messages at {}/s",
@@ -175,18 +264,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut readers = Vec::with_capacity(stable);
     for i in 0..stable {
         let room = format!("room-{}", i % options.rooms);
-        let (ws, _) = tokio_tungstenite::connect_async(&urls[i % 2]).await?;
+        let (ws, _) = tokio_tungstenite::connect_async(&urls[i % 2])
+            .await
+            .map_err(|err| Failure::runtime(format!("client {i} cannot connect: {err}")))?;
         let (mut sink, mut stream) = ws.split();
         sink.send(Message::text(
             serde_json::json!({"event": "join", "data": room}).to_string(),
         ))
-        .await?;
+        .await
+        .map_err(|err| Failure::runtime(format!("client {i} cannot send its join: {err}")))?;
         // Wait for the join's reply before any message is sent.
         loop {
             match stream.next().await {
                 Some(Ok(Message::Text(text))) if text.contains(r#""event":"join""#) => break,
                 Some(Ok(_)) => {}
-                other => return Err(format!("client {i} failed to join: {other:?}").into()),
+                other => {
+                    return Err(Failure::runtime(format!(
+                        "client {i} failed to join: {other:?}"
+                    )));
+                }
             }
         }
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
@@ -348,9 +444,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         peak_rss_kib() / 1024
     );
     if losses > 0 || duplicates > 0 {
-        eprintln!("soak: FAILED");
-        std::process::exit(1);
+        return Ok(false);
     }
     println!("soak: ok");
-    Ok(())
+    Ok(true)
 }

@@ -28,12 +28,16 @@
 //! `/proc/<pid>/stat`) over the measured interval and prints it per message, so results
 //! stay comparable when the load generator, not the server, is the bottleneck.
 //!
-//! The last line of the output is machine-readable: `RESULT key=value ...`.
+//! The last line of the output is machine-readable: `RESULT key=value ...`. The report goes
+//! to standard output, the reason of a failure to standard error; the exit code says what
+//! failed (`--help` lists the codes): 2 bad usage, 4 nothing answers at the server's address,
+//! 1 a failure during the run.
 
 // A command-line tool: its output is the report.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -168,35 +172,57 @@ async fn next_text(protocol: Protocol, ws: &mut Ws) -> Option<Utf8Bytes> {
     }
 }
 
+/// The end of `--help`: where the report goes and what the exit codes mean.
+const AFTER_HELP: &str = "\
+The report goes to standard output, its last line `RESULT key=value ...`; the reason of a \
+failure goes to standard error.
+
+Exit codes:
+  0  measured
+  1  failed during the run (a connection or handshake failed, an I/O error)
+  2  bad usage: an unknown option, a value out of range
+  4  nothing answers at HOST:PORT";
+
+/// Exit code: failed during the run.
+const EXIT_FAILURE: u8 = 1;
+/// Exit code: nothing answers at the server's address.
+const EXIT_UNREACHABLE: u8 = 4;
+
 /// Command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "loadgen",
-    about = "WebSocket load generator for the JSON event protocol and Socket.IO"
+    about = "WebSocket load generator for the JSON event protocol and Socket.IO",
+    after_help = AFTER_HELP
 )]
 struct Cli {
     /// Server host (an IPv4 address).
-    #[arg(long, default_value = "127.0.0.1", global = true)]
+    #[arg(long, env = "LOADGEN_HOST", default_value = "127.0.0.1", global = true)]
     host: Ipv4Addr,
     /// Server port.
-    #[arg(long, default_value_t = 3000, global = true)]
+    #[arg(long, env = "LOADGEN_PORT", default_value_t = 3000, global = true)]
     port: u16,
     /// The protocol spoken: JSON `{"event":..,"data":..}` frames, or Socket.IO (Engine.IO
     /// v4, WebSocket transport, namespace `/`).
-    #[arg(long, value_enum, default_value_t = Protocol::Json, global = true)]
+    #[arg(long, env = "LOADGEN_PROTOCOL", value_enum, default_value_t = Protocol::Json, global = true)]
     protocol: Protocol,
     /// WebSocket path (default: `/` for JSON, `/socket.io/` for Socket.IO).
-    #[arg(long, global = true)]
+    #[arg(long, env = "LOADGEN_PATH", global = true)]
     path: Option<String>,
     /// The server's process id: read its CPU time and RSS from /proc.
-    #[arg(long, global = true)]
+    #[arg(long, env = "LOADGEN_SERVER_PID", global = true)]
     server_pid: Option<u32>,
     /// Source addresses 127.0.0.2 .. 127.0.0.(1+N) used round-robin (1 = the default
     /// address only).
-    #[arg(long, default_value_t = 1, global = true)]
+    #[arg(long, env = "LOADGEN_SOURCE_IPS", default_value_t = 1, global = true)]
     source_ips: u8,
     /// Handshakes in flight at once while opening connections.
-    #[arg(long, default_value_t = 128, global = true)]
+    #[arg(
+        long,
+        env = "LOADGEN_OPEN_CONCURRENCY",
+        default_value_t = 128,
+        global = true
+    )]
     open_concurrency: usize,
     /// What to measure.
     #[command(subcommand)]
@@ -207,48 +233,52 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Mode {
     /// Round trips of `echo` events.
+    #[command(after_help = AFTER_HELP)]
     Echo {
         /// Connections, each with one request in flight.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, env = "LOADGEN_CONNECTIONS", default_value_t = 64)]
         connections: usize,
         /// Seconds measured.
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, env = "LOADGEN_DURATION", default_value_t = 10.0)]
         duration: f64,
         /// Seconds of warm-up before measuring.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, env = "LOADGEN_WARMUP", default_value_t = 1.0)]
         warmup: f64,
     },
     /// Fan-out of `broadcast` events from one sender to every receiver.
+    #[command(after_help = AFTER_HELP)]
     Broadcast {
         /// Receiving connections.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, env = "LOADGEN_RECEIVERS", default_value_t = 1000)]
         receivers: usize,
         /// Seconds measured.
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, env = "LOADGEN_DURATION", default_value_t = 10.0)]
         duration: f64,
         /// Seconds of warm-up before measuring.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, env = "LOADGEN_WARMUP", default_value_t = 1.0)]
         warmup: f64,
         /// Broadcasts the sender may be ahead of the slowest receiver.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, env = "LOADGEN_WINDOW", default_value_t = 16)]
         window: u64,
     },
     /// Idle connections: the server's RSS per connection.
+    #[command(after_help = AFTER_HELP)]
     Idle {
         /// Connections opened and held.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, env = "LOADGEN_CONNECTIONS", default_value_t = 10_000)]
         connections: usize,
         /// Seconds to wait after the last connection before reading the RSS.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, env = "LOADGEN_SETTLE", default_value_t = 2.0)]
         settle: f64,
     },
     /// New connections per second (handshake, then close).
+    #[command(after_help = AFTER_HELP)]
     Connect {
         /// Connections being opened at once.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, env = "LOADGEN_CONCURRENCY", default_value_t = 64)]
         concurrency: usize,
         /// Seconds measured.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, env = "LOADGEN_DURATION", default_value_t = 5.0)]
         duration: f64,
     },
 }
@@ -688,8 +718,33 @@ async fn connect(
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    // A usage error exits here with code 2, `--help` with 0.
     let cli = Cli::parse();
+    let (code, reason) = match run(&cli).await {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Unreachable(reason)) => (EXIT_UNREACHABLE, reason),
+        Err(Failure::Run(err)) => (EXIT_FAILURE, err.to_string()),
+    };
+    eprintln!("loadgen: {reason}");
+    ExitCode::from(code)
+}
+
+/// Why a run did not measure.
+enum Failure {
+    /// Nothing answers at the server's address.
+    Unreachable(String),
+    /// The run failed.
+    Run(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Self::Run(err)
+    }
+}
+
+async fn run(cli: &Cli) -> Result<(), Failure> {
     let protocol = cli.protocol;
     let path = cli.path.as_deref().unwrap_or(protocol.default_path());
     let target = Target {
@@ -699,25 +754,42 @@ async fn main() -> Result<(), Error> {
         source_ips: cli.source_ips,
         next_source: Arc::new(AtomicU64::new(0)),
     };
-    match cli.mode {
+    // A plain TCP connection first, so that a server that is not there is told apart from
+    // one that fails under load.
+    match tokio::time::timeout(OPEN_TIMEOUT, TcpStream::connect(target.server)).await {
+        Ok(Ok(_probe)) => {}
+        Ok(Err(err)) => {
+            let reason = format!("cannot reach the server at {}: {err}", target.server);
+            return Err(Failure::Unreachable(reason));
+        }
+        Err(_) => {
+            let reason = format!(
+                "cannot reach the server at {}: no answer within {OPEN_TIMEOUT:?}",
+                target.server
+            );
+            return Err(Failure::Unreachable(reason));
+        }
+    }
+    let result = match cli.mode {
         Mode::Echo {
             connections,
             duration,
             warmup,
-        } => echo(&cli, &target, connections, duration, warmup).await,
+        } => echo(cli, &target, connections, duration, warmup).await,
         Mode::Broadcast {
             receivers,
             duration,
             warmup,
             window,
-        } => broadcast(&cli, &target, receivers, duration, warmup, window).await,
+        } => broadcast(cli, &target, receivers, duration, warmup, window).await,
         Mode::Idle {
             connections,
             settle,
-        } => idle(&cli, &target, connections, settle).await,
+        } => idle(cli, &target, connections, settle).await,
         Mode::Connect {
             concurrency,
             duration,
-        } => connect(&cli, &target, concurrency, duration).await,
-    }
+        } => connect(cli, &target, concurrency, duration).await,
+    };
+    Ok(result?)
 }

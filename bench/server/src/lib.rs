@@ -7,6 +7,12 @@
 //!
 //! The rate limit is off (a load generator sends far more than 1,000 messages a second per
 //! connection); every other setting is the default `ConnectionConfig`.
+//!
+//! Every server binary takes the same command line, [`ServerOptions`] (`--port`/`PORT`), and
+//! exits with the same codes ([`AFTER_HELP`]).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use serde_json::value::RawValue;
 use ws_gateway_axum::prelude::*;
@@ -47,27 +53,94 @@ pub fn app() -> Result<App, ws_gateway_core::BuildError> {
         .build()
 }
 
-/// The port from the `PORT` environment variable, 3000 without it.
-pub fn port() -> u16 {
-    std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000)
+/// The end of every benchmark server's `--help`: what the exit codes mean.
+pub const AFTER_HELP: &str = "\
+Serves until killed; writes nothing to standard output, the reason of a failure to standard \
+error.
+
+Exit codes:
+  1  failed while serving (an I/O error)
+  2  bad usage: an unknown option, a value out of range
+  3  cannot listen on 127.0.0.1:PORT (in use, or not permitted)";
+
+/// The command line of every benchmark server.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(version, after_help = AFTER_HELP)]
+pub struct ServerOptions {
+    /// The port to listen on, on 127.0.0.1.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
 }
 
-/// The listener of the hand-written peers (`raw-axum`, `raw-socketioxide`): 127.0.0.1 at
-/// [`port`], a backlog of 1024 and `TCP_NODELAY`, as `ws_gateway_axum::bind` and `serve` set up
+impl ServerOptions {
+    /// The command line of the server `name`, which `about` describes in `--help`. Exits
+    /// with 0 after `--help`, with 2 on a usage error.
+    pub fn from_command_line(name: &'static str, about: &'static str) -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+
+        let matches = Self::command().name(name).about(about).get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    }
+
+    /// The address to listen on: 127.0.0.1 at [`port`](Self::port).
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// Why a benchmark server stopped; [`exit`] turns it into its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The address is in use or not ours to take: exit code 3.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Anything else: exit code 1.
+    Runtime(Box<dyn std::error::Error>),
+}
+
+impl Failure {
+    /// A [`Failure::Runtime`].
+    pub fn runtime(err: impl Into<Box<dyn std::error::Error>>) -> Self {
+        Self::Runtime(err.into())
+    }
+}
+
+/// The exit code of a server `name` that stopped with `result`, the reason on standard
+/// error.
+pub fn exit(name: &str, result: Result<(), Failure>) -> ExitCode {
+    let (code, reason) = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Bind { addr, source }) => (
+            3,
+            format!("cannot listen on {addr}: {source} (set PORT or --port)"),
+        ),
+        Err(Failure::Runtime(err)) => (1, err.to_string()),
+    };
+    #[allow(clippy::print_stderr)] // a server's last word
+    {
+        eprintln!("{name}: {reason}");
+    }
+    ExitCode::from(code)
+}
+
+/// The listener of the hand-written peers (`raw-axum`, `raw-socketioxide`) on `addr`, a backlog of 1024 and `TCP_NODELAY`, as `ws_gateway_axum::bind` and `serve` set up
 /// ours, so that the comparison is of the servers alone.
 ///
 /// # Errors
 ///
 /// Creating, binding or listening on the socket failed.
-pub fn raw_listener() -> std::io::Result<impl axum::serve::Listener<Addr = std::net::SocketAddr>> {
+pub fn raw_listener(
+    addr: SocketAddr,
+) -> std::io::Result<impl axum::serve::Listener<Addr = SocketAddr>> {
     use axum::serve::ListenerExt;
 
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
-    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port())))?;
+    socket.bind(addr)?;
     Ok(socket.listen(1024)?.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     }))

@@ -1,16 +1,29 @@
 //! The benchmark server built with our macros: `PORT=3000 cargo run --release -p
-//! gateway-bench --bin bench-server`.
+//! gateway-bench --bin bench-server` (`-- --help`: the options and exit codes).
 //!
 //! [`BenchGateway`](gateway_bench::BenchGateway) at `/` over plain WebSockets: `echo` replies
 //! `{"event":"echo","data":<the same data>}`, `broadcast` sends
 //! `{"event":"broadcast","data":<data>}` to every client and replies nothing.
 
+use std::process::ExitCode;
+
+use gateway_bench::{Failure, ServerOptions};
 use ws_gateway_axum::IntoRouter;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let app = gateway_bench::app()?;
-    let listener = ws_gateway_axum::bind(([127, 0, 0, 1], gateway_bench::port()).into())?;
-    ws_gateway_axum::serve(listener, app.into_router()).await?;
-    Ok(())
+async fn main() -> ExitCode {
+    let options = ServerOptions::from_command_line(
+        "bench-server",
+        "The benchmark gateway over plain WebSockets: echo and broadcast at ws://127.0.0.1:PORT/",
+    );
+    gateway_bench::exit("bench-server", run(&options).await)
+}
+
+async fn run(options: &ServerOptions) -> Result<(), Failure> {
+    let addr = options.addr();
+    let app = gateway_bench::app().map_err(Failure::runtime)?;
+    let listener = ws_gateway_axum::bind(addr).map_err(|source| Failure::Bind { addr, source })?;
+    ws_gateway_axum::serve(listener, app.into_router())
+        .await
+        .map_err(Failure::runtime)
 }

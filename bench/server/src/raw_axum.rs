@@ -1,5 +1,5 @@
 //! The same server written by hand on axum 0.8, the floor of our stack: `PORT=3000 cargo run
-//! --release -p gateway-bench --bin raw-axum`.
+//! --release -p gateway-bench --bin raw-axum` (`-- --help`: the options and exit codes).
 //!
 //! A WebSocket route at `/` with 4 KiB read and write buffers (as our `ConnectionConfig`),
 //! `TCP_NODELAY`, a listen backlog of 1024. Each text frame is parsed as
@@ -8,6 +8,7 @@
 //! every connection's unbounded channel; a connection writes up to 64 queued frames per flush. No limits, no heartbeats, no hooks.
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -17,6 +18,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
+use gateway_bench::{Failure, ServerOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -115,11 +117,20 @@ async fn connection(socket: WebSocket, hub: Hub) {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = gateway_bench::raw_listener()?;
+async fn main() -> ExitCode {
+    let options = ServerOptions::from_command_line(
+        "raw-axum",
+        "The benchmark server by hand on axum: echo and broadcast at ws://127.0.0.1:PORT/",
+    );
+    gateway_bench::exit("raw-axum", run(&options).await)
+}
+
+async fn run(options: &ServerOptions) -> Result<(), Failure> {
+    let addr = options.addr();
+    let listener =
+        gateway_bench::raw_listener(addr).map_err(|source| Failure::Bind { addr, source })?;
     let app = Router::new()
         .route("/", get(upgrade))
         .with_state(Hub::default());
-    axum::serve(listener, app).await?;
-    Ok(())
+    axum::serve(listener, app).await.map_err(Failure::runtime)
 }

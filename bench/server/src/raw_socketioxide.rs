@@ -1,5 +1,6 @@
 //! socketioxide 0.18 alone, the floor of our Socket.IO adapter: `PORT=3000 cargo run
-//! --release -p gateway-bench --bin raw-socketioxide`.
+//! --release -p gateway-bench --bin raw-socketioxide` (`-- --help`: the options and exit
+//! codes).
 //!
 //! Namespace `/` at `/socket.io/` with socketioxide's default configuration (4 KiB read
 //! buffer), `TCP_NODELAY`, a listen backlog of 1024, on axum 0.8. The data stays raw JSON
@@ -7,12 +8,24 @@
 //! `broadcast` emits it once to every socket of the namespace (the sender included). No
 //! limits, no hooks.
 
+use std::process::ExitCode;
+
+use gateway_bench::{Failure, ServerOptions};
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use socketioxide::extract::{Data, SocketRef};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    let options = ServerOptions::from_command_line(
+        "raw-socketioxide",
+        "socketioxide alone, by hand: echo and broadcast on namespace / at http://127.0.0.1:PORT/socket.io/",
+    );
+    gateway_bench::exit("raw-socketioxide", run(&options).await)
+}
+
+async fn run(options: &ServerOptions) -> Result<(), Failure> {
+    let addr = options.addr();
     let (layer, io) = SocketIo::new_layer();
     // The data as a one-element tuple: socketioxide hands a bare `Box<RawValue>` the whole
     // `["echo",<data>]` array, a tuple its arguments after the event.
@@ -30,7 +43,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         );
     });
-    let listener = gateway_bench::raw_listener()?;
-    axum::serve(listener, axum::Router::new().layer(layer)).await?;
-    Ok(())
+    let listener =
+        gateway_bench::raw_listener(addr).map_err(|source| Failure::Bind { addr, source })?;
+    axum::serve(listener, axum::Router::new().layer(layer))
+        .await
+        .map_err(Failure::runtime)
 }

@@ -1,5 +1,5 @@
 //! The benchmark server over Socket.IO: `PORT=3000 cargo run --release -p gateway-bench --bin
-//! socketio-bench-server`.
+//! socketio-bench-server` (`-- --help`: the options and exit codes).
 //!
 //! The same [`BenchGateway`](gateway_bench::BenchGateway) as `bench-server`, served by our
 //! `SocketIoTransport` (socketioxide underneath) as namespace `/` at
@@ -7,13 +7,26 @@
 //! `42["broadcast",<data>]` sends `42["broadcast",<data>]` to every client. The
 //! plain-WebSocket route stays mounted at `/`, as an app serving both would have it.
 
+use std::process::ExitCode;
+
+use gateway_bench::{Failure, ServerOptions};
 use ws_gateway_axum::{IntoRouter, SocketIoTransport, Transport};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let app = gateway_bench::app()?;
+async fn main() -> ExitCode {
+    let options = ServerOptions::from_command_line(
+        "socketio-bench-server",
+        "The benchmark gateway over Socket.IO: echo and broadcast on namespace / at http://127.0.0.1:PORT/socket.io/",
+    );
+    gateway_bench::exit("socketio-bench-server", run(&options).await)
+}
+
+async fn run(options: &ServerOptions) -> Result<(), Failure> {
+    let addr = options.addr();
+    let app = gateway_bench::app().map_err(Failure::runtime)?;
     let (socketio, _io) = SocketIoTransport::new().mount(&app);
-    let listener = ws_gateway_axum::bind(([127, 0, 0, 1], gateway_bench::port()).into())?;
-    ws_gateway_axum::serve(listener, app.into_router().merge(socketio)).await?;
-    Ok(())
+    let listener = ws_gateway_axum::bind(addr).map_err(|source| Failure::Bind { addr, source })?;
+    ws_gateway_axum::serve(listener, app.into_router().merge(socketio))
+        .await
+        .map_err(Failure::runtime)
 }

@@ -14,6 +14,32 @@ use crate::chat::{ChatService, HISTORY_LIMIT, HISTORY_ROOMS};
 /// The longest token lifetime `--token-ttl-secs` accepts: 7 days.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// The end of `chat --help`: where the logs go and what the exit codes mean.
+pub const AFTER_HELP: &str = "\
+Logs go to standard error (RUST_LOG chooses them, default: info; coloured on a terminal unless \
+NO_COLOR is set); standard output carries only the output of `asyncapi`.
+
+Exit codes:
+  0  stopped by ctrl-c or SIGTERM, or `asyncapi` printed the document
+  1  failed while running (an I/O error)
+  2  bad usage or configuration: an unknown option, a value out of range, CHAT_USERS without \
+JWT_SECRET, a malformed REDIS_URL
+  3  cannot listen on HOST:PORT (in use, or not permitted)
+  4  cannot reach Redis at REDIS_URL";
+
+/// The exit codes of `chat` ([`AFTER_HELP`] lists them); 0 is success.
+pub mod exit {
+    /// Failed while running: an I/O error once started.
+    pub const FAILURE: u8 = 1;
+    /// Bad usage or configuration: clap's usage errors, a [`ConfigError`](super::ConfigError),
+    /// a malformed `REDIS_URL`.
+    pub const CONFIG: u8 = 2;
+    /// The address to listen on is in use or not permitted.
+    pub const BIND: u8 = 3;
+    /// Redis at `REDIS_URL` cannot be reached.
+    pub const UNREACHABLE: u8 = 4;
+}
+
 /// The chat server's options (`--help` lists them).
 ///
 /// # Examples
@@ -31,7 +57,8 @@ pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
     name = "chat",
     version,
     about = "The chat of the NestJS WebSocket guide: rooms, messages and history at ws://HOST:PORT/chat, tokens from POST /auth/login, the chat page at /",
-    long_about = None
+    long_about = None,
+    after_help = AFTER_HELP
 )]
 pub struct Config {
     /// What to do instead of serving.

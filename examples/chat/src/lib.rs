@@ -18,9 +18,9 @@ pub mod common;
 pub mod config;
 pub mod metrics;
 
-use ws_gateway_axum::prelude::*;
-use ws_gateway_axum::{SocketIoTransport, Transport};
-use ws_gateway_core::LoggingInterceptor;
+use ws_gateway::LoggingInterceptor;
+use ws_gateway::prelude::*;
+use ws_gateway::socketio::SocketIoTransport;
 
 use crate::auth::{AuthGateway, AuthService, JwtAuthenticator};
 use crate::chat::{ChatGateway, ChatService};
@@ -69,8 +69,8 @@ pub fn router(app: &App, auth: AuthService) -> axum::Router {
 
 /// The AsyncAPI 3.0 document of the app's gateways (`cargo run -p chat -- asyncapi`).
 pub fn asyncapi(app: &App) -> serde_json::Value {
-    let info = ws_gateway_core::asyncapi::Info::new("Chat", env!("CARGO_PKG_VERSION")).description(
+    let info = ws_gateway::asyncapi::Info::new("Chat", env!("CARGO_PKG_VERSION")).description(
         "The chat of the NestJS WebSocket guide: rooms, messages and history at /chat (a token is required), tokens at /auth.",
     );
-    ws_gateway_core::asyncapi::document(app, &info)
+    ws_gateway::asyncapi::document(app, &info)
 }

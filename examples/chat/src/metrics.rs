@@ -1,4 +1,4 @@
-//! `GET /metrics`: the gateways' metrics (see `ws_gateway_core::telemetry`) in Prometheus's
+//! `GET /metrics`: the gateways' metrics (see `ws_gateway::telemetry`) in Prometheus's
 //! text format, through `metrics-exporter-prometheus`.
 
 use axum::Router;

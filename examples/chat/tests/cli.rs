@@ -1,4 +1,5 @@
-//! The built `chat` binary: its `--help`, and what it refuses to start with.
+//! The built `chat` binary: its `--help`, what it refuses to start with and the exit code
+//! that says why, and standard output that carries nothing but a command's output.
 
 // Helpers of tests: a test fails by panicking.
 #![allow(clippy::expect_used)]
@@ -25,6 +26,9 @@ fn chat(args: &[&str], vars: &[(&str, &str)]) -> Child {
         "CHAT_HISTORY_PER_ROOM",
         "CHAT_HISTORY_ROOMS",
         "CHAT_LOGIN_CONCURRENCY",
+        "HOST",
+        "RUST_LOG",
+        "NO_COLOR",
     ] {
         command.env_remove(var);
     }
@@ -77,6 +81,14 @@ fn help_lists_every_option_and_its_variable() {
         "--history-rooms",
         "CHAT_HISTORY_ROOMS",
         "asyncapi",
+        "RUST_LOG",
+        "standard error",
+        "Exit codes:",
+        "0  stopped by ctrl-c or SIGTERM",
+        "1  failed while running",
+        "2  bad usage or configuration",
+        "3  cannot listen on HOST:PORT",
+        "4  cannot reach Redis at REDIS_URL",
     ] {
         assert!(
             help.contains(option),
@@ -85,15 +97,76 @@ fn help_lists_every_option_and_its_variable() {
     }
 }
 
+/// A refusal: the documented exit code, the reason on standard error, nothing on standard
+/// output.
+fn refused(output: &Output, code: i32, reason: &str) {
+    assert_eq!(output.status.code(), Some(code), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(reason), "{stderr}");
+}
+
 /// With users configured, the built-in development secret would let anyone sign a token
 /// for any of them: the server refuses to start instead of warning.
 #[test]
 fn configured_users_without_a_secret_refuse_to_start() {
     let output = exits(chat(&[], &[("CHAT_USERS", "alice:wonderland")]));
-    assert!(!output.status.success(), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("CHAT_USERS is set but JWT_SECRET is not"),
-        "{stderr}"
+    refused(&output, 2, "chat: CHAT_USERS is set but JWT_SECRET is not");
+}
+
+#[test]
+fn usage_errors_and_malformed_values_exit_2() {
+    refused(
+        &exits(chat(&["--no-such-option"], &[])),
+        2,
+        "--no-such-option",
     );
+    refused(
+        &exits(chat(&[], &[("CHAT_TOKEN_TTL_SECS", "0")])),
+        2,
+        "--token-ttl-secs",
+    );
+    refused(
+        &exits(chat(&[], &[("REDIS_URL", "not a url")])),
+        2,
+        "chat: invalid Redis URL",
+    );
+}
+
+#[test]
+fn an_address_in_use_exits_3() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("its address").port().to_string();
+    let output = exits(chat(&[], &[("PORT", &port)]));
+    refused(
+        &output,
+        3,
+        &format!("chat: cannot listen on 127.0.0.1:{port}"),
+    );
+}
+
+#[test]
+fn an_unreachable_redis_exits_4() {
+    // Nothing listens on port 1.
+    let output = exits(chat(&[], &[("REDIS_URL", "redis://127.0.0.1:1")]));
+    refused(
+        &output,
+        4,
+        "chat: cannot connect to Redis at redis://127.0.0.1:1",
+    );
+}
+
+/// `chat asyncapi > asyncapi.json` writes a JSON document and nothing else, even with
+/// logging on; the logs go to standard error, without colour codes when it is not a
+/// terminal.
+#[test]
+fn asyncapi_writes_only_the_document_to_standard_output() {
+    let output = exits(chat(&["asyncapi"], &[("RUST_LOG", "debug")]));
+    assert!(output.status.success(), "{output:?}");
+    let document: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("standard output is one JSON document");
+    assert_eq!(document["asyncapi"], "3.0.0");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("chat gateway initialized"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "colour codes in {stderr:?}");
 }

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use ws_gateway_axum::prelude::*;
+use ws_gateway::prelude::*;
 
 /// `{"a": .., "b": ..}`, the body of `add`.
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@
 //! at `ws://127.0.0.1:3001/rooms` and MessagePack at `ws://127.0.0.1:3001/msgpack/rooms`.
 //!
 //! ```
-//! use ws_gateway_axum::prelude::*;
+//! use ws_gateway::prelude::*;
 //! use msgpack_adapter::{MsgPackCodec, MsgPackTransport};
 //!
 //! let app = GatewayApp::new().gateway::<msgpack_adapter::demo::RoomsGateway>().build().unwrap();
@@ -28,8 +28,7 @@ pub mod demo;
 use axum::extract::ws::Message as WsMessage;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use ws_gateway_axum::{Codec, WebSocketTransport};
-use ws_gateway_core::{ErrorKind, Frame, Request, WsException};
+use ws_gateway::{Codec, ErrorKind, Frame, Request, WebSocketTransport, WsException};
 
 /// The transport: MessagePack maps in binary WebSocket frames, at each gateway's path
 /// (after a prefix given with [`at`](WebSocketTransport::at)).
@@ -41,7 +40,7 @@ pub type MsgPackTransport = WebSocketTransport<MsgPackCodec>;
 ///
 /// ```
 /// use axum::extract::ws::Message as WsMessage;
-/// use ws_gateway_axum::Codec;
+/// use ws_gateway::Codec;
 /// use msgpack_adapter::{Message, MsgPackCodec};
 ///
 /// let bytes = Message::new("echo", serde_json::json!([1])).to_bytes().unwrap();

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use ws_gateway_axum::prelude::*;
-use ws_gateway_axum::test_client::TestServer;
+use ws_gateway::prelude::*;
+use ws_gateway::test_client::TestServer;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

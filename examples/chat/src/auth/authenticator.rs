@@ -1,6 +1,6 @@
 //! The handshake authenticator of `/chat`: a valid JWT or HTTP 401 before the upgrade.
 
-use ws_gateway_core::{Authenticator, HandshakeRequest, WsException};
+use ws_gateway::{Authenticator, HandshakeRequest, WsException};
 
 use super::service::{AuthError, AuthService, User};
 

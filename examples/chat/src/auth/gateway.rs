@@ -1,7 +1,7 @@
 //! The auth gateway at `/auth`, the guide's `auth.gateway.ts`.
 
 use serde::{Deserialize, Serialize};
-use ws_gateway_axum::prelude::*;
+use ws_gateway::prelude::*;
 
 use super::service::{AuthService, User};
 

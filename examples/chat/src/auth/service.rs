@@ -82,9 +82,9 @@ pub enum AuthError {
     MissingToken,
 }
 
-impl From<AuthError> for ws_gateway_core::WsException {
+impl From<AuthError> for ws_gateway::WsException {
     fn from(err: AuthError) -> Self {
-        ws_gateway_core::WsException::new(err.to_string())
+        ws_gateway::WsException::new(err.to_string())
     }
 }
 

@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use validator::{Validate, ValidationError};
-use ws_gateway_axum::prelude::*;
-use ws_gateway_core::{Identity, ValidationPipe};
+use ws_gateway::prelude::*;
+use ws_gateway::{Identity, ValidationPipe};
 
 use super::service::{ChatMessage, ChatService};
 use crate::auth::User;

@@ -1,6 +1,6 @@
 //! The guide's `ws-exception.filter.ts`: the chat's own errors, answered with a code.
 
-use ws_gateway_core::{Caught, ExceptionFilter, FilterContext, WsException};
+use ws_gateway::{Caught, ExceptionFilter, FilterContext, WsException};
 
 /// The chat's own errors.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use ws_gateway_core::{Context, Interceptor, Next, Outcome};
+use ws_gateway::{Context, Interceptor, Next, Outcome};
 
 /// Wraps the data of every reply as `{"data": <data>, "timestamp": <ms since epoch>}`.
 #[derive(Clone, Copy, Debug, Default)]
