@@ -16,6 +16,7 @@ use crate::error::{RoomError, SendError};
 use crate::exception::CloseRequest;
 use crate::frame::Frame;
 use crate::server::{Broadcast, WsServer};
+use crate::state::ClientState;
 
 /// The id of a connected client: unique in the process, and across processes with
 /// overwhelming probability (its upper half is random per process).
@@ -389,6 +390,7 @@ struct ClientInner {
     sink: ClientSink,
     server: WsServer,
     handshake: Handshake,
+    state: ClientState,
 }
 
 impl Client {
@@ -399,6 +401,7 @@ impl Client {
                 sink,
                 server,
                 handshake,
+                state: ClientState::default(),
             }),
         }
     }
@@ -464,6 +467,28 @@ impl Client {
     /// ```
     pub fn handshake(&self) -> &Handshake {
         &self.inner.handshake
+    }
+
+    /// What the app keeps for this connection, by type: see [`ClientState`]. Dropped when the
+    /// connection ends, after `#[handle_disconnect]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use ws_gateway_core::Handshake;
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// client.state().insert(String::from("alice"));
+    /// // Every handle of the client sees the same state.
+    /// let again = gw.server().client(client.id()).unwrap();
+    /// assert_eq!(again.state().get::<String>().as_deref(), Some("alice"));
+    /// ```
+    pub fn state(&self) -> &ClientState {
+        &self.inner.state
     }
 
     /// Sends `{"event": event, "data": data}` to this client.

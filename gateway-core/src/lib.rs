@@ -85,6 +85,7 @@ mod request;
 mod runtime;
 mod server;
 mod session;
+mod state;
 pub mod telemetry;
 pub mod transport;
 
@@ -114,6 +115,7 @@ pub use registry::{GatewayDescriptor, registered};
 pub use reply::{IntoReply, ReplyTo, WsResponse};
 pub use request::{IntoRawJson, Request};
 pub use server::{Broadcast, WsServer};
+pub use state::ClientState;
 
 /// The JSON Schema crate the AsyncAPI document is built with: derive `JsonSchema` on message
 /// bodies and replies to describe them.

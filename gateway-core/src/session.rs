@@ -268,6 +268,8 @@ impl<C: Connection> Driver<C> {
             };
             self.connection.close(stop.closing()).await;
             self.gateway.disconnect(&self.client).await;
+            // Dropped with the connection, whoever still holds a handle of the client.
+            self.client.state().clear();
             tracing::debug!(target: "gateway", "disconnected");
             connected.decrement(1.0);
         }
