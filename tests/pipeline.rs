@@ -577,3 +577,111 @@ async fn the_logging_interceptor_logs_event_client_outcome_and_time() {
     assert!(lines[1].contains("WARN"), "{}", lines[1]);
     assert!(lines[1].contains("error=Validation failed"), "{}", lines[1]);
 }
+
+/// Catches every failure of its scope, whatever its type (NestJS's `@Catch()`).
+struct Everything;
+
+impl ExceptionFilter for Everything {
+    type Error = ws_gateway_core::Failure;
+
+    fn catch(&self, failure: &ws_gateway_core::Failure, cx: &FilterContext<'_>) -> Caught {
+        if failure.kind() == ws_gateway_core::ErrorKind::Validation {
+            return Caught::exception(cx, &WsException::new("Check your input"));
+        }
+        let data = json!({
+            "event": cx.event(),
+            "kind": failure.kind().as_str(),
+            "banned": failure.downcast_ref::<Banned>().map(|b| b.0),
+        });
+        let caught = Caught::frame(ws_gateway_core::Frame::event("error", &data).unwrap());
+        if failure.kind() == ws_gateway_core::ErrorKind::Internal {
+            caught.close(1011, "internal error")
+        } else {
+            caught
+        }
+    }
+}
+
+#[websocket_gateway(path = "/everything")]
+struct EverythingGateway;
+
+#[websocket_gateway]
+#[use_filters(Everything)]
+impl EverythingGateway {
+    #[subscribe("ban")]
+    fn ban(&self, code: u16) -> Result<(), Banned> {
+        Err(Banned(code))
+    }
+
+    /// The method's typed filter is closer than the gateway's catch-all.
+    #[subscribe("ban_typed")]
+    #[use_filters(BannedFilter)]
+    fn ban_typed(&self, code: u16) -> Result<(), Banned> {
+        Err(Banned(code))
+    }
+
+    #[subscribe("validate")]
+    #[use_pipes(ValidationPipe)]
+    fn validate(&self, order: Order) -> usize {
+        order.items.len()
+    }
+
+    #[subscribe("panic")]
+    fn panic(&self) {
+        panic!("a bug");
+    }
+}
+
+#[tokio::test]
+async fn a_catch_all_filter_sees_every_failure_closest_first() {
+    let app = GatewayApp::new()
+        .gateway::<EverythingGateway>()
+        .build()
+        .unwrap();
+    let server = TestServer::start(app).await.unwrap();
+    let mut client = server.connect("/everything").await.unwrap();
+
+    client.emit("ban", &4001).await.unwrap();
+    assert_eq!(
+        client.expect("error").await.unwrap(),
+        json!({"event": "ban", "kind": "handler", "banned": 4001})
+    );
+    client.emit("nope", &1).await.unwrap();
+    assert_eq!(
+        client.expect("error").await.unwrap(),
+        json!({"event": "nope", "kind": "unknown_event", "banned": null})
+    );
+    client.send_text("not json").await.unwrap();
+    assert_eq!(
+        client.expect("error").await.unwrap(),
+        json!({"event": null, "kind": "bad_request", "banned": null})
+    );
+    client
+        .emit(
+            "validate",
+            &json!({"name": "", "address": {"city": "Paris"}, "items": []}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client.expect("exception").await.unwrap()["message"],
+        "Check your input"
+    );
+    client.emit("panic", &()).await.unwrap();
+    assert_eq!(
+        client.expect("error").await.unwrap(),
+        json!({"event": "panic", "kind": "internal", "banned": null})
+    );
+    let close = client.expect_close().await.unwrap().expect("a close frame");
+    assert_eq!(u16::from(close.code), 1011);
+
+    // Closest first: the method's typed filter answers before the gateway's catch-all.
+    let mut client = server.connect("/everything").await.unwrap();
+    client.emit("ban_typed", &4002).await.unwrap();
+    assert_eq!(
+        client.expect("exception").await.unwrap()["message"],
+        "You are banned"
+    );
+    let close = client.expect_close().await.unwrap().expect("a close frame");
+    assert_eq!(u16::from(close.code), 4002);
+}

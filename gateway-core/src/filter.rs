@@ -18,6 +18,48 @@ use crate::request::Request;
 /// the gateway's, then the global ones. The first whose error type matches handles the
 /// error. Errors no filter takes get NestJS's `exception` frame (`BaseWsExceptionFilter`).
 ///
+/// `type Error = Failure` catches every failure, whatever its type (NestJS's `@Catch()` with
+/// no argument): it sees the [`Failure`] (its [`kind`](Failure::kind), its
+/// [`type_name`](Failure::type_name), [`downcast_ref`](Failure::downcast_ref) to any type),
+/// the event and the client, and answers, answers another exception, or closes:
+///
+/// ```
+/// use ws_gateway_core::{Caught, ErrorKind, ExceptionFilter, Failure, FilterContext, Frame, WsException};
+///
+/// /// Every failure as `{"event":"error","data":{"event":..,"kind":..}}`; internal errors
+/// /// close the socket.
+/// struct Everything;
+///
+/// impl ExceptionFilter for Everything {
+///     type Error = Failure;
+///
+///     fn catch(&self, failure: &Failure, cx: &FilterContext<'_>) -> Caught {
+///         if let Some(err) = failure.downcast_ref::<WsException>() {
+///             if err.kind() == ErrorKind::Validation {
+///                 // Rethrown as another exception.
+///                 return Caught::exception(cx, &WsException::new("Check your input"));
+///             }
+///         }
+///         let data = serde_json::json!({ "event": cx.event(), "kind": failure.kind().as_str() });
+///         let caught = Caught::frame(Frame::event("error", &data).unwrap());
+///         if failure.kind() == ErrorKind::Internal {
+///             caught.close(1011, "internal error")
+///         } else {
+///             caught
+///         }
+///     }
+/// }
+/// # use ws_gateway_core::prelude::*;
+/// # use ws_gateway_core::Handshake;
+/// # #[websocket_gateway(path = "/chat")] struct Chat;
+/// # #[websocket_gateway] impl Chat {}
+/// # let app = GatewayApp::new().use_global_filter(Everything).gateway::<Chat>().build().unwrap();
+/// # let gw = &app.gateways()[0];
+/// # let (client, _queue) = gw.open(Handshake::default(), 8);
+/// let caught = gw.catch(&client, None, WsException::internal().into());
+/// assert_eq!(caught.close_request().unwrap().code, 1011);
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -405,8 +447,10 @@ pub(crate) trait ErasedFilter: Send + Sync {
 
 impl<F: ExceptionFilter> ErasedFilter for F {
     fn try_catch(&self, failure: &Failure, cx: &FilterContext<'_>) -> Option<Caught> {
-        failure
-            .downcast_ref::<F::Error>()
+        // `type Error = Failure` catches everything: the failure itself is its error.
+        let any: &dyn std::any::Any = failure;
+        any.downcast_ref::<F::Error>()
+            .or_else(|| failure.downcast_ref::<F::Error>())
             .map(|err| self.catch(err, cx))
     }
 }
