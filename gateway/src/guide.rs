@@ -6,9 +6,10 @@
 //! From NestJS, in the order of its documentation:
 //!
 //! - [`gateways`]: `@WebSocketGateway` and `@SubscribeMessage`, handler arguments, replies,
-//!   `@WebSocketServer`, rooms, lifecycle hooks, injection, registration and the wire
-//!   protocol.
-//! - [`exception_filters`]: `WsException`, your own error types, `@Catch` filters.
+//!   `@WebSocketServer`, rooms, lifecycle hooks, per-connection state, injection,
+//!   registration and the wire protocol.
+//! - [`exception_filters`]: `WsException`, your own error types, `@Catch` filters (typed,
+//!   and catching everything).
 //! - [`pipes`]: `ValidationPipe` and your own pipes.
 //! - [`guards`]: `CanActivate`, and authentication at the handshake.
 //! - [`interceptors`]: code around a handler, mapping replies, answering early.
