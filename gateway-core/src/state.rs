@@ -139,14 +139,7 @@ impl ClientState {
         init: impl FnOnce() -> T,
         change: impl FnOnce(&mut T) -> R,
     ) -> R {
-        let mut values = self.values();
-        if values.get::<T>().is_none() {
-            values.insert(init());
-        }
-        let value = values
-            .get_mut::<T>()
-            .unwrap_or_else(|| unreachable!("inserted just above"));
-        change(value)
+        change(self.values().get_or_insert_with(init))
     }
 
     /// Takes the value of type `T` out, if one is kept.

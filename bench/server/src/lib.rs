@@ -127,8 +127,9 @@ pub fn exit(name: &str, result: Result<(), Failure>) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The listener of the hand-written peers (`raw-axum`, `raw-socketioxide`) on `addr`, a backlog of 1024 and `TCP_NODELAY`, as `ws_gateway_axum::bind` and `serve` set up
-/// ours, so that the comparison is of the servers alone.
+/// The listener of the hand-written peers (`raw-axum`, `raw-socketioxide`) on `addr`, a
+/// backlog of 1024 and `TCP_NODELAY`, as `ws_gateway_axum::bind` and `serve` set up ours, so
+/// that the comparison is of the servers alone.
 ///
 /// # Errors
 ///
