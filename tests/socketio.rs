@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -69,6 +70,34 @@ impl SioGateway {
             .to(body.room)
             .emit("shout", &body.text)
             .unwrap_or(0)
+    }
+
+    /// Asks the sender `question` and replies with its answer, or why there is none.
+    #[subscribe("ask")]
+    async fn ask(&self, client: Client, timeout_ms: u64) -> Value {
+        let answer = client
+            .timeout(Duration::from_millis(timeout_ms))
+            .emit_with_ack::<Value>("question", &json!({"q": "ready?"}))
+            .await;
+        match answer {
+            Ok(answer) => json!({ "answer": answer }),
+            Err(err) => json!({ "error": err.to_string() }),
+        }
+    }
+
+    /// Asks every other member of the room; replies with the answers and how many did not.
+    #[subscribe("poll")]
+    async fn poll(&self, client: Client, room: String) -> Result<Value, WsException> {
+        let mut answers = client
+            .to(room)
+            .timeout(Duration::from_secs(2))
+            .emit_with_ack::<Value>("vote", &"pick one")?;
+        let mut got = Vec::new();
+        while let Some((_, answer)) = answers.next().await {
+            got.push(answer.map_err(WsException::from)?);
+        }
+        got.sort_by_key(Value::to_string);
+        Ok(json!({"answers": got, "unanswered": answers.unanswered()}))
     }
 
     /// Emits first, then replies: the client sees them in that order.
@@ -681,4 +710,80 @@ async fn the_rate_limit_applies_to_socketio_clients() {
     let gone = node.next_where(|r| r["type"] == "disconnect").await;
     assert_eq!(gone["reason"], "io server disconnect");
     wait_for_clients(&server, "/sio", 0).await;
+}
+
+#[tokio::test]
+async fn a_socketio_client_answers_the_servers_ack_with_its_callback() {
+    let server = sio_server().await;
+    let mut node = Node::connect(&http_url(&server, "/sio")).await;
+    node.send(json!({"cmd": "answer", "event": "question", "args": [{"ok": true}]}))
+        .await;
+    node.next_where(|r| r["type"] == "answering").await;
+    node.emit("ask", json!([5000]), true).await;
+    let asked = node
+        .next_where(|r| r["type"] == "event" && r["event"] == "question")
+        .await;
+    // The question as the client's handler sees it: the data, then the callback.
+    assert_eq!(
+        (asked["args"].clone(), asked["ack"].clone()),
+        (json!([{"q": "ready?"}]), json!(true))
+    );
+    assert_eq!(
+        node.expect_ack("ask").await,
+        json!([{"answer": {"ok": true}}])
+    );
+
+    // Several arguments answer as their array.
+    node.send(json!({"cmd": "answer", "event": "question", "args": [1, "two", [3]]}))
+        .await;
+    node.next_where(|r| r["type"] == "answering").await;
+    node.emit("ask", json!([5000]), true).await;
+    assert_eq!(
+        node.expect_ack("ask").await,
+        json!([{"answer": [1, "two", [3]]}])
+    );
+    node.close().await;
+}
+
+#[tokio::test]
+async fn a_silent_socketio_client_times_out() {
+    let server = sio_server().await;
+    let mut node = Node::connect(&http_url(&server, "/sio")).await;
+    node.emit("ask", json!([50]), true).await;
+    assert_eq!(
+        node.expect_ack("ask").await,
+        json!([{"error": "no answer within 50ms"}])
+    );
+    node.close().await;
+}
+
+#[tokio::test]
+async fn socketio_and_plain_ws_clients_answer_one_room_ask() {
+    let server = sio_server().await;
+    let mut asker = sio_ws_in_lobby(&server).await;
+    let mut node = Node::connect(&http_url(&server, "/sio")).await;
+    node.send(json!({"cmd": "answer", "event": "vote", "args": ["from socket.io"]}))
+        .await;
+    node.next_where(|r| r["type"] == "answering").await;
+    node.emit("join", json!(["lobby"]), false).await;
+    node.expect_event("joined").await;
+    let mut plain = sio_ws_in_lobby(&server).await;
+    wait_for_clients(&server, "/sio", 3).await;
+
+    asker.emit("poll", "lobby").await.unwrap();
+    let asked = plain.expect_frame("vote").await.unwrap();
+    plain.answer(asked.ack.unwrap(), &"from ws").await.unwrap();
+    assert_eq!(
+        asker.expect("poll").await.unwrap(),
+        json!({"answers": ["from socket.io", "from ws"], "unanswered": 0})
+    );
+    node.close().await;
+}
+
+/// A plain WebSocket client of `/sio` in the room `lobby`.
+async fn sio_ws_in_lobby(server: &TestServer) -> TestClient {
+    let mut client = server.connect("/sio").await.unwrap();
+    client.emit("join", "lobby").await.unwrap();
+    assert_eq!(client.expect("joined").await.unwrap(), "lobby");
+    client
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use ws_gateway_core::transport::{FrameError, parse};
+use ws_gateway_core::transport::{FrameError, Incoming, parse, parse_incoming};
 use ws_gateway_core::{Frame, Request, WsException};
 
 /// A wire format carried in WebSocket text or binary messages: how a message decodes into
@@ -56,6 +56,29 @@ pub trait Codec: Send + Sync + 'static {
     /// What the client is told (through the exception filters) when the message is no
     /// request of this format; the connection stays open.
     fn decode<'m>(&self, message: &'m Message) -> Result<Request<'m>, WsException>;
+
+    /// A request, or the answer to an acknowledgement the server asked for
+    /// (`{"ack": N, "data": ..}` on the JSON protocol). By default every message is a
+    /// request ([`decode`](Self::decode)): a format whose clients answer the server's
+    /// `emit_with_ack` overrides this.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::ws::Message;
+    /// use ws_gateway_axum::{Codec, JsonCodec};
+    /// use ws_gateway_core::transport::Incoming;
+    ///
+    /// let answer = Message::Text(r#"{"ack":4,"data":true}"#.into());
+    /// assert!(matches!(JsonCodec::new().decode_incoming(&answer), Ok(Incoming::Answer(_))));
+    /// ```
+    fn decode_incoming<'m>(&self, message: &'m Message) -> Result<Incoming<'m>, WsException> {
+        self.decode(message).map(Incoming::Request)
+    }
 
     /// The message that carries an outgoing frame.
     fn encode(&self, frame: Frame) -> Message;
@@ -146,6 +169,15 @@ impl Codec for JsonCodec {
         match &self.parser {
             Some(parser) => parser(text.as_str()),
             None => Ok(parse(text.as_str())?),
+        }
+    }
+
+    /// Answers `{"ack": N, "data": ..}` in the envelope; with a
+    /// [message parser](Self::with_message_parser), every text frame is a request.
+    fn decode_incoming<'m>(&self, message: &'m Message) -> Result<Incoming<'m>, WsException> {
+        match (message, &self.parser) {
+            (Message::Text(text), None) => Ok(parse_incoming(text.as_str())?),
+            _ => self.decode(message).map(Incoming::Request),
         }
     }
 

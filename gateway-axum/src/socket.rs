@@ -25,8 +25,8 @@ use tokio_tungstenite::WebSocketStream;
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tungstenite::protocol::{self, frame};
-use ws_gateway_core::transport::{Closing, Connection, Decoded, Gone, Received};
-use ws_gateway_core::{CloseRequest, Frame};
+use ws_gateway_core::transport::{Closing, Connection, Decoded, Gone, Incoming, Received};
+use ws_gateway_core::{CloseRequest, Frame, WsException};
 
 use crate::codec::Codec;
 
@@ -175,8 +175,10 @@ impl<C: Codec> Connection for WebSocketConnection<C> {
     }
 
     fn decode<'m>(&self, message: &'m Message) -> Decoded<'m, ()> {
-        match self.codec.decode(message) {
-            Ok(request) => Decoded::Request(request, ()),
+        match self.codec.decode_incoming(message) {
+            Ok(Incoming::Request(request)) => Decoded::Request(request, ()),
+            Ok(Incoming::Answer(answer)) => Decoded::Answer(answer),
+            Ok(_) => Decoded::Invalid(WsException::new("Unsupported message")),
             Err(err) => Decoded::Invalid(err),
         }
     }

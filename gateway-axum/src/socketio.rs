@@ -8,15 +8,20 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::routing::any;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -27,8 +32,8 @@ use socketioxide::socket::Socket;
 use socketioxide::{SocketIo, SocketIoConfig};
 use tokio::sync::mpsc;
 use ws_gateway_core::transport::{
-    Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot, Received, Session, Transport,
-    parse,
+    AckAnswer, Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot, Received, Session,
+    Transport, parse,
 };
 use ws_gateway_core::{App, ErrorKind, Frame, Handshake, HandshakeRequest, Request, WsException};
 
@@ -308,6 +313,8 @@ enum Packet {
     /// A message that could not be read: answered with this exception, as the JSON
     /// transport answers a malformed frame.
     Unreadable(WsException),
+    /// The client's callback answered an acknowledgement the server asked under `ack`.
+    Answer { ack: u64, data: Box<RawValue> },
 }
 
 impl Packet {
@@ -318,6 +325,7 @@ impl Packet {
                 event.len() + data.as_ref().map_or(0, |data| data.get().len())
             }
             Packet::Unreadable(_) => 0,
+            Packet::Answer { data, .. } => data.get().len(),
         }
     }
 }
@@ -553,6 +561,7 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef) {
         socket,
         inbound,
         queued,
+        asks: FuturesUnordered::new(),
     }));
 }
 
@@ -563,6 +572,54 @@ struct SocketIoConnection {
     inbound: mpsc::Receiver<Inbound>,
     /// Bytes of the messages in `inbound` (see [`OnMessage`]).
     queued: Arc<AtomicUsize>,
+    /// Acknowledgements the server asked for: each resolves with its number and the
+    /// client's answer, or nothing once socketioxide gave up on it (timeout, disconnect).
+    asks: FuturesUnordered<PendingAnswer>,
+}
+
+/// An acknowledgement socketioxide awaits: its number, and the answer unless it gave up.
+type PendingAnswer = Pin<Box<dyn Future<Output = (u64, Option<Box<RawValue>>)> + Send>>;
+
+/// The arguments of a Socket.IO acknowledgement: socketioxide hands a tuple type all of
+/// them (any other type only the first).
+struct AnswerArgs(Vec<Value>);
+
+impl AnswerArgs {
+    /// The answer as the session sees it: the argument when there is one, `null` for none,
+    /// the array of arguments for several (`callback(a, b)` answers `[a, b]`).
+    fn into_json(self) -> Option<Box<RawValue>> {
+        let mut args = self.0;
+        let answer = match args.len() {
+            0 => Value::Null,
+            1 => args.pop().unwrap_or(Value::Null),
+            _ => Value::Array(args),
+        };
+        serde_json::value::to_raw_value(&answer).ok()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AnswerArgs {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Args;
+
+        impl<'de> Visitor<'de> for Args {
+            type Value = Vec<Value>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the arguments of an acknowledgement")
+            }
+
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                let mut args = Vec::new();
+                while let Some(arg) = seq.next_element::<Value>()? {
+                    args.push(arg);
+                }
+                Ok(args)
+            }
+        }
+
+        de.deserialize_tuple(usize::MAX, Args).map(AnswerArgs)
+    }
 }
 
 impl Connection for SocketIoConnection {
@@ -573,6 +630,11 @@ impl Connection for SocketIoConnection {
     const HEARTBEAT: bool = false;
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Packet>> {
+        while let Poll::Ready(Some((ack, answer))) = self.asks.poll_next_unpin(cx) {
+            if let Some(data) = answer {
+                return Poll::Ready(Received::Message(Packet::Answer { ack, data }));
+            }
+        }
         self.inbound.poll_recv(cx).map(|inbound| match inbound {
             Some(Inbound::Packet(packet)) => {
                 self.queued.fetch_sub(packet.size(), Ordering::AcqRel);
@@ -596,7 +658,34 @@ impl Connection for SocketIoConnection {
                 Decoded::Request(request, ack.clone())
             }
             Packet::Unreadable(err) => Decoded::Invalid(err.clone()),
+            Packet::Answer { ack, data } => Decoded::Answer(AckAnswer::new(*ack, Some(&**data))),
         }
+    }
+
+    /// Emits the frame with socketioxide's acknowledgement: the client's callback answers,
+    /// and the answer comes back through [`poll_recv`](Connection::poll_recv) under the
+    /// frame's number.
+    async fn feed_ask(&mut self, frame: Frame, deadline: Instant) -> Result<(), Gone> {
+        let Some(ack) = frame.ack() else {
+            return self.feed(frame, None).await;
+        };
+        let plain = frame.without_ack();
+        let Some((event, data)) = split_frame(&plain) else {
+            return Ok(());
+        };
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let answer = self
+            .socket
+            .timeout(timeout)
+            .emit_with_ack::<_, AnswerArgs>(&*event, data)
+            .map_err(|err| {
+                tracing::debug!(target: "gateway", "Socket.IO send failed: {err}");
+                Gone
+            })?;
+        self.asks.push(Box::pin(async move {
+            (ack, answer.await.ok().and_then(AnswerArgs::into_json))
+        }));
+        Ok(())
     }
 
     /// Emits one frame: as the acknowledgement of the request it answers when it is

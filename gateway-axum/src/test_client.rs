@@ -368,6 +368,9 @@ pub struct Received {
     pub data: Value,
     /// The `id` field, when present.
     pub id: Option<Value>,
+    /// The `ack` field: the server asks for an acknowledgement under this number
+    /// (answer it with [`TestClient::answer`]).
+    pub ack: Option<u64>,
     /// The frame's text as it arrived.
     pub raw: String,
 }
@@ -560,6 +563,50 @@ impl TestClient {
         self.send_text(text).await
     }
 
+    /// Answers the server's acknowledgement `ack` (a frame's [`Received::ack`]):
+    /// `{"ack": ack, "data": data}`.
+    ///
+    /// # Errors
+    ///
+    /// [`TestError`] when the data fails to serialize or the socket fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_axum::prelude::*;
+    /// # use ws_gateway_axum::test_client::{TestError, TestServer};
+    /// #[websocket_gateway(path = "/doc-tc-answer")]
+    /// struct Asking;
+    ///
+    /// #[websocket_gateway]
+    /// impl Asking {
+    ///     #[subscribe("ask")]
+    ///     async fn ask(&self, client: Client) -> Result<String, WsException> {
+    ///         let name: String = client.emit_with_ack("name?", &()).await?;
+    ///         Ok(format!("hello {name}"))
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), TestError> {
+    /// # let server = TestServer::start(GatewayApp::new().gateway::<Asking>().build().unwrap()).await?;
+    /// let mut client = server.connect("/doc-tc-answer").await?;
+    /// client.emit("ask", &()).await?;
+    /// let question = client.expect_frame("name?").await?;
+    /// client.answer(question.ack.unwrap(), &"ann").await?;
+    /// assert_eq!(client.expect("ask").await?, "hello ann");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn answer<T: Serialize + ?Sized>(
+        &mut self,
+        ack: u64,
+        data: &T,
+    ) -> Result<(), TestError> {
+        let text = serde_json::to_string(&serde_json::json!({ "ack": ack, "data": data }))?;
+        self.send_text(text).await
+    }
+
     /// Sends a raw text frame.
     ///
     /// # Errors
@@ -678,6 +725,7 @@ impl TestClient {
                             .map(Value::take)
                             .unwrap_or(Value::Null),
                         id: value.get_mut("id").map(Value::take),
+                        ack: value.get("ack").and_then(Value::as_u64),
                         raw: text.as_str().to_owned(),
                     });
                 }

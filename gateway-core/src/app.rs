@@ -595,6 +595,7 @@ impl GatewayApp {
         let room_limits = crate::server::RoomLimits::of(&self.config);
         for gateway in &gateways {
             gateway.server().limit_rooms(room_limits);
+            gateway.server().set_ack_timeout(self.config.ack_timeout);
         }
         if let Some(adapter) = &self.adapter {
             for gateway in &gateways {

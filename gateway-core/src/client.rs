@@ -8,10 +8,14 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
 
+use std::time::{Duration, Instant};
+
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::Notify;
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, mpsc};
 
+use crate::ack::{AckFuture, AckSender, AckStream, AckTable};
 use crate::error::{RoomError, SendError};
 use crate::exception::CloseRequest;
 use crate::frame::Frame;
@@ -53,6 +57,21 @@ impl ClientId {
     /// ```
     pub fn as_u64(self) -> u64 {
         self.0
+    }
+
+    /// The id with this number ([`as_u64`](Self::as_u64)'s inverse), e.g. as a broadcast
+    /// adapter carries it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::ClientId;
+    ///
+    /// let id: ClientId = "00000000000000ff".parse().unwrap();
+    /// assert_eq!(ClientId::from_u64(id.as_u64()), id);
+    /// ```
+    pub fn from_u64(id: u64) -> Self {
+        Self(id)
     }
 }
 
@@ -109,6 +128,10 @@ impl Serialize for ClientId {
 pub enum Outbound {
     /// A text frame.
     Frame(Frame),
+    /// A frame asking for an acknowledgement (its [`Frame::ack`] is the number), awaited
+    /// until the instant given: a transport with acknowledgements of its own (Socket.IO)
+    /// waits for the answer that long.
+    Ask(Frame, Instant),
     /// Close the connection with this code and reason.
     Close(CloseRequest),
 }
@@ -391,6 +414,7 @@ struct ClientInner {
     server: WsServer,
     handshake: Handshake,
     state: ClientState,
+    acks: AckTable,
 }
 
 impl Client {
@@ -402,12 +426,34 @@ impl Client {
                 server,
                 handshake,
                 state: ClientState::default(),
+                acks: AckTable::default(),
             }),
         }
     }
 
     pub(crate) fn sink(&self) -> &ClientSink {
         &self.inner.sink
+    }
+
+    pub(crate) fn acks(&self) -> &AckTable {
+        &self.inner.acks
+    }
+
+    /// Queues `asked` (a frame asking under `ack`) after registering `tx` for the answer.
+    pub(crate) fn ask(
+        &self,
+        asked: &Frame,
+        ack: u64,
+        deadline: Instant,
+        tx: &AckSender,
+    ) -> Result<(), SendError> {
+        if !self.inner.acks.register(ack, tx.clone()) {
+            return Err(SendError::Disconnected);
+        }
+        self.inner
+            .sink
+            .send(Outbound::Ask(asked.clone(), deadline))
+            .inspect_err(|_| self.inner.acks.forget(ack))
     }
 
     /// The client's id.
@@ -520,6 +566,74 @@ impl Client {
     /// ```
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), SendError> {
         self.send_frame(Frame::event(event, data)?)
+    }
+
+    /// Sends `{"event": event, "data": data, "ack": N}` to this client and waits for its
+    /// answer, at most [`ack_timeout`](crate::ConnectionConfig::ack_timeout) (see
+    /// [`timeout`](Self::timeout) for another): Socket.IO's `emitWithAck`. A plain WebSocket
+    /// client answers `{"ack": N, "data": answer}`, a Socket.IO client with its callback.
+    ///
+    /// The event is sent at once; the returned future resolves to the answer as a `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`AckError`](crate::AckError): no answer in time, the client disconnected first, the
+    /// answer is not a `T`, or the event could not be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/doc-emit-with-ack")]
+    /// struct Quiz;
+    ///
+    /// #[websocket_gateway]
+    /// impl Quiz {
+    ///     /// Asks the client, and tells it what it answered.
+    ///     #[subscribe("start")]
+    ///     async fn start(&self, client: Client) -> Result<String, WsException> {
+    ///         let answer: u32 = client.emit_with_ack("question", &"6 x 7?").await?;
+    ///         Ok(format!("you said {answer}"))
+    ///     }
+    /// }
+    /// ```
+    pub fn emit_with_ack<T: DeserializeOwned>(
+        &self,
+        event: &str,
+        data: &(impl Serialize + ?Sized),
+    ) -> AckFuture<T> {
+        self.timeout(self.inner.server.ack_timeout())
+            .emit_with_ack(event, data)
+    }
+
+    /// This client, waiting `timeout` for answers: `client.timeout(d).emit_with_ack(..)`,
+    /// Socket.IO's `socket.timeout(ms).emitWithAck(..)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use std::time::Duration;
+    /// use ws_gateway_core::{AckError, Handshake};
+    ///
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// // Nobody answers: the queue is never read.
+    /// let answer = client.timeout(Duration::from_millis(10)).emit_with_ack::<String>("q", &1).await;
+    /// assert!(matches!(answer, Err(AckError::Timeout(_))));
+    /// # }
+    /// ```
+    pub fn timeout(&self, timeout: Duration) -> TimedClient<'_> {
+        TimedClient {
+            client: self,
+            timeout,
+        }
     }
 
     /// Sends an encoded frame to this client.
@@ -732,6 +846,43 @@ impl Client {
             code,
             reason: reason.into(),
         }));
+    }
+}
+
+/// A client and how long to wait for its answers: [`Client::timeout`].
+#[derive(Debug)]
+#[must_use = "sends nothing until `emit_with_ack` is called"]
+pub struct TimedClient<'a> {
+    client: &'a Client,
+    timeout: Duration,
+}
+
+impl TimedClient<'_> {
+    /// [`Client::emit_with_ack`], waiting this long.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::emit_with_ack`]'s.
+    ///
+    /// # Examples
+    ///
+    /// See [`Client::timeout`].
+    pub fn emit_with_ack<T: DeserializeOwned>(
+        &self,
+        event: &str,
+        data: &(impl Serialize + ?Sized),
+    ) -> AckFuture<T> {
+        let frame = match Frame::event(event, data) {
+            Ok(frame) => frame,
+            Err(err) => return AckFuture::failed(err.into()),
+        };
+        let ack = crate::ack::next_ack();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let deadline = Instant::now() + self.timeout;
+        match self.client.ask(&frame.with_ack(ack), ack, deadline, &tx) {
+            Ok(()) => AckFuture::asked(AckStream::new(rx, 1, self.timeout, deadline, false)),
+            Err(err) => AckFuture::failed(err),
+        }
     }
 }
 

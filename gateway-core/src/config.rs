@@ -101,6 +101,11 @@ pub struct ConnectionConfig {
     /// discarding what the client still sends until it closes its side, so that the close
     /// frame reaches it instead of a TCP reset. Default 1 s.
     pub close_timeout: Duration,
+    /// How long [`Client::emit_with_ack`](crate::Client::emit_with_ack) and
+    /// [`Broadcast::emit_with_ack`](crate::Broadcast::emit_with_ack) wait for answers when the
+    /// emit sets no [`timeout`](crate::Broadcast::timeout). Default 5 s (socketioxide's
+    /// `ack_timeout`).
+    pub ack_timeout: Duration,
 }
 
 /// Which browser pages may open a connection: [`ConnectionConfig::allowed_origins`].
@@ -365,6 +370,7 @@ impl Default for ConnectionConfig {
             allowed_origins: Origins::SameOrigin,
             write_timeout: Some(Duration::from_secs(10)),
             close_timeout: Duration::from_secs(1),
+            ack_timeout: crate::ack::DEFAULT_ACK_TIMEOUT,
         }
     }
 }

@@ -63,6 +63,81 @@ impl Frame {
         Ok(Self::from_json(buf))
     }
 
+    /// The same frame asking for an acknowledgement: `{"event":..,"data":..,"ack":N}`, the
+    /// `ack` field last. The client answers `{"ack":N,"data":..}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::Frame;
+    ///
+    /// let frame = Frame::event("question", &"tea?").unwrap().with_ack(7);
+    /// assert_eq!(frame.as_str(), r#"{"event":"question","data":"tea?","ack":7}"#);
+    /// assert_eq!(frame.ack(), Some(7));
+    /// ```
+    #[must_use]
+    pub fn with_ack(&self, ack: u64) -> Self {
+        let text = self.as_str().trim_end();
+        let head = text.strip_suffix('}').unwrap_or(text);
+        let mut buf = Vec::with_capacity(head.len() + 28);
+        buf.extend_from_slice(head.as_bytes());
+        buf.extend_from_slice(br#","ack":"#);
+        buf.extend_from_slice(itoa::Buffer::new().format(ack).as_bytes());
+        buf.push(b'}');
+        Self::from_json(buf)
+    }
+
+    /// The acknowledgement number the frame asks under, if it asks for one (see
+    /// [`with_ack`](Self::with_ack)); read from the end of the frame, without parsing it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::Frame;
+    ///
+    /// assert_eq!(Frame::event("e", &1).unwrap().ack(), None);
+    /// // An `ack` inside the data is not the frame's.
+    /// let data = serde_json::json!({"ack": 3});
+    /// assert_eq!(Frame::event("e", &data).unwrap().ack(), None);
+    /// assert_eq!(Frame::event("e", &data).unwrap().with_ack(4).ack(), Some(4));
+    /// ```
+    pub fn ack(&self) -> Option<u64> {
+        // The field is written last, after the data: a `,"ack":` followed by digits and the
+        // envelope's closing brace can only be it (inside a string the quotes would be
+        // escaped; a value inside the data would be followed by its own closing bracket).
+        let head = self.as_str().strip_suffix('}')?;
+        let at = head.rfind(r#","ack":"#)?;
+        let digits = &head[at + 7..];
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// The frame without its `ack` field (see [`with_ack`](Self::with_ack)): what a
+    /// transport with acknowledgements of its own (Socket.IO) sends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::Frame;
+    ///
+    /// let plain = Frame::event("e", &[1]).unwrap();
+    /// assert_eq!(plain.with_ack(9).without_ack(), plain);
+    /// ```
+    #[must_use]
+    pub fn without_ack(&self) -> Self {
+        if self.ack().is_none() {
+            return self.clone();
+        }
+        let text = self.as_str();
+        let at = text.rfind(r#","ack":"#).unwrap_or(text.len() - 1);
+        let mut buf = Vec::with_capacity(at + 1);
+        buf.extend_from_slice(&text.as_bytes()[..at]);
+        buf.push(b'}');
+        Self::from_json(buf)
+    }
+
     /// The same frame with its `data` replaced by `f(data)`; event and id are kept. A frame
     /// that is not an envelope is returned unchanged.
     ///
@@ -189,6 +264,8 @@ struct RawFrame<'a> {
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    ack: Option<&'a RawValue>,
 }
 
 /// The `event` field, read in the one pass over the frame: borrowed from the text when it
@@ -285,6 +362,9 @@ pub enum FrameError {
     /// The `event` field is not a string.
     #[error(r#"Invalid frame: "event" must be a string"#)]
     EventNotString,
+    /// An answer (`{"ack": N, ...}` without `event`) whose `ack` is not a positive integer.
+    #[error(r#"Invalid answer: "ack" must be a positive integer"#)]
+    InvalidAck,
     /// A binary frame reached the JSON transport.
     #[error(r#"Binary frames are not supported: send JSON text frames like {{"event": "name", "data": ...}}"#)]
     Binary,
@@ -316,6 +396,60 @@ impl From<FrameError> for WsException {
 /// assert_eq!(err.to_string(), r#"Invalid frame: missing "event" field"#);
 /// ```
 pub fn parse<'a>(text: &'a str) -> Result<Request<'a>, FrameError> {
+    match parse_incoming(text)? {
+        Incoming::Request(request) => Ok(request),
+        Incoming::Answer(_) => Err(FrameError::MissingEvent),
+    }
+}
+
+/// What a client sent on the JSON protocol: a request, or the answer to an acknowledgement
+/// the server asked for.
+///
+/// # Examples
+///
+/// ```
+/// use ws_gateway_core::transport::{Incoming, parse_incoming};
+///
+/// assert!(matches!(parse_incoming(r#"{"event":"e","data":1}"#), Ok(Incoming::Request(_))));
+/// assert!(matches!(parse_incoming(r#"{"ack":1,"data":1}"#), Ok(Incoming::Answer(_))));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Incoming<'a> {
+    /// A request, for the pipeline.
+    Request(Request<'a>),
+    /// An answer to `{"event":..,"data":..,"ack":N}`.
+    Answer(crate::ack::AckAnswer<'a>),
+}
+
+impl<'a> From<Request<'a>> for Incoming<'a> {
+    fn from(request: Request<'a>) -> Self {
+        Incoming::Request(request)
+    }
+}
+
+/// Parses a text frame of the JSON protocol: a request `{"event": string, "data"?: any,
+/// "id"?: any}` as [`parse`] does, or an answer `{"ack": N, "data"?: any}` (no `event`) to an
+/// acknowledgement the server asked for.
+///
+/// # Errors
+///
+/// A [`FrameError`] saying precisely what is wrong with the frame.
+///
+/// # Examples
+///
+/// ```
+/// use ws_gateway_core::transport::{Incoming, parse_incoming};
+///
+/// let Ok(Incoming::Answer(answer)) = parse_incoming(r#"{"ack":12,"data":{"ok":true}}"#) else {
+///     panic!("an answer")
+/// };
+/// assert_eq!((answer.ack, answer.data.unwrap().get()), (12, r#"{"ok":true}"#));
+///
+/// let err = parse_incoming(r#"{"ack":"x"}"#).unwrap_err();
+/// assert_eq!(err.to_string(), r#"Invalid answer: "ack" must be a positive integer"#);
+/// ```
+pub fn parse_incoming<'a>(text: &'a str) -> Result<Incoming<'a>, FrameError> {
     if !text.trim_start().starts_with('{') {
         // Serde would accept `[event, data]` for a struct; only objects are frames.
         return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
@@ -324,15 +458,31 @@ pub fn parse<'a>(text: &'a str) -> Result<Request<'a>, FrameError> {
         });
     }
     let raw: RawFrame<'a> = serde_json::from_str(text).map_err(FrameError::Malformed)?;
-    let event = match raw.event.ok_or(FrameError::MissingEvent)? {
+    let event = match raw.event {
+        Some(event) => event,
+        None => {
+            let Some(ack) = raw.ack else {
+                return Err(FrameError::MissingEvent);
+            };
+            let ack = serde_json::from_str::<u64>(ack.get())
+                .ok()
+                .filter(|&ack| ack > 0)
+                .ok_or(FrameError::InvalidAck)?;
+            return Ok(Incoming::Answer(crate::ack::AckAnswer {
+                ack,
+                data: raw.data.map(Cow::Borrowed),
+            }));
+        }
+    };
+    let event = match event {
         EventName::Name(name) => name,
         EventName::NotString => return Err(FrameError::EventNotString),
     };
-    Ok(Request {
+    Ok(Incoming::Request(Request {
         event,
         data: raw.data.map(Cow::Borrowed),
         id: raw.id.map(Cow::Borrowed),
-    })
+    }))
 }
 
 /// Whether `text` nests arrays and objects deeper than `max`, counted without parsing

@@ -53,6 +53,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as ws_gateway_core;
 
+mod ack;
 pub mod adapter;
 mod app;
 #[cfg(feature = "asyncapi")]
@@ -95,9 +96,10 @@ pub mod __private;
 // Gateway authors: the items a gateway, its handlers, guards, interceptors, pipes and
 // filters touch. Transport authors find theirs in `transport`, generated code in
 // `__private`.
+pub use ack::{AckError, AckFuture, AckStream};
 pub use app::{App, GatewayApp};
 pub use auth::{Authenticator, HandshakeRequest, Identity, UNAUTHORIZED};
-pub use client::{Client, ClientId, Handshake};
+pub use client::{Client, ClientId, Handshake, TimedClient};
 pub use config::{ConnectionConfig, ForwardedHeader, Origins, RateLimit, TrustedProxies};
 pub use dispatch::{Context, Outcome, Reply};
 pub use error::{BuildError, RoomError, SendError};

@@ -579,6 +579,8 @@ impl GatewayRuntime {
     /// # }
     /// ```
     pub async fn disconnect(&self, client: &Client) {
+        // Emits waiting for its answers hear that it left, instead of waiting them out.
+        client.acks().close(client.id());
         if let Some(dispatch) = self.run_hook(HookKind::Disconnect, Some(client))
             && let Err(failure) = dispatch.outcome().await
         {
@@ -586,6 +588,39 @@ impl GatewayRuntime {
             tracing::warn!(target: "gateway", gateway = self.name(), client = %client.id(), "handle_disconnect failed: {err}");
         }
         self.server().remove(client.id());
+    }
+
+    /// Hands a client's answer to the emit that asked for it
+    /// ([`Client::emit_with_ack`](crate::Client::emit_with_ack)). Returns `false`, and counts
+    /// it in `gateway_acks_total{outcome="ignored"}`, when nothing waits for its number:
+    /// unknown, answered already, or past its timeout. Never an error for the client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::AckAnswer;
+    ///
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let one: &serde_json::value::RawValue = serde_json::from_str("1").unwrap();
+    /// assert!(!gw.answer(&client, AckAnswer::new(12345, Some(one)))); // nobody asked
+    /// ```
+    pub fn answer(&self, client: &Client, answer: crate::ack::AckAnswer<'_>) -> bool {
+        let ack = answer.ack;
+        let metrics = self.metrics();
+        if client.acks().answer(client.id(), answer) {
+            metrics.acks_answered.increment(1);
+            true
+        } else {
+            tracing::debug!(target: "gateway::rejection", client = %client.id(), ack, "ignored an answer nothing waits for");
+            metrics.acks_ignored.increment(1);
+            false
+        }
     }
 
     fn run_hook(&self, kind: HookKind, client: Option<&Client>) -> Option<Dispatch> {

@@ -4,10 +4,14 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
+use crate::ack::{AckSender, AckStream};
 use crate::adapter::{
     AdapterError, AdapterRef, ClientInfo, LocalServer, Message, Operation, Selection,
 };
@@ -58,6 +62,8 @@ struct ServerInner {
     path: &'static str,
     state: RwLock<State>,
     adapter: OnceLock<AdapterRef>,
+    /// [`ConnectionConfig::ack_timeout`](crate::ConnectionConfig::ack_timeout), set at build.
+    ack_timeout: OnceLock<Duration>,
 }
 
 #[derive(Default)]
@@ -113,6 +119,7 @@ impl WsServer {
                 path,
                 state: RwLock::default(),
                 adapter: OnceLock::new(),
+                ack_timeout: OnceLock::new(),
             }),
         }
     }
@@ -140,6 +147,20 @@ impl WsServer {
     /// Applies the app's room bounds (at build, before any client connects).
     pub(crate) fn limit_rooms(&self, limits: RoomLimits) {
         self.write().limits = limits;
+    }
+
+    /// Applies the app's acknowledgement timeout (at build; later calls are ignored).
+    pub(crate) fn set_ack_timeout(&self, timeout: Duration) {
+        let _ = self.inner.ack_timeout.set(timeout);
+    }
+
+    /// How long an emit with acknowledgement waits when it does not say.
+    pub(crate) fn ack_timeout(&self) -> Duration {
+        self.inner
+            .ack_timeout
+            .get()
+            .copied()
+            .unwrap_or(crate::ack::DEFAULT_ACK_TIMEOUT)
     }
 
     fn adapter(&self) -> Option<&AdapterRef> {
@@ -471,6 +492,7 @@ impl WsServer {
             server: self.clone(),
             selection: Selection::default(),
             local: false,
+            timeout: None,
         }
     }
 
@@ -614,6 +636,28 @@ impl WsServer {
                 (applied, state.all_targets_here(selection))
             }
         }
+    }
+
+    /// Sends `frame` asking for an acknowledgement to the matching clients of this instance,
+    /// under one number (so encoded once), their answers to `tx`. Returns how many it was
+    /// sent to, and whether every client it concerns is connected here.
+    pub(crate) fn ask_local(
+        &self,
+        selection: &Selection,
+        frame: &Frame,
+        deadline: Instant,
+        tx: &AckSender,
+    ) -> (usize, bool) {
+        let ack = crate::ack::next_ack();
+        let asked = frame.with_ack(ack);
+        let state = self.read();
+        let mut sent = 0;
+        state.visit(selection, |member| {
+            if member.client.ask(&asked, ack, deadline, tx).is_ok() {
+                sent += 1;
+            }
+        });
+        (sent, state.all_targets_here(selection))
     }
 
     /// The matching clients of this instance.
@@ -797,6 +841,7 @@ pub struct Broadcast {
     server: WsServer,
     selection: Selection,
     local: bool,
+    timeout: Option<Duration>,
 }
 
 impl Broadcast {
@@ -913,6 +958,103 @@ impl Broadcast {
     pub fn local(mut self) -> Self {
         self.local = true;
         self
+    }
+
+    /// How long [`emit_with_ack`](Self::emit_with_ack) waits for answers, instead of
+    /// [`ack_timeout`](crate::ConnectionConfig::ack_timeout): Socket.IO's
+    /// `io.timeout(ms)`. See [`AckStream`] for an example.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends `{"event": event, "data": data, "ack": N}` to the selected clients of every
+    /// instance and collects their answers: Socket.IO's broadcast `emitWithAck`, with who
+    /// answered what, as each answer arrives.
+    ///
+    /// Encoded once per instance (one `N` for all its receivers). The stream ends when
+    /// every client that was sent the event answered (or left), or when the timeout
+    /// passed; [`AckStream::unanswered`] then says how many did not answer. Across
+    /// instances, each one reports how many clients it sent to and forwards their answers
+    /// (through an adapter that supports it, as `ws-gateway-redis` does).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Serialize`] when the data fails to serialize.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use ws_gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/doc-room-acks")]
+    /// struct Polls {
+    ///     server: WsServer,
+    /// }
+    ///
+    /// #[websocket_gateway]
+    /// impl Polls {
+    ///     /// Asks every other member of the room; answers with the tally.
+    ///     #[subscribe("poll")]
+    ///     async fn poll(&self, client: Client, room: String) -> Result<serde_json::Value, WsException> {
+    ///         let mut answers = client
+    ///             .to(room)
+    ///             .timeout(std::time::Duration::from_secs(2))
+    ///             .emit_with_ack::<bool>("question", &"pizza tonight?")?;
+    ///         let mut yes = 0;
+    ///         while let Some((_who, answer)) = answers.next().await {
+    ///             yes += usize::from(answer.unwrap_or(false));
+    ///         }
+    ///         Ok(serde_json::json!({ "yes": yes, "unanswered": answers.unanswered() }))
+    ///     }
+    /// }
+    /// ```
+    pub fn emit_with_ack<T: DeserializeOwned>(
+        &self,
+        event: &str,
+        data: &(impl Serialize + ?Sized),
+    ) -> Result<AckStream<T>, SendError> {
+        Ok(self.ask_frame(&Frame::event(event, data)?))
+    }
+
+    /// [`emit_with_ack`](Self::emit_with_ack) of an encoded frame (without `ack`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use ws_gateway_core::{Frame, Handshake};
+    ///
+    /// let (_a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let frame = Frame::event("ping", &()).unwrap();
+    /// let answers = gw.server().broadcast().ask_frame::<String>(&frame);
+    /// assert_eq!(answers.sent(), 1);
+    /// ```
+    pub fn ask_frame<T>(&self, frame: &Frame) -> AckStream<T> {
+        let timeout = self.timeout.unwrap_or_else(|| self.server.ack_timeout());
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (sent, all_here) = self.server.ask_local(&self.selection, frame, deadline, &tx);
+        let adapter = (!self.local && !all_here)
+            .then(|| self.server.adapter())
+            .flatten();
+        if let Some(adapter) = adapter {
+            adapter.emit_with_ack(
+                &Message {
+                    path: self.server.path(),
+                    selection: &self.selection,
+                    op: &Operation::Emit(frame.clone()),
+                },
+                timeout,
+                crate::adapter::AckReplies::new(tx),
+            );
+        }
+        AckStream::new(rx, sent, timeout, deadline, adapter.is_some())
     }
 
     /// The clients selected.
@@ -1190,7 +1332,7 @@ mod tests {
     fn frames(queue: &mut OutboundQueue) -> Vec<String> {
         std::iter::from_fn(|| queue.try_recv())
             .map(|out| match out {
-                Outbound::Frame(frame) => frame.as_str().to_owned(),
+                Outbound::Frame(frame) | Outbound::Ask(frame, _) => frame.as_str().to_owned(),
                 Outbound::Close(close) => format!("close {}", close.code),
             })
             .collect()

@@ -398,6 +398,10 @@ impl<C: Connection> Driver<C> {
         }
         let (request, route) = match self.connection.decode(&message) {
             Decoded::Request(request, route) => (request, route),
+            Decoded::Answer(answer) => {
+                self.gateway.answer(&self.client, answer);
+                return Step::Idle;
+            }
             Decoded::Invalid(err) => {
                 let err = match (&admission, &self.limiter) {
                     (Admission::Reject, Some(limiter)) => limiter.exceeded(),
@@ -534,6 +538,10 @@ impl<C: Connection> Driver<C> {
                     Outbound::Frame(frame) => {
                         frames_sent.increment(1);
                         connection.feed(frame, None).await?;
+                    }
+                    Outbound::Ask(frame, deadline) => {
+                        frames_sent.increment(1);
+                        connection.feed_ask(frame, deadline).await?;
                     }
                     Outbound::Close(request) => return Err(Stop::Close(request)),
                 }

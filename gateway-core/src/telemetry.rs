@@ -51,6 +51,13 @@ pub const ERRORS: &str = "gateway_errors_total";
 /// assert!(ws_gateway_core::telemetry::HANDLER_DURATION.ends_with("_seconds"));
 /// ```
 pub const HANDLER_DURATION: &str = "gateway_handler_duration_seconds";
+/// Answers to acknowledgements the server asked for, per gateway and outcome: `answered`
+/// (handed to the emit that asked), `ignored` (an unknown, repeated or late number).
+///
+/// ```
+/// assert_eq!(ws_gateway_core::telemetry::ACKS, "gateway_acks_total");
+/// ```
+pub const ACKS: &str = "gateway_acks_total";
 
 /// The metrics of one gateway, registered once when the app is built so that the message
 /// path only bumps atomics (install a recorder before building the app).
@@ -79,6 +86,8 @@ pub struct GatewayMetrics {
     /// `gateway_messages_sent_total`.
     pub frames_sent: Counter,
     pub(crate) unknown_event: Counter,
+    pub(crate) acks_answered: Counter,
+    pub(crate) acks_ignored: Counter,
     errors: [Counter; ErrorKind::ALL.len()],
 }
 
@@ -88,6 +97,8 @@ impl GatewayMetrics {
             connections: metrics::gauge!(CONNECTIONS, "gateway" => gateway),
             frames_sent: metrics::counter!(MESSAGES_SENT, "gateway" => gateway),
             unknown_event: metrics::counter!(MESSAGES_RECEIVED, "gateway" => gateway, "event" => "unknown"),
+            acks_answered: metrics::counter!(ACKS, "gateway" => gateway, "outcome" => "answered"),
+            acks_ignored: metrics::counter!(ACKS, "gateway" => gateway, "outcome" => "ignored"),
             errors: ErrorKind::ALL.map(
                 |kind| metrics::counter!(ERRORS, "gateway" => gateway, "kind" => kind.as_str()),
             ),

@@ -31,10 +31,11 @@ use crate::exception::CloseRequest;
 use crate::filter::Caught;
 use crate::frame::Frame;
 
+pub use crate::ack::AckAnswer;
 pub use crate::auth::IdentitySlot;
 pub use crate::client::{Handshake, Outbound, OutboundQueue, OverflowSignal};
 pub use crate::connections::{ConnectionGuard, Connections, Refused};
-pub use crate::frame::{FrameError, exceeds_depth, parse};
+pub use crate::frame::{FrameError, Incoming, exceeds_depth, parse, parse_incoming};
 pub use crate::request::Request;
 #[cfg(feature = "asyncapi")]
 pub use crate::runtime::EventDoc;
@@ -244,6 +245,21 @@ pub trait Connection: Send + 'static {
         route: Option<&Self::Route>,
     ) -> impl Future<Output = Result<(), Gone>> + Send;
 
+    /// Writes one frame that asks for an acknowledgement ([`Frame::ack`] is its number),
+    /// whose answer is awaited until `deadline`. By default [`feed`](Self::feed): the frame
+    /// carries its `"ack"`, and the client's `{"ack": N, ..}` answer decodes into
+    /// [`Decoded::Answer`]. A transport with acknowledgements of its own (Socket.IO's
+    /// callbacks) sends [`Frame::without_ack`] its own way and delivers the answer as a
+    /// [`Decoded::Answer`] under the frame's number.
+    fn feed_ask(
+        &mut self,
+        frame: Frame,
+        deadline: std::time::Instant,
+    ) -> impl Future<Output = Result<(), Gone>> + Send {
+        let _ = deadline;
+        self.feed(frame, None)
+    }
+
     /// Sends what was fed.
     fn flush(&mut self) -> impl Future<Output = Result<(), Gone>> + Send;
 
@@ -276,9 +292,14 @@ pub enum Received<M> {
 
 /// What a message decoded into.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Decoded<'m, R> {
     /// A request, and where its replies go.
     Request(Request<'m>, R),
+    /// The answer to an acknowledgement the server asked for
+    /// ([`Client::emit_with_ack`](crate::Client::emit_with_ack)): handed to the emit that
+    /// asked, or ignored (and counted) when nothing waits for its number.
+    Answer(AckAnswer<'m>),
     /// Not a request of this wire format: the client is answered with this exception
     /// (through the exception filters), and the connection stays open.
     Invalid(crate::WsException),

@@ -7,12 +7,13 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use ws_gateway_core::adapter::{
-    Adapter, AdapterError, ClientInfo, LocalServer, Message, Selection,
+    AckReplies, Adapter, AdapterError, ClientInfo, LocalServer, Message, Operation, Selection,
 };
 
 use crate::codec::{self, Incoming};
@@ -138,6 +139,8 @@ struct Core<D> {
     tx: mpsc::Sender<Outgoing>,
     servers: RwLock<HashMap<&'static str, LocalServer>>,
     pending: Mutex<HashMap<u64, mpsc::UnboundedSender<Vec<ClientInfo>>>>,
+    /// Our emits that want acknowledgements, by request, until their timeout.
+    asks: Mutex<HashMap<u64, AckReplies>>,
     next_request: AtomicU64,
     /// The outgoing queue overflowed and that was logged.
     overflowing: AtomicBool,
@@ -240,6 +243,76 @@ impl<D> Core<D> {
                 tracing::trace!(target: TARGET, from = %format_args!("{from:016x}"), request, "fetch_clients answer");
                 self.answer(request, clients);
             }
+            Incoming::Ask {
+                from,
+                request,
+                timeout,
+                path,
+                selection,
+                frame,
+            } if channel == self.channels.request => {
+                if from == self.uid {
+                    // Our own ask: our clients were asked by the caller.
+                    if let Some(replies) = lock(&self.asks).get(&request) {
+                        replies.sent(0);
+                    }
+                    return;
+                }
+                let answers = self
+                    .server(&path)
+                    .and_then(|server| server.emit_with_ack(&selection, &frame, timeout));
+                let sent = answers.as_ref().map_or(0, |answers| answers.sent());
+                let channel = response_channel(&self.config.prefix, from);
+                self.enqueue(Outgoing {
+                    message: ChannelMessage::new(
+                        channel.clone(),
+                        codec::encode_ack_sent(self.uid, request, sent),
+                    ),
+                    reply: None,
+                });
+                if let Some(mut answers) = answers.filter(|_| sent > 0) {
+                    // Forwards each answer as it arrives, in order after the count.
+                    let (uid, tx) = (self.uid, self.tx.clone());
+                    tokio::spawn(async move {
+                        while let Some((client, answer)) = answers.next().await {
+                            let payload = codec::encode_ack_answer(
+                                uid,
+                                request,
+                                client,
+                                answer.as_deref().ok(),
+                            );
+                            let message = ChannelMessage::new(channel.clone(), payload);
+                            if tx
+                                .send(Outgoing {
+                                    message,
+                                    reply: None,
+                                })
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+            Incoming::AckSent { request, count } if channel == self.channels.response => {
+                if let Some(replies) = self.ask(request) {
+                    replies.sent(count);
+                }
+            }
+            Incoming::AckAnswer {
+                request,
+                client,
+                answer,
+            } if channel == self.channels.response => {
+                if let Some(replies) = self.ask(request) {
+                    match answer {
+                        Some(answer) => replies.answer(client, answer),
+                        None => replies.gone(client),
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -250,6 +323,17 @@ impl<D> Core<D> {
             .unwrap_or_else(PoisonError::into_inner)
             .get(path)
             .cloned()
+    }
+
+    /// Where the answers to our ask `request` go, while the emit still waits for them.
+    fn ask(&self, request: u64) -> Option<AckReplies> {
+        let mut asks = lock(&self.asks);
+        let replies = asks.get(&request)?;
+        if replies.is_closed() {
+            asks.remove(&request);
+            return None;
+        }
+        Some(replies.clone())
     }
 
     fn answer(&self, request: u64, clients: Vec<ClientInfo>) {
@@ -416,6 +500,7 @@ impl<D: Driver> RedisAdapter<D> {
             tx,
             servers: RwLock::default(),
             pending: Mutex::default(),
+            asks: Mutex::default(),
             next_request: AtomicU64::new(0),
             overflowing: AtomicBool::new(false),
         });
@@ -487,6 +572,53 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
                 payload,
             ),
             reply: None,
+        });
+    }
+
+    /// Publishes the ask on the request channel, which every instance subscribes to: the
+    /// number of subscribers the publish reached is the number of instances to hear from
+    /// (this one included, which reports that it sent to nobody: its clients were asked by
+    /// the caller).
+    fn emit_with_ack(&self, message: &Message<'_>, timeout: Duration, replies: AckReplies) {
+        let core = &self.inner.core;
+        let (Operation::Emit(frame), Ok(runtime)) =
+            (message.op, tokio::runtime::Handle::try_current())
+        else {
+            replies.asked(0);
+            return;
+        };
+        let request = core.next_request.fetch_add(1, Ordering::Relaxed);
+        let payload = codec::encode_ask(
+            core.uid,
+            request,
+            timeout,
+            message.path,
+            message.selection,
+            frame,
+        );
+        let (reply, receivers) = oneshot::channel();
+        lock(&core.asks).insert(request, replies.clone());
+        if !core.enqueue(Outgoing {
+            message: ChannelMessage::new(core.channels.request.clone(), payload),
+            reply: Some(reply),
+        }) {
+            lock(&core.asks).remove(&request);
+            replies.asked(0);
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let core = Arc::downgrade(core);
+        runtime.spawn(async move {
+            let instances = match tokio::time::timeout_at(deadline, receivers).await {
+                Ok(Ok(Ok(count))) => count,
+                _ => 0,
+            };
+            replies.asked(instances);
+            drop(replies);
+            tokio::time::sleep_until(deadline).await;
+            if let Some(core) = core.upgrade() {
+                lock(&core.asks).remove(&request);
+            }
         });
     }
 

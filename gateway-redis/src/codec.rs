@@ -5,15 +5,23 @@
 //! operation  (on <prefix>:<path>)          1 | uid u64 | kind u8 | sel_len u32 | selection | frame or room
 //! request    (on <prefix>#request)         1 | uid u64 | 4 | request u64 | path_len u16 | path | selection
 //! response   (on <prefix>#response#<uid>)  1 | uid u64 | 5 | request u64 | clients JSON
+//! ask        (on <prefix>#request)         1 | uid u64 | 6 | request u64 | timeout_ms u32 | path_len u16 | path | sel_len u32 | selection | frame
+//! ack sent   (on <prefix>#response#<uid>)  1 | uid u64 | 7 | request u64 | count u32
+//! ack answer (on <prefix>#response#<uid>)  1 | uid u64 | 8 | request u64 | client u64 | gone u8 | answer JSON
 //! ```
+//!
+//! An ask is an emit that wants acknowledgements: each instance sends the frame to its
+//! matching clients, answers `ack sent` with how many, then forwards each answer.
 //!
 //! Integers are big-endian. An empty selection (every client, no exclusions) is encoded as
 //! `sel_len = 0`, so a plain broadcast costs 14 bytes on top of its frame.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use ws_gateway_core::adapter::{ClientInfo, Operation, Selection};
 use ws_gateway_core::{ClientId, Frame};
 
@@ -24,6 +32,9 @@ const LEAVE: u8 = 2;
 const DISCONNECT: u8 = 3;
 const REQUEST: u8 = 4;
 const RESPONSE: u8 = 5;
+const ASK: u8 = 6;
+const ACK_SENT: u8 = 7;
+const ACK_ANSWER: u8 = 8;
 
 /// Why a payload could not be decoded (another version of the adapter, or foreign traffic
 /// on our channels).
@@ -60,6 +71,23 @@ pub(crate) enum Incoming {
         from: u64,
         request: u64,
         clients: Vec<ClientInfo>,
+    },
+    /// Another instance emits a frame that wants acknowledgements.
+    Ask {
+        from: u64,
+        request: u64,
+        timeout: Duration,
+        path: String,
+        selection: Selection,
+        frame: Frame,
+    },
+    /// An instance sent one of our asks to this many clients.
+    AckSent { request: u64, count: usize },
+    /// A client of another instance answered one of our asks (`None`: it left first).
+    AckAnswer {
+        request: u64,
+        client: ClientId,
+        answer: Option<Box<RawValue>>,
     },
 }
 
@@ -182,6 +210,55 @@ pub(crate) fn encode_response(uid: u64, request: u64, clients: &[ClientInfo]) ->
     buf
 }
 
+/// Encodes an emit that wants acknowledgements, for every other instance.
+pub(crate) fn encode_ask(
+    uid: u64,
+    request: u64,
+    timeout: Duration,
+    path: &str,
+    selection: &Selection,
+    frame: &Frame,
+) -> Vec<u8> {
+    let mut buf = header(uid, ASK, 20 + path.len() + frame.as_bytes().len());
+    buf.extend_from_slice(&request.to_be_bytes());
+    let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    buf.extend_from_slice(&millis.to_be_bytes());
+    let path = &path.as_bytes()[..path.len().min(usize::from(u16::MAX))];
+    buf.extend_from_slice(&u16::try_from(path.len()).unwrap_or(u16::MAX).to_be_bytes());
+    buf.extend_from_slice(path);
+    let at = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    write_selection(&mut buf, selection);
+    let len = u32::try_from(buf.len() - at - 4).unwrap_or(u32::MAX);
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(frame.as_bytes());
+    buf
+}
+
+/// Encodes how many clients an instance sent an ask to.
+pub(crate) fn encode_ack_sent(uid: u64, request: u64, count: usize) -> Vec<u8> {
+    let mut buf = header(uid, ACK_SENT, 12);
+    buf.extend_from_slice(&request.to_be_bytes());
+    buf.extend_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_be_bytes());
+    buf
+}
+
+/// Encodes a client's answer to an ask (`None`: the client left before answering).
+pub(crate) fn encode_ack_answer(
+    uid: u64,
+    request: u64,
+    client: ClientId,
+    answer: Option<&RawValue>,
+) -> Vec<u8> {
+    let data = answer.map_or("", RawValue::get);
+    let mut buf = header(uid, ACK_ANSWER, 17 + data.len());
+    buf.extend_from_slice(&request.to_be_bytes());
+    buf.extend_from_slice(&client.as_u64().to_be_bytes());
+    buf.push(u8::from(answer.is_none()));
+    buf.extend_from_slice(data.as_bytes());
+    buf
+}
+
 fn split(bytes: &[u8], at: usize) -> Result<(&[u8], &[u8]), DecodeError> {
     if bytes.len() < at {
         return Err(DecodeError::Malformed);
@@ -253,6 +330,50 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
                 from,
                 request,
                 clients,
+            })
+        }
+        ASK => {
+            let (request, rest) = u64_at(rest)?;
+            let (millis, rest) = split(rest, 4)?;
+            let millis = u32::from_be_bytes([millis[0], millis[1], millis[2], millis[3]]);
+            let (len, rest) = split(rest, 2)?;
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let (path, rest) = split(rest, len)?;
+            let (len, rest) = split(rest, 4)?;
+            let len = usize::try_from(u32::from_be_bytes([len[0], len[1], len[2], len[3]]))
+                .map_err(|_| DecodeError::Malformed)?;
+            let (selection, frame) = split(rest, len)?;
+            Ok(Incoming::Ask {
+                from,
+                request,
+                timeout: Duration::from_millis(u64::from(millis)),
+                path: std::str::from_utf8(path)?.to_owned(),
+                selection: read_selection(selection)?,
+                frame: Frame::from_encoded(payload.slice_ref(frame))?,
+            })
+        }
+        ACK_SENT => {
+            let (request, rest) = u64_at(rest)?;
+            let (count, _) = split(rest, 4)?;
+            let count = u32::from_be_bytes([count[0], count[1], count[2], count[3]]);
+            Ok(Incoming::AckSent {
+                request,
+                count: usize::try_from(count).map_err(|_| DecodeError::Malformed)?,
+            })
+        }
+        ACK_ANSWER => {
+            let (request, rest) = u64_at(rest)?;
+            let (client, rest) = u64_at(rest)?;
+            let (gone, data) = split(rest, 1)?;
+            let client = ClientId::from_u64(client);
+            let answer = match gone[0] {
+                0 => Some(serde_json::from_slice::<Box<RawValue>>(data)?),
+                _ => None,
+            };
+            Ok(Incoming::AckAnswer {
+                request,
+                client,
+                answer,
             })
         }
         _ => Err(DecodeError::Malformed),

@@ -4,10 +4,12 @@
 // Commands (stdin):
 //   {"cmd":"connect","url":"http://127.0.0.1:port/chat","auth":{...},"transports":["websocket"]}
 //   {"cmd":"emit","event":"x","args":[...],"ack":true}   // ack: pass a callback
+//   {"cmd":"answer","event":"x","args":[...]}            // answer the server's acks of x
 //   {"cmd":"close"}                                        // disconnect and exit
 // Reports (stdout):
 //   {"type":"connect","id":"..."} | {"type":"connect_error","message":"..."}
-//   {"type":"event","event":"x","args":[...],"raw":"[...]"} // every event the server emits
+//   {"type":"event","event":"x","args":[...],"raw":"[...]","ack":bool} // every event the
+//     server emits; `ack`: it asked for an acknowledgement (answered if an `answer` is set)
 //   {"type":"ack","event":"x","args":[...],"raw":"[...]"}   // the server answered an ack
 // `raw` is `args` as JSON text, in the order the client received the keys (a Rust test
 // parsing the report into a `serde_json::Value` sorts them).
@@ -16,6 +18,8 @@ import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
 let socket = null;
+// Events whose acknowledgements are answered, with the arguments to answer with.
+const answers = new Map();
 
 function report(object) {
   process.stdout.write(JSON.stringify(object) + "\n");
@@ -31,7 +35,11 @@ function connect({ url, auth, transports }) {
   socket.on("connect", () => report({ type: "connect", id: socket.id }));
   socket.on("connect_error", (err) => report({ type: "connect_error", message: err.message }));
   socket.on("disconnect", (reason) => report({ type: "disconnect", reason }));
-  socket.onAny((event, ...args) => report({ type: "event", event, args, raw: JSON.stringify(args) }));
+  socket.onAny((event, ...args) => {
+    const callback = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    report({ type: "event", event, args, raw: JSON.stringify(args), ack: callback !== null });
+    if (callback && answers.has(event)) callback(...answers.get(event));
+  });
 }
 
 function emit({ event, args, ack }) {
@@ -59,6 +67,9 @@ commands.on("line", (line) => {
       return connect(command);
     case "emit":
       return emit(command);
+    case "answer":
+      answers.set(command.event, command.args ?? []);
+      return report({ type: "answering", event: command.event });
     case "close":
       socket?.disconnect();
       return process.exit(0);

@@ -1,8 +1,14 @@
 //! [`LocalServer`]: what an adapter holds of each gateway, to apply remote operations.
 
 use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
 
 use super::{ClientInfo, Operation, Selection};
+use crate::ack::AckStream;
+use crate::frame::Frame;
 use crate::server::{WeakServer, WsServer};
 
 /// One gateway of this instance, as its adapter sees it: where operations from other
@@ -117,6 +123,51 @@ impl LocalServer {
     pub fn apply(&self, selection: &Selection, op: &Operation) -> Option<usize> {
         let server = self.server.upgrade()?;
         Some(server.apply_local(selection, op).0)
+    }
+
+    /// Asks the matching clients of this instance for an acknowledgement of `frame` (an
+    /// emit another instance made with [`Adapter::emit_with_ack`](super::Adapter::emit_with_ack)),
+    /// under a number of this instance, and streams their answers for `timeout`: the
+    /// stream's [`sent`](AckStream::sent) is what to report back, its items what to forward.
+    /// `None` once the app is gone.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use ws_gateway_core::adapter::{Adapter, LocalServer, Message, Selection};
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::{Frame, Handshake};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Keep(Arc<Mutex<Vec<LocalServer>>>);
+    /// # impl Adapter for Keep {
+    /// #     fn attach(&self, server: LocalServer) { self.0.lock().unwrap().push(server); }
+    /// #     fn publish(&self, _: &Message<'_>) {}
+    /// # }
+    /// # #[websocket_gateway(path = "/doc-local-ask")] struct Here;
+    /// # #[websocket_gateway] impl Here {}
+    /// # let keep = Keep::default();
+    /// # let app = GatewayApp::new().adapter(keep.clone()).gateway::<Here>().build().unwrap();
+    /// # let local = keep.0.lock().unwrap()[0].clone();
+    /// use std::time::Duration;
+    ///
+    /// let (_client, _queue) = app.gateways()[0].open(Handshake::default(), 8);
+    /// let frame = Frame::event("question", &"tea?").unwrap();
+    /// let answers = local.emit_with_ack(&Selection::default(), &frame, Duration::from_secs(1)).unwrap();
+    /// assert_eq!(answers.sent(), 1); // to report back to the instance that asked
+    /// # }
+    /// ```
+    pub fn emit_with_ack(
+        &self,
+        selection: &Selection,
+        frame: &Frame,
+        timeout: Duration,
+    ) -> Option<AckStream<Box<RawValue>>> {
+        let server = self.server.upgrade()?;
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (sent, _) = server.ask_local(selection, frame, deadline, &tx);
+        Some(AckStream::new(rx, sent, timeout, deadline, false))
     }
 
     /// The matching clients of this instance, to answer another instance's

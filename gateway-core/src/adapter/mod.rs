@@ -17,7 +17,11 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
+use serde_json::value::RawValue;
+
+use crate::ack::{AckEvent, AckSender};
 use crate::client::ClientId;
 use crate::frame::Frame;
 
@@ -217,6 +221,84 @@ pub trait Adapter: Send + Sync + 'static {
         let _ = (path, selection);
         async { Ok(Vec::new()) }
     }
+
+    /// Sends an emit that asks for acknowledgements to the matching clients of the *other*
+    /// instances, and reports to `replies` what happens there: how many instances were
+    /// asked ([`AckReplies::asked`], once), how many clients each sent it to
+    /// ([`AckReplies::sent`], once per instance), and every answer as it arrives. The
+    /// operation is [`Operation::Emit`] of the frame without its `ack`: each instance asks
+    /// its clients under a number of its own ([`LocalServer::emit_with_ack`]). Runs on the
+    /// emitting task: queue the work and return. Answers after `timeout` are not awaited.
+    ///
+    /// The default asks no other instance: only this instance's clients are asked.
+    fn emit_with_ack(&self, message: &Message<'_>, timeout: Duration, replies: AckReplies) {
+        let _ = (message, timeout);
+        replies.asked(0);
+    }
+}
+
+/// Where an [`Adapter`] reports what the other instances did with an emit that asks for
+/// acknowledgements ([`Adapter::emit_with_ack`]). Cheap to clone; once every clone is
+/// dropped, the emit stops waiting for other instances.
+///
+/// # Examples
+///
+/// An adapter for a fleet of one more instance, where one client answers `"hi"`:
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_gateway_core::adapter::{AckReplies, Adapter, LocalServer, Message};
+///
+/// struct Scripted;
+///
+/// impl Adapter for Scripted {
+///     fn attach(&self, _server: LocalServer) {}
+///     fn publish(&self, _message: &Message<'_>) {}
+///
+///     fn emit_with_ack(&self, _message: &Message<'_>, _timeout: Duration, replies: AckReplies) {
+///         replies.asked(1);
+///         replies.sent(1);
+///         let client = "00000000000000aa".parse().unwrap();
+///         replies.answer(client, serde_json::value::to_raw_value("hi").unwrap());
+///     }
+/// }
+/// # let _ = ws_gateway_core::GatewayApp::new().adapter(Scripted);
+/// ```
+#[derive(Clone, Debug)]
+pub struct AckReplies {
+    tx: AckSender,
+}
+
+impl AckReplies {
+    pub(crate) fn new(tx: AckSender) -> Self {
+        Self { tx }
+    }
+
+    /// This many other instances were asked (the number of subscribers a publish reached):
+    /// the emit waits for a [`sent`](Self::sent) report from each.
+    pub fn asked(&self, instances: usize) {
+        let _ = self.tx.send(AckEvent::Asked(instances));
+    }
+
+    /// One instance sent the event to this many of its clients.
+    pub fn sent(&self, clients: usize) {
+        let _ = self.tx.send(AckEvent::Sent(clients));
+    }
+
+    /// A client of another instance answered.
+    pub fn answer(&self, client: ClientId, data: Box<RawValue>) {
+        let _ = self.tx.send(AckEvent::Answer(client, data));
+    }
+
+    /// A client of another instance disconnected before it answered.
+    pub fn gone(&self, client: ClientId) {
+        let _ = self.tx.send(AckEvent::Gone(client));
+    }
+
+    /// Whether the emit stopped waiting (timed out, or dropped): forwarding more is useless.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -230,6 +312,7 @@ trait ErasedAdapter: Send + Sync {
         path: &'static str,
         selection: &'a Selection,
     ) -> BoxFuture<'a, Result<Vec<ClientInfo>, AdapterError>>;
+    fn emit_with_ack(&self, message: &Message<'_>, timeout: Duration, replies: AckReplies);
 }
 
 impl<A: Adapter> ErasedAdapter for A {
@@ -247,6 +330,10 @@ impl<A: Adapter> ErasedAdapter for A {
         selection: &'a Selection,
     ) -> BoxFuture<'a, Result<Vec<ClientInfo>, AdapterError>> {
         Box::pin(Adapter::fetch_clients(self, path, selection))
+    }
+
+    fn emit_with_ack(&self, message: &Message<'_>, timeout: Duration, replies: AckReplies) {
+        Adapter::emit_with_ack(self, message, timeout, replies);
     }
 }
 
@@ -273,6 +360,15 @@ impl AdapterRef {
         selection: &Selection,
     ) -> Result<Vec<ClientInfo>, AdapterError> {
         self.0.fetch_clients(path, selection).await
+    }
+
+    pub(crate) fn emit_with_ack(
+        &self,
+        message: &Message<'_>,
+        timeout: Duration,
+        replies: AckReplies,
+    ) {
+        self.0.emit_with_ack(message, timeout, replies);
     }
 }
 
