@@ -150,11 +150,17 @@ fn missing_dependency(
 ) -> std::fmt::Result {
     write!(
         f,
-        "can't resolve dependencies of {provider}: {provider} needs `{needs}`, "
+        "can't resolve dependencies of {provider}: {provider} needs "
     )?;
     match gateway {
-        Some(gateway) => write!(f, "of gateway {gateway}, which this app does not serve")?,
-        None => write!(f, "which was not provided")?,
+        Some(gateway) if gateway == needs => {
+            write!(f, "gateway `{gateway}`, which this app does not serve")?;
+        }
+        Some(gateway) => write!(
+            f,
+            "`{needs}`, the server of gateway `{gateway}`, which this app does not serve"
+        )?,
+        None => write!(f, "`{needs}`, which was not provided")?,
     }
     if chain.len() > 2 {
         write!(f, " ({})", chain.join(" -> "))?;
