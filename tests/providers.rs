@@ -131,9 +131,10 @@ fn hit_app(url: String) -> GatewayApp {
 
 #[tokio::test]
 async fn an_async_factory_connects_to_redis_before_the_app_serves() {
-    let app = hit_app("redis://127.0.0.1:6379".to_owned())
-        .build_async()
+    // The build may run on another task: its future is `Send`.
+    let app = tokio::spawn(hit_app("redis://127.0.0.1:6379".to_owned()).build_async())
         .await
+        .unwrap()
         .unwrap();
     let server = TestServer::start(app).await.unwrap();
     let mut client = server.connect("/hits").await.unwrap();
