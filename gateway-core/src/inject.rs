@@ -290,7 +290,9 @@ impl BuildContext<'_> {
         self.gateway
     }
 
-    /// The app's providers.
+    /// The app's providers built so far: every value given to the builder, and every
+    /// factory and gateway that the gateway being built declared it needs
+    /// ([`FromProviders::needs`]), with the factories that need no gateway.
     pub fn providers(&self) -> &Providers {
         self.providers
     }
