@@ -30,7 +30,7 @@ pub use crate::gateway::{
     DescribeFn, Gateway, GatewayHandlers, Handler, HandlerFn, Hook, Hooks, VerifyFn,
 };
 pub use crate::guard::GuardRef;
-pub use crate::inject::{BuildContext, FromProviders};
+pub use crate::inject::{BuildContext, FromProviders, Needs};
 pub use crate::interceptor::InterceptorRef;
 pub use crate::layers::Layers;
 pub use crate::pipe::Pipe;
@@ -43,7 +43,7 @@ pub use serde_json;
 #[cfg(feature = "asyncapi")]
 pub use crate::gateway::HandlerDoc;
 pub use crate::{
-    __arg as arg, __describe as describe, __extract as extract,
+    __arg as arg, __describe as describe, __extract as extract, __needs as needs,
     __register_gateway as register_gateway, __reply as reply, __verify as verify,
 };
 #[cfg(feature = "asyncapi")]
@@ -60,6 +60,44 @@ pub fn resolve<T: FromProviders>(
     field: &'static str,
 ) -> Result<T, BuildError> {
     T::from_providers(cx, field)
+}
+
+/// A gateway field's dependencies: those its type declares, if it is injectable. One that is
+/// not declares nothing (by the same autoref tiers as handler arguments): [`resolve`]
+/// reports it, and only once.
+pub trait FieldNeeds {
+    /// Declares them.
+    fn needs(&self, needs: &mut Needs);
+}
+
+impl<T: FromProviders> FieldNeeds for &Arg<T> {
+    fn needs(&self, needs: &mut Needs) {
+        T::needs(needs);
+    }
+}
+
+/// A gateway field whose type is not injectable: nothing to declare.
+pub trait FieldNeedsNothing {
+    /// Declares nothing.
+    fn needs(&self, needs: &mut Needs);
+}
+
+impl<T> FieldNeedsNothing for Arg<T> {
+    fn needs(&self, _: &mut Needs) {}
+}
+
+/// `needs!(needs; FieldType, ..)` in `Gateway::needs`: what the fields depend on.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __needs {
+    ($needs:expr; $($ty:ty),* $(,)?) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{FieldNeeds as _, FieldNeedsNothing as _};
+        let needs: &mut $crate::__private::Needs = $needs;
+        $(
+            (&&$crate::__private::Arg::<$ty>::new()).needs(needs);
+        )*
+    }};
 }
 
 /// Turns what a lifecycle hook returned into an outcome.

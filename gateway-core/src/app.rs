@@ -1,20 +1,23 @@
 //! [`GatewayApp`], the builder, and [`App`], the built set of gateways.
 
 use std::any::TypeId;
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::adapter::{Adapter, AdapterRef};
 use crate::auth::{Authenticator, AuthenticatorRef};
 use crate::config::ConnectionConfig;
 use crate::connections::Connections;
-use crate::error::BuildError;
+use crate::error::{BoxError, BuildError};
+use crate::factory::{Factory, FactoryFn, failed};
 use crate::filter::{ExceptionFilter, FilterRef};
 use crate::gateway::GatewayHandlers;
 use crate::guard::{Guard, GuardRef};
-use crate::inject::Providers;
+use crate::inject::{Inject, Providers};
 use crate::interceptor::{Interceptor, InterceptorRef};
 use crate::layers::Layers;
 use crate::registry::{GatewayDescriptor, registered};
+use crate::resolve::{Built, Resolution, Step};
 use crate::runtime::{AppParts, GatewayRuntime};
 use crate::server::WsServer;
 
@@ -52,6 +55,7 @@ use crate::server::WsServer;
 #[must_use = "a GatewayApp does nothing until `build()` is called"]
 pub struct GatewayApp {
     providers: Providers,
+    factories: Vec<Factory>,
     selected: Vec<(TypeId, GatewayDescriptor)>,
     config: ConnectionConfig,
     global: Layers,
@@ -63,6 +67,7 @@ impl std::fmt::Debug for GatewayApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayApp")
             .field("providers", &self.providers)
+            .field("factories", &self.factories.len())
             .field("selected", &self.selected.len())
             .field("config", &self.config)
             .field("global", &self.global)
@@ -179,7 +184,192 @@ impl GatewayApp {
     /// # }
     /// ```
     pub fn provide_arc<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.factories.retain(|f| f.id != TypeId::of::<T>());
         self.providers.insert(value);
+        self
+    }
+
+    /// Provides a service built by `factory` from other providers when the app is built,
+    /// NestJS's `useFactory` with `inject`: the factory's arguments
+    /// ([`Dependency`](crate::Dependency): `Inject<T>`, `Option<Inject<T>>`, a gateway's
+    /// instance `Inject<G>`, its [`ServerOf<G>`](crate::ServerOf)) say what it needs, and
+    /// [`build`](Self::build) runs every factory and gateway after what it needs, whatever
+    /// the order they were given in. A provider given twice, as a value or a factory, is
+    /// the last one given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
+    ///
+    /// struct Config {
+    ///     greeting: &'static str,
+    /// }
+    /// struct Names(Vec<&'static str>);
+    ///
+    /// /// Built from the two providers above.
+    /// struct Greeter {
+    ///     greeting: &'static str,
+    ///     names: Inject<Names>,
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/greet")]
+    /// struct GreetGateway {
+    ///     greeter: Inject<Greeter>,
+    /// }
+    ///
+    /// #[websocket_gateway]
+    /// impl GreetGateway {
+    ///     #[subscribe("greet")]
+    ///     fn greet(&self, i: usize) -> String {
+    ///         format!("{}, {}", self.greeter.greeting, self.greeter.names.0[i])
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new()
+    ///     // NestJS: { provide: Greeter, useFactory: (config, names) => .., inject: [Config, Names] }
+    ///     .provide_factory(|config: Inject<Config>, names: Inject<Names>| Greeter {
+    ///         greeting: config.greeting,
+    ///         names,
+    ///     })
+    ///     .provide(Config { greeting: "hello" }) // given after the factory that needs it: fine
+    ///     .provide(Names(vec!["ada", "grace"]))
+    ///     .gateway::<GreetGateway>()
+    ///     .build()
+    ///     .unwrap();
+    /// let gw = &app.gateways()[0];
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let answer = gw.handle_json(&client, r#"{"event":"greet","data":1}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"greet","data":"hello, grace"}"#);
+    /// # }
+    /// ```
+    pub fn provide_factory<Args, T, F>(self, factory: F) -> Self
+    where
+        Args: 'static,
+        T: Send + Sync + 'static,
+        F: FactoryFn<Args, Output = T>,
+    {
+        self.add_factory(Factory::sync(factory, Ok::<T, BuildError>))
+    }
+
+    /// Provides a service built by a factory that may fail: an `Err` fails
+    /// [`build`](Self::build) with [`BuildError::Factory`], naming the type, its cause kept
+    /// as the error's `source`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::BuildError;
+    ///
+    /// struct Env(&'static str);
+    /// struct Port(u16);
+    ///
+    /// #[websocket_gateway(path = "/port")]
+    /// struct PortGateway {
+    ///     port: Inject<Port>,
+    /// }
+    /// #[websocket_gateway]
+    /// impl PortGateway {}
+    ///
+    /// let app = |env| {
+    ///     GatewayApp::new()
+    ///         .provide(Env(env))
+    ///         .try_provide_factory(|env: Inject<Env>| env.0.parse().map(Port))
+    ///         .gateway::<PortGateway>()
+    ///         .build()
+    /// };
+    /// assert_eq!(app("3000").unwrap().providers().get::<Port>().unwrap().0, 3000);
+    /// let err = app("three thousand").unwrap_err();
+    /// assert!(matches!(err, BuildError::Factory { .. }));
+    /// assert_eq!(err.to_string(), "the factory of Port failed: invalid digit found in string");
+    /// ```
+    pub fn try_provide_factory<Args, T, E, F>(self, factory: F) -> Self
+    where
+        Args: 'static,
+        T: Send + Sync + 'static,
+        E: Into<BoxError> + 'static,
+        F: FactoryFn<Args, Output = Result<T, E>>,
+    {
+        self.add_factory(Factory::sync(factory, |returned: Result<T, E>| {
+            returned.map_err(failed::<T, E>)
+        }))
+    }
+
+    /// Provides a service built by an async factory, NestJS's async provider: a connection
+    /// pool that must connect first, a configuration fetched over the network. Its
+    /// arguments are the same as [`provide_factory`](Self::provide_factory)'s; what needs
+    /// it is built once it resolved. An `Err` fails the build as
+    /// [`try_provide_factory`](Self::try_provide_factory)'s does.
+    ///
+    /// An app with an async factory is built with [`build_async`](Self::build_async):
+    /// [`build`](Self::build) cannot wait for it (it is called inside the async runtime
+    /// that would have to run the factory, which it must not block), so it fails with
+    /// [`BuildError::AsyncFactory`] saying so, before anything is built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::BuildError;
+    ///
+    /// struct DatabaseUrl(String);
+    ///
+    /// /// Stands for a pool that connects before it can be used.
+    /// struct Pool {
+    ///     connected_to: String,
+    /// }
+    ///
+    /// impl Pool {
+    ///     async fn connect(url: &str) -> std::io::Result<Self> {
+    ///         tokio::task::yield_now().await;
+    ///         Ok(Pool { connected_to: url.to_owned() })
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/users")]
+    /// struct UsersGateway {
+    ///     pool: Inject<Pool>,
+    /// }
+    /// #[websocket_gateway]
+    /// impl UsersGateway {}
+    ///
+    /// let builder = || {
+    ///     GatewayApp::new()
+    ///         .provide(DatabaseUrl("postgres://localhost/app".into()))
+    ///         // NestJS: { provide: Pool, useFactory: async (url) => await connect(url), inject: [DatabaseUrl] }
+    ///         .provide_async_factory(|url: Inject<DatabaseUrl>| async move { Pool::connect(&url.0).await })
+    ///         .gateway::<UsersGateway>()
+    /// };
+    /// let app = builder().build_async().await?;
+    /// assert_eq!(app.providers().get::<Pool>().unwrap().connected_to, "postgres://localhost/app");
+    ///
+    /// let err = builder().build().unwrap_err();
+    /// assert!(matches!(err, BuildError::AsyncFactory { .. }));
+    /// assert!(err.to_string().contains("build the app with `.build_async().await`"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn provide_async_factory<Args, T, E, F, Fut>(self, factory: F) -> Self
+    where
+        Args: 'static,
+        T: Send + Sync + 'static,
+        E: Into<BoxError>,
+        F: FactoryFn<Args, Output = Fut>,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.add_factory(Factory::future(factory))
+    }
+
+    fn add_factory(mut self, factory: Factory) -> Self {
+        self.providers.remove(factory.id);
+        self.factories.retain(|f| f.id != factory.id);
+        self.factories.push(factory);
         self
     }
 
@@ -508,12 +698,16 @@ impl GatewayApp {
         self
     }
 
-    /// Builds every gateway.
+    /// Builds every gateway, and before each what it needs: the factories, in dependency
+    /// order, then each gateway's instance, then its handlers and `#[after_init]`.
     ///
     /// # Errors
     ///
     /// [`BuildError`]: two gateways on one path (naming both), a missing provider (naming
-    /// the gateway, the field and the type), a failing `#[after_init]`, or no gateway at all.
+    /// the gateway, the field and the type), providers that depend on each other in a
+    /// cycle or on something nobody provides (naming the chain), a failing factory or
+    /// `#[after_init]`, an async factory (use [`build_async`](Self::build_async)), or no
+    /// gateway at all.
     ///
     /// # Examples
     ///
@@ -537,12 +731,88 @@ impl GatewayApp {
     ///
     /// assert!(GatewayApp::new().gateway::<First>().build().is_ok());
     /// ```
-    pub fn build(self) -> Result<App, BuildError> {
-        let mut descriptors: Vec<GatewayDescriptor> = if self.selected.is_empty() {
+    pub fn build(mut self) -> Result<App, BuildError> {
+        let mut resolution = self.plan()?;
+        if let Some(provider) = resolution.first_async() {
+            return Err(BuildError::AsyncFactory {
+                provider: provider.to_owned(),
+            });
+        }
+        loop {
+            match resolution.step()? {
+                Step::Ran => {}
+                Step::Done => break,
+                // `first_async` found none.
+                Step::Await(..) => {
+                    return Err(BuildError::AsyncFactory {
+                        provider: String::new(),
+                    });
+                }
+            }
+        }
+        self.assemble(resolution.finish())
+    }
+
+    /// Builds every gateway, awaiting the async factories
+    /// ([`provide_async_factory`](Self::provide_async_factory)) in dependency order: what
+    /// needs one is built once it resolved. The same as [`build`](Self::build) otherwise,
+    /// which an app without async factories may use as well.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`build`](Self::build), and an async factory's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_gateway_core::BuildError> {
+    /// use ws_gateway_core::prelude::*;
+    ///
+    /// struct Token(String);
+    /// struct Client(String);
+    ///
+    /// #[websocket_gateway(path = "/api")]
+    /// struct Api {
+    ///     client: Inject<Client>,
+    /// }
+    /// #[websocket_gateway]
+    /// impl Api {}
+    ///
+    /// let app = GatewayApp::new()
+    ///     // The client needs the token, which is fetched first.
+    ///     .provide_factory(|token: Inject<Token>| Client(format!("Bearer {}", token.0)))
+    ///     .provide_async_factory(|| async { Ok::<_, std::io::Error>(Token("t0k3n".into())) })
+    ///     .gateway::<Api>()
+    ///     .build_async()
+    ///     .await?;
+    /// assert_eq!(app.providers().get::<Client>().unwrap().0, "Bearer t0k3n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn build_async(mut self) -> Result<App, BuildError> {
+        let mut resolution = self.plan()?;
+        loop {
+            match resolution.step()? {
+                Step::Ran => {}
+                Step::Done => break,
+                Step::Await(id, future) => {
+                    let value = future.await?;
+                    resolution.put(id, value);
+                }
+            }
+        }
+        self.assemble(resolution.finish())
+    }
+
+    /// The gateways to serve, checked, and the order to build them and the providers in.
+    fn plan(&mut self) -> Result<Resolution, BuildError> {
+        let selected = std::mem::take(&mut self.selected);
+        let mut descriptors: Vec<GatewayDescriptor> = if selected.is_empty() {
             registered().into_iter().copied().collect()
         } else {
             let mut seen = Vec::new();
-            self.selected
+            selected
                 .into_iter()
                 .filter(|(id, _)| {
                     let new = !seen.contains(id);
@@ -569,6 +839,15 @@ impl GatewayApp {
                 });
             }
         }
+        Resolution::plan(
+            std::mem::take(&mut self.providers),
+            std::mem::take(&mut self.factories),
+            descriptors,
+        )
+    }
+
+    /// The app around the built gateways.
+    fn assemble(self, built: Built) -> Result<App, BuildError> {
         let authenticator_of = |d: &GatewayDescriptor| {
             let own = self
                 .authenticators
@@ -582,14 +861,19 @@ impl GatewayApp {
                 .find(|(id, _)| id.is_none());
             own.or(all).map(|(_, auth)| auth.clone())
         };
-        let gateways = descriptors
-            .iter()
-            .map(|d| {
-                (d.build)(&AppParts {
-                    providers: &self.providers,
-                    global: &self.global,
-                    authenticator: authenticator_of(d),
-                })
+        let gateways = built
+            .gateways
+            .into_iter()
+            .map(|(d, instance, server)| {
+                (d.assemble)(
+                    instance,
+                    server,
+                    &AppParts {
+                        providers: &built.providers,
+                        global: &self.global,
+                        authenticator: authenticator_of(&d),
+                    },
+                )
             })
             .collect::<Result<Vec<GatewayRuntime>, _>>()?;
         let room_limits = crate::server::RoomLimits::of(&self.config);
@@ -609,6 +893,7 @@ impl GatewayApp {
         Ok(App {
             inner: Arc::new(AppInner {
                 gateways,
+                providers: built.providers,
                 config: self.config,
                 connections,
             }),
@@ -656,6 +941,7 @@ pub struct App {
 #[derive(Debug)]
 struct AppInner {
     gateways: Vec<GatewayRuntime>,
+    providers: Providers,
     config: ConnectionConfig,
     connections: Connections,
 }
@@ -792,6 +1078,82 @@ impl App {
             .iter()
             .find(|g| g.path() == path)
             .map(|g| g.server().clone())
+    }
+
+    /// Every provider of the app: the values given to the builder, what the factories
+    /// built, each gateway's instance and its [`ServerOf`](crate::ServerOf). What the rest
+    /// of the program (an HTTP handler, a background task) takes them from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::prelude::*;
+    ///
+    /// struct Pool(&'static str);
+    /// struct Repo(Inject<Pool>);
+    ///
+    /// #[websocket_gateway(path = "/repo")]
+    /// struct RepoGateway {
+    ///     repo: Inject<Repo>,
+    /// }
+    /// #[websocket_gateway]
+    /// impl RepoGateway {}
+    ///
+    /// let app = GatewayApp::new()
+    ///     .provide(Pool("primary"))
+    ///     .provide_factory(Repo)
+    ///     .gateway::<RepoGateway>()
+    ///     .build()
+    ///     .unwrap();
+    /// // The gateway and the rest of the program share the one `Repo` the factory built.
+    /// let repo = app.providers().get::<Repo>().unwrap();
+    /// assert_eq!(repo.0.0, "primary");
+    /// assert!(std::ptr::eq(&*repo, &*app.instance_of::<RepoGateway>().unwrap().repo));
+    /// ```
+    pub fn providers(&self) -> &Providers {
+        &self.inner.providers
+    }
+
+    /// The instance of gateway `G`, the one its handlers run on: what an axum handler or
+    /// a background task calls the gateway's own methods on (NestJS's "gateways can be
+    /// injected by other classes"). Factories take it as an `Inject<G>` argument.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Handshake;
+    ///
+    /// #[websocket_gateway(path = "/news")]
+    /// struct NewsGateway {
+    ///     server: WsServer,
+    /// }
+    ///
+    /// #[websocket_gateway]
+    /// impl NewsGateway {
+    ///     #[subscribe("publish")]
+    ///     fn publish(&self, headline: String) -> usize {
+    ///         self.announce(&headline)
+    ///     }
+    /// }
+    ///
+    /// impl NewsGateway {
+    ///     /// Sends a headline to every client: from a handler, or from outside the gateway.
+    ///     fn announce(&self, headline: &str) -> usize {
+    ///         self.server.emit("headline", &headline).unwrap_or(0)
+    ///     }
+    /// }
+    ///
+    /// let app = GatewayApp::new().gateway::<NewsGateway>().build().unwrap();
+    /// let (_client, mut queue) = app.gateways()[0].open(Handshake::default(), 8);
+    ///
+    /// // E.g. in an axum handler for `POST /headlines`:
+    /// let news = app.instance_of::<NewsGateway>().unwrap();
+    /// assert_eq!(news.announce("Rust 2024 is out"), 1);
+    /// assert!(queue.try_recv().is_some());
+    /// ```
+    pub fn instance_of<G: GatewayHandlers>(&self) -> Option<Inject<G>> {
+        self.inner.providers.get::<G>()
     }
 
     /// The server handle of gateway `G`.

@@ -1,5 +1,9 @@
 //! Errors of building an app and of sending to clients.
 
+/// The error a fallible factory may return: anything that converts into it (any
+/// `std::error::Error + Send + Sync`, a `String`, a `&str`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why [`GatewayApp::build`](crate::GatewayApp::build) failed.
 ///
 /// Every variant names the gateway (and where it is declared when that helps), so a
@@ -87,6 +91,44 @@ pub enum BuildError {
         /// The hook's error message.
         message: String,
     },
+    /// Providers depend on each other in a circle: none of them can be built first.
+    #[error(
+        "can't resolve dependencies: {} is a cycle; break it, e.g. a provider that only sends to a gateway's clients can take `ServerOf<G>` instead of the gateway", .chain.join(" -> ")
+    )]
+    DependencyCycle {
+        /// The providers (and gateways) of the cycle, in dependency order; the first is
+        /// repeated at the end.
+        chain: Vec<String>,
+    },
+    /// A factory (or a provider a gateway depends on) needs something nobody provides.
+    #[error(fmt = missing_dependency)]
+    MissingDependency {
+        /// The factory's type (or gateway) that needs it.
+        provider: String,
+        /// The type it needs.
+        needs: String,
+        /// From the gateway or factory where the search began to the missing type.
+        chain: Vec<String>,
+        /// When what is missing is a gateway (its instance or its `ServerOf`) that this app
+        /// does not serve: the gateway's name.
+        gateway: Option<&'static str>,
+    },
+    /// A factory returned an error.
+    #[error("the factory of {provider} failed: {source}")]
+    Factory {
+        /// The type the factory provides.
+        provider: String,
+        /// What it returned.
+        source: BoxError,
+    },
+    /// An async factory was given, and the app was built with the synchronous `build()`.
+    #[error(
+        "the factory of {provider} is async: build the app with `.build_async().await` instead of `.build()`"
+    )]
+    AsyncFactory {
+        /// The type the async factory provides.
+        provider: String,
+    },
     /// An asynchronous `#[after_init]` hook needs a tokio runtime to run on.
     #[error(
         "after_init of {gateway} is async and needs a tokio runtime: call `build()` inside one (e.g. in `#[tokio::main]`)"
@@ -95,6 +137,41 @@ pub enum BuildError {
         /// The gateway's type name.
         gateway: &'static str,
     },
+}
+
+/// `Repo needs `Pool`, which was not provided`, with the chain when it is longer than that
+/// and the fix: provide it, or serve the gateway it is.
+fn missing_dependency(
+    provider: &String,
+    needs: &String,
+    chain: &[String],
+    gateway: &Option<&'static str>,
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result {
+    write!(
+        f,
+        "can't resolve dependencies of {provider}: {provider} needs "
+    )?;
+    match gateway {
+        Some(gateway) if gateway == needs => {
+            write!(f, "gateway `{gateway}`, which this app does not serve")?;
+        }
+        Some(gateway) => write!(
+            f,
+            "`{needs}`, the server of gateway `{gateway}`, which this app does not serve"
+        )?,
+        None => write!(f, "`{needs}`, which was not provided")?,
+    }
+    if chain.len() > 2 {
+        write!(f, " ({})", chain.join(" -> "))?;
+    }
+    match gateway {
+        Some(gateway) => write!(f, "; serve it with `.gateway::<{gateway}>()`"),
+        None => write!(
+            f,
+            "; add `.provide(...)` or a factory of `{needs}` to the GatewayApp builder"
+        ),
+    }
 }
 
 /// Why a frame could not be queued for a client.

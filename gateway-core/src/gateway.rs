@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::dispatch::{Context, Dispatch};
 use crate::error::BuildError;
-use crate::inject::BuildContext;
+use crate::inject::{BuildContext, Needs};
 use crate::layers::Layers;
 
 /// A gateway struct: its path and how to build it from the app's providers.
@@ -52,6 +52,14 @@ pub trait Gateway: Send + Sync + Sized + 'static {
     /// [`BuildError::MissingProvider`] naming the gateway, the field and the type when a
     /// field's provider was not given to the app builder.
     fn build(cx: &BuildContext<'_>) -> Result<Self, BuildError>;
+
+    /// Declares the providers its fields need ([`FromProviders::needs`]), so that the app
+    /// builds them first.
+    ///
+    /// [`FromProviders::needs`]: crate::FromProviders::needs
+    fn needs(needs: &mut Needs) {
+        let _ = needs;
+    }
 }
 
 /// A gateway's message handlers and lifecycle hooks.

@@ -1,15 +1,21 @@
 //! Dependency injection: [`Providers`], [`Inject`], and [`FromProviders`], the trait of
-//! everything a gateway field can be.
+//! everything a gateway field can be; [`Needs`], what a field or a factory declares it
+//! depends on, and [`ServerOf`], a gateway's server handle as a provider.
 
 use std::any::{Any, TypeId, type_name};
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use crate::error::BuildError;
+use crate::gateway::Gateway;
 use crate::server::WsServer;
+
+/// A built provider, its type erased: what [`Providers`] holds.
+pub(crate) type Instance = Arc<dyn Any + Send + Sync>;
 
 /// The services given to [`GatewayApp::provide`](crate::GatewayApp::provide), one per type.
 ///
@@ -48,12 +54,25 @@ use crate::server::WsServer;
 /// ```
 #[derive(Clone, Default)]
 pub struct Providers {
-    by_type: FxHashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    by_type: FxHashMap<TypeId, Instance>,
 }
 
 impl Providers {
     pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
         self.by_type.insert(TypeId::of::<T>(), value);
+    }
+
+    /// Stores a value built by a factory or a gateway's constructor, under its type's id.
+    pub(crate) fn insert_erased(&mut self, id: TypeId, value: Instance) {
+        self.by_type.insert(id, value);
+    }
+
+    pub(crate) fn remove(&mut self, id: TypeId) {
+        self.by_type.remove(&id);
+    }
+
+    pub(crate) fn contains(&self, id: TypeId) -> bool {
+        self.by_type.contains_key(&id)
     }
 
     /// The provider of type `T`, if one was given.
@@ -271,7 +290,9 @@ impl BuildContext<'_> {
         self.gateway
     }
 
-    /// The app's providers.
+    /// The app's providers built so far: every value given to the builder, and every
+    /// factory and gateway that the gateway being built declared it needs
+    /// ([`FromProviders::needs`]), with the factories that need no gateway.
     pub fn providers(&self) -> &Providers {
         self.providers
     }
@@ -360,6 +381,52 @@ pub trait FromProviders: Sized {
     ///
     /// [`BuildError::MissingProvider`] when what it needs was not provided.
     fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError>;
+
+    /// Declares the providers [`from_providers`](Self::from_providers) reads, so that the
+    /// app builds them (factories, other gateways) before this field's gateway. The default
+    /// declares nothing: what such a field reads is whatever was built before it, which is
+    /// every factory that depends on no gateway.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::{BuildContext, BuildError, FromProviders, Needs};
+    ///
+    /// struct Config {
+    ///     motd: String,
+    /// }
+    ///
+    /// /// The message of the day, copied out of a `Config` built by a factory.
+    /// struct Motd(String);
+    ///
+    /// impl FromProviders for Motd {
+    ///     fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError> {
+    ///         let config = Inject::<Config>::from_providers(cx, field)?;
+    ///         Ok(Motd(config.motd.clone()))
+    ///     }
+    ///
+    ///     fn needs(needs: &mut Needs) {
+    ///         needs.require::<Config>();
+    ///     }
+    /// }
+    ///
+    /// #[websocket_gateway(path = "/motd")]
+    /// struct MotdGateway {
+    ///     motd: Motd,
+    /// }
+    /// #[websocket_gateway]
+    /// impl MotdGateway {}
+    ///
+    /// let app = GatewayApp::new()
+    ///     .provide_factory(|| Config { motd: "hi".to_owned() })
+    ///     .gateway::<MotdGateway>()
+    ///     .build();
+    /// assert!(app.is_ok());
+    /// ```
+    fn needs(needs: &mut Needs) {
+        let _ = needs;
+    }
 }
 
 impl<T: Send + Sync + 'static> FromProviders for Inject<T> {
@@ -368,11 +435,19 @@ impl<T: Send + Sync + 'static> FromProviders for Inject<T> {
             .get::<T>()
             .ok_or_else(|| cx.missing::<T>("field", field))
     }
+
+    fn needs(needs: &mut Needs) {
+        needs.require::<T>();
+    }
 }
 
 impl<T: Send + Sync + 'static> FromProviders for Arc<T> {
     fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError> {
         Inject::<T>::from_providers(cx, field).map(Inject::into_arc)
+    }
+
+    fn needs(needs: &mut Needs) {
+        needs.require::<T>();
     }
 }
 
@@ -380,10 +455,180 @@ impl<T: Send + Sync + 'static> FromProviders for Option<Inject<T>> {
     fn from_providers(cx: &BuildContext<'_>, _: &'static str) -> Result<Self, BuildError> {
         Ok(cx.providers.get::<T>())
     }
+
+    fn needs(needs: &mut Needs) {
+        needs.optional::<T>();
+    }
+}
+
+impl<G: Gateway> FromProviders for ServerOf<G> {
+    fn from_providers(cx: &BuildContext<'_>, field: &'static str) -> Result<Self, BuildError> {
+        Inject::<Self>::from_providers(cx, field).map(|server| (*server).clone())
+    }
+
+    fn needs(needs: &mut Needs) {
+        needs.require::<Self>();
+    }
 }
 
 impl FromProviders for WsServer {
     fn from_providers(cx: &BuildContext<'_>, _: &'static str) -> Result<Self, BuildError> {
         Ok(cx.server.clone())
+    }
+}
+
+/// What a gateway field or a factory depends on, declared by type: the app builds each
+/// provider after the ones it needs, and fails [`build`](crate::GatewayApp::build) naming the
+/// chain when that is impossible (a cycle, something nobody provides).
+///
+/// Declared for you by every [`FromProviders`] field type and every
+/// [`Dependency`](crate::Dependency); write to it only in your own
+/// [`FromProviders::needs`] or [`Dependency::needs`](crate::Dependency::needs).
+///
+/// # Examples
+///
+/// ```
+/// use ws_gateway_core::Needs;
+///
+/// struct Pool;
+/// struct Cache;
+///
+/// let mut needs = Needs::default();
+/// needs.require::<Pool>();
+/// needs.optional::<Cache>(); // ordered before, if provided; no error if not
+/// assert_eq!(needs.len(), 2);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Needs {
+    pub(crate) list: Vec<Need>,
+}
+
+/// One declared dependency.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Need {
+    pub(crate) id: TypeId,
+    pub(crate) name: &'static str,
+    pub(crate) optional: bool,
+}
+
+impl Needs {
+    /// A provider of type `T` is required.
+    pub fn require<T: ?Sized + 'static>(&mut self) {
+        self.push::<T>(false);
+    }
+
+    /// A provider of type `T` is used if there is one: built first when it is provided,
+    /// no error when it is not.
+    pub fn optional<T: ?Sized + 'static>(&mut self) {
+        self.push::<T>(true);
+    }
+
+    /// How many dependencies were declared.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether nothing was declared.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn push<T: ?Sized + 'static>(&mut self, optional: bool) {
+        self.list.push(Need {
+            id: TypeId::of::<T>(),
+            name: type_name::<T>(),
+            optional,
+        });
+    }
+}
+
+/// The server handle of gateway `G`, as a provider: what a factory or another gateway takes
+/// to send to `G`'s clients. Dereferences to [`WsServer`].
+///
+/// It exists before any gateway is built, so depending on it orders nothing: a service that
+/// `G` injects may take `ServerOf<G>` where `Inject<G>` (the gateway itself) would be a
+/// cycle.
+///
+/// # Examples
+///
+/// ```
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::ServerOf;
+///
+/// /// Pushes alerts to the clients of `AlertsGateway`, which also injects it.
+/// struct Alerts {
+///     server: ServerOf<AlertsGateway>,
+/// }
+///
+/// #[websocket_gateway(path = "/alerts")]
+/// struct AlertsGateway {
+///     alerts: Inject<Alerts>,
+/// }
+/// #[websocket_gateway]
+/// impl AlertsGateway {}
+///
+/// let app = GatewayApp::new()
+///     .provide_factory(|server: ServerOf<AlertsGateway>| Alerts { server })
+///     .gateway::<AlertsGateway>()
+///     .build()
+///     .unwrap();
+/// let alerts = app.providers().get::<Alerts>().unwrap();
+/// assert_eq!(alerts.server.path(), "/alerts");
+/// assert_eq!(alerts.server.emit("alert", &"fire").unwrap(), 0); // nobody is connected yet
+/// ```
+pub struct ServerOf<G> {
+    server: WsServer,
+    gateway: PhantomData<fn() -> G>,
+}
+
+impl<G> ServerOf<G> {
+    pub(crate) fn new(server: WsServer) -> Self {
+        Self {
+            server,
+            gateway: PhantomData,
+        }
+    }
+
+    /// The server handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::ServerOf;
+    ///
+    /// #[websocket_gateway(path = "/news")]
+    /// struct News;
+    /// #[websocket_gateway]
+    /// impl News {}
+    ///
+    /// let app = GatewayApp::new().gateway::<News>().build().unwrap();
+    /// let server: WsServer = app.providers().get::<ServerOf<News>>().unwrap().server().clone();
+    /// assert_eq!(server.path(), "/news");
+    /// ```
+    pub fn server(&self) -> &WsServer {
+        &self.server
+    }
+}
+
+impl<G> Clone for ServerOf<G> {
+    fn clone(&self) -> Self {
+        Self::new(self.server.clone())
+    }
+}
+
+impl<G> Deref for ServerOf<G> {
+    type Target = WsServer;
+
+    fn deref(&self) -> &WsServer {
+        &self.server
+    }
+}
+
+impl<G> fmt::Debug for ServerOf<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ServerOf")
+            .field(&self.server.path())
+            .finish()
     }
 }

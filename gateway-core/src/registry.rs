@@ -3,10 +3,13 @@
 
 use std::any::TypeId;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::error::BuildError;
-use crate::gateway::GatewayHandlers;
+use crate::gateway::{Gateway, GatewayHandlers};
+use crate::inject::{BuildContext, Instance, Needs, Providers, ServerOf};
 use crate::runtime::{AppParts, GatewayRuntime};
+use crate::server::WsServer;
 
 /// The static record of one gateway type: where it is served and how to build it.
 #[derive(Clone, Copy)]
@@ -20,7 +23,16 @@ pub struct GatewayDescriptor {
     /// The line of the `#[websocket_gateway]` attribute.
     pub line: u32,
     pub(crate) type_id: fn() -> TypeId,
-    pub(crate) build: fn(&AppParts<'_>) -> Result<GatewayRuntime, BuildError>,
+    /// The id of its `ServerOf<G>`.
+    pub(crate) server_id: fn() -> TypeId,
+    /// Its server, made and provided as `ServerOf<G>` before anything is built.
+    pub(crate) open_server: fn(&mut Providers) -> WsServer,
+    pub(crate) needs: fn(&mut Needs),
+    /// Its instance, from the providers it needs.
+    pub(crate) instantiate: fn(&BuildContext<'_>) -> Result<Instance, BuildError>,
+    /// Its runtime, once every provider is built.
+    pub(crate) assemble:
+        fn(Instance, WsServer, &AppParts<'_>) -> Result<GatewayRuntime, BuildError>,
 }
 
 impl GatewayDescriptor {
@@ -32,7 +44,11 @@ impl GatewayDescriptor {
             file,
             line,
             type_id: TypeId::of::<G>,
-            build: GatewayRuntime::build::<G>,
+            server_id: TypeId::of::<ServerOf<G>>,
+            open_server: open_server::<G>,
+            needs: G::needs,
+            instantiate: instantiate::<G>,
+            assemble: GatewayRuntime::assemble::<G>,
         }
     }
 
@@ -72,6 +88,16 @@ impl fmt::Debug for GatewayDescriptor {
             .field("line", &self.line)
             .finish_non_exhaustive()
     }
+}
+
+fn open_server<G: Gateway>(providers: &mut Providers) -> WsServer {
+    let server = WsServer::new(G::PATH);
+    providers.insert(Arc::new(ServerOf::<G>::new(server.clone())));
+    server
+}
+
+fn instantiate<G: Gateway>(cx: &BuildContext<'_>) -> Result<Instance, BuildError> {
+    Ok(Arc::new(G::build(cx)?))
 }
 
 inventory::collect!(GatewayDescriptor);

@@ -15,7 +15,7 @@ use crate::exception::WsException;
 use crate::failure::Failure;
 use crate::filter::Caught;
 use crate::gateway::{GatewayHandlers, Handler, Hook};
-use crate::inject::{BuildContext, Providers};
+use crate::inject::{BuildContext, Instance, Providers};
 use crate::layers::Layers;
 use crate::pipeline::{guard_panics, panic_message};
 use crate::request::Request;
@@ -212,16 +212,23 @@ impl<G: GatewayHandlers> ErasedGateway for Typed<G> {
 }
 
 impl GatewayRuntime {
-    /// Builds gateway `G`: resolves its fields, checks its handlers' extractors, composes
-    /// the layers of every scope, and runs its `#[after_init]` hook.
-    pub(crate) fn build<G: GatewayHandlers>(parts: &AppParts<'_>) -> Result<Self, BuildError> {
-        let server = WsServer::new(G::PATH);
+    /// Assembles gateway `G` around its instance, once every provider is built: checks its
+    /// handlers' extractors, composes the layers of every scope, and runs its
+    /// `#[after_init]` hook.
+    pub(crate) fn assemble<G: GatewayHandlers>(
+        instance: Instance,
+        server: WsServer,
+        parts: &AppParts<'_>,
+    ) -> Result<Self, BuildError> {
+        #[allow(clippy::expect_used)]
+        let gateway = instance
+            .downcast::<G>()
+            .expect("the instance is the one its descriptor's `instantiate` built: a `G`");
         let cx = BuildContext {
             gateway: G::NAME,
             providers: parts.providers,
             server: &server,
         };
-        let gateway = Arc::new(G::build(&cx)?);
         let gateway_layers = G::layers();
         let outer = Layers::compose(&[parts.global, &gateway_layers]);
         let mut routes = FxHashMap::default();

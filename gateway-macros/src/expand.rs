@@ -16,10 +16,10 @@ use crate::ast::{GatewayImpl, GatewayStruct, Handler, Hook, Layers, Method};
 use crate::attr::{self, Helper, HookKind, LayerKind};
 use crate::check::{self, Ctxt};
 use crate::paths::{
-    self, ARC, ARG, BUILD_CONTEXT, BUILD_ERROR, CONTEXT, DESCRIBE, DISPATCH, FILE, FILTER_REF,
-    GATEWAY, GATEWAY_HANDLERS, GUARD_REF, HANDLER, HOOK, HOOK_OUTCOME, HOOKS, INTERCEPTOR_REF,
-    LAYERS, LINE, OK, REGISTER_GATEWAY, REPLY, RESOLVE, RESULT, SOME, TAG, UNREACHABLE, VEC,
-    VERIFY,
+    self, ARC, ARG, BUILD_CONTEXT, BUILD_ERROR, CONTEXT, DECLARE_NEEDS, DESCRIBE, DISPATCH, FILE,
+    FILTER_REF, GATEWAY, GATEWAY_HANDLERS, GUARD_REF, HANDLER, HOOK, HOOK_OUTCOME, HOOKS,
+    INTERCEPTOR_REF, LAYERS, LINE, NEEDS, OK, REGISTER_GATEWAY, REPLY, RESOLVE, RESULT, SOME, TAG,
+    UNREACHABLE, VEC, VERIFY,
 };
 
 /// A macro input with mistakes: the user's item to emit anyway (our helper attributes
@@ -147,6 +147,7 @@ fn struct_impls(gateway: &GatewayStruct<'_>, path: Option<&LitStr>) -> TokenStre
         quote!(cx)
     };
     let build = build_body(fields);
+    let needs = needs_fn(fields);
     let cfg = &gateway.cfg;
     quote! {
         #(#cfg)*
@@ -159,6 +160,8 @@ fn struct_impls(gateway: &GatewayStruct<'_>, path: Option<&LitStr>) -> TokenStre
                 fn build(#cx: &#BUILD_CONTEXT<'_>) -> #RESULT<Self, #BUILD_ERROR> {
                     #OK(#build)
                 }
+
+                #needs
             }
 
             #REGISTER_GATEWAY!(#ident);
@@ -193,6 +196,21 @@ fn build_body(fields: &Fields) -> TokenStream {
             quote!(Self(#(#fields,)*))
         }
         Fields::Unit => quote!(Self),
+    }
+}
+
+/// `fn needs(needs) { needs!(needs; FieldType, ..) }`: the fields' dependencies, for the
+/// build order. None for a unit gateway, which needs nothing (the trait's default). A type
+/// that cannot be injected declares nothing here: `resolve` reports it, once.
+fn needs_fn(fields: &Fields) -> TokenStream {
+    if fields.is_empty() {
+        return TokenStream::new();
+    }
+    let types = fields.iter().map(|field| &field.ty);
+    quote! {
+        fn needs(needs: &mut #NEEDS) {
+            #DECLARE_NEEDS!(needs; #(#types),*);
+        }
     }
 }
 

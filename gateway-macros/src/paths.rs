@@ -140,6 +140,10 @@ paths! {
     BUILD_ERROR = Root ["__private", "BuildError"];
     /// Resolves one field of the struct from the providers.
     RESOLVE = Root ["__private", "resolve"];
+    /// What `Gateway::needs` declares the fields' dependencies into.
+    NEEDS = Root ["__private", "Needs"];
+    /// Declares the dependencies of the fields' types (a macro).
+    DECLARE_NEEDS = Root ["__private", "needs"];
     /// Submits the gateway's descriptor to the registry (a macro).
     REGISTER_GATEWAY = Root ["__private", "register_gateway"];
     /// One entry of `HANDLERS`.

@@ -17,6 +17,11 @@ const _: () = {
                 server: ::ws_gateway_core::__private::resolve::<WsServer>(cx, "server")?,
             })
         }
+        fn needs(needs: &mut ::ws_gateway_core::__private::Needs) {
+            ::ws_gateway_core::__private::needs!(
+                needs; Inject < ChatService >, WsServer
+            );
+        }
     }
     ::ws_gateway_core::__private::register_gateway!(ChatGateway);
 };
