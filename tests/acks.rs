@@ -82,6 +82,25 @@ impl AckGateway {
     fn ping(&self) -> &'static str {
         "pong"
     }
+
+    /// Answers the client's own acknowledgement from a spawned task, after `n` ticks; the
+    /// return value is not sent.
+    #[subscribe("later")]
+    fn later(&self, ack: Ack, client: Client, n: u32) -> &'static str {
+        tokio::spawn(async move {
+            for i in 0..n {
+                let _ = client.emit("tick", &i);
+            }
+            ack.send(&json!({"done": n})).ok();
+        });
+        "not sent"
+    }
+
+    /// An `Ack` taken and a failure: the failure is still answered.
+    #[subscribe("later_fails")]
+    fn later_fails(&self, _ack: Ack) -> Result<(), WsException> {
+        Err(WsException::new("no way"))
+    }
 }
 
 async fn server() -> TestServer {
@@ -332,5 +351,29 @@ async fn a_fully_answered_poll_across_instances_ends_before_the_timeout() {
     assert_eq!(
         asker.expect("poll").await.unwrap(),
         json!({"answers": [{"from": there_id, "answer": 42}], "sent": 1, "unanswered": 0})
+    );
+}
+
+#[tokio::test]
+async fn a_handler_answers_the_clients_ack_later_through_ack() {
+    let server = server().await;
+    let mut client = server.connect("/acks").await.unwrap();
+    client.emit_with_id("later", &2, "req-1").await.unwrap();
+    for i in 0..2 {
+        assert_eq!(client.recv().await.unwrap().data, json!(i));
+    }
+    let answer = client.recv().await.unwrap();
+    assert_eq!(
+        answer.raw,
+        r#"{"event":"later","data":{"done":2},"id":"req-1"}"#
+    );
+    // The handler's own return value was not sent.
+    still_fine(&mut client).await;
+
+    client.emit_with_id("later_fails", &(), 7).await.unwrap();
+    let err = client.expect_frame("exception").await.unwrap();
+    assert_eq!(
+        (err.data["message"].clone(), err.id),
+        (json!("no way"), Some(json!(7)))
     );
 }

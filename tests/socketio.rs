@@ -100,6 +100,16 @@ impl SioGateway {
         Ok(json!({"answers": got, "unanswered": answers.unanswered()}))
     }
 
+    /// Answers the client's callback from a spawned task; the return value is not sent.
+    #[subscribe("later")]
+    fn later(&self, ack: Ack, n: u32) -> u32 {
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            ack.send(&json!({"done": n})).ok();
+        });
+        0
+    }
+
     /// Emits first, then replies: the client sees them in that order.
     #[subscribe("count")]
     fn count(&self, client: Client, n: u32) -> u32 {
@@ -786,4 +796,23 @@ async fn sio_ws_in_lobby(server: &TestServer) -> TestClient {
     client.emit("join", "lobby").await.unwrap();
     assert_eq!(client.expect("joined").await.unwrap(), "lobby");
     client
+}
+
+#[tokio::test]
+async fn a_handler_answers_the_socketio_callback_later_through_ack() {
+    let server = sio_server().await;
+    let mut node = Node::connect(&http_url(&server, "/sio")).await;
+    node.emit("later", json!([3]), true).await;
+    assert_eq!(node.expect_ack("later").await, json!([{"done": 3}]));
+    // Nothing else came: not the return value as an event either.
+    node.emit("echo", json!(["after"]), true).await;
+    loop {
+        let next = node.next().await;
+        assert!(next["event"] != "later", "{next}");
+        if next["type"] == "ack" {
+            assert_eq!(next["args"], json!(["after"]));
+            break;
+        }
+    }
+    node.close().await;
 }

@@ -447,6 +447,112 @@ impl<T> fmt::Debug for AckFuture<T> {
     }
 }
 
+/// The client's own acknowledgement of the message being handled, NestJS's `@Ack()`: a
+/// handler that takes it answers through it, later or from a spawned task, and its return
+/// value is not sent (its errors still are, through the exception filters).
+///
+/// The answer is what a return value would have been: `{"event": E, "data": .., "id": I}`
+/// on the JSON protocol (with the request's `id`, when it had one), the acknowledgement
+/// callback on Socket.IO.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_gateway_core::prelude::*;
+///
+/// #[websocket_gateway(path = "/doc-ack")]
+/// struct Jobs;
+///
+/// #[websocket_gateway]
+/// impl Jobs {
+///     /// Answers once the job is done, from its own task.
+///     #[subscribe("run")]
+///     fn run(&self, ack: Ack, seconds: u64) {
+///         tokio::spawn(async move {
+///             tokio::time::sleep(Duration::from_millis(seconds)).await;
+///             ack.send(&"done").ok();
+///         });
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ws_gateway_core::Handshake;
+/// use ws_gateway_core::transport::Outbound;
+///
+/// let app = GatewayApp::new().gateway::<Jobs>().build().unwrap();
+/// let gateway = &app.gateways()[0];
+/// let (client, mut queue) = gateway.open(Handshake::default(), 8);
+/// let answer = gateway.handle_json(&client, r#"{"event":"run","data":1,"id":9}"#).answer().await;
+/// assert!(answer.frame().is_none()); // nothing yet
+/// let Some(Outbound::Reply(frame, _)) = queue.recv().await else { panic!("no answer") };
+/// assert_eq!(frame.as_str(), r#"{"event":"run","data":"done","id":9}"#);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Ack {
+    client: crate::Client,
+    to: crate::ReplyTo,
+    route: Option<crate::client::ReplyRoute>,
+}
+
+impl Ack {
+    /// Answers with `value`, as the handler's return value would have: any `Serialize`, a
+    /// [`WsResponse`](crate::WsResponse) under another event, `()` for nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] when the value fails to serialize, the client is gone, or its queue is
+    /// full.
+    ///
+    /// # Examples
+    ///
+    /// See [`Ack`].
+    pub fn send<T: serde::Serialize + ?Sized>(self, value: &T) -> Result<(), SendError> {
+        let Some(frame) = self.to.encode(value)? else {
+            return Ok(());
+        };
+        self.client
+            .sink()
+            .send(crate::client::Outbound::Reply(frame, self.route))
+    }
+
+    /// The client the answer goes to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/doc-ack-client")] struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {
+    ///     #[subscribe("later")]
+    ///     fn later(&self, ack: Ack) {
+    ///         let _who = ack.client().id();
+    ///         ack.send(&1).ok();
+    ///     }
+    /// }
+    /// ```
+    pub fn client(&self) -> &crate::Client {
+        &self.client
+    }
+}
+
+impl crate::FromContext for Ack {
+    fn from_context(cx: &crate::Context<'_>) -> Result<Self, crate::WsException> {
+        let client = crate::Client::from_context(cx)?;
+        cx.acked.store(true, Ordering::Relaxed);
+        Ok(Self {
+            client,
+            to: cx.reply_to(),
+            route: cx
+                .route
+                .map(|route| crate::client::ReplyRoute(route.to_arc())),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,8 +132,35 @@ pub enum Outbound {
     /// until the instant given: a transport with acknowledgements of its own (Socket.IO)
     /// waits for the answer that long.
     Ask(Frame, Instant),
+    /// A reply an [`Ack`](crate::Ack) sends after its handler returned: written as the
+    /// reply to the request, through the request's route when it has one.
+    Reply(Frame, Option<ReplyRoute>),
     /// Close the connection with this code and reason.
     Close(CloseRequest),
+}
+
+/// The route of the request an [`Ack`](crate::Ack) answers
+/// ([`Connection::Route`](crate::transport::Connection::Route)), carried through the client's
+/// queue back to its session.
+#[derive(Clone)]
+pub struct ReplyRoute(pub(crate) Arc<dyn crate::request::AnyRoute>);
+
+impl ReplyRoute {
+    /// The route, if it is an `R`: a transport gets back the route it gave the request.
+    ///
+    /// # Examples
+    ///
+    /// A plain WebSocket request has no route (its reply carries the request's `id`); see
+    /// [`Ack`](crate::Ack) for one answered later.
+    pub fn downcast_ref<R: 'static>(&self) -> Option<&R> {
+        (*self.0).as_any().downcast_ref()
+    }
+}
+
+impl fmt::Debug for ReplyRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyRoute(..)")
+    }
 }
 
 /// What the HTTP upgrade request said about a client.

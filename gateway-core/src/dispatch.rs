@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::stream::BoxStream;
 use serde_json::value::RawValue;
@@ -13,6 +14,7 @@ use crate::failure::Failure;
 use crate::frame::Frame;
 use crate::inject::Providers;
 use crate::reply::ReplyTo;
+use crate::request::RouteRef;
 use crate::server::WsServer;
 
 /// Everything a handler's arguments are extracted from: the client, the message, the
@@ -64,6 +66,11 @@ pub struct Context<'a> {
     pub(crate) event: &'static str,
     pub(crate) data: Option<&'a RawValue>,
     pub(crate) id: Option<&'a RawValue>,
+    /// The transport's route of the request, for an [`Ack`](crate::Ack).
+    pub(crate) route: Option<&'a RouteRef<'a>>,
+    /// Set when an [`Ack`](crate::Ack) was extracted: the handler answers through it, and
+    /// its return value is not sent.
+    pub(crate) acked: AtomicBool,
 }
 
 impl<'a> Context<'a> {
@@ -264,6 +271,11 @@ impl<'a> Context<'a> {
     /// ```
     pub fn id(&self) -> Option<&'a RawValue> {
         self.id
+    }
+
+    /// Whether an [`Ack`](crate::Ack) was taken: the handler's return value is then not sent.
+    pub(crate) fn acked(&self) -> bool {
+        self.acked.load(Ordering::Relaxed)
     }
 
     /// Where replies to this message go: its event and id.

@@ -482,6 +482,7 @@ pub fn parse_incoming<'a>(text: &'a str) -> Result<Incoming<'a>, FrameError> {
         event,
         data: raw.data.map(Cow::Borrowed),
         id: raw.id.map(Cow::Borrowed),
+        route: None,
     }))
 }
 

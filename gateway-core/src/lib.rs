@@ -98,7 +98,7 @@ pub mod __private;
 // Gateway authors: the items a gateway, its handlers, guards, interceptors, pipes and
 // filters touch. Transport authors find theirs in `transport`, generated code in
 // `__private`.
-pub use ack::{AckError, AckFuture, AckStream};
+pub use ack::{Ack, AckError, AckFuture, AckStream};
 pub use app::{App, GatewayApp};
 pub use auth::{Authenticator, HandshakeRequest, Identity, UNAUTHORIZED};
 pub use client::{Client, ClientId, Handshake, TimedClient};

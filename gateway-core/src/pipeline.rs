@@ -8,6 +8,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use futures_util::{FutureExt, StreamExt};
@@ -207,15 +208,20 @@ impl<G: GatewayHandlers> Typed<G> {
                 event,
                 data: request.data(),
                 id: request.id(),
+                route: request.route.as_ref(),
+                acked: AtomicBool::new(false),
             };
             let called = span.in_scope(|| {
                 std::panic::catch_unwind(AssertUnwindSafe(|| {
                     (route.handler.call)(&self.gateway, &cx)
                 }))
             });
+            // The arguments were extracted by now: an `Ack` among them answers instead.
+            let acked = cx.acked();
             match called {
                 Ok(Dispatch::Ready(outcome)) => {
                     route.metrics.duration.record(started.elapsed());
+                    let outcome = unless_acked(outcome, acked);
                     Handled::Ready(settle(shared, route, client, request, outcome))
                 }
                 Ok(Dispatch::Pending(future)) => {
@@ -227,6 +233,7 @@ impl<G: GatewayHandlers> Typed<G> {
                         async move {
                             let outcome = unwound(future, G::NAME, event).await;
                             route.metrics.duration.record(started.elapsed());
+                            let outcome = unless_acked(outcome, acked);
                             settle(&shared, &route, &client, &request, outcome)
                         }
                         .instrument(span),
@@ -255,9 +262,12 @@ impl<G: GatewayHandlers> Typed<G> {
                         event,
                         data: request.data(),
                         id: request.id(),
+                        route: request.route.as_ref(),
+                        acked: AtomicBool::new(false),
                     };
                     let outcome = unwound(around(&route, &gateway, &cx), G::NAME, event).await;
                     route.metrics.duration.record(started.elapsed());
+                    let outcome = unless_acked(outcome, cx.acked());
                     settle(&shared, &route, &client, &request, outcome)
                 }
                 .instrument(span),
@@ -276,6 +286,15 @@ impl<G: GatewayHandlers> Typed<G> {
             .and_then(|request| self.routes.get(&*request.event))
             .map_or(&self.shared.outer, |route| &route.layers);
         catch(&self.shared, layers, client, request, failure)
+    }
+}
+
+/// A handler that took an [`Ack`](crate::Ack) answers through it: its return value is not
+/// sent (its failures are, through the filters).
+fn unless_acked(outcome: Outcome, acked: bool) -> Outcome {
+    match outcome {
+        Ok(_) if acked => Ok(Reply::None),
+        outcome => outcome,
     }
 }
 

@@ -1,6 +1,8 @@
 //! [`Request`]: one message as a transport decoded it, the input of the pipeline.
 
+use std::any::Any;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
@@ -35,6 +37,54 @@ pub struct Request<'a> {
     pub data: Option<Cow<'a, RawValue>>,
     /// Copied into every reply (our addition to NestJS's envelope), as JSON text.
     pub id: Option<Cow<'a, RawValue>>,
+    /// Where the transport sends replies to it (Socket.IO's callback), for an
+    /// [`Ack`](crate::Ack) that answers later; set by the session.
+    pub(crate) route: Option<RouteRef<'a>>,
+}
+
+/// A transport's route ([`Connection::Route`](crate::transport::Connection::Route)), with
+/// its type erased, so that an [`Ack`](crate::Ack) can carry it back through the client's
+/// queue to the session, which knows the type.
+pub(crate) trait AnyRoute: Any + Send + Sync {
+    fn to_arc(&self) -> Arc<dyn AnyRoute>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<R: Clone + Send + Sync + 'static> AnyRoute for R {
+    fn to_arc(&self) -> Arc<dyn AnyRoute> {
+        Arc::new(self.clone())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A request's route: borrowed from the session while the request is handled there, owned
+/// once the request outlives the message.
+#[derive(Clone)]
+pub(crate) enum RouteRef<'a> {
+    Borrowed(&'a (dyn AnyRoute + 'static)),
+    Owned(Arc<dyn AnyRoute>),
+}
+
+impl RouteRef<'_> {
+    pub(crate) fn to_arc(&self) -> Arc<dyn AnyRoute> {
+        match self {
+            RouteRef::Borrowed(route) => (**route).to_arc(),
+            RouteRef::Owned(route) => Arc::clone(route),
+        }
+    }
+
+    fn into_owned(self) -> RouteRef<'static> {
+        RouteRef::Owned(self.to_arc())
+    }
+}
+
+impl std::fmt::Debug for RouteRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteRef(..)")
+    }
 }
 
 impl<'a> Request<'a> {
@@ -51,6 +101,7 @@ impl<'a> Request<'a> {
             event: event.into(),
             data: None,
             id: None,
+            route: None,
         }
     }
 
@@ -128,6 +179,7 @@ impl<'a> Request<'a> {
             event: Cow::Owned(self.event.into_owned()),
             data: self.data.map(|data| Cow::Owned(data.into_owned())),
             id: self.id.map(|id| Cow::Owned(id.into_owned())),
+            route: self.route.map(RouteRef::into_owned),
         }
     }
 }

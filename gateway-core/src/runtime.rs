@@ -639,6 +639,8 @@ impl GatewayRuntime {
             event: "",
             data: None,
             id: None,
+            route: None,
+            acked: std::sync::atomic::AtomicBool::new(false),
         };
         let name = self.name();
         std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.hook(kind, &cx)))

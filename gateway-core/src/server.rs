@@ -1332,7 +1332,9 @@ mod tests {
     fn frames(queue: &mut OutboundQueue) -> Vec<String> {
         std::iter::from_fn(|| queue.try_recv())
             .map(|out| match out {
-                Outbound::Frame(frame) | Outbound::Ask(frame, _) => frame.as_str().to_owned(),
+                Outbound::Frame(frame) | Outbound::Ask(frame, _) | Outbound::Reply(frame, _) => {
+                    frame.as_str().to_owned()
+                }
                 Outbound::Close(close) => format!("close {}", close.code),
             })
             .collect()

@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tracing::Instrument;
 
 use crate::app::App;
-use crate::client::{Client, Handshake, Outbound, OutboundQueue};
+use crate::client::{Client, Handshake, Outbound, OutboundQueue, ReplyRoute};
 use crate::config::ConnectionConfig;
 use crate::connections::{ConnectionGuard, Connections};
 use crate::exception::{CloseRequest, ErrorKind, WsException};
@@ -435,6 +435,13 @@ impl<C: Connection> Driver<C> {
             let answer = self.gateway.reject(&self.client, Some(&request), err);
             return self.answer(answer, Some(route), streams);
         }
+        // A route that carries something (Socket.IO's callback) goes with the request, for
+        // an `Ack` that answers after the handler returned; borrowed, so it costs nothing
+        // unless one does.
+        let mut request = request;
+        if std::mem::size_of::<C::Route>() > 0 {
+            request.route = Some(crate::request::RouteRef::Borrowed(&route));
+        }
         match self.gateway.handle(&self.client, &request) {
             Handled::Ready(answer) => self.answer(answer, Some(route), streams),
             Handled::Pending(future) => {
@@ -542,6 +549,13 @@ impl<C: Connection> Driver<C> {
                     Outbound::Ask(frame, deadline) => {
                         frames_sent.increment(1);
                         connection.feed_ask(frame, deadline).await?;
+                    }
+                    Outbound::Reply(frame, route) => {
+                        frames_sent.increment(1);
+                        let route = route
+                            .as_ref()
+                            .and_then(ReplyRoute::downcast_ref::<C::Route>);
+                        connection.feed(frame, route).await?;
                     }
                     Outbound::Close(request) => return Err(Stop::Close(request)),
                 }

@@ -33,7 +33,7 @@ use crate::frame::Frame;
 
 pub use crate::ack::AckAnswer;
 pub use crate::auth::IdentitySlot;
-pub use crate::client::{Handshake, Outbound, OutboundQueue, OverflowSignal};
+pub use crate::client::{Handshake, Outbound, OutboundQueue, OverflowSignal, ReplyRoute};
 pub use crate::connections::{ConnectionGuard, Connections, Refused};
 pub use crate::frame::{FrameError, Incoming, exceeds_depth, parse, parse_incoming};
 pub use crate::request::Request;
