@@ -172,3 +172,44 @@ async fn the_official_parser_accepts_what_chat_asyncapi_writes() {
     assert_eq!(written, document());
     validate(Input::File(&file)).await;
 }
+
+/// A gateway path with parameters, for the document's channel `parameters`.
+#[ws_gateway_core::websocket_gateway(path = "/t/{tenant}/rooms/{id}")]
+struct TenantRooms;
+
+#[ws_gateway_core::websocket_gateway]
+impl TenantRooms {
+    #[subscribe("which")]
+    fn which(&self, ws_gateway_core::WsParam(id): ws_gateway_core::WsParam<u64>) -> u64 {
+        id
+    }
+}
+
+/// The address keeps the gateway path, each of its parameters declared in the channel's
+/// `parameters`, as AsyncAPI 3 describes them; the official parser accepts the document.
+#[tokio::test]
+async fn a_path_with_parameters_is_an_address_with_parameters() {
+    use ws_gateway_core::asyncapi::{Info, document};
+
+    let app = ws_gateway_core::GatewayApp::new()
+        .gateway::<TenantRooms>()
+        .build()
+        .unwrap();
+    let doc = document(&app, &Info::new("Rooms", "1.0.0"));
+    let channel = &doc["channels"]["t.tenant.rooms.id"];
+    assert_eq!(channel["address"], "/t/{tenant}/rooms/{id}");
+    let parameters = channel["parameters"].as_object().unwrap();
+    assert_eq!(parameters.len(), 2);
+    assert!(
+        parameters["id"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("The `id` segment"),
+        "{channel}"
+    );
+    assert_eq!(
+        doc["operations"]["t.tenant.rooms.id.which"]["channel"]["$ref"],
+        "#/channels/t.tenant.rooms.id"
+    );
+    validate(Input::Stdin(&serde_json::to_vec(&doc).unwrap())).await;
+}

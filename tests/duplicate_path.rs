@@ -26,3 +26,83 @@ fn choosing_one_of_them_builds() {
     assert_eq!(app.gateways().len(), 1);
     assert_eq!(app.gateways()[0].name(), "Second");
 }
+
+/// Parameter names do not tell routes apart: `/tables/{id}` and `/tables/{table}` are one
+/// (at paths after `/same`, so that the test above sees its pair first).
+#[test]
+fn one_route_with_other_parameter_names_is_a_duplicate() {
+    use ws_gateway_core::BuildError;
+
+    #[websocket_gateway(path = "/tables/{id}")]
+    struct ById;
+    #[websocket_gateway]
+    impl ById {}
+
+    #[websocket_gateway(path = "/tables/{table}")]
+    struct ByName;
+    #[websocket_gateway]
+    impl ByName {}
+
+    #[websocket_gateway(path = "/tables/{*rest}")]
+    struct Rest;
+    #[websocket_gateway]
+    impl Rest {}
+
+    let err = GatewayApp::new()
+        .gateway::<ByName>()
+        .gateway::<ById>()
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BuildError::DuplicatePath {
+                path: "/tables/{id}",
+                first: "ById",
+                second: "ByName",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("are both mounted at path `/tables/{id}`; give one of them another path"),
+        "{err}"
+    );
+
+    let err = GatewayApp::new()
+        .gateway::<ById>()
+        .gateway::<Rest>()
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BuildError::ConflictingPaths {
+                first: "Rest",
+                second: "ById",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("gateway ById (tests/duplicate_path.rs:"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("at path `/tables/{id}` overlaps Rest (tests/duplicate_path.rs:"),
+        "{err}"
+    );
+
+    // Each alone is fine, and so is a fixed path beside a parameter.
+    for app in [
+        GatewayApp::new().gateway::<ById>().build(),
+        GatewayApp::new().gateway::<Rest>().build(),
+    ] {
+        app.unwrap();
+    }
+}

@@ -816,3 +816,174 @@ async fn a_handler_answers_the_socketio_callback_later_through_ack() {
     }
     node.close().await;
 }
+
+#[derive(Clone, Debug, Deserialize)]
+struct SioRoom {
+    id: u64,
+}
+
+/// A gateway path with a parameter: a dynamic namespace for Socket.IO clients.
+#[websocket_gateway(path = "/sio-rooms/{id}")]
+struct SioRoomGateway {
+    server: WsServer,
+}
+
+#[websocket_gateway]
+impl SioRoomGateway {
+    #[handle_connection]
+    fn connected(&self, client: Client, WsParam(id): WsParam<String>) -> Result<(), WsException> {
+        client.join(format!("room:{id}"))?;
+        client.emit("welcome", &id)?;
+        Ok(())
+    }
+
+    #[subscribe("id")]
+    fn id(&self, WsParam(room): WsParam<SioRoom>) -> u64 {
+        room.id
+    }
+
+    /// Everyone on the sender's path hears it, whatever their transport.
+    #[subscribe("say")]
+    fn say(&self, WsParam(id): WsParam<String>, text: String) -> Result<usize, WsException> {
+        Ok(self.server.to(format!("room:{id}")).emit("said", &text)?)
+    }
+}
+
+/// The gateway at `/sio-rooms/{id}` to both kinds of clients, and socketioxide's handle.
+async fn rooms_server() -> (TestServer, ws_gateway_axum::socketioxide::SocketIo) {
+    let app = GatewayApp::new()
+        .gateway::<SioRoomGateway>()
+        .build()
+        .unwrap();
+    let (socketio, io) = SocketIoTransport::new().mount(&app);
+    let router = socketio.merge((&app).into_router());
+    (TestServer::start_router(app, router).await.unwrap(), io)
+}
+
+#[tokio::test]
+async fn a_path_with_parameters_is_a_dynamic_namespace_with_the_same_values() {
+    let (server, _io) = rooms_server().await;
+    for (path, id) in [
+        ("/sio-rooms/42", "42"),
+        ("/sio-rooms/r%C3%A9union%201", "réunion 1"),
+    ] {
+        let mut node = Node::connect(&http_url(&server, path)).await;
+        let mut ws = server.connect(path).await.unwrap();
+        assert_eq!(node.expect_event("welcome").await, json!([id]), "{path}");
+        assert_eq!(ws.expect("welcome").await.unwrap(), id, "{path}");
+
+        node.emit("id", json!([]), true).await;
+        let from_sio = node
+            .next_where(|r| r["event"] == "id" || r["event"] == "exception")
+            .await["args"]
+            .take();
+        ws.emit("id", &()).await.unwrap();
+        let from_ws = ws.recv().await.unwrap();
+        if id == "42" {
+            assert_eq!(from_sio, json!([42]));
+            assert_eq!(from_ws.data, 42);
+        } else {
+            // The same exception on both transports.
+            assert_eq!(from_ws.event, "exception");
+            assert_eq!(from_sio, json!([from_ws.data]));
+            assert_eq!(
+                from_ws.data["message"],
+                "Invalid path parameters: `id`: cannot parse u64: invalid digit found in string"
+            );
+        }
+        node.close().await;
+    }
+}
+
+#[tokio::test]
+async fn socketio_and_ws_clients_of_one_path_share_its_room_only() {
+    let (server, _io) = rooms_server().await;
+    let mut sio1 = Node::connect(&http_url(&server, "/sio-rooms/1")).await;
+    let mut sio2 = Node::connect(&http_url(&server, "/sio-rooms/2")).await;
+    let mut ws1 = server.connect("/sio-rooms/1").await.unwrap();
+    let mut ws2 = server.connect("/sio-rooms/2").await.unwrap();
+    sio1.expect_event("welcome").await;
+    sio2.expect_event("welcome").await;
+    ws1.expect("welcome").await.unwrap();
+    ws2.expect("welcome").await.unwrap();
+    let rooms = server.app().server("/sio-rooms/{id}").unwrap();
+    assert_eq!(rooms.client_count(), 4);
+
+    sio1.emit("say", json!(["one"]), true).await;
+    assert_eq!(sio1.expect_ack("say").await, json!([2]));
+    assert_eq!(sio1.expect_event("said").await, json!(["one"]));
+    assert_eq!(ws1.expect("said").await.unwrap(), "one");
+
+    ws2.emit("say", &"two").await.unwrap();
+    assert_eq!(ws2.expect("said").await.unwrap(), "two");
+    assert_eq!(ws2.expect("say").await.unwrap(), 2);
+    assert_eq!(sio2.expect_event("said").await, json!(["two"]));
+    // Path 1 heard nothing of path 2: its next `said` is the next one said on path 1.
+    ws1.emit("say", &"one again").await.unwrap();
+    assert_eq!(ws1.expect("said").await.unwrap(), "one again");
+    assert_eq!(sio1.expect_event("said").await, json!(["one again"]));
+    for node in [sio1, sio2] {
+        node.close().await;
+    }
+}
+
+/// Waits until socketioxide serves namespace `path` (or not).
+async fn wait_for_namespace(
+    io: &ws_gateway_axum::socketioxide::SocketIo,
+    path: &str,
+    served: bool,
+) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while io.of(path).is_some() != served {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "namespace {path} served: {}, expected {served}",
+            !served
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// socketioxide keeps the namespace of every path a client asks for: the transport deletes
+/// it with its last client, refused ones included, so made-up paths do not pile up.
+#[tokio::test]
+async fn the_namespace_of_a_path_goes_with_its_last_client() {
+    let (server, io) = rooms_server().await;
+    let url = http_url(&server, "/sio-rooms/5");
+    let mut first = Node::connect(&url).await;
+    let mut second = Node::connect(&url).await;
+    first.expect_event("welcome").await;
+    second.expect_event("welcome").await;
+    assert!(io.of("/sio-rooms/5").is_some());
+
+    first.close().await;
+    wait_for_clients(&server, "/sio-rooms/{id}", 1).await;
+    assert!(io.of("/sio-rooms/5").is_some());
+    second.say_and_hear().await;
+    second.close().await;
+    wait_for_namespace(&io, "/sio-rooms/5", false).await;
+
+    // Refused: a value that is not UTF-8 once percent-decoded.
+    let (refused, first) = Node::open(&http_url(&server, "/sio-rooms/%FF"), json!({}), None).await;
+    assert_eq!(
+        first,
+        json!({"type": "connect_error", "message": "path parameter `id` is not UTF-8 once percent-decoded"})
+    );
+    wait_for_namespace(&io, "/sio-rooms/%FF", false).await;
+    refused.close().await;
+
+    // The path is served again, by a new namespace.
+    let mut again = Node::connect(&url).await;
+    assert_eq!(again.expect_event("welcome").await, json!(["5"]));
+    again.say_and_hear().await;
+    again.close().await;
+}
+
+impl Node {
+    /// Says something on the client's path and hears it back: the session is served.
+    async fn say_and_hear(&mut self) {
+        self.emit("say", json!(["anyone?"]), true).await;
+        assert_eq!(self.expect_ack("say").await, json!([1]));
+        assert_eq!(self.expect_event("said").await, json!(["anyone?"]));
+    }
+}

@@ -7,6 +7,7 @@
 //! plain-WebSocket and Socket.IO clients alike.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,7 +36,9 @@ use ws_gateway_core::transport::{
     AckAnswer, Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot, Received, Session,
     Transport, parse,
 };
-use ws_gateway_core::{App, ErrorKind, Frame, Handshake, HandshakeRequest, Request, WsException};
+use ws_gateway_core::{
+    App, ErrorKind, Frame, Handshake, HandshakeRequest, PathParams, Request, WsException,
+};
 
 use crate::handshake;
 
@@ -52,6 +55,11 @@ const INBOUND_BYTES: usize = 4 * 1024 * 1024;
 /// Serves every gateway to Socket.IO clients (cargo feature `socketio`): a gateway's path is
 /// its namespace, `#[subscribe("x")]` handles event `x`.
 ///
+/// - A gateway path with parameters (`/rooms/{id}`) is a dynamic namespace: a client of
+///   `io("http://host/rooms/42")` is a client of the gateway, its parameters read by
+///   [`WsParam`](ws_gateway_core::WsParam) as over plain WebSockets (percent-decoded). Each
+///   path in use is a namespace of socketioxide's while it has clients: it is deleted when
+///   the last one leaves, so that clients cannot grow the server by making up paths.
 /// - A handler's reply under the request's own event answers the client's acknowledgement
 ///   callback when it passed one (NestJS's semantics), and is emitted under that event when
 ///   it did not; a [`WsResponse`](ws_gateway_core::WsResponse) under another event is emitted.
@@ -223,22 +231,38 @@ impl Transport for SocketIoTransport {
     /// # let _: axum::Router = router;
     /// ```
     fn bind(&self, server: Self::Server, gateway: &GatewayRuntime, app: &App) -> Self::Server {
+        // The macro accepts braces in a path only around a parameter.
+        let dynamic = gateway.path().contains('{');
         let mounted = Arc::new(Namespace {
             gateway: gateway.clone(),
             app: app.clone(),
+            live: dynamic.then(Mutex::default),
         });
         let on_connect = {
             let mounted = Arc::clone(&mounted);
-            move |socket: SocketRef| {
-                connected(&mounted, socket);
+            move |socket: SocketRef, io: SocketIo| {
+                connected(&mounted, socket, io);
                 std::future::ready(())
             }
         };
-        let middleware = move |socket: SocketRef, TryData(auth): TryData<Value>| {
+        let middleware = move |socket: SocketRef, io: SocketIo, TryData(auth): TryData<Value>| {
             let mounted = Arc::clone(&mounted);
-            async move { admit(&mounted, &socket, auth.ok()).await }
+            async move {
+                let admitted = admit(&mounted, &socket, auth.ok()).await;
+                if admitted.is_err() {
+                    mounted.release(&io, socket.ns());
+                }
+                admitted
+            }
         };
-        server.1.ns(gateway.path(), on_connect.with(middleware));
+        if dynamic {
+            // `build` refused paths that conflict, so this cannot fail.
+            if let Err(err) = server.1.dyn_ns(gateway.path(), on_connect.with(middleware)) {
+                tracing::error!(target: "gateway", path = gateway.path(), "Socket.IO namespace not served: {err}");
+            }
+        } else {
+            server.1.ns(gateway.path(), on_connect.with(middleware));
+        }
         server
     }
 }
@@ -247,6 +271,38 @@ impl Transport for SocketIoTransport {
 struct Namespace {
     gateway: GatewayRuntime,
     app: App,
+    /// For a path with parameters: the clients of each of its namespaces (`/rooms/42`),
+    /// counted from their connect middleware to the end of their session. socketioxide
+    /// keeps the namespace of every path a client asked for; the last one out deletes it.
+    live: Option<Mutex<HashMap<Box<str>, usize>>>,
+}
+
+impl Namespace {
+    /// One more client of namespace `path`, from its connect middleware on.
+    fn enter(&self, path: &str) {
+        if let Some(live) = &self.live {
+            let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
+            *live.entry(path.into()).or_default() += 1;
+        }
+    }
+
+    /// A client of namespace `path` is gone (or was refused): the namespace is deleted
+    /// when it was the last. Under the lock, so that no client enters it meanwhile; one
+    /// that socketioxide routed to it just before is disconnected by [`connected`].
+    fn release(&self, io: &SocketIo, path: &str) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(count) = live.get_mut(path) else {
+            return;
+        };
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            live.remove(path);
+            io.delete_ns(path);
+        }
+    }
 }
 
 /// What the connect middleware hands to the connect handler, through the socket's
@@ -254,15 +310,23 @@ struct Namespace {
 #[derive(Clone)]
 struct Admitted(Arc<Mutex<Option<Admission>>>);
 
-/// The connection's place under the app's limits, its address and its identity.
+/// The connection's place under the app's limits, its address, its identity and its path
+/// parameters.
 struct Admission {
     admitted: handshake::Admitted,
     identity: Option<IdentitySlot>,
+    path_params: PathParams,
 }
 
 /// The connect middleware: every refusal happens here, so that the client receives
 /// `connect_error` and never joins the namespace.
 async fn admit(mounted: &Namespace, socket: &SocketRef, auth: Option<Value>) -> Result<(), String> {
+    mounted.enter(socket.ns());
+    let path_params = match mounted.live {
+        Some(_) => PathParams::matching(mounted.gateway.path(), socket.ns())
+            .map_err(|err| err.to_string())?,
+        None => PathParams::default(),
+    };
     let parts = socket.req_parts();
     let admitted = handshake::admit(&mounted.app, parts).map_err(|refusal| refusal.to_string())?;
     let stripped;
@@ -283,6 +347,7 @@ async fn admit(mounted: &Namespace, socket: &SocketRef, auth: Option<Value>) -> 
         .insert(Admitted(Arc::new(Mutex::new(Some(Admission {
             admitted,
             identity,
+            path_params,
         })))));
     Ok(())
 }
@@ -524,17 +589,34 @@ fn split_frame(frame: &Frame) -> Option<(Cow<'_, str>, &RawValue)> {
 }
 
 /// The connect handler: binds the socket's messages and disconnect to a session.
-fn connected(namespace: &Arc<Namespace>, socket: SocketRef) {
+fn connected(namespace: &Arc<Namespace>, socket: SocketRef, io: SocketIo) {
     let admitted = socket
         .extensions
         .get::<Admitted>()
         .and_then(|Admitted(slot)| slot.lock().unwrap_or_else(PoisonError::into_inner).take());
     socket.extensions.remove::<Admitted>();
-    let Some(Admission { admitted, identity }) = admitted else {
+    let Some(Admission {
+        admitted,
+        identity,
+        path_params,
+    }) = admitted
+    else {
         // The middleware always stores it; without it the socket was not admitted.
         let _ = socket.disconnect();
         return;
     };
+    // The namespace was deleted (its last client left) between socketioxide routing this
+    // socket to it and the middleware counting it: its messages would reach nobody.
+    if namespace.live.is_some()
+        && io
+            .of(socket.ns())
+            .and_then(|ns| ns.get_socket(socket.id))
+            .is_none()
+    {
+        let _ = socket.clone().disconnect();
+        namespace.release(&io, socket.ns());
+        return;
+    }
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
     let queued = Arc::new(AtomicUsize::new(0));
     socket.on_fallback(OnMessage {
@@ -552,17 +634,27 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef) {
     );
     handshake.remote_addr = remote_addr(&socket);
     handshake.client_ip = admitted.client_ip;
+    handshake.path_params = path_params;
     if let Some(store) = identity {
         store(&mut handshake.extensions);
     }
     let session =
         Session::new(&namespace.gateway, &namespace.app, handshake).admitted(admitted.guard);
-    tokio::spawn(session.serve(SocketIoConnection {
-        socket,
-        inbound,
-        queued,
-        asks: FuturesUnordered::new(),
-    }));
+    let namespace = Arc::clone(namespace);
+    tokio::spawn(async move {
+        let path = namespace.live.is_some().then(|| socket.ns().to_owned());
+        session
+            .serve(SocketIoConnection {
+                socket,
+                inbound,
+                queued,
+                asks: FuturesUnordered::new(),
+            })
+            .await;
+        if let Some(path) = path {
+            namespace.release(&io, &path);
+        }
+    });
 }
 
 /// One Socket.IO client as the session driver sees it: messages from the socket's

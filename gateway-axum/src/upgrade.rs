@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{CONNECTION, COOKIE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use axum::http::{HeaderValue, Uri};
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 use ws_gateway_core::transport::{GatewayRuntime, Session};
-use ws_gateway_core::{App, Handshake, HandshakeRequest};
+use ws_gateway_core::{App, Handshake, HandshakeRequest, PathParams};
 
 use crate::codec::Codec;
 use crate::handshake;
@@ -64,6 +64,11 @@ pub(crate) async fn upgrade<C: Codec>(
         return StatusCode::UPGRADE_REQUIRED.into_response();
     };
     let accepted = switching_protocols(parts.headers.get(SEC_WEBSOCKET_KEY));
+    // The router matched and percent-decoded them; a value that is not UTF-8 is a 400.
+    let path_params = match RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(params) => params.iter().collect::<PathParams>(),
+        Err(rejection) => return refuse(rejection.status(), &rejection.body_text()),
+    };
     // Every refusal happens before the upgrade: a refused client never gets a socket.
     let config = mounted.app.config();
     let admitted = match handshake::admit(&mounted.app, &parts) {
@@ -93,6 +98,7 @@ pub(crate) async fn upgrade<C: Codec>(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
     handshake.client_ip = admitted.client_ip;
+    handshake.path_params = path_params;
     handshake.extensions = parts.extensions;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)

@@ -826,19 +826,7 @@ impl GatewayApp {
             return Err(BuildError::NoGateways);
         }
         descriptors.sort_by(|a, b| (a.path, a.name).cmp(&(b.path, b.name)));
-        for pair in descriptors.windows(2) {
-            if let [first, second] = pair
-                && first.path == second.path
-            {
-                return Err(BuildError::DuplicatePath {
-                    path: first.path,
-                    first: first.name,
-                    first_at: first.location(),
-                    second: second.name,
-                    second_at: second.location(),
-                });
-            }
-        }
+        crate::path_params::check_routes(&descriptors)?;
         Resolution::plan(
             std::mem::take(&mut self.providers),
             std::mem::take(&mut self.factories),

@@ -2,7 +2,9 @@
 //! generated from the gateways of an app: a channel per gateway path, an operation per
 //! subscribed event (the client sends, the server receives) with its reply, and message
 //! payloads whose `data` is described by the JSON Schema of the handler's body and reply
-//! types (derive [`schemars::JsonSchema`] on them; other types read as "any JSON").
+//! types (derive [`schemars::JsonSchema`] on them; other types read as "any JSON"). A
+//! gateway path with parameters (`/rooms/{id}`) is the channel's address, each parameter
+//! in its `parameters`.
 
 use serde_json::{Map, Value, json};
 
@@ -147,19 +149,21 @@ pub fn document(app: &App, info: &Info) -> Value {
             }
             operations.insert(request, operation);
         }
-        channels.insert(
-            channel.clone(),
-            json!({
-                "address": gateway.path(),
-                "title": gateway.name(),
-                "description": format!(
-                    "The `{}` gateway: JSON text frames `{{\"event\": ..., \"data\": ...}}` over a WebSocket at `{}`. Failures arrive as event `exception`.",
-                    gateway.name(),
-                    gateway.path()
-                ),
-                "messages": channel_messages,
-            }),
-        );
+        let mut channel_value = json!({
+            "address": gateway.path(),
+            "title": gateway.name(),
+            "description": format!(
+                "The `{}` gateway: JSON text frames `{{\"event\": ..., \"data\": ...}}` over a WebSocket at `{}`. Failures arrive as event `exception`.",
+                gateway.name(),
+                gateway.path()
+            ),
+            "messages": channel_messages,
+        });
+        let parameters = parameters(gateway.path());
+        if !parameters.is_empty() {
+            channel_value["parameters"] = Value::Object(parameters);
+        }
+        channels.insert(channel.clone(), channel_value);
     }
     let mut info_value = json!({"title": info.title, "version": info.version});
     if let Some(description) = &info.description {
@@ -179,10 +183,31 @@ pub fn document(app: &App, info: &Info) -> Value {
     })
 }
 
-/// A channel id from a path: `/chat` → `chat`, `/v1/chat` → `v1.chat`, `/` → `root`.
+/// A channel id from a path: `/chat` → `chat`, `/v1/chat` → `v1.chat`, `/` → `root`,
+/// `/rooms/{id}` → `rooms.id`.
 fn channel_id(path: &str) -> String {
-    let id = path.trim_matches('/').replace('/', ".");
+    let id = path
+        .trim_matches('/')
+        .replace('/', ".")
+        .replace(['{', '}', '*'], "");
     if id.is_empty() { "root".to_owned() } else { id }
+}
+
+/// The channel's `parameters`: one per `{name}` (or `{*rest}`) segment of its address.
+fn parameters(path: &str) -> Map<String, Value> {
+    crate::path_params::names(path)
+        .map(|name| {
+            let description = if path.contains(&format!("{{*{name}}}")) {
+                "The rest of the client's path, `/`s included, percent-decoded: read by `WsParam`."
+                    .to_owned()
+            } else {
+                format!(
+                    "The `{name}` segment of the client's path, percent-decoded: read by `WsParam`."
+                )
+            };
+            (name.to_owned(), json!({"description": description}))
+        })
+        .collect()
 }
 
 /// A message: the envelope with the event's name and the data's schema.
@@ -212,5 +237,28 @@ mod tests {
         assert_eq!(channel_id("/chat"), "chat");
         assert_eq!(channel_id("/v1/chat"), "v1.chat");
         assert_eq!(channel_id("/"), "root");
+        assert_eq!(
+            channel_id("/t/{tenant}/files/{*path}"),
+            "t.tenant.files.path"
+        );
+    }
+
+    #[test]
+    fn parameters_are_those_of_the_address() {
+        let parameters = super::parameters("/t/{tenant}/files/{*path}");
+        assert_eq!(parameters.len(), 2);
+        assert!(
+            parameters["tenant"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("`tenant`")
+        );
+        assert!(
+            parameters["path"]["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("The rest")
+        );
+        assert!(super::parameters("/chat").is_empty());
     }
 }

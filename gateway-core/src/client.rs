@@ -185,6 +185,10 @@ pub struct Handshake {
     /// Values attached during the handshake (e.g. by an authenticator), readable by
     /// extractors.
     pub extensions: http::Extensions,
+    /// The values of the `{name}` segments of the gateway path in the client's path
+    /// (`id` = `"42"` for `/rooms/42` on `/rooms/{id}`), percent-decoded by the transport;
+    /// none on a fixed path. [`WsParam<T>`](crate::WsParam) reads them typed.
+    pub path_params: crate::PathParams,
 }
 
 impl Handshake {

@@ -47,7 +47,8 @@ pub enum BuildError {
         /// The provider type that is missing.
         ty: &'static str,
     },
-    /// Two gateways are registered at the same path.
+    /// Two gateways are registered at the same path, or at one route written with other
+    /// parameter names (`/rooms/{id}` and `/rooms/{room}`).
     #[error(
         "gateways {first} ({first_at}) and {second} ({second_at}) are both mounted at path `{path}`; give one of them another path"
     )]
@@ -60,6 +61,25 @@ pub enum BuildError {
         first_at: String,
         /// The second gateway's type name.
         second: &'static str,
+        /// Where the second gateway is declared (`file:line`).
+        second_at: String,
+    },
+    /// Two gateway paths that a router cannot tell apart: a parameter and a wildcard in
+    /// one segment (`/rooms/{id}` and `/rooms/{*rest}`).
+    #[error(
+        "gateway {second} ({second_at}) at path `{second_path}` overlaps {first} ({first_at}) at path `{first_path}`: a client's path could match both; give one of them a fixed segment where they differ"
+    )]
+    ConflictingPaths {
+        /// The first gateway's type name.
+        first: &'static str,
+        /// The first gateway's path.
+        first_path: &'static str,
+        /// Where the first gateway is declared (`file:line`).
+        first_at: String,
+        /// The second gateway's type name.
+        second: &'static str,
+        /// The second gateway's path.
+        second_path: &'static str,
         /// Where the second gateway is declared (`file:line`).
         second_at: String,
     },

@@ -11,6 +11,7 @@
 //! | [`WsServer`] | the gateway's server handle |
 //! | [`Inject<T>`] | a provided service (checked when the app is built) |
 //! | [`Event`] | the event name |
+//! | [`WsParam<T>`](crate::WsParam) | the parameters of the gateway path (`/rooms/{id}`) |
 //! | your own type | implement [`FromContext`] |
 //!
 //! An argument that is neither an extractor nor deserializable is a compile error on its type.

@@ -3,7 +3,7 @@
 pub use crate::{
     Ack, App, Caught, Client, ClientId, Context, Data, Event, ExceptionFilter, FilterContext,
     GatewayApp, Guard, Identity, Inject, Interceptor, Next, Outcome, Pipe, Reply, RoomError,
-    TryData, ValidationPipe, WsException, WsResponse, WsServer,
+    TryData, ValidationPipe, WsException, WsParam, WsResponse, WsServer,
 };
 pub use ws_gateway_macros::{
     after_init, handle_connection, handle_disconnect, subscribe, use_filters, use_guards,

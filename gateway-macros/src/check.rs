@@ -117,8 +117,11 @@ fn path_given_once(cx: &Ctxt, gateway: &GatewayStruct<'_>) {
     }
 }
 
-/// A gateway path is one fixed axum route (`/`, `/chat`, `/v1/chat`): the upgrade handler
-/// is mounted there as is, and clients connect to exactly that URL.
+/// A gateway path is one axum route (`/`, `/chat`, `/rooms/{id}`, `/files/{*path}`): the
+/// upgrade handler is mounted there as is, and Socket.IO serves it as a namespace (a
+/// dynamic one when it has parameters). Both route with matchit, so a path is written in
+/// its syntax, restricted to what reads plainly: a parameter is a whole segment, a
+/// wildcard the last one.
 fn path_well_formed(cx: &Ctxt, lit: &syn::LitStr) {
     if let Some(problem) = path_problem(&lit.value()) {
         cx.error_at(lit.span(), problem);
@@ -132,8 +135,6 @@ fn path_problem(path: &str) -> Option<String> {
         Some("a gateway path has no whitespace".to_owned())
     } else if path.contains(['?', '#']) {
         Some("a gateway path has no query or fragment: remove what follows `?` or `#`".to_owned())
-    } else if path.contains(['{', '}', '*']) || path.split('/').any(|s| s.starts_with(':')) {
-        Some("a gateway path is fixed: route parameters and wildcards are not supported".to_owned())
     } else if path.len() > 1 && path.ends_with('/') {
         Some(format!(
             "remove the trailing `/`: write \"{}\"",
@@ -142,8 +143,67 @@ fn path_problem(path: &str) -> Option<String> {
     } else if path.contains("//") {
         Some("a gateway path has no empty segment (`//`)".to_owned())
     } else {
-        None
+        parameters_problem(path)
     }
+}
+
+/// The parameters of a path, `{name}` and a last `{*name}`, each with its own name.
+fn parameters_problem(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let mut names = Vec::new();
+    for (i, segment) in segments.iter().enumerate() {
+        let written_as = |fixed: &str| {
+            let mut fixed_path = segments.clone();
+            fixed_path[i] = fixed;
+            format!("/{}", fixed_path.join("/"))
+        };
+        if let Some(name) = segment.strip_prefix(':') {
+            return Some(format!(
+                "a path parameter is written in braces: write \"{}\"",
+                written_as(&format!("{{{name}}}"))
+            ));
+        }
+        if let Some(name) = segment.strip_prefix('*') {
+            return Some(format!(
+                "a wildcard is written in braces: write \"{}\"",
+                written_as(&format!("{{*{name}}}"))
+            ));
+        }
+        if !segment.contains(['{', '}', '*']) {
+            continue;
+        }
+        let Some(inner) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else {
+            return Some(format!(
+                "a path parameter is a whole segment, `{{name}}` between `/`s: `{segment}` is not one"
+            ));
+        };
+        let (wildcard, name) = match inner.strip_prefix('*') {
+            Some(name) => (true, name),
+            None => (false, inner),
+        };
+        let is_ident = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !is_ident {
+            return Some(format!(
+                "a path parameter is named by an identifier, like `{{id}}` or `{{*rest}}`: `{segment}` is not one"
+            ));
+        }
+        if wildcard && i + 1 != segments.len() {
+            return Some(format!(
+                "a wildcard takes the rest of the path: `{segment}` is the last segment"
+            ));
+        }
+        if names.contains(&name) {
+            return Some(format!(
+                "path parameter `{name}` is named twice: give each parameter its own name"
+            ));
+        }
+        names.push(name);
+    }
+    None
 }
 
 /// The registry builds one gateway per path from the app's providers: there is no place
@@ -481,8 +541,18 @@ mod tests {
     }
 
     #[test]
-    fn accepts_fixed_paths() {
-        for path in ["/", "/chat", "/v1/chat", "/a-b_c.d"] {
+    fn accepts_fixed_paths_and_parameters() {
+        for path in [
+            "/",
+            "/chat",
+            "/v1/chat",
+            "/a-b_c.d",
+            "/rooms/{id}",
+            "/t/{tenant}/rooms/{room_id}",
+            "/files/{*path}",
+            "/{*rest}",
+            "/{_x1}",
+        ] {
             assert_eq!(path_problem(path), None, "{path}");
         }
     }
@@ -497,16 +567,60 @@ mod tests {
                 "/chat?x=1",
                 "a gateway path has no query or fragment: remove what follows `?` or `#`",
             ),
-            (
-                "/rooms/{id}",
-                "a gateway path is fixed: route parameters and wildcards are not supported",
-            ),
-            (
-                "/rooms/:id",
-                "a gateway path is fixed: route parameters and wildcards are not supported",
-            ),
             ("/chat/", "remove the trailing `/`: write \"/chat\""),
             ("/a//b", "a gateway path has no empty segment (`//`)"),
+        ] {
+            assert_eq!(path_problem(path).as_deref(), Some(message), "{path}");
+        }
+    }
+
+    #[test]
+    fn rejects_parameters_matchit_reads_otherwise() {
+        for (path, message) in [
+            (
+                "/rooms/:id/chat",
+                "a path parameter is written in braces: write \"/rooms/{id}/chat\"",
+            ),
+            (
+                "/files/*path",
+                "a wildcard is written in braces: write \"/files/{*path}\"",
+            ),
+            (
+                "/rooms/{id",
+                "a path parameter is a whole segment, `{name}` between `/`s: `{id` is not one",
+            ),
+            (
+                "/rooms/r{id}",
+                "a path parameter is a whole segment, `{name}` between `/`s: `r{id}` is not one",
+            ),
+            (
+                "/rooms/{id}.json",
+                "a path parameter is a whole segment, `{name}` between `/`s: `{id}.json` is not one",
+            ),
+            (
+                "/a*b",
+                "a path parameter is a whole segment, `{name}` between `/`s: `a*b` is not one",
+            ),
+            (
+                "/rooms/{}",
+                "a path parameter is named by an identifier, like `{id}` or `{*rest}`: `{}` is not one",
+            ),
+            (
+                "/rooms/{1st}",
+                "a path parameter is named by an identifier, like `{id}` or `{*rest}`: `{1st}` is not one",
+            ),
+            (
+                "/rooms/{*}",
+                "a path parameter is named by an identifier, like `{id}` or `{*rest}`: `{*}` is not one",
+            ),
+            (
+                "/files/{*path}/meta",
+                "a wildcard takes the rest of the path: `{*path}` is the last segment",
+            ),
+            (
+                "/a/{id}/b/{id}",
+                "path parameter `id` is named twice: give each parameter its own name",
+            ),
         ] {
             assert_eq!(path_problem(path).as_deref(), Some(message), "{path}");
         }

@@ -32,7 +32,9 @@ use crate::expand::Rejected;
 
 /// Makes a struct a gateway, or collects the handlers of its `impl` block.
 ///
-/// On the struct, `path` is the axum route it is served at. Each field is resolved when the
+/// On the struct, `path` is the axum route it is served at: fixed (`/chat`), or with
+/// parameters as whole segments, `{name}`, and a last `{*rest}` wildcard (`/rooms/{id}`),
+/// read by `WsParam<T>`. Each field is resolved when the
 /// app is built: [`Inject<T>`](https://docs.rs/gateway-core) from a provider, `WsServer` for
 /// the gateway's own server handle, `Option<Inject<T>>` for an optional provider. A
 /// missing provider fails `GatewayApp::build` with an error naming the gateway, the field and

@@ -3,7 +3,7 @@ use ws_gateway_core::prelude::*;
 #[websocket_gateway(path = "chat")]
 pub struct A;
 
-#[websocket_gateway(path = "/rooms/{id}")]
+#[websocket_gateway(path = "/rooms/:id")]
 pub struct B;
 
 #[websocket_gateway(path = "/chat/")]
