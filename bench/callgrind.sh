@@ -7,6 +7,8 @@
 #   bench/callgrind.sh --socketio   # also ours over Socket.IO against socketioxide alone
 #   bench/callgrind.sh --rounds 3   # every pair of runs three times; each cell the median
 #   bench/callgrind.sh --short 3 --long 9   # seconds of load of the two runs (the default)
+#   bench/callgrind.sh --event echo_value   # our echo reads the data into a serde_json::Value
+#   bench/callgrind.sh --features preserve_order   # gateway-bench's cargo features
 #
 # Method. Each server runs under `valgrind --tool=callgrind` on 127.0.0.1:$CALLGRIND_PORT
 # (default 3950), pinned to CPU 0 as in bench/run.sh (so tokio runs one worker thread), the
@@ -14,6 +16,10 @@
 # under the same load for a short and a long time (plus 1 s of warm-up):
 #   echo       8 connections, each sending an `echo` and waiting for the reply, in a loop
 #   broadcast  1,000 receivers, one sender keeping at most 16 broadcasts in flight
+# Our servers' echo is `echo` (the data kept raw), or with --event `echo_value` (read into a
+# `serde_json::Value` and written back) or `echo_typed` (into a struct); the peers always
+# answer `echo`. --features builds gateway-bench with those features, e.g. `preserve_order`
+# (serde_json's, for every crate of the build: a `Value`'s map is then an `IndexMap`).
 # It is then stopped with SIGTERM (valgrind writes the counts out on the fatal signal), and
 # the process's total instruction count (Ir, every thread, start-up and shutdown included)
 # is read from the callgrind file. The load generator prints `total=`, exactly how many
@@ -42,8 +48,10 @@ SOCKETIO=0
 ROUNDS=1
 SHORT=3
 LONG=9
+EVENT=echo
+FEATURES=
 usage() {
-  echo "usage: $0 [--socketio] [--rounds N] [--short SECS] [--long SECS]" >&2
+  echo "usage: $0 [--socketio] [--rounds N] [--short SECS] [--long SECS] [--event NAME] [--features LIST]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -52,6 +60,8 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
     --short) SHORT=${2:?--short needs seconds}; shift ;;
     --long) LONG=${2:?--long needs seconds}; shift ;;
+    --event) EVENT=${2:?--event needs an event name}; shift ;;
+    --features) FEATURES=${2:?--features needs a list}; shift ;;
     *) usage ;;
   esac
   shift
@@ -82,9 +92,11 @@ else
   SERVER_PIN=(); LOADGEN_PIN=()
 fi
 
-echo "callgrind.sh: building (release, line tables) into $BUILD_DIR" >&2
+FEATURE_ARGS=()
+[ -n "$FEATURES" ] && FEATURE_ARGS=(--features "$(tr ', ' '\n\n' <<<"$FEATURES" | sed '/^$/d; s/^/gateway-bench\//' | paste -sd, -)")
+echo "callgrind.sh: building (release, line tables${FEATURES:+, features $FEATURES}) into $BUILD_DIR" >&2
 CARGO_TARGET_DIR=$BUILD_DIR CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-  cargo build --release --quiet -p gateway-bench -p gateway-loadgen
+  cargo build --release --quiet -p gateway-bench -p gateway-loadgen "${FEATURE_ARGS[@]}"
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -104,13 +116,20 @@ if listening "$PORT"; then
   exit 1
 fi
 
-# binary_of NAME / protocol_of NAME: the server's binary, what the load generator speaks.
+# binary_of NAME / event_of NAME / protocol_of NAME: the server's binary, the event of its
+# echo runs, what the load generator speaks.
 binary_of() {
   case "$1" in
     ours) echo bench-server ;;
     raw) echo raw-axum ;;
     sio) echo socketio-bench-server ;;
     sioxide) echo raw-socketioxide ;;
+  esac
+}
+event_of() {
+  case "$1" in
+    ours|sio) echo "$EVENT" ;;
+    *) echo echo ;;
   esac
 }
 protocol_of() {
@@ -178,7 +197,7 @@ measure() {
   secs=$([ "$3" = short ] && echo "$SHORT" || echo "$LONG")
   file="$OUT/$name-$scenario-$3.out"
   case "$scenario" in
-    echo) args=(echo --connections "$ECHO_CONNS") ;;
+    echo) args=(echo --connections "$ECHO_CONNS" --event "$(event_of "$name")") ;;
     broadcast) args=(broadcast --receivers "$RECEIVERS") ;;
   esac
   echo "## $name $scenario ${secs}s" >>"$LOG"
@@ -265,6 +284,8 @@ ROWS=(
   "sio:sioxide:broadcast:Socket.IO broadcast delivery, $(n "$RECEIVERS") receivers (peer: socketioxide)"
 )
 HOW="callgrind, ${LONG} s − ${SHORT} s slope"
+[ "$EVENT" != echo ] && HOW+=", ours echoing \`$EVENT\`"
+[ -n "$FEATURES" ] && HOW+=", features $FEATURES"
 [ "$ROUNDS" -gt 1 ] && HOW+=", median of $ROUNDS rounds"
 {
   echo "| scenario ($HOW) | ours, instructions per op | peer, instructions per op | ours / peer |"

@@ -159,6 +159,22 @@ async fn events_echoes_its_data() {
     assert_eq!(client.expect("events").await.unwrap(), data);
 }
 
+/// The data the client wrote, not sorted (`{"n":..,"test":..}` before the example enabled
+/// `preserve_order`): compared as text, since a `Value` compares equal in any key order.
+#[tokio::test]
+async fn events_keeps_the_clients_key_order() {
+    let server = server().await;
+    let mut client = connect_as(&server, "alice").await;
+    for data in [
+        r#"{"test":"test","n":[1,2,3]}"#,
+        r#"{"z":{"b":1,"a":[{"y":2,"x":{"d":null,"c":"x"}}]},"m":-1.5,"a":true}"#,
+    ] {
+        let text = format!(r#"{{"event":"events","data":{data}}}"#);
+        client.send_text(text.clone()).await.unwrap();
+        assert_eq!(client.expect_frame("events").await.unwrap().raw, text);
+    }
+}
+
 #[tokio::test]
 async fn identity_replies_under_its_event_with_the_request_id() {
     let server = server().await;

@@ -632,6 +632,44 @@ async fn the_chat_example_serves_socketio_on_its_namespace() {
     alice.close().await;
 }
 
+/// The chat example's `events` (a `serde_json::Value` body, the example built with
+/// `preserve_order`) answers socket.io-client with the keys in the order it sent them, as
+/// JavaScript shows them (`raw` is the client's `JSON.stringify`).
+#[tokio::test]
+async fn the_chat_examples_events_keeps_the_clients_key_order() {
+    let auth = chat::auth::AuthService::new("sio-order-secret").with_users([("alice", "a")]);
+    let app = chat::app_with(auth.clone()).build().unwrap();
+    let router = chat::router(&app, auth.clone());
+    let server = TestServer::start_router(app, router).await.unwrap();
+    let token = auth.issue("alice").unwrap();
+    let (mut node, first) =
+        Node::open(&http_url(&server, "/chat"), json!({ "token": token }), None).await;
+    assert_eq!(first["type"], "connect", "{first}");
+    for data in [
+        r#"{"test":"test","n":[1,2,3]}"#,
+        r#"{"z":{"b":1,"a":[{"y":2,"x":{"d":null,"c":"x"}}]},"m":-1.5,"a":true}"#,
+    ] {
+        node.send_line(&format!(
+            r#"{{"cmd":"emit","event":"events","args":[{data}],"ack":true}}"#
+        ))
+        .await;
+        let ack = node
+            .next_where(|r| r["type"] == "ack" && r["event"] == "events")
+            .await;
+        assert_eq!(ack["raw"], format!("[{data}]"));
+        // Without a callback, emitted back under `events`.
+        node.send_line(&format!(
+            r#"{{"cmd":"emit","event":"events","args":[{data}],"ack":false}}"#
+        ))
+        .await;
+        let event = node
+            .next_where(|r| r["type"] == "event" && r["event"] == "events")
+            .await;
+        assert_eq!(event["raw"], format!("[{data}]"));
+    }
+    node.close().await;
+}
+
 #[tokio::test]
 async fn socketio_clients_of_two_instances_share_rooms_through_redis() {
     use ws_gateway_redis::{RedisAdapter, RedisConfig};

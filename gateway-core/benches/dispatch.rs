@@ -3,8 +3,8 @@
 //!
 //! - `frame_decode`: parsing `{"event":..,"data":..}` (event borrowed, data kept raw);
 //! - `handle_json`: decode + event lookup + extraction + a sync handler + reply encode,
-//!   through the pipeline (`GatewayRuntime::handle_json`), for a raw-JSON echo and a
-//!   `serde_json::Value` echo;
+//!   through the pipeline (`GatewayRuntime::handle_json`), for a raw-JSON echo, a typed echo
+//!   and a `serde_json::Value` echo (`--features preserve_order`: with an `IndexMap`);
 //! - `reply_encode`: encoding `{"event":..,"data":..}` from a raw body and from a typed one.
 
 // `criterion_group!` defines an undocumented `pub fn`.
@@ -22,6 +22,8 @@ use ws_gateway_core::{Frame, Handshake};
 const ECHO: &str = r#"{"event":"echo","data":{"user":"bench","text":"hello, gateway"}}"#;
 const ECHO_VALUE: &str =
     r#"{"event":"echo_value","data":{"user":"bench","text":"hello, gateway"}}"#;
+const ECHO_TYPED: &str =
+    r#"{"event":"echo_typed","data":{"user":"bench","text":"hello, gateway"}}"#;
 
 /// The benchmark gateway: the same handlers as `bench-server`.
 #[websocket_gateway(path = "/bench")]
@@ -38,12 +40,23 @@ impl BenchGateway {
     fn echo_value(&self, data: serde_json::Value) -> serde_json::Value {
         data
     }
+
+    #[subscribe("echo_typed")]
+    fn echo_typed(&self, data: Owned) -> Owned {
+        data
+    }
 }
 
 #[derive(Serialize)]
 struct Message<'a> {
     user: &'a str,
     text: &'a str,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct Owned {
+    user: String,
+    text: String,
 }
 
 /// The reply frame of a request answered inline.
@@ -62,8 +75,11 @@ fn benches(c: &mut Criterion) {
     let (client, _queue) = gateway.open(Handshake::default(), 1024);
 
     // The handlers answer as expected before anything is timed.
-    let reply = reply_of(gateway.handle_json(&client, ECHO)).map(|f| f.as_str().to_owned());
-    assert_eq!(reply.as_deref(), Some(ECHO));
+    for request in [ECHO, ECHO_VALUE, ECHO_TYPED] {
+        let reply = reply_of(gateway.handle_json(&client, request)).map(|f| f.as_str().to_owned());
+        // The `Value` echo sorts `user` after `text`, unless `preserve_order` is on.
+        assert!(reply.is_some_and(|reply| request == ECHO_VALUE || reply == request));
+    }
 
     c.bench_function("frame_decode", |b| {
         b.iter(|| parse(black_box(ECHO)).is_ok());
@@ -75,6 +91,9 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("echo_value", |b| {
         b.iter(|| reply_of(gateway.handle_json(&client, black_box(ECHO_VALUE))));
+    });
+    group.bench_function("echo_typed", |b| {
+        b.iter(|| reply_of(gateway.handle_json(&client, black_box(ECHO_TYPED))));
     });
     group.finish();
 

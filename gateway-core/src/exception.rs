@@ -216,9 +216,11 @@ impl WsException {
             return self;
         }
         let value = serde_json::to_value(value).unwrap_or(Value::Null);
-        self.fields
-            .get_or_insert_with(Default::default)
-            .insert(key, value);
+        let fields = self.fields.get_or_insert_with(Default::default);
+        fields.insert(key, value);
+        // Sorted whatever the build: with serde_json's `preserve_order` (which any crate of
+        // the build may turn on) a `Map` keeps insertion order instead.
+        fields.sort_keys();
         self
     }
 

@@ -6,8 +6,8 @@
 //! it speaks Socket.IO over Engine.IO v4's WebSocket transport instead (namespace `/`,
 //! `42["event",data]` frames, Engine.IO pings answered), for our Socket.IO adapter and
 //! socketioxide alone. Modes:
-//! - `echo`: N connections each send an `echo` event and wait for the reply, in a loop;
-//!   round trips per second and p50/p99/p999 latency.
+//! - `echo`: N connections each send an `echo` event (`--event` another) and wait for the
+//!   reply, in a loop; round trips per second and p50/p99/p999 latency.
 //! - `broadcast`: R receivers and one sender of `broadcast` events carrying a sequence number
 //!   and a send timestamp; deliveries per second and delivery latency. The sender keeps at
 //!   most `--window` broadcasts ahead of the slowest receiver, so no server queue overflows;
@@ -244,6 +244,10 @@ enum Mode {
         /// Seconds of warm-up before measuring.
         #[arg(long, env = "LOADGEN_WARMUP", default_value_t = 1.0)]
         warmup: f64,
+        /// The event sent, whose reply comes back under the same name (`bench-server` also
+        /// has `echo_value` and `echo_typed`: the body as a `serde_json::Value`, as a struct).
+        #[arg(long, env = "LOADGEN_EVENT", default_value = "echo")]
+        event: String,
     },
     /// Fan-out of `broadcast` events from one sender to every receiver.
     #[command(after_help = AFTER_HELP)]
@@ -401,14 +405,16 @@ async fn echo(
     n: usize,
     duration: f64,
     warmup: f64,
+    event: &str,
 ) -> Result<(), Error> {
     let sockets = target.open_many(n, cli.open_concurrency).await?;
     let (from, until) = window(warmup, duration);
     let protocol = target.protocol;
-    let request = Utf8Bytes::from(protocol.encode("echo", ECHO_DATA));
+    let request = Utf8Bytes::from(protocol.encode(event, ECHO_DATA));
     let mut tasks = Vec::with_capacity(n);
     for mut ws in sockets {
         let request = request.clone();
+        let event = event.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut hist = histogram();
             let (mut errors, mut done) = (0u64, 0u64);
@@ -425,7 +431,7 @@ async fn echo(
                     errors += 1;
                     break;
                 };
-                if protocol.is_event(&reply, "echo") {
+                if protocol.is_event(&reply, &event) {
                     done += 1;
                 } else {
                     errors += 1;
@@ -775,7 +781,8 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             connections,
             duration,
             warmup,
-        } => echo(cli, &target, connections, duration, warmup).await,
+            ref event,
+        } => echo(cli, &target, connections, duration, warmup, event).await,
         Mode::Broadcast {
             receivers,
             duration,

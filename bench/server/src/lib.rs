@@ -5,6 +5,11 @@
 //! - `echo` replies with the same data under `echo`;
 //! - `broadcast` sends its data under `broadcast` to every client and replies nothing.
 //!
+//! and two more echoes for `bench/callgrind.sh --event`, the load generator's
+//! `{"user":..,"text":..}` read into a DOM or a struct rather than kept raw: `echo_value`
+//! (a `serde_json::Value`, whose map is a `BTreeMap`, or an `IndexMap` with the feature
+//! `preserve_order`) and `echo_typed` (a struct).
+//!
 //! The rate limit is off (a load generator sends far more than 1,000 messages a second per
 //! connection); every other setting is the default `ConnectionConfig`.
 //!
@@ -14,8 +19,18 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ws_gateway_axum::prelude::*;
+
+/// The load generator's echo data, `{"user":"bench","text":"hello, gateway"}`, typed.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct EchoData {
+    /// Who sends.
+    pub user: String,
+    /// What.
+    pub text: String,
+}
 
 /// Echo and broadcast, as in `bench/peers/nest`, `raw-axum` and `raw-socketioxide`.
 #[websocket_gateway(path = "/")]
@@ -29,6 +44,18 @@ impl BenchGateway {
     /// as in the hand-written `raw-axum` server.
     #[subscribe("echo")]
     fn echo(&self, data: Box<RawValue>) -> Box<RawValue> {
+        data
+    }
+
+    /// `echo` with the data read into a `serde_json::Value` and written back from it.
+    #[subscribe("echo_value")]
+    fn echo_value(&self, data: serde_json::Value) -> serde_json::Value {
+        data
+    }
+
+    /// `echo` with the data read into a struct and written back from it.
+    #[subscribe("echo_typed")]
+    fn echo_typed(&self, data: EchoData) -> EchoData {
         data
     }
 

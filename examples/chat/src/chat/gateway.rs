@@ -54,7 +54,9 @@ pub struct ChatGateway {
 
 #[websocket_gateway]
 impl ChatGateway {
-    /// Replies with the data unchanged, the guide's `handleEvent`.
+    /// Replies with the data unchanged, the guide's `handleEvent`: the keys in the order
+    /// the client sent them, as NestJS does, since this crate turns on ws-gateway's
+    /// `preserve_order` (without it a `Value` sorts its keys).
     #[subscribe("events")]
     async fn handle_event(&self, data: Value) -> Value {
         data
