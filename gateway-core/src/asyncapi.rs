@@ -149,11 +149,27 @@ pub fn document(app: &App, info: &Info) -> Value {
             }
             operations.insert(request, operation);
         }
+        // The answer to an acknowledgement the server asked for (`emit_with_ack`).
+        let answer_id = format!("{channel}.ack");
+        messages.insert(answer_id.clone(), ack_answer());
+        channel_messages.insert(
+            "ack".to_owned(),
+            json!({"$ref": format!("#/components/messages/{answer_id}")}),
+        );
+        operations.insert(
+            answer_id.clone(),
+            json!({
+                "action": "receive",
+                "channel": {"$ref": format!("#/channels/{channel}")},
+                "summary": "a client answers an acknowledgement the server asked for",
+                "messages": [{"$ref": format!("#/channels/{channel}/messages/ack")}],
+            }),
+        );
         let mut channel_value = json!({
             "address": gateway.path(),
             "title": gateway.name(),
             "description": format!(
-                "The `{}` gateway: JSON text frames `{{\"event\": ..., \"data\": ...}}` over a WebSocket at `{}`. Failures arrive as event `exception`.",
+                "The `{}` gateway: JSON text frames `{{\"event\": ..., \"data\": ...}}` over a WebSocket at `{}`. Failures arrive as event `exception`. A frame the server sends with `\"ack\": N` (a positive integer never reused on the connection) asks for an acknowledgement: the client answers `{{\"ack\": N, \"data\": ...}}`, without `event`; unknown, repeated and late answers are ignored.",
                 gateway.name(),
                 gateway.path()
             ),
@@ -211,6 +227,23 @@ fn parameters(path: &str) -> Map<String, Value> {
 }
 
 /// A message: the envelope with the event's name and the data's schema.
+/// `{"ack": N, "data": ...}`: a client's answer to `{"event":..,"data":..,"ack":N}`.
+fn ack_answer() -> Value {
+    json!({
+        "name": "ack",
+        "title": "answer to an acknowledgement",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "properties": {
+                "ack": {"type": "integer", "minimum": 1},
+                "data": {},
+            },
+            "required": ["ack"],
+        },
+    })
+}
+
 fn message(event: &str, data: Option<&Value>, kind: &str) -> Value {
     let mut properties = json!({"event": {"type": "string", "const": event}});
     if let Some(data) = data {
