@@ -790,8 +790,14 @@ mod tests {
                 .into_json()
                 .map(|data| data.get().to_owned())
         };
-        assert_eq!(answer(r#"[{"z":1,"a":2.50}]"#).unwrap(), r#"{"z":1,"a":2.50}"#);
+        assert_eq!(
+            answer(r#"[{"z":1,"a":2.50}]"#).unwrap(),
+            r#"{"z":1,"a":2.50}"#
+        );
         assert_eq!(answer("[]").unwrap(), "null");
-        assert_eq!(answer(r#"[1, "two",{"b":[3],"a":0}]"#).unwrap(), r#"[1,"two",{"b":[3],"a":0}]"#);
+        assert_eq!(
+            answer(r#"[1, "two",{"b":[3],"a":0}]"#).unwrap(),
+            r#"[1,"two",{"b":[3],"a":0}]"#
+        );
     }
 }
