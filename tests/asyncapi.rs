@@ -24,7 +24,7 @@ fn the_document_describes_every_event_with_its_types() {
     assert_eq!(doc["channels"]["chat"]["address"], "/chat");
     assert_eq!(doc["channels"]["auth"]["address"], "/auth");
     for event in [
-        "events", "identity", "join", "leave", "message", "whoami", "history",
+        "events", "identity", "join", "leave", "message", "whoami", "history", "poll",
     ] {
         let operation = &doc["operations"][format!("chat.{event}")];
         assert_eq!(operation["action"], "receive", "{event}");
@@ -39,6 +39,34 @@ fn the_document_describes_every_event_with_its_types() {
     assert!(doc["operations"]["chat.message"].get("reply").is_none());
     let joined = &doc["components"]["messages"]["chat.join.reply"]["payload"]["properties"];
     assert_eq!(joined["data"]["$ref"], "#/components/schemas/RoomRef");
+    // `poll`: the question bounded as `ValidationPipe` checks it, the reply with its answers.
+    let ask = &doc["components"]["schemas"]["AskPoll"];
+    assert_eq!(ask["properties"]["question"]["minLength"], 1);
+    assert_eq!(ask["properties"]["question"]["maxLength"], 200);
+    let result = &doc["components"]["messages"]["chat.poll.reply"]["payload"]["properties"];
+    assert_eq!(result["data"]["$ref"], "#/components/schemas/PollResult");
+    let answers = &doc["components"]["schemas"]["PollResult"]["properties"]["answers"];
+    assert_eq!(answers["items"]["$ref"], "#/components/schemas/PollAnswer");
+    // The server's `question`, sent with an acknowledgement number, and the answer it awaits.
+    let question = &doc["operations"]["chat.question"];
+    assert_eq!(question["action"], "send");
+    assert_eq!(
+        question["reply"]["messages"][0]["$ref"],
+        "#/channels/chat/messages/question.answer"
+    );
+    let sent = &doc["components"]["messages"]["chat.question"]["payload"];
+    assert_eq!(sent["properties"]["event"]["const"], "question");
+    assert_eq!(
+        sent["properties"]["data"]["$ref"],
+        "#/components/schemas/Question"
+    );
+    assert_eq!(sent["properties"]["ack"]["type"], "integer");
+    assert_eq!(
+        doc["components"]["schemas"]["Question"]["required"],
+        serde_json::json!(["question", "from"])
+    );
+    let answer = &doc["components"]["messages"]["chat.question.answer"]["payload"];
+    assert_eq!(answer["required"], serde_json::json!(["ack"]));
     // The password hash is not part of the reply's schema either.
     let user = &doc["components"]["schemas"]["User"];
     assert!(user["properties"].get("password_hash").is_none(), "{user}");

@@ -1,5 +1,5 @@
-//! The chat page in headless Chromium: two pages log in, join a room, chat, and one sees a
-//! validation error under its input. Driven by npm's `playwright-core` from
+//! The chat page in headless Chromium: two pages log in, join a room, chat, one sees a
+//! validation error under its input, and one asks a quick poll that the other answers. Driven by npm's `playwright-core` from
 //! `tests/browser` (`./scripts/test.sh` installs Debian's chromium and runs `npm ci`).
 //! Screenshots land in `target/e2e/`.
 
@@ -50,6 +50,7 @@ async fn two_pages_chat_in_chromium() {
         stdout.contains("text length must be between 1 and 500"),
         "{stdout}"
     );
+    assert!(stdout.contains("bob: Yes please"), "{stdout}");
     for page in ["alice.png", "bob.png"] {
         let size = std::fs::metadata(shots.join(page)).unwrap().len();
         assert!(size > 1000, "{page} is {size} bytes");

@@ -265,3 +265,135 @@ async fn history_streams_the_last_fifty_messages_as_message_events() {
     let expected: Vec<String> = (5..55).map(|n| n.to_string()).collect();
     assert_eq!(texts, expected);
 }
+
+/// `{"event":"poll","data":{"room":..,"question":..},"id":..}` as text.
+fn poll_frame(room: &str, question: &str, id: u32) -> String {
+    json!({"event": "poll", "data": {"room": room, "question": question}, "id": id}).to_string()
+}
+
+#[tokio::test]
+async fn a_poll_ends_when_every_member_answered_with_the_answers_as_sent() {
+    let server = server().await;
+    let mut alice = joined(&server, "alice", "quiz").await;
+    let mut bob = joined(&server, "bob", "quiz").await;
+    let mut carol = joined(&server, "carol", "elsewhere").await;
+
+    let asked = std::time::Instant::now();
+    alice
+        .send_text(poll_frame("quiz", "Tabs or spaces?", 7))
+        .await
+        .unwrap();
+    let question = bob.expect_frame("question").await.unwrap();
+    let ack = question
+        .ack
+        .expect("the question asks for an acknowledgement");
+    assert_eq!(
+        question.raw,
+        format!(
+            r#"{{"event":"question","data":{{"question":"Tabs or spaces?","from":"alice"}},"ack":{ack}}}"#
+        )
+    );
+    // Keys in an order serde_json would not choose: the asker reads them as sent.
+    bob.send_text(format!(
+        r#"{{"ack":{ack},"data":{{"z":"spaces","a":[4]}}}}"#
+    ))
+    .await
+    .unwrap();
+
+    let result = alice.expect_frame("poll").await.unwrap();
+    assert!(
+        asked.elapsed() < chat::chat::POLL_TIMEOUT,
+        "the only asked member answered: no need to wait for the timeout"
+    );
+    assert_eq!(result.id, Some(json!(7)));
+    assert!(
+        result.raw.contains(
+            r#""answers":[{"from":"bob","answer":{"z":"spaces","a":[4]}}],"unanswered":0"#
+        ),
+        "{}",
+        result.raw
+    );
+    // Neither the asker nor a member of another room was asked.
+    for client in [&mut alice, &mut carol] {
+        client.emit("identity", &3).await.unwrap();
+        assert_eq!(client.recv().await.unwrap().event, "identity");
+    }
+}
+
+#[tokio::test]
+async fn a_poll_from_a_non_member_is_the_same_exception_as_message() {
+    let server = server().await;
+    let mut alice = connect_as(&server, "alice").await;
+    let _bob = joined(&server, "bob", "secret").await;
+    alice
+        .send_text(poll_frame("secret", "Anyone?", 1))
+        .await
+        .unwrap();
+    let frame = alice.expect_frame("exception").await.unwrap();
+    assert_eq!(frame.id, Some(json!(1)));
+    assert_eq!(
+        frame.data["message"],
+        r#"Join room "secret" before sending to it"#
+    );
+    assert_eq!(frame.data["code"], "NOT_IN_ROOM");
+    assert_eq!(frame.data["cause"]["pattern"], "poll");
+}
+
+#[tokio::test]
+async fn poll_questions_of_0_and_201_characters_are_refused_by_validation() {
+    let server = server().await;
+    let mut alice = joined(&server, "alice", "quiz").await;
+    let mut bob = joined(&server, "bob", "quiz").await;
+    // 200 characters of two bytes each pass; one more does not.
+    for question in [String::new(), "é".repeat(201)] {
+        alice
+            .send_text(poll_frame("quiz", &question, 2))
+            .await
+            .unwrap();
+        let err = alice.expect("exception").await.unwrap();
+        assert_eq!(err["message"], "Validation failed");
+        assert_eq!(
+            err["errors"]["question"],
+            json!(["length must be between 1 and 200"]),
+            "{err}"
+        );
+    }
+    alice
+        .send_text(poll_frame("quiz", &"é".repeat(200), 3))
+        .await
+        .unwrap();
+    let question = bob.expect_frame("question").await.unwrap();
+    assert_eq!(
+        question.data["question"].as_str().unwrap().chars().count(),
+        200
+    );
+    bob.answer(question.ack.unwrap(), &"ok").await.unwrap();
+    assert_eq!(
+        alice.expect("poll").await.unwrap(),
+        json!({"answers": [{"from": "bob", "answer": "ok"}], "unanswered": 0})
+    );
+}
+
+/// Each client is in its user's room, by which polls name answerers of other instances:
+/// nobody joins or leaves another's, or its own.
+#[tokio::test]
+async fn the_users_own_rooms_cannot_be_joined_or_left() {
+    let server = server().await;
+    let mut alice = connect_as(&server, "alice").await;
+    let _bob = connect_as(&server, "bob").await;
+    for event in ["join", "leave"] {
+        for room in ["@bob", "@alice"] {
+            alice.emit(event, &json!({ "room": room })).await.unwrap();
+            let err = alice.expect("exception").await.unwrap();
+            assert_eq!(err["code"], "RESERVED_ROOM", "{event} {room}: {err}");
+            assert_eq!(
+                err["message"],
+                format!(
+                    "Room {room:?} is reserved: names starting with @ are the users' own rooms"
+                )
+            );
+        }
+    }
+    let rooms = server.app().server("/chat").unwrap().rooms();
+    assert_eq!(rooms, ["@alice", "@bob"]);
+}

@@ -57,3 +57,57 @@ async fn clients_of_two_instances_chat_in_one_room() {
         assert_eq!(client.recv().await.unwrap().event, "identity");
     }
 }
+
+/// A poll on instance A reaches the room's members on B through Redis, and names them:
+/// their user's room (`@name`) tells who they are, where A has no identity of theirs.
+#[tokio::test]
+async fn a_poll_is_answered_and_named_across_instances() {
+    let prefix = format!("chat-test-{}-{}", std::process::id(), line!());
+    let auth = AuthService::new("scale-out-secret");
+    let a = instance(&prefix, &auth).await;
+    let b = instance(&prefix, &auth).await;
+    let mut ann = joined(&a, &auth, "ann").await;
+    let mut amy = joined(&a, &auth, "amy").await;
+    let mut bob = joined(&b, &auth, "bob").await;
+
+    ann.send_text(r#"{"event":"poll","data":{"room":"lobby","question":"Ready?"},"id":9}"#)
+        .await
+        .unwrap();
+    let asked = std::time::Instant::now();
+    let question = json!({"question": "Ready?", "from": "ann"});
+    let to_bob = bob.expect_frame("question").await.unwrap();
+    assert_eq!(to_bob.data, question);
+    let to_amy = amy.expect_frame("question").await.unwrap();
+    assert_eq!(to_amy.data, question);
+    bob.send_text(format!(
+        r#"{{"ack":{},"data":{{"z":true,"a":null}}}}"#,
+        to_bob.ack.unwrap()
+    ))
+    .await
+    .unwrap();
+    amy.answer(to_amy.ack.unwrap(), &"yes").await.unwrap();
+
+    let result = ann.expect_frame("poll").await.unwrap();
+    assert!(
+        asked.elapsed() < chat::chat::POLL_TIMEOUT,
+        "both answered: B reported how many it asked, no need to wait for the timeout"
+    );
+    assert_eq!(result.id, Some(json!(9)));
+    assert_eq!(result.data["unanswered"], 0);
+    let mut answers = result.data["answers"].as_array().unwrap().clone();
+    answers.sort_by_key(|answer| answer["from"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        answers,
+        [
+            json!({"from": "amy", "answer": "yes"}),
+            json!({"from": "bob", "answer": {"z": true, "a": null}}),
+        ]
+    );
+    assert!(
+        result
+            .raw
+            .contains(r#"{"from":"bob","answer":{"z":true,"a":null}}"#),
+        "{}",
+        result.raw
+    );
+}

@@ -1025,3 +1025,82 @@ impl Node {
         assert_eq!(self.expect_event("said").await, json!(["anyone?"]));
     }
 }
+
+/// The chat example's quick poll, answered by two plain WebSocket members and a Socket.IO
+/// member (with its callback), while one member stays silent: the asker gets the three
+/// answers as sent, named, and one unanswered, after the poll's timeout.
+#[tokio::test]
+async fn a_chat_poll_is_answered_over_both_transports_and_counts_the_silent() {
+    let auth = chat::auth::AuthService::new("sio-poll-secret");
+    let app = chat::app_with(auth.clone()).build().unwrap();
+    let router = chat::router(&app, auth.clone());
+    let server = TestServer::start_router(app, router).await.unwrap();
+
+    let mut alice = ws_in_lobby(&server, &auth, "alice").await;
+    let mut bob = ws_in_lobby(&server, &auth, "bob").await;
+    let mut carol = ws_in_lobby(&server, &auth, "carol").await;
+    let mut erin = ws_in_lobby(&server, &auth, "erin").await;
+    let token = auth.issue("dave").unwrap();
+    let (mut dave, first) =
+        Node::open(&http_url(&server, "/chat"), json!({ "token": token }), None).await;
+    assert_eq!(first["type"], "connect", "{first}");
+    // As a line of text: keys in an order serde_json would not choose.
+    dave.send_line(r#"{"cmd":"answer","event":"question","args":[{"z":"sio","a":1}]}"#)
+        .await;
+    dave.next_where(|r| r["type"] == "answering").await;
+    dave.emit("join", json!([{"room": "lobby"}]), false).await;
+    dave.expect_event("joined").await;
+
+    let asked = std::time::Instant::now();
+    alice
+        .send_text(r#"{"event":"poll","data":{"room":"lobby","question":"Lunch?"},"id":"p1"}"#)
+        .await
+        .unwrap();
+    let question = json!({"question": "Lunch?", "from": "alice"});
+    let to_bob = bob.expect_frame("question").await.unwrap();
+    let to_carol = carol.expect_frame("question").await.unwrap();
+    assert_eq!((&to_bob.data, &to_carol.data), (&question, &question));
+    let heard = dave
+        .next_where(|r| r["type"] == "event" && r["event"] == "question")
+        .await;
+    assert_eq!(
+        (heard["args"].clone(), heard["ack"].clone()),
+        (json!([question]), json!(true))
+    );
+    assert!(erin.expect_frame("question").await.unwrap().ack.is_some());
+    bob.answer(to_bob.ack.unwrap(), &"pizza").await.unwrap();
+    carol
+        .send_text(format!(
+            r#"{{"ack":{},"data":{{"z":"ws","a":[2]}}}}"#,
+            to_carol.ack.unwrap()
+        ))
+        .await
+        .unwrap();
+
+    let result = alice.expect_frame("poll").await.unwrap();
+    assert!(
+        asked.elapsed() >= chat::chat::POLL_TIMEOUT,
+        "erin never answered"
+    );
+    assert_eq!(result.id, Some(json!("p1")));
+    assert_eq!(result.data["unanswered"], 1);
+    // By arrival, which three sockets do not fix: compare by name, and the raw text for
+    // each answer exactly as sent.
+    let mut answers = result.data["answers"].as_array().unwrap().clone();
+    answers.sort_by_key(|answer| answer["from"].as_str().unwrap().to_owned());
+    assert_eq!(
+        answers,
+        [
+            json!({"from": "bob", "answer": "pizza"}),
+            json!({"from": "carol", "answer": {"z": "ws", "a": [2]}}),
+            json!({"from": "dave", "answer": {"z": "sio", "a": 1}}),
+        ]
+    );
+    for raw in [
+        r#"{"from":"carol","answer":{"z":"ws","a":[2]}}"#,
+        r#"{"from":"dave","answer":{"z":"sio","a":1}}"#,
+    ] {
+        assert!(result.raw.contains(raw), "{raw} in {}", result.raw);
+    }
+    dave.close().await;
+}

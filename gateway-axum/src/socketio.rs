@@ -673,20 +673,20 @@ struct SocketIoConnection {
 type PendingAnswer = Pin<Box<dyn Future<Output = (u64, Option<Box<RawValue>>)> + Send>>;
 
 /// The arguments of a Socket.IO acknowledgement: socketioxide hands a tuple type all of
-/// them (any other type only the first).
-struct AnswerArgs(Vec<Value>);
+/// them (any other type only the first). Each is kept as the client wrote it (key order,
+/// numbers), as the JSON protocol's answers are.
+struct AnswerArgs(Vec<Box<RawValue>>);
 
 impl AnswerArgs {
     /// The answer as the session sees it: the argument when there is one, `null` for none,
     /// the array of arguments for several (`callback(a, b)` answers `[a, b]`).
     fn into_json(self) -> Option<Box<RawValue>> {
         let mut args = self.0;
-        let answer = match args.len() {
-            0 => Value::Null,
-            1 => args.pop().unwrap_or(Value::Null),
-            _ => Value::Array(args),
-        };
-        serde_json::value::to_raw_value(&answer).ok()
+        match args.len() {
+            0 => Some(RawValue::NULL.to_owned()),
+            1 => args.pop(),
+            _ => serde_json::value::to_raw_value(&args).ok(),
+        }
     }
 }
 
@@ -695,7 +695,7 @@ impl<'de> serde::Deserialize<'de> for AnswerArgs {
         struct Args;
 
         impl<'de> Visitor<'de> for Args {
-            type Value = Vec<Value>;
+            type Value = Vec<Box<RawValue>>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("the arguments of an acknowledgement")
@@ -703,7 +703,7 @@ impl<'de> serde::Deserialize<'de> for AnswerArgs {
 
             fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
                 let mut args = Vec::new();
-                while let Some(arg) = seq.next_element::<Value>()? {
+                while let Some(arg) = seq.next_element::<Box<RawValue>>()? {
                     args.push(arg);
                 }
                 Ok(args)
@@ -872,5 +872,24 @@ mod tests {
         }
         let frame = Frame::from_encoded(axum::body::Bytes::from("[1]")).unwrap();
         assert_eq!(split(&frame), None);
+    }
+
+    #[test]
+    fn acknowledgement_answers_are_kept_as_written() {
+        let answer = |text: &str| {
+            serde_json::from_str::<AnswerArgs>(text)
+                .unwrap()
+                .into_json()
+                .map(|data| data.get().to_owned())
+        };
+        assert_eq!(
+            answer(r#"[{"z":1,"a":2.50}]"#).unwrap(),
+            r#"{"z":1,"a":2.50}"#
+        );
+        assert_eq!(answer("[]").unwrap(), "null");
+        assert_eq!(
+            answer(r#"[1, "two",{"b":[3],"a":0}]"#).unwrap(),
+            r#"[1,"two",{"b":[3],"a":0}]"#
+        );
     }
 }

@@ -1,5 +1,7 @@
 // Two browser pages chat through the example's page: log in, join a room, send and
-// receive, see a validation error under the input. Takes a screenshot of each page.
+// receive, see a validation error under the input, and run a quick poll (one asks, the
+// other answers in the question's box, the first sees the result). Takes a screenshot of
+// each page.
 // Usage: node chat.mjs <base-url> <screenshot-dir>
 import { chromium } from 'playwright-core';
 
@@ -41,9 +43,23 @@ try {
   await bob.waitForSelector('#text-error:has-text("text")');
   const error = await bob.textContent('#text-error');
 
+  // A quick poll: Alice asks, Bob answers in the box under the question, Alice sees who
+  // answered what (Bob being the only other member, without waiting for the timeout).
+  await alice.fill('#question', 'Pizza tonight?');
+  await alice.click('#poll button');
+  const asked = '#messages li.question:has-text("Pizza tonight?")';
+  await bob.waitForSelector(asked);
+  const asker = await bob.textContent(`${asked} b`);
+  if (asker !== 'alice asks:') throw new Error(`expected alice's question, got ${asker}`);
+  await bob.fill(`${asked} input.answer`, 'Yes please');
+  await bob.click(`${asked} button`);
+  await bob.waitForSelector(`${asked} i.answered`);
+  await alice.waitForSelector('#messages li.poll:has-text("Pizza tonight?") li:has-text("bob: Yes please")');
+  const poll = await alice.textContent('#messages li.poll');
+
   await alice.screenshot({ path: `${shots}/alice.png`, fullPage: true });
   await bob.screenshot({ path: `${shots}/bob.png`, fullPage: true });
-  console.log(JSON.stringify({ ok: true, validation: error }));
+  console.log(JSON.stringify({ ok: true, validation: error, poll }));
 } finally {
   await browser.close();
 }

@@ -10,6 +10,7 @@
 //! npx wscat -c 'ws://127.0.0.1:3000/chat?token=...'
 //! > {"event":"join","data":{"room":"lobby"}}
 //! > {"event":"message","data":{"room":"lobby","text":"hi"}}
+//! > {"event":"poll","data":{"room":"lobby","question":"Pizza?"},"id":1}
 //! ```
 
 pub mod auth;
@@ -70,7 +71,67 @@ pub fn router(app: &App, auth: AuthService) -> axum::Router {
 /// The AsyncAPI 3.0 document of the app's gateways (`cargo run -p chat -- asyncapi`).
 pub fn asyncapi(app: &App) -> serde_json::Value {
     let info = ws_gateway::asyncapi::Info::new("Chat", env!("CARGO_PKG_VERSION")).description(
-        "The chat of the NestJS WebSocket guide: rooms, messages and history at /chat (a token is required), tokens at /auth.",
+        "The chat of the NestJS WebSocket guide: rooms, messages, history and quick polls at /chat (a token is required), tokens at /auth.",
     );
-    ws_gateway::asyncapi::document(app, &info)
+    let mut document = ws_gateway::asyncapi::document(app, &info);
+    describe_question(&mut document);
+    document
+}
+
+/// Adds what the generated document cannot know: the `question` the server sends during a
+/// `poll`, with its acknowledgement number, and the answer it awaits, `{"ack": N, "data":
+/// <any JSON>}` (Socket.IO clients answer with their callback).
+fn describe_question(document: &mut serde_json::Value) {
+    use serde_json::json;
+
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(chat::Question)).unwrap_or_else(|_| json!({}));
+    if let Some(schema) = schema.as_object_mut() {
+        schema.remove("$schema");
+    }
+    document["components"]["schemas"]["Question"] = schema;
+    document["components"]["messages"]["chat.question"] = json!({
+        "name": "question",
+        "title": "question (sent by the server during a poll)",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "properties": {
+                "event": {"type": "string", "const": "question"},
+                "data": {"$ref": "#/components/schemas/Question"},
+                "ack": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Answer with {\"ack\": N, \"data\": ...}; never reused on the connection.",
+                },
+            },
+            "required": ["event", "data", "ack"],
+        },
+    });
+    document["components"]["messages"]["chat.question.answer"] = json!({
+        "name": "question.answer",
+        "title": "question (the client's answer)",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "properties": {
+                "ack": {"type": "integer", "minimum": 1},
+                "data": {"description": "The answer, any JSON: the asker gets it as sent."},
+            },
+            "required": ["ack"],
+        },
+    });
+    let channel = &mut document["channels"]["chat"]["messages"];
+    channel["question"] = json!({"$ref": "#/components/messages/chat.question"});
+    channel["question.answer"] = json!({"$ref": "#/components/messages/chat.question.answer"});
+    document["operations"]["chat.question"] = json!({
+        "action": "send",
+        "channel": {"$ref": "#/channels/chat"},
+        "summary": "During a `poll`, the server asks every other member of the room; the asker gets the answers as the reply to `poll`",
+        "messages": [{"$ref": "#/channels/chat/messages/question"}],
+        "reply": {
+            "channel": {"$ref": "#/channels/chat"},
+            "messages": [{"$ref": "#/channels/chat/messages/question.answer"}],
+        },
+    });
 }

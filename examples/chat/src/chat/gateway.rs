@@ -8,6 +8,7 @@ use validator::{Validate, ValidationError};
 use ws_gateway::prelude::*;
 use ws_gateway::{Identity, ValidationPipe};
 
+use super::poll::{self, PollResult, Question, USER_ROOM_PREFIX, user_room};
 use super::service::{ChatMessage, ChatService};
 use crate::auth::User;
 use crate::common::filters::ChatError;
@@ -30,6 +31,31 @@ pub struct SendMessage {
     /// What to say: 1 to 500 characters.
     #[validate(length(min = 1, max = 500))]
     pub text: String,
+}
+
+/// The body of `poll`, checked by `ValidationPipe`.
+///
+/// # Examples
+///
+/// ```
+/// use chat::chat::AskPoll;
+/// use validator::Validate;
+///
+/// let ask = |question: &str| AskPoll { room: "lobby".into(), question: question.into() };
+/// assert!(ask("Pizza?").validate().is_ok());
+/// assert!(ask("").validate().is_err());
+/// assert!(ask(&"?".repeat(201)).validate().is_err());
+/// ```
+#[derive(Clone, Debug, Deserialize, Validate, JsonSchema)]
+#[schemars(description = "The body of `poll`, checked by `ValidationPipe`.")]
+pub struct AskPoll {
+    /// The room whose other members are asked (1 to 64 of `a-z 0-9 _ -`); the asker must
+    /// have joined it.
+    #[validate(custom(function = "room_name"))]
+    pub room: String,
+    /// What to ask: 1 to 200 characters.
+    #[validate(length(min = 1, max = 200))]
+    pub question: String,
 }
 
 fn room_name(room: &str) -> Result<(), ValidationError> {
@@ -70,18 +96,21 @@ impl ChatGateway {
 
     /// Joins a room: `{"event":"joined","data":{"room":...}}`; past the framework's room
     /// bounds (`ConnectionConfig::max_rooms_per_client`, `max_room_name_len`), an
-    /// `exception` and nothing joined.
+    /// `exception` and nothing joined. Names starting with `@` are the users' own rooms
+    /// (see [`user_room`]): refused.
     #[subscribe("join")]
-    fn join(&self, client: Client, body: RoomRef) -> Result<WsResponse<RoomRef>, RoomError> {
+    fn join(&self, client: Client, body: RoomRef) -> Result<WsResponse<RoomRef>, ChatError> {
+        reserved(&body.room)?;
         client.join(body.room.clone())?;
         Ok(WsResponse::new("joined", body))
     }
 
-    /// Leaves a room: `{"event":"left","data":{"room":...}}`.
+    /// Leaves a room: `{"event":"left","data":{"room":...}}`; not the user's own room.
     #[subscribe("leave")]
-    fn leave(&self, client: Client, body: RoomRef) -> WsResponse<RoomRef> {
+    fn leave(&self, client: Client, body: RoomRef) -> Result<WsResponse<RoomRef>, ChatError> {
+        reserved(&body.room)?;
         client.leave(&body.room);
-        WsResponse::new("left", body)
+        Ok(WsResponse::new("left", body))
     }
 
     /// Sends a message to every member of the room, the sender included, and remembers it.
@@ -113,6 +142,29 @@ impl ChatGateway {
         Ok(())
     }
 
+    /// A quick poll: asks every other member of the room, on every instance and transport,
+    /// `{"event":"question","data":{"question":...,"from":...},"ack":N}` (Socket.IO: event
+    /// `question` with a callback), and replies with the answers as they came and how many
+    /// did not answer, once every asked member answered or after [`poll::POLL_TIMEOUT`].
+    /// The asker must be a member, as for `message`.
+    #[subscribe("poll")]
+    #[use_pipes(ValidationPipe)]
+    async fn poll(
+        &self,
+        client: Client,
+        Identity(user): Identity<User>,
+        body: AskPoll,
+    ) -> Result<PollResult, ChatError> {
+        if !client.is_in(&body.room) {
+            return Err(ChatError::NotInRoom(body.room));
+        }
+        let question = Question {
+            question: body.question,
+            from: user.username,
+        };
+        Ok(poll::run(&self.server, &client, body.room, &question).await?)
+    }
+
     /// Who the client is, wrapped by the transform interceptor:
     /// `{"event":"whoami","data":{"data":{"username":...},"timestamp":...}}`. The user's
     /// password hash is never serialized.
@@ -138,13 +190,28 @@ impl ChatGateway {
         tracing::info!(path = server.path(), "chat gateway initialized");
     }
 
+    /// Puts the client in its user's room, by which the other instances tell who it is.
     #[handle_connection]
     fn connected(&self, client: Client) {
         tracing::info!(client = %client.id(), "client connected");
+        if let Some(user) = Identity::<User>::of(&client)
+            && let Err(err) = client.join(user_room(&user.username))
+        {
+            // Still served; polls of other instances cannot name it.
+            tracing::warn!(client = %client.id(), "no room of its user: {err}");
+        }
     }
 
     #[handle_disconnect]
     fn disconnected(&self, client: Client) {
         tracing::info!(client = %client.id(), "client disconnected");
     }
+}
+
+/// Refuses the name of a user's room.
+fn reserved(room: &str) -> Result<(), ChatError> {
+    if room.starts_with(USER_ROOM_PREFIX) {
+        return Err(ChatError::ReservedRoom(room.to_owned()));
+    }
+    Ok(())
 }
