@@ -5,6 +5,8 @@
 #
 #   bench/callgrind.sh              # echo and broadcast, ours and raw axum: about 2 minutes
 #   bench/callgrind.sh --socketio   # also ours over Socket.IO against socketioxide alone
+#   bench/callgrind.sh --acks       # also a room's acknowledgements, against socketioxide
+#   bench/callgrind.sh --acks-only  # only those: ours, ours over Socket.IO, socketioxide
 #   bench/callgrind.sh --rounds 3   # every pair of runs three times; each cell the median
 #   bench/callgrind.sh --short 3 --long 9   # seconds of load of the two runs (the default)
 #   bench/callgrind.sh --event echo_value   # our echo reads the data into a serde_json::Value
@@ -20,6 +22,9 @@
 # `serde_json::Value` and written back) or `echo_typed` (into a struct); the peers always
 # answer `echo`. --features builds gateway-bench with those features, e.g. `preserve_order`
 # (serde_json's, for every crate of the build: a `Value`'s map is then an `IndexMap`).
+#   ask        1,000 receivers answering every question of one sender's `ask` (one ask in
+#              flight: under callgrind an ask of 1,000 takes most of a second, and the
+#              servers wait 5 s for the answers); per answer collected
 # It is then stopped with SIGTERM (valgrind writes the counts out on the fatal signal), and
 # the process's total instruction count (Ir, every thread, start-up and shutdown included)
 # is read from the callgrind file. The load generator prints `total=`, exactly how many
@@ -45,18 +50,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SOCKETIO=0
+ACKS=0
 ROUNDS=1
 SHORT=3
 LONG=9
 EVENT=echo
 FEATURES=
 usage() {
-  echo "usage: $0 [--socketio] [--rounds N] [--short SECS] [--long SECS] [--event NAME] [--features LIST]" >&2
+  echo "usage: $0 [--socketio] [--acks | --acks-only] [--rounds N] [--short SECS] [--long SECS] [--event NAME] [--features LIST]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
   case "$1" in
     --socketio) SOCKETIO=1 ;;
+    --acks) ACKS=1 ;;
+    --acks-only) ACKS=2 ;;
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
     --short) SHORT=${2:?--short needs seconds}; shift ;;
     --long) LONG=${2:?--long needs seconds}; shift ;;
@@ -199,6 +207,7 @@ measure() {
   case "$scenario" in
     echo) args=(echo --connections "$ECHO_CONNS" --event "$(event_of "$name")") ;;
     broadcast) args=(broadcast --receivers "$RECEIVERS") ;;
+    ask) args=(ask --receivers "$RECEIVERS" --window 1) ;;
   esac
   echo "## $name $scenario ${secs}s" >>"$LOG"
   start "$name" "$file"
@@ -211,13 +220,14 @@ measure() {
   cat "$LOG.tmp" >>"$LOG"
   line=$(grep '^RESULT' "$LOG.tmp" | tail -1 || true)
   rm -f "$LOG.tmp"
-  # An echo run must have no errors, a broadcast run must have drained: else the count of
-  # what the server did is not exact.
+  # An echo run must have no errors, a broadcast run must have drained, every ask must
+  # have collected all its answers: else the count of what the server did is not exact.
   TOTAL=$(field "$line" total)
   errors=$(field "$line" errors)
   drained=$(field "$line" drained)
   if [ "$TOTAL" = - ] || { [ "$scenario" = echo ] && [ "$errors" != 0 ]; } \
-    || { [ "$scenario" = broadcast ] && [ "$drained" != true ]; }; then
+    || { [ "$scenario" = broadcast ] && [ "$drained" != true ]; } \
+    || { [ "$scenario" = ask ] && [ "$(field "$line" missing)" != 0 ]; }; then
     echo "callgrind.sh: $name $scenario ${secs}s: the load generator failed: ${line:-no RESULT line} (see $LOG)" >&2
     exit 1
   fi
@@ -231,15 +241,28 @@ median() {
 }
 
 declare -A R
-SERVERS=(ours raw)
-[ "$SOCKETIO" = 1 ] && SERVERS+=(sio sioxide)
-SCENARIOS=(echo broadcast)
+if [ "$ACKS" = 2 ]; then
+  SERVERS=(ours sio sioxide)
+else
+  SERVERS=(ours raw)
+  [ "$SOCKETIO" = 1 ] && SERVERS+=(sio sioxide)
+  [ "$ACKS" = 1 ] && [ "$SOCKETIO" = 0 ] && SERVERS+=(sioxide)
+fi
+SCENARIOS=(echo broadcast ask)
+# runs NAME SCENARIO: whether that server runs that scenario.
+runs() {
+  case "$2" in
+    ask) [ "$ACKS" != 0 ] && [ "$1" != raw ] ;;
+    *) [ "$ACKS" != 2 ] && { [ "$1" != sioxide ] || [ "$SOCKETIO" = 1 ]; } ;;
+  esac
+}
 
 # Rounds interleave the servers, so that a change of load on the machine (which moves how
 # many messages the server finds per wake-up) falls on all of them.
 for round in $(seq "$ROUNDS"); do
   for name in "${SERVERS[@]}"; do
     for scenario in "${SCENARIOS[@]}"; do
+      runs "$name" "$scenario" || continue
       echo "callgrind.sh: round $round/$ROUNDS: $name $scenario, ${SHORT}s and ${LONG}s" >&2
       # The slope needs the long run to do clearly more than the short one; on a shared
       # machine a busy minute can slow one run down that much: then the pair runs again.
@@ -261,7 +284,7 @@ done
 for name in "${SERVERS[@]}"; do
   for scenario in "${SCENARIOS[@]}"; do
     values=()
-    for round in $(seq "$ROUNDS"); do values+=("${R[$name,$scenario,$round]}"); done
+    for round in $(seq "$ROUNDS"); do values+=("${R[$name,$scenario,$round]:--}"); done
     R[$name,$scenario]=$(median "${values[@]}")
   done
 done
@@ -275,13 +298,20 @@ n() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.2fx", a / b }'; }
 
 # Rows: "ours:peer:scenario:label".
-ROWS=(
+ROWS=()
+[ "$ACKS" != 2 ] && ROWS+=(
   "ours:raw:echo:echo round trip, $ECHO_CONNS connections (peer: raw axum)"
   "ours:raw:broadcast:broadcast delivery, $(n "$RECEIVERS") receivers (peer: raw axum)"
 )
-[ "$SOCKETIO" = 1 ] && ROWS+=(
+[ "$SOCKETIO" = 1 ] && [ "$ACKS" != 2 ] && ROWS+=(
   "sio:sioxide:echo:Socket.IO echo round trip, $ECHO_CONNS connections (peer: socketioxide)"
   "sio:sioxide:broadcast:Socket.IO broadcast delivery, $(n "$RECEIVERS") receivers (peer: socketioxide)"
+)
+[ "$ACKS" != 0 ] && ROWS+=(
+  "ours:sioxide:ask:answer to a room's emit_with_ack, $(n "$RECEIVERS") receivers (peer: socketioxide)"
+)
+[ "$ACKS" = 2 ] || { [ "$ACKS" = 1 ] && [ "$SOCKETIO" = 1 ]; } && ROWS+=(
+  "sio:sioxide:ask:Socket.IO answer to a room's emit_with_ack, $(n "$RECEIVERS") receivers (peer: socketioxide)"
 )
 HOW="callgrind, ${LONG} s − ${SHORT} s slope"
 [ "$EVENT" != echo ] && HOW+=", ours echoing \`$EVENT\`"
@@ -296,4 +326,4 @@ HOW="callgrind, ${LONG} s − ${SHORT} s slope"
   done
 } | tee "$TABLE"
 echo >&2
-echo "callgrind.sh: user-space instructions per round trip / delivery; the counts of each run in $LOG" >&2
+echo "callgrind.sh: user-space instructions per round trip / delivery / answer; the counts of each run in $LOG" >&2

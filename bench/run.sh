@@ -4,12 +4,15 @@
 # (socketio-bench-server, our SocketIoAdapter) and socketioxide alone (raw-socketioxide),
 # one after the other on the same machine, each server pinned to CPU 0 and the load
 # generator to CPU 1. Prints one markdown table with ratio rows ours/raw-axum, ours/NestJS
-# and ours-over-Socket.IO/socketioxide.
+# and ours-over-Socket.IO/socketioxide, then a second one of server-initiated
+# acknowledgements (a room of 1,000 clients answering `emit_with_ack`): ours, ours over
+# Socket.IO and socketioxide alone, with the ratios to socketioxide.
 #
 #   bench/run.sh                # about 5 minutes
 #   bench/run.sh --quick        # about 2.5 minutes, shorter runs and fewer connections
 #   bench/run.sh --no-nest      # without the NestJS row (no node needed)
 #   bench/run.sh --no-socketio  # without the two Socket.IO rows
+#   bench/run.sh --acks-only    # only the acknowledgements table (about 1 minute a round)
 #   bench/run.sh --rounds 3     # every server three times, interleaved; each cell the median
 #
 # Every mode's full output goes to $LOG (default target/bench-run.log); the table also to
@@ -20,14 +23,16 @@ cd "$(dirname "$0")/.."
 QUICK=0
 NEST=1
 SOCKETIO=1
+ACKS_ONLY=0
 ROUNDS=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --no-nest) NEST=0 ;;
     --no-socketio) SOCKETIO=0 ;;
+    --acks-only) ACKS_ONLY=1; NEST=0 ;;
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
-    *) echo "usage: $0 [--quick] [--no-nest] [--no-socketio] [--rounds N]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--no-nest] [--no-socketio] [--acks-only] [--rounds N]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -41,10 +46,13 @@ mkdir -p target
 : >"$LOG"
 
 if [ "$QUICK" = 1 ]; then
-  ECHO_SECS=3; BCAST_SECS=3; CONNECT_SECS=3; IDLE_CONNS=5000; BIG_RECEIVERS=5000
+  ECHO_SECS=3; BCAST_SECS=3; CONNECT_SECS=3; IDLE_CONNS=5000; BIG_RECEIVERS=5000; ACK_SECS=3
 else
-  ECHO_SECS=8; BCAST_SECS=6; CONNECT_SECS=5; IDLE_CONNS=10000; BIG_RECEIVERS=10000
+  ECHO_SECS=8; BCAST_SECS=6; CONNECT_SECS=5; IDLE_CONNS=10000; BIG_RECEIVERS=10000; ACK_SECS=6
 fi
+# The acknowledgements' room, and how many asks its sender keeps in flight.
+ACK_RECEIVERS=1000
+ACK_WINDOW=${ACK_WINDOW:-4}
 
 # Idle and fan-out runs hold thousands of sockets on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -144,6 +152,21 @@ run_server() { # run_server NAME
   stop
 }
 
+# A room of $ACK_RECEIVERS clients answering every `emit_with_ack` of one sender's asks, in
+# a fresh process.
+ack_server() { # ack_server NAME
+  local name=$1 line
+  PROTOCOL=$(protocol_of "$name")
+  echo "run.sh: $name (acknowledgements)" >&2
+  echo "# $name acks" >>"$LOG"
+  start "$name"
+  line=$(loadgen ask --receivers "$ACK_RECEIVERS" --window "$ACK_WINDOW" --duration "$ACK_SECS")
+  R[$name,a1k]=$(field "$line" rate); R[$name,acpu]=$(field "$line" cpu_us)
+  R[$name,ap50]=$(field "$line" p50_us); R[$name,ap99]=$(field "$line" p99_us)
+  R[$name,amiss]=$(field "$line" missing)
+  stop
+}
+
 # The connection rate comes last in a round: its tens of thousands of TIME_WAIT sockets
 # would slow the other servers' loopback traffic for a minute.
 connect_server() { # connect_server NAME
@@ -167,10 +190,18 @@ settle_time_wait() {
   done
 }
 
-SERVERS=(ours raw)
+if [ "$ACKS_ONLY" = 1 ]; then
+  SERVERS=(ours)
+else
+  SERVERS=(ours raw)
+fi
 [ "$NEST" = 1 ] && SERVERS+=(nest)
 [ "$SOCKETIO" = 1 ] && SERVERS+=(sio sioxide)
 COLS=(e1 p50_1 e64 cpu p99 e1024 b1k bcpu bp99 b10k rss conn)
+# The acknowledgements' columns, for the servers that ask: ours plain, ours over Socket.IO
+# and socketioxide (raw axum and NestJS's platform-ws have no server-initiated acks).
+ACOLS=(a1k acpu ap50 ap99 amiss)
+asks() { case "$1" in ours|sio|sioxide) return 0 ;; *) return 1 ;; esac; }
 
 # median V...: the median of the numbers given ("-" left out), or "-".
 median() {
@@ -188,15 +219,20 @@ for round in $(seq "$ROUNDS"); do
     ORDER=()
     for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do ORDER+=("${SERVERS[$i]}"); done
   fi
-  for s in "${ORDER[@]}"; do run_server "$s"; done
-  for s in "${ORDER[@]}"; do connect_server "$s"; done
+  if [ "$ACKS_ONLY" = 0 ]; then
+    for s in "${ORDER[@]}"; do run_server "$s"; done
+  fi
+  for s in "${ORDER[@]}"; do asks "$s" && ack_server "$s"; done
+  if [ "$ACKS_ONLY" = 0 ]; then
+    for s in "${ORDER[@]}"; do connect_server "$s"; done
+  fi
   for s in "${ORDER[@]}"; do
-    for c in "${COLS[@]}" base; do ROUND[$s,$c,$round]=${R[$s,$c]:--}; done
+    for c in "${COLS[@]}" "${ACOLS[@]}" base; do ROUND[$s,$c,$round]=${R[$s,$c]:--}; done
   done
-  [ "$round" -lt "$ROUNDS" ] && settle_time_wait
+  [ "$round" -lt "$ROUNDS" ] && [ "$ACKS_ONLY" = 0 ] && settle_time_wait
 done
 for s in "${SERVERS[@]}"; do
-  for c in "${COLS[@]}" base; do
+  for c in "${COLS[@]}" "${ACOLS[@]}" base; do
     values=()
     for round in $(seq "$ROUNDS"); do values+=("${ROUND[$s,$c,$round]}"); done
     R[$s,$c]=$(median "${values[@]}")
@@ -213,9 +249,14 @@ declare -A LABEL=(
 RATIOS=("ours:raw:ours / raw axum 0.8")
 [ "$NEST" = 1 ] && RATIOS+=("ours:nest:ours / NestJS")
 [ "$SOCKETIO" = 1 ] && RATIOS+=("sio:sioxide:ours over Socket.IO / socketioxide")
+ARATIOS=()
+[ "$SOCKETIO" = 1 ] && ARATIOS+=("sio:sioxide:ours over Socket.IO / socketioxide" "ours:sioxide:ours / socketioxide")
 
 k() { # 123456 -> 123k
   awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else if (v >= 10000) printf "%.0fk", v/1000; else if (v >= 1000) printf "%.1fk", v/1000; else printf "%s", v }'
+}
+thousands() { # 1000 -> 1,000
+  sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"
 }
 ratio() {
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
@@ -223,14 +264,15 @@ ratio() {
 cell() { # cell SERVER COLUMN
   local v=${R[$1,$2]:--}
   case "$2" in
-    e1|e64|e1024|b1k|b10k|conn) k "$v" ;;
-    cpu|bcpu) [ "$v" = - ] && echo - || awk -v v="$v" 'BEGIN { printf "%.2f µs", v }' ;;
-    p50_1|p99|bp99) [ "$v" = - ] && echo - || awk -v v="$v" 'BEGIN { if (v >= 10000) printf "%.0f ms", v/1000; else if (v >= 1000) printf "%.1f ms", v/1000; else printf "%d µs", v }' ;;
+    e1|e64|e1024|b1k|b10k|conn|a1k) k "$v" ;;
+    cpu|bcpu|acpu) [ "$v" = - ] && echo - || awk -v v="$v" 'BEGIN { printf "%.2f µs", v }' ;;
+    amiss) echo "$v" ;;
+    p50_1|p99|bp99|ap50|ap99) [ "$v" = - ] && echo - || awk -v v="$v" 'BEGIN { if (v >= 10000) printf "%.0f ms", v/1000; else if (v >= 1000) printf "%.1f ms", v/1000; else printf "%d µs", v }' ;;
     rss) [ "$v" = - ] && echo - || awk -v v="$v" -v b="${R[$1,base]}" 'BEGIN { printf "%.2f KiB (+%.1f MiB process)", v, b }' ;;
   esac
 }
 
-{
+main_table() {
   echo "| server | echo round trips/s, 1 conn | echo p50, 1 conn | echo round trips/s, 64 conns | server CPU per round trip | echo p99, 64 conns | echo round trips/s, 1024 conns | broadcast deliveries/s, 1,000 receivers | server CPU per delivery | delivery p99, 1,000 receivers | broadcast deliveries/s, $(k "$BIG_RECEIVERS") receivers | RSS per idle connection ($(k "$IDLE_CONNS")) | new connections/s |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for s in "${SERVERS[@]}"; do
@@ -244,6 +286,26 @@ cell() { # cell SERVER COLUMN
     for c in "${COLS[@]}"; do row+=" $(ratio "${R[$ours,$c]:--}" "${R[$peer,$c]:--}") |"; done
     echo "$row"
   done
+}
+acks_table() {
+  echo "| server (acknowledgements, $ACK_WINDOW asks in flight) | answers collected/s, $(thousands "$ACK_RECEIVERS") receivers | server CPU per answer | ask p50 | ask p99 | answers missing |"
+  echo "|---|---|---|---|---|---|"
+  for s in "${SERVERS[@]}"; do
+    asks "$s" || continue
+    row="| ${LABEL[$s]} |"
+    for c in "${ACOLS[@]}"; do row+=" $(cell "$s" "$c") |"; done
+    echo "$row"
+  done
+  for spec in "${ARATIOS[@]}"; do
+    IFS=: read -r ours peer label <<<"$spec"
+    row="| $label |"
+    for c in a1k acpu ap50 ap99; do row+=" $(ratio "${R[$ours,$c]:--}" "${R[$peer,$c]:--}") |"; done
+    echo "$row |"
+  done
+}
+{
+  if [ "$ACKS_ONLY" = 0 ]; then main_table; echo; fi
+  acks_table
 } | tee "$TABLE"
 echo >&2
 echo "run.sh: ratios are ours divided by the peer: above 1 is better for rates, below 1 for CPU, latency and RSS. Full output: $LOG" >&2

@@ -790,6 +790,13 @@ async fn a_socketio_client_answers_the_servers_ack_with_its_callback() {
         node.expect_ack("ask").await,
         json!([{"answer": [1, "two", [3]]}])
     );
+
+    // No argument answers `null`.
+    node.send(json!({"cmd": "answer", "event": "question", "args": []}))
+        .await;
+    node.next_where(|r| r["type"] == "answering").await;
+    node.emit("ask", json!([5000]), true).await;
+    assert_eq!(node.expect_ack("ask").await, json!([{"answer": null}]));
     node.close().await;
 }
 

@@ -672,20 +672,33 @@ struct SocketIoConnection {
 /// An acknowledgement socketioxide awaits: its number, and the answer unless it gave up.
 type PendingAnswer = Pin<Box<dyn Future<Output = (u64, Option<Box<RawValue>>)> + Send>>;
 
-/// The arguments of a Socket.IO acknowledgement: socketioxide hands a tuple type all of
-/// them (any other type only the first). Each is kept as the client wrote it (key order,
-/// numbers), as the JSON protocol's answers are.
-struct AnswerArgs(Vec<Box<RawValue>>);
+/// The arguments of a Socket.IO acknowledgement, each kept as JSON text (no DOM is built:
+/// the answer passes verbatim, as on the JSON protocol): socketioxide hands a tuple type all
+/// of them (any other type only the first).
+enum AnswerArgs {
+    None,
+    One(Box<RawValue>),
+    Many(Vec<Box<RawValue>>),
+}
 
 impl AnswerArgs {
     /// The answer as the session sees it: the argument when there is one, `null` for none,
     /// the array of arguments for several (`callback(a, b)` answers `[a, b]`).
     fn into_json(self) -> Option<Box<RawValue>> {
-        let mut args = self.0;
-        match args.len() {
-            0 => Some(RawValue::NULL.to_owned()),
-            1 => args.pop(),
-            _ => serde_json::value::to_raw_value(&args).ok(),
+        match self {
+            Self::None => Some(RawValue::NULL.to_owned()),
+            Self::One(arg) => Some(arg),
+            Self::Many(args) => {
+                let mut array = String::from("[");
+                for (i, arg) in args.iter().enumerate() {
+                    if i > 0 {
+                        array.push(',');
+                    }
+                    array.push_str(arg.get());
+                }
+                array.push(']');
+                RawValue::from_string(array).ok()
+            }
         }
     }
 }
@@ -695,22 +708,29 @@ impl<'de> serde::Deserialize<'de> for AnswerArgs {
         struct Args;
 
         impl<'de> Visitor<'de> for Args {
-            type Value = Vec<Box<RawValue>>;
+            type Value = AnswerArgs;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("the arguments of an acknowledgement")
             }
 
             fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-                let mut args = Vec::new();
-                while let Some(arg) = seq.next_element::<Box<RawValue>>()? {
+                // One argument, the usual answer, without a `Vec`.
+                let Some(first) = seq.next_element::<Box<RawValue>>()? else {
+                    return Ok(AnswerArgs::None);
+                };
+                let Some(second) = seq.next_element::<Box<RawValue>>()? else {
+                    return Ok(AnswerArgs::One(first));
+                };
+                let mut args = vec![first, second];
+                while let Some(arg) = seq.next_element()? {
                     args.push(arg);
                 }
-                Ok(args)
+                Ok(AnswerArgs::Many(args))
             }
         }
 
-        de.deserialize_tuple(usize::MAX, Args).map(AnswerArgs)
+        de.deserialize_tuple(usize::MAX, Args)
     }
 }
 

@@ -11,6 +11,25 @@ use serde_json::value::RawValue;
 use crate::WsException;
 use crate::request::Request;
 
+/// The field [`Frame::with_ack`] appends, before the number.
+const ACK_KEY: &str = r#","ack":"#;
+
+/// Where a frame's `,"ack":N` field starts, and `N`, if the frame asks for an
+/// acknowledgement.
+///
+/// The field is written last, after the data: a `,"ack":` followed by digits and the
+/// envelope's closing brace can only be it (inside a string the quotes would be escaped; a
+/// value inside the data would be followed by its own closing bracket). Read backwards from
+/// the end, without searching the frame: Socket.IO strips it for every receiver of a room's
+/// acknowledgement.
+fn ack_field(text: &str) -> Option<(usize, u64)> {
+    let head = text.strip_suffix('}')?;
+    let digits = head.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let (key, number) = head.split_at(head.len() - digits);
+    let at = key.strip_suffix(ACK_KEY)?.len();
+    Some((at, number.parse().ok()?))
+}
+
 /// The event name under which errors reach the client, as in NestJS.
 ///
 /// ```
@@ -102,16 +121,7 @@ impl Frame {
     /// assert_eq!(Frame::event("e", &data).unwrap().with_ack(4).ack(), Some(4));
     /// ```
     pub fn ack(&self) -> Option<u64> {
-        // The field is written last, after the data: a `,"ack":` followed by digits and the
-        // envelope's closing brace can only be it (inside a string the quotes would be
-        // escaped; a value inside the data would be followed by its own closing bracket).
-        let head = self.as_str().strip_suffix('}')?;
-        let at = head.rfind(r#","ack":"#)?;
-        let digits = &head[at + 7..];
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        digits.parse().ok()
+        ack_field(self.as_str()).map(|(_, ack)| ack)
     }
 
     /// The frame without its `ack` field (see [`with_ack`](Self::with_ack)): what a
@@ -127,11 +137,10 @@ impl Frame {
     /// ```
     #[must_use]
     pub fn without_ack(&self) -> Self {
-        if self.ack().is_none() {
-            return self.clone();
-        }
         let text = self.as_str();
-        let at = text.rfind(r#","ack":"#).unwrap_or(text.len() - 1);
+        let Some((at, _)) = ack_field(text) else {
+            return self.clone();
+        };
         let mut buf = Vec::with_capacity(at + 1);
         buf.extend_from_slice(&text.as_bytes()[..at]);
         buf.push(b'}');
@@ -638,6 +647,30 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn only_a_trailing_ack_field_is_the_frames() {
+        let json = |text: &str| Frame::from_json(text.as_bytes().to_vec());
+        let asked = json(r#"{"event":"e","data":{"ack":3},"ack":12}"#);
+        assert_eq!(asked.ack(), Some(12));
+        assert_eq!(
+            asked.without_ack().as_str(),
+            r#"{"event":"e","data":{"ack":3}}"#
+        );
+        for text in [
+            r#"{"event":"e","data":{"ack":3}}"#,
+            r#"{"event":"e","data":[1,"ack":3]}"#,
+            r#"{"event":"e","data":3}"#,
+            r#"{"ack":3}"#,
+            r#"{"event":"e","ack":}"#,
+            r#"{"event":"e","ack":99999999999999999999999}"#,
+            r#"{"event":"e","ack":-1}"#,
+            "",
+        ] {
+            assert_eq!(json(text).ack(), None, "{text}");
+            assert_eq!(json(text).without_ack().as_str(), text);
+        }
     }
 
     #[test]

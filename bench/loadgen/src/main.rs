@@ -13,11 +13,16 @@
 //!   most `--window` broadcasts ahead of the slowest receiver, so no server queue overflows;
 //!   when the time is up it stops, and the receivers are given the broadcasts still in flight
 //!   before they close.
+//! - `ask`: R receivers answering every question the server asks with an acknowledgement
+//!   (`{"ack":N,"data":"ok"}`; Socket.IO: the ACK packet `43N["ok"]`), and one sender of `ask`
+//!   events, each of which the server sends to every receiver as a `question` and answers
+//!   with how many answered (`{"answers":<count>,"ask":<data>}` under `ask`), at most
+//!   `--window` asks in flight; answers collected per second and the latency of an ask.
 //!
-//! Rates count the measured window only; `echo` and `broadcast` also print `total=`, every
-//! round trip (delivery to a receiver) the server completed over the whole run, warm-up and
-//! the last in-flight ones included, for counts of the server's work such as
-//! `bench/callgrind.sh` divides by.
+//! Rates count the measured window only; `echo`, `broadcast` and `ask` also print `total=`,
+//! every round trip (delivery to a receiver, answer collected) the server completed over the
+//! whole run, warm-up and the last in-flight ones included, for counts of the server's work
+//! such as `bench/callgrind.sh` divides by.
 //! - `idle`: opens N connections from source addresses spread over 127.0.0.x (past the
 //!   ephemeral-port limit of one address) and holds them; the server's RSS per connection.
 //! - `connect`: opens, completes the handshake of (for Socket.IO: the WebSocket upgrade, the
@@ -36,6 +41,7 @@
 // A command-line tool: its output is the report.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -115,6 +121,38 @@ impl Protocol {
         text.strip_prefix(prefix)
             .and_then(|rest| rest.strip_prefix(event))
             .is_some_and(|rest| rest.starts_with('"'))
+    }
+
+    /// The acknowledgement number of `text` if it is a `question` the server asks with an
+    /// acknowledgement: `{"event":"question","data":..,"ack":N}` (the number last, as the
+    /// gateway writes it), or Socket.IO's `42N["question",..]`.
+    fn question_ack(self, text: &str) -> Option<u64> {
+        match self {
+            Self::Json => {
+                if !self.is_event(text, "question") {
+                    return None;
+                }
+                let key = r#","ack":"#;
+                digits(&text[text.rfind(key)? + key.len()..])
+            }
+            Self::Socketio => {
+                let rest = text.strip_prefix("42")?;
+                let end = rest.find(|c: char| !c.is_ascii_digit())?;
+                rest[end..]
+                    .starts_with(r#"["question""#)
+                    .then(|| digits(&rest[..end]))
+                    .flatten()
+            }
+        }
+    }
+
+    /// The answer to acknowledgement `ack` with `data` (JSON text): `{"ack":N,"data":..}`, or
+    /// Socket.IO's ACK packet `43N[..]`.
+    fn answer_ack(self, ack: u64, data: &str) -> String {
+        match self {
+            Self::Json => format!(r#"{{"ack":{ack},"data":{data}}}"#),
+            Self::Socketio => format!("43{ack}[{data}]"),
+        }
     }
 
     /// What `text` must be answered with at the protocol level (Engine.IO's pong to its
@@ -263,6 +301,23 @@ enum Mode {
         warmup: f64,
         /// Broadcasts the sender may be ahead of the slowest receiver.
         #[arg(long, env = "LOADGEN_WINDOW", default_value_t = 16)]
+        window: u64,
+    },
+    /// Acknowledgements: receivers answering every `question` the server asks them on behalf
+    /// of one sender's `ask` events.
+    #[command(after_help = AFTER_HELP)]
+    Ask {
+        /// Receiving connections, each answering every question.
+        #[arg(long, env = "LOADGEN_RECEIVERS", default_value_t = 1000)]
+        receivers: usize,
+        /// Seconds measured.
+        #[arg(long, env = "LOADGEN_DURATION", default_value_t = 10.0)]
+        duration: f64,
+        /// Seconds of warm-up before measuring.
+        #[arg(long, env = "LOADGEN_WARMUP", default_value_t = 1.0)]
+        warmup: f64,
+        /// Asks the sender keeps in flight (sent, tally not received yet).
+        #[arg(long, env = "LOADGEN_WINDOW", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
         window: u64,
     },
     /// Idle connections: the server's RSS per connection.
@@ -490,6 +545,14 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
     Some(digits)
 }
 
+/// The number `text` starts with; `None` when it does not start with a digit.
+fn digits(text: &str) -> Option<u64> {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text[..end].parse().ok()
+}
+
 async fn broadcast(
     cli: &Cli,
     target: &Target,
@@ -631,6 +694,130 @@ async fn broadcast(
     println!(
         "RESULT mode=broadcast protocol={} receivers={receivers} rate={rate:.0} p50_us={p50} \
          p99_us={p99} cpu_us={cpu_per} sent={sent} total={total} drained={drained}",
+        protocol.name()
+    );
+    Ok(())
+}
+
+/// How long the sender of `ask` waits for a tally: past the servers' 5 s acknowledgement
+/// timeout, so that a missing answer shows as a short tally rather than a failed run.
+const TALLY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the sender of `ask` counted.
+struct Tallies {
+    /// Latency of the asks completed in the measured window.
+    hist: Histogram<u64>,
+    /// Asks completed in the measured window, and the answers they collected.
+    asks: u64,
+    answers: u64,
+    /// Every answer collected over the whole run, and how many were missing from tallies.
+    total: u64,
+    missing: u64,
+}
+
+async fn ask(
+    cli: &Cli,
+    target: &Target,
+    receivers: usize,
+    duration: f64,
+    warmup: f64,
+    window_size: u64,
+) -> Result<(), Error> {
+    let sockets = target.open_many(receivers, cli.open_concurrency).await?;
+    let mut sender = target.connect().await?;
+    // Give the server time to register the last connections before the first ask.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (from, until) = window(warmup, duration);
+    let protocol = target.protocol;
+    let mut tasks = Vec::with_capacity(receivers);
+    for mut ws in sockets {
+        tasks.push(tokio::spawn(async move {
+            while let Some(text) = next_text(protocol, &mut ws).await {
+                if let Some(ack) = protocol.question_ack(&text) {
+                    let answer = protocol.answer_ack(ack, r#""ok""#);
+                    if ws.send(Message::text(answer)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    let asking = tokio::spawn(async move {
+        let mut tallies = Tallies {
+            hist: histogram(),
+            asks: 0,
+            answers: 0,
+            total: 0,
+            missing: 0,
+        };
+        let mut sent_at = HashMap::new();
+        let mut seq = 0u64;
+        loop {
+            while (sent_at.len() as u64) < window_size && Instant::now() < until {
+                seq += 1;
+                let data = format!(r#"{{"s":{seq},"text":"hello, gateway"}}"#);
+                sender
+                    .send(Message::Text(protocol.encode("ask", &data).into()))
+                    .await?;
+                sent_at.insert(seq, Instant::now());
+            }
+            if sent_at.is_empty() {
+                break;
+            }
+            let reply = tokio::time::timeout(TALLY_TIMEOUT, next_text(protocol, &mut sender))
+                .await
+                .map_err(|_| format!("no tally within {TALLY_TIMEOUT:?}"))?
+                .ok_or("the sender's connection closed")?;
+            if !protocol.is_event(&reply, "ask") {
+                continue;
+            }
+            let (Some(s), Some(answers)) = (
+                number_after(&reply, r#""s":"#),
+                number_after(&reply, r#""answers":"#),
+            ) else {
+                return Err(format!("not a tally: {reply}").into());
+            };
+            let Some(asked) = sent_at.remove(&s) else {
+                return Err(format!("a tally of an ask never sent: {reply}").into());
+            };
+            let now = Instant::now();
+            tallies.total += answers;
+            tallies.missing += (receivers as u64).saturating_sub(answers);
+            if now >= from && now < until {
+                tallies.asks += 1;
+                tallies.answers += answers;
+                tallies
+                    .hist
+                    .saturating_record((now - asked).as_micros() as u64);
+            }
+        }
+        let _ = sender.close(None).await;
+        Ok::<_, Error>(tallies)
+    });
+    tokio::time::sleep_until(from.into()).await;
+    let cpu = CpuMeter::start(cli.server_pid);
+    tokio::time::sleep_until(until.into()).await;
+    let cpu = cpu.elapsed();
+    let tallies = asking.await?;
+    for task in tasks {
+        task.abort();
+    }
+    let tallies = tallies?;
+    let hist = &tallies.hist;
+    let rate = tallies.answers as f64 / duration;
+    let asks_rate = tallies.asks as f64 / duration;
+    let (p50, p99) = (hist.value_at_quantile(0.5), hist.value_at_quantile(0.99));
+    let cpu_per = per_message(cpu, tallies.answers);
+    let (total, missing) = (tallies.total, tallies.missing);
+    println!(
+        "ask: {receivers} receivers, {window_size} asks in flight, {asks_rate:.0} asks/s, \
+         {rate:.0} answers/s, ask latency p50 {p50} µs, p99 {p99} µs, server CPU {cpu_per} µs \
+         per answer, {missing} answers missing, {total} answers in all"
+    );
+    println!(
+        "RESULT mode=ask protocol={} receivers={receivers} window={window_size} rate={rate:.0} \
+         asks={asks_rate:.0} p50_us={p50} p99_us={p99} cpu_us={cpu_per} missing={missing} \
+         total={total}",
         protocol.name()
     );
     Ok(())
@@ -789,6 +976,12 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             warmup,
             window,
         } => broadcast(cli, &target, receivers, duration, warmup, window).await,
+        Mode::Ask {
+            receivers,
+            duration,
+            warmup,
+            window,
+        } => ask(cli, &target, receivers, duration, warmup, window).await,
         Mode::Idle {
             connections,
             settle,
@@ -799,4 +992,29 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         } => connect(cli, &target, concurrency, duration).await,
     };
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_question_is_told_from_other_frames_in_both_protocols() {
+        let json = Protocol::Json;
+        let question = r#"{"event":"question","data":{"s":1,"ack":9},"ack":42}"#;
+        assert_eq!(json.question_ack(question), Some(42));
+        assert_eq!(
+            json.question_ack(r#"{"event":"ask","data":1,"ack":3}"#),
+            None
+        );
+        assert_eq!(json.question_ack(r#"{"event":"question","data":1}"#), None);
+        assert_eq!(json.answer_ack(42, r#""ok""#), r#"{"ack":42,"data":"ok"}"#);
+
+        let sio = Protocol::Socketio;
+        assert_eq!(sio.question_ack(r#"4217["question",{"s":1}]"#), Some(17));
+        assert_eq!(sio.question_ack(r#"42["question",{"s":1}]"#), None);
+        assert_eq!(sio.question_ack(r#"4217["ask",{"s":1}]"#), None);
+        assert_eq!(sio.question_ack("2"), None);
+        assert_eq!(sio.answer_ack(17, r#""ok""#), r#"4317["ok"]"#);
+    }
 }

@@ -46,6 +46,21 @@ fn help_lists_every_option_its_variable_and_the_exit_codes() {
             "{text} missing from echo --help:\n{help}"
         );
     }
+    let output = loadgen()
+        .args(["ask", "--help"])
+        .output()
+        .expect("run the load generator");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for text in [
+        "[env: LOADGEN_RECEIVERS=]",
+        "[env: LOADGEN_WINDOW=]",
+        "Exit codes:",
+    ] {
+        assert!(
+            help.contains(text),
+            "{text} missing from ask --help:\n{help}"
+        );
+    }
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! The gateway the benchmark servers serve: `bench-server` over plain WebSockets (the JSON
 //! protocol), `socketio-bench-server` over Socket.IO, both from this one definition.
 //!
-//! One gateway at `/` with two events and nothing else in the way:
+//! One gateway at `/` with three events and nothing else in the way:
 //! - `echo` replies with the same data under `echo`;
-//! - `broadcast` sends its data under `broadcast` to every client and replies nothing.
+//! - `broadcast` sends its data under `broadcast` to every client and replies nothing;
+//! - `ask` sends its data under `question` to every other client with an acknowledgement
+//!   ([`Broadcast::emit_with_ack`](ws_gateway_core::Broadcast::emit_with_ack)), collects
+//!   every answer and replies `{"answers":<count>,"ask":<data>}` under `ask`.
 //!
 //! and two more echoes for `bench/callgrind.sh --event`, the load generator's
 //! `{"user":..,"text":..}` read into a DOM or a struct rather than kept raw: `echo_value`
@@ -18,7 +21,9 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ws_gateway_axum::prelude::*;
@@ -32,7 +37,22 @@ pub struct EchoData {
     pub text: String,
 }
 
-/// Echo and broadcast, as in `bench/peers/nest`, `raw-axum` and `raw-socketioxide`.
+/// How long an `ask` waits for its answers: far longer than 1,000 answers take, so that a
+/// missing answer shows as a short count rather than a slow run.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The reply to an `ask`: how many clients answered, and the ask's own data (which carries
+/// the load generator's sequence number).
+#[derive(Debug, Serialize)]
+pub struct Tally {
+    /// The answers collected.
+    pub answers: usize,
+    /// The data of the `ask`, as it came.
+    pub ask: Box<RawValue>,
+}
+
+/// Echo, broadcast and ask, as in `raw-socketioxide` (echo and broadcast also as in
+/// `bench/peers/nest` and `raw-axum`).
 #[websocket_gateway(path = "/")]
 pub struct BenchGateway {
     server: WsServer,
@@ -63,6 +83,26 @@ impl BenchGateway {
     #[subscribe("broadcast")]
     fn broadcast(&self, data: Box<RawValue>) {
         let _ = self.server.emit("broadcast", &data);
+    }
+
+    /// `data` under `question` to every other client, each asked for an acknowledgement;
+    /// replies with how many answered once all did (or [`ASK_TIMEOUT`] passed).
+    #[subscribe("ask")]
+    async fn ask(&self, client: Client, data: Box<RawValue>) -> Result<Tally, WsException> {
+        let mut answers = self
+            .server
+            .broadcast()
+            .except(client.id())
+            .timeout(ASK_TIMEOUT)
+            .emit_with_ack::<Box<RawValue>>("question", &data)?;
+        let mut answered = 0;
+        while let Some((_, answer)) = answers.next().await {
+            answered += usize::from(answer.is_ok());
+        }
+        Ok(Tally {
+            answers: answered,
+            ask: data,
+        })
     }
 }
 

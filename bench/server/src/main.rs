@@ -3,7 +3,9 @@
 //!
 //! [`BenchGateway`](gateway_bench::BenchGateway) at `/` over plain WebSockets: `echo` replies
 //! `{"event":"echo","data":<the same data>}`, `broadcast` sends
-//! `{"event":"broadcast","data":<data>}` to every client and replies nothing.
+//! `{"event":"broadcast","data":<data>}` to every client and replies nothing, `ask` sends
+//! `{"event":"question","data":<data>,"ack":N}` to every other client, which answers
+//! `{"ack":N,"data":..}`, and replies `{"event":"ask","data":{"answers":<count>,"ask":<data>}}`.
 
 use std::process::ExitCode;
 

@@ -5,12 +5,16 @@
 //! Namespace `/` at `/socket.io/` with socketioxide's default configuration (4 KiB read
 //! buffer), `TCP_NODELAY`, a listen backlog of 1024, on axum 0.8. The data stays raw JSON
 //! (`Box<RawValue>`, no DOM): `echo` emits the same event and data back to the socket,
-//! `broadcast` emits it once to every socket of the namespace (the sender included). No
-//! limits, no hooks.
+//! `broadcast` emits it once to every socket of the namespace (the sender included), `ask`
+//! emits it under `question` to every other socket with an acknowledgement
+//! (`socket.broadcast().timeout(..).emit_with_ack(..)`, socketioxide's `AckStream`), collects
+//! every answer and emits `{"answers":<count>,"ask":<data>}` under `ask` back to the sender.
+//! No limits, no hooks.
 
 use std::process::ExitCode;
 
-use gateway_bench::{Failure, ServerOptions};
+use futures_util::StreamExt;
+use gateway_bench::{ASK_TIMEOUT, Failure, ServerOptions, Tally};
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use socketioxide::extract::{Data, SocketRef};
@@ -40,6 +44,31 @@ async fn run(options: &ServerOptions) -> Result<(), Failure> {
             "broadcast",
             async |io: SocketIo, Data((data,)): Data<(Box<RawValue>,)>| {
                 let _ = io.emit("broadcast", &data).await;
+            },
+        );
+        // `socket.broadcast()` is `io.broadcast()` less the sender, as the gateway's
+        // `broadcast().except(sender)`. The answers stay raw JSON.
+        socket.on(
+            "ask",
+            async |socket: SocketRef, Data((data,)): Data<(Box<RawValue>,)>| {
+                let answers = socket
+                    .broadcast()
+                    .timeout(ASK_TIMEOUT)
+                    .emit_with_ack::<_, Box<RawValue>>("question", &data)
+                    .await;
+                let answered = match answers {
+                    Ok(answers) => {
+                        answers
+                            .fold(0, async |n, (_, answer)| n + usize::from(answer.is_ok()))
+                            .await
+                    }
+                    Err(_) => 0,
+                };
+                let tally = Tally {
+                    answers: answered,
+                    ask: data,
+                };
+                let _ = socket.emit("ask", &tally);
             },
         );
     });

@@ -4,7 +4,9 @@
 //! The same [`BenchGateway`](gateway_bench::BenchGateway) as `bench-server`, served by our
 //! `SocketIoTransport` (socketioxide underneath) as namespace `/` at
 //! `/socket.io/`: `42["echo",<data>]` is answered with `42["echo",<data>]`,
-//! `42["broadcast",<data>]` sends `42["broadcast",<data>]` to every client. The
+//! `42["broadcast",<data>]` sends `42["broadcast",<data>]` to every client,
+//! `42["ask",<data>]` sends `42<N>["question",<data>]` to every other client, which
+//! answers `43<N>[..]`, and replies `42["ask",{"answers":<count>,"ask":<data>}]`. The
 //! plain-WebSocket route stays mounted at `/`, as an app serving both would have it.
 
 use std::process::ExitCode;
