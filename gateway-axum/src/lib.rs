@@ -31,6 +31,7 @@
 //! not stall.
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
+mod client_script;
 mod codec;
 mod gate;
 mod handshake;
@@ -44,6 +45,7 @@ mod socketio;
 pub mod test_client;
 mod upgrade;
 
+pub use client_script::{CLIENT_SCRIPT, CLIENT_TYPES, client_routes};
 pub use codec::{Codec, JsonCodec, MessageParser};
 pub use router::{IntoRouter, JsonTransport, WebSocketTransport};
 pub use serve::{BACKLOG, GracefulShutdown, Serve, bind, serve};

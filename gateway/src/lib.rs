@@ -15,8 +15,8 @@ pub use ws_gateway_core::*;
 
 // Serving on axum.
 pub use ws_gateway_axum::{
-    BACKLOG, Codec, GracefulShutdown, IntoRouter, JsonCodec, JsonTransport, MessageParser, Serve,
-    WebSocketTransport, bind, serve,
+    BACKLOG, CLIENT_SCRIPT, CLIENT_TYPES, Codec, GracefulShutdown, IntoRouter, JsonCodec,
+    JsonTransport, MessageParser, Serve, WebSocketTransport, bind, client_routes, serve,
 };
 
 /// Socket.IO clients for the same gateways, on socketioxide.

@@ -49,7 +49,7 @@ pub fn app_with_services(auth: AuthService, chat: ChatService) -> GatewayApp {
 /// The chat page served at `/`: plain HTML and JavaScript, no build step.
 pub const INDEX_HTML: &str = include_str!("../static/index.html");
 
-/// The whole HTTP surface: the chat page at `/`, the gateways (plain WebSocket at
+/// The whole HTTP surface: the chat page at `/` (its client, `/ws-gateway.js`), the gateways (plain WebSocket at
 /// `ws://host/chat`, Socket.IO on namespace `/chat`: `io("http://host/chat", {auth:
 /// {token}})`), `POST /auth/login` and `GET /asyncapi.json`.
 pub fn router(app: &App, auth: AuthService) -> axum::Router {
@@ -57,6 +57,7 @@ pub fn router(app: &App, auth: AuthService) -> axum::Router {
     let (socketio, _io) = SocketIoTransport::new().mount(app);
     app.into_router()
         .merge(auth::routes(auth))
+        .merge(ws_gateway::client_routes())
         .route(
             "/",
             axum::routing::get(|| std::future::ready(axum::response::Html(INDEX_HTML))),
