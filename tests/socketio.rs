@@ -135,7 +135,7 @@ impl SioGateway {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct User(String);
 
 /// Accepts the token "letmein" only.

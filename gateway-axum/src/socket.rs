@@ -136,6 +136,8 @@ impl<C: Codec> WebSocketConnection<C> {
 impl<C: Codec> Connection for WebSocketConnection<C> {
     type Message = Message;
     type Route = ();
+    // The JSON envelope (and any codec's) carries the `session` frame and offsets.
+    const RECOVERY: bool = true;
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Message>> {
         if self.pong_owed

@@ -373,6 +373,10 @@ pub struct Received {
     pub ack: Option<u64>,
     /// The frame's text as it arrived.
     pub raw: String,
+    /// The `offset` field: the frame's place in the recovery log, on frames delivered
+    /// through an emit, a room or a broadcast when the gateway has
+    /// [`Recovery`](ws_gateway_core::Recovery) on.
+    pub offset: Option<String>,
 }
 
 /// A WebSocket client speaking the JSON protocol, for tests.
@@ -726,6 +730,10 @@ impl TestClient {
                             .unwrap_or(Value::Null),
                         id: value.get_mut("id").map(Value::take),
                         ack: value.get("ack").and_then(Value::as_u64),
+                        offset: value
+                            .get("offset")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
                         raw: text.as_str().to_owned(),
                     });
                 }

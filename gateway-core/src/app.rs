@@ -16,6 +16,7 @@ use crate::guard::{Guard, GuardRef};
 use crate::inject::{Inject, Providers};
 use crate::interceptor::{Interceptor, InterceptorRef};
 use crate::layers::Layers;
+use crate::recovery::{Recorder, Recovery};
 use crate::registry::{GatewayDescriptor, registered};
 use crate::resolve::{Built, Resolution, Step};
 use crate::runtime::{AppParts, GatewayRuntime};
@@ -60,6 +61,7 @@ pub struct GatewayApp {
     config: ConnectionConfig,
     global: Layers,
     authenticators: Vec<(Option<TypeId>, AuthenticatorRef)>,
+    recovery: Vec<(Option<TypeId>, Recovery)>,
     adapter: Option<AdapterRef>,
 }
 
@@ -72,6 +74,7 @@ impl std::fmt::Debug for GatewayApp {
             .field("config", &self.config)
             .field("global", &self.global)
             .field("authenticators", &self.authenticators.len())
+            .field("recovery", &self.recovery)
             .field("adapter", &self.adapter.is_some())
             .finish()
     }
@@ -645,6 +648,61 @@ impl GatewayApp {
         self
     }
 
+    /// Switches connection state recovery on for gateway `G` (see [`Recovery`]): a client
+    /// that drops comes back within the window with its id, rooms, identity and state, and
+    /// receives what it missed. Overrides [`recover_all`](Self::recover_all) for `G`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Recovery;
+    ///
+    /// #[websocket_gateway(path = "/doc-recover")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let app = GatewayApp::new()
+    ///     .recover::<Chat>(Recovery::new(Duration::from_secs(120)))
+    ///     .gateway::<Chat>()
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = app;
+    /// ```
+    pub fn recover<G: GatewayHandlers>(mut self, recovery: Recovery) -> Self {
+        self.recovery.push((Some(TypeId::of::<G>()), recovery));
+        self
+    }
+
+    /// Switches connection state recovery on for every gateway that
+    /// [`recover`](Self::recover) does not configure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Recovery;
+    ///
+    /// #[websocket_gateway(path = "/doc-recover-all")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let app = GatewayApp::new()
+    ///     .recover_all(Recovery::new(Duration::from_secs(120)))
+    ///     .gateway::<Chat>()
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = app;
+    /// ```
+    pub fn recover_all(mut self, recovery: Recovery) -> Self {
+        self.recovery.push((None, recovery));
+        self
+    }
+
     /// Sets the per-connection buffer sizes and limits.
     ///
     /// # Examples
@@ -849,10 +907,22 @@ impl GatewayApp {
                 .find(|(id, _)| id.is_none());
             own.or(all).map(|(_, auth)| auth.clone())
         };
+        let recovery_of = |d: &GatewayDescriptor| {
+            let own = self
+                .recovery
+                .iter()
+                .rev()
+                .find(|(id, _)| *id == Some((d.type_id)()));
+            let all = self.recovery.iter().rev().find(|(id, _)| id.is_none());
+            own.or(all).map(|(_, recovery)| *recovery)
+        };
         let gateways = built
             .gateways
             .into_iter()
             .map(|(d, instance, server)| {
+                if let Some(recovery) = recovery_of(&d) {
+                    server.enable_recovery(Recorder::new(recovery, authenticator_of(&d)));
+                }
                 (d.assemble)(
                     instance,
                     server,

@@ -225,7 +225,7 @@ impl<'a> HandshakeRequest<'a> {
 /// ```
 /// use ws_gateway_core::{Authenticator, HandshakeRequest, WsException};
 ///
-/// #[derive(Clone, Debug)]
+/// #[derive(Clone, Debug, PartialEq)]
 /// struct User(String);
 ///
 /// /// Accepts the token "letmein" only.
@@ -249,7 +249,9 @@ impl<'a> HandshakeRequest<'a> {
 )]
 pub trait Authenticator: Send + Sync + 'static {
     /// Who the client is; handlers, guards and hooks read it with [`Identity<T>`].
-    type Identity: Clone + Send + Sync + 'static;
+    /// Comparable, so that connection state recovery gives a session back only to the
+    /// identity it was issued to (see [`Recovery`](crate::Recovery)).
+    type Identity: Clone + PartialEq + Send + Sync + 'static;
 
     /// Checks the request.
     ///
@@ -304,6 +306,10 @@ pub(crate) trait ErasedAuthenticator: Send + Sync {
         &'a self,
         request: &'a HandshakeRequest<'a>,
     ) -> BoxFuture<'a, Result<IdentitySlot, WsException>>;
+
+    /// Whether the identities this authenticator stored in two handshakes' extensions are
+    /// the same (both absent included).
+    fn same_identity(&self, a: &http::Extensions, b: &http::Extensions) -> bool;
 }
 
 impl<A: Authenticator> ErasedAuthenticator for A {
@@ -318,6 +324,10 @@ impl<A: Authenticator> ErasedAuthenticator for A {
             });
             Ok(slot)
         })
+    }
+
+    fn same_identity(&self, a: &http::Extensions, b: &http::Extensions) -> bool {
+        a.get::<Identity<A::Identity>>() == b.get::<Identity<A::Identity>>()
     }
 }
 
@@ -336,7 +346,7 @@ pub(crate) struct AuthenticatorRef(pub(crate) Arc<dyn ErasedAuthenticator>);
 /// use ws_gateway_core::prelude::*;
 /// use ws_gateway_core::Identity;
 ///
-/// #[derive(Clone)]
+/// #[derive(Clone, PartialEq)]
 /// struct User {
 ///     name: String,
 /// }

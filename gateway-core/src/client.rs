@@ -446,6 +446,8 @@ struct ClientInner {
     handshake: Handshake,
     state: ClientState,
     acks: AckTable,
+    /// Whether this connection recovered a session (see [`Recovery`](crate::Recovery)).
+    recovered: bool,
 }
 
 impl Client {
@@ -458,6 +460,29 @@ impl Client {
                 handshake,
                 state: ClientState::default(),
                 acks: AckTable::default(),
+                recovered: false,
+            }),
+        }
+    }
+
+    /// The client of a connection that recovered the session of client `id`: its id and
+    /// state, on a new socket.
+    pub(crate) fn resumed(
+        server: WsServer,
+        id: ClientId,
+        sink: ClientSink,
+        handshake: Handshake,
+        state: ClientState,
+    ) -> Self {
+        Self {
+            inner: Arc::new(ClientInner {
+                id,
+                sink,
+                server,
+                handshake,
+                state,
+                acks: AckTable::default(),
+                recovered: true,
             }),
         }
     }
@@ -566,6 +591,27 @@ impl Client {
     /// ```
     pub fn state(&self) -> &ClientState {
         &self.inner.state
+    }
+
+    /// Whether this connection recovered the session of a client that dropped (see
+    /// [`Recovery`](crate::Recovery)): it kept its id, rooms, identity and state, and
+    /// received what it missed. `#[handle_connection]` runs for a recovered connection too;
+    /// it may skip what it did the first time (announcing the user, joining rooms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use ws_gateway_core::Handshake;
+    /// let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// assert!(!client.recovered());
+    /// ```
+    pub fn recovered(&self) -> bool {
+        self.inner.recovered
     }
 
     /// Sends `{"event": event, "data": data}` to this client.
@@ -690,6 +736,16 @@ impl Client {
     /// assert!(matches!(queue.try_recv(), Some(Outbound::Frame(sent)) if sent == frame));
     /// ```
     pub fn send_frame(&self, frame: Frame) -> Result<(), SendError> {
+        if let Some(recorder) = self.inner.server.recorder() {
+            // Numbered and queued under the recorder's lock: offsets in the order received.
+            let mut recording = recorder.recording();
+            let selection = crate::adapter::Selection {
+                clients: vec![self.id()],
+                ..Default::default()
+            };
+            let frame = recording.record(&selection, &frame);
+            return self.inner.sink.send(Outbound::Frame(frame));
+        }
         self.inner.sink.send(Outbound::Frame(frame))
     }
 

@@ -106,6 +106,30 @@ impl Frame {
         Self::from_json(buf)
     }
 
+    /// The same frame with its recovery offset (see [`Recovery`](crate::Recovery)):
+    /// `{"event":..,"data":..,"offset":"O"}`, the `offset` field last.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::Frame;
+    ///
+    /// let frame = Frame::event("message", &"hi").unwrap().with_offset("42");
+    /// assert_eq!(frame.as_str(), r#"{"event":"message","data":"hi","offset":"42"}"#);
+    /// ```
+    #[must_use]
+    pub fn with_offset(&self, offset: &str) -> Self {
+        let text = self.as_str().trim_end();
+        let head = text.strip_suffix('}').unwrap_or(text);
+        let mut buf = Vec::with_capacity(head.len() + offset.len() + 13);
+        buf.extend_from_slice(head.as_bytes());
+        buf.extend_from_slice(br#","offset":"#);
+        // An offset is the recorder's own (digits); encoded as a JSON string all the same.
+        let _ = serde_json::to_writer(&mut buf, offset);
+        buf.push(b'}');
+        Self::from_json(buf)
+    }
+
     /// The acknowledgement number the frame asks under, if it asks for one (see
     /// [`with_ack`](Self::with_ack)); read from the end of the frame, without parsing it.
     ///

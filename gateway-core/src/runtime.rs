@@ -586,6 +586,14 @@ impl GatewayRuntime {
     /// # }
     /// ```
     pub async fn disconnect(&self, client: &Client) {
+        self.disconnect_hook(client).await;
+        self.server().remove(client.id());
+    }
+
+    /// The first half of [`disconnect`](Self::disconnect): the client's pending
+    /// acknowledgements fail, then `#[handle_disconnect]` runs; the client is still in its
+    /// rooms.
+    pub(crate) async fn disconnect_hook(&self, client: &Client) {
         // Emits waiting for its answers hear that it left, instead of waiting them out.
         client.acks().close(client.id());
         if let Some(dispatch) = self.run_hook(HookKind::Disconnect, Some(client))
@@ -594,7 +602,6 @@ impl GatewayRuntime {
             let err = failure.into_exception();
             tracing::warn!(target: "gateway", gateway = self.name(), client = %client.id(), "handle_disconnect failed: {err}");
         }
-        self.server().remove(client.id());
     }
 
     /// Hands a client's answer to the emit that asked for it

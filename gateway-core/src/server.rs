@@ -18,6 +18,7 @@ use crate::adapter::{
 use crate::client::{Client, ClientId, Outbound};
 use crate::error::{RoomError, SendError};
 use crate::frame::Frame;
+use crate::recovery::Recorder;
 
 /// The server handle of a gateway: every connected client of that gateway, and its rooms.
 ///
@@ -64,6 +65,8 @@ struct ServerInner {
     adapter: OnceLock<AdapterRef>,
     /// [`ConnectionConfig::ack_timeout`](crate::ConnectionConfig::ack_timeout), set at build.
     ack_timeout: OnceLock<Duration>,
+    /// Connection state recovery, when the app switched it on for this gateway.
+    recorder: OnceLock<Arc<Recorder>>,
 }
 
 #[derive(Default)]
@@ -120,6 +123,7 @@ impl WsServer {
                 state: RwLock::default(),
                 adapter: OnceLock::new(),
                 ack_timeout: OnceLock::new(),
+                recorder: OnceLock::new(),
             }),
         }
     }
@@ -191,6 +195,29 @@ impl WsServer {
                 rooms: FxHashSet::default(),
             },
         );
+    }
+
+    /// Switches connection state recovery on (once; later calls are ignored).
+    pub(crate) fn enable_recovery(&self, recorder: Recorder) {
+        let _ = self.inner.recorder.set(Arc::new(recorder));
+    }
+
+    /// The gateway's recovery log and sessions, when recovery is on.
+    pub(crate) fn recorder(&self) -> Option<&Arc<Recorder>> {
+        self.inner.recorder.get()
+    }
+
+    /// Removes a client of this instance, returning the rooms it was in.
+    pub(crate) fn remove_returning_rooms(&self, id: ClientId) -> Vec<Arc<str>> {
+        let mut state = self.write();
+        let Some(member) = state.clients.remove(&id) else {
+            return Vec::new();
+        };
+        let rooms: Vec<Arc<str>> = member.rooms.into_iter().collect();
+        for room in &rooms {
+            state.leave_room(room, id);
+        }
+        rooms
     }
 
     pub(crate) fn remove(&self, id: ClientId) {
@@ -592,6 +619,17 @@ impl WsServer {
     pub(crate) fn apply_local(&self, selection: &Selection, op: &Operation) -> (usize, bool) {
         match op {
             Operation::Emit(frame) => {
+                // With recovery, the frame is numbered and kept, and queued to its receivers
+                // under the recorder's lock, so that every client sees offsets in order.
+                let mut recording = self.recorder().map(|r| r.recording());
+                let stamped;
+                let frame = match &mut recording {
+                    Some(recording) => {
+                        stamped = recording.record(selection, frame);
+                        &stamped
+                    }
+                    None => frame,
+                };
                 let state = self.read();
                 let mut sent = 0;
                 state.visit(selection, |member| {

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use crate::connections::{ConnectionGuard, Connections};
 use crate::exception::{CloseRequest, ErrorKind, WsException};
 use crate::frame::{Frame, exceeds_depth};
 use crate::rate_limit::{Admission, TokenBucket};
+use crate::recovery::Recorder;
 use crate::request::Request;
 use crate::runtime::GatewayRuntime;
 use crate::transport::{Answer, Closing, Connection, Decoded, Gone, Handled, Received};
@@ -126,23 +128,56 @@ impl Session {
             connections,
             guard,
         } = self;
-        let (client, queue) = gateway.open(handshake, limits.outbound_queue);
-        let span = tracing::debug_span!(target: "gateway", "connection", path = gateway.path(), client = %client.id());
-        let frames_sent = gateway.metrics().frames_sent.clone();
-        Driver {
-            connection,
-            gateway,
-            client,
-            queue,
-            limiter: limits.rate_limit.map(TokenBucket::new),
-            limits,
-            connections,
-            frames_sent,
-            _guard: guard,
+        async move {
+            let recorder = C::RECOVERY
+                .then(|| gateway.server().recorder().cloned())
+                .flatten();
+            let (client, queue, session) = match &recorder {
+                None => {
+                    let (client, queue) = gateway.open(handshake, limits.outbound_queue);
+                    (client, queue, None)
+                }
+                Some(recorder) => {
+                    let opened = recorder
+                        .open(gateway.server(), handshake, limits.outbound_queue)
+                        .await;
+                    let session = Resumable {
+                        recorder: Arc::clone(recorder),
+                        pid: opened.pid,
+                        recovered: opened.recovered,
+                        missed: opened.missed,
+                    };
+                    (opened.client, opened.queue, Some(session))
+                }
+            };
+            let span = tracing::debug_span!(target: "gateway", "connection", path = gateway.path(), client = %client.id());
+            let frames_sent = gateway.metrics().frames_sent.clone();
+            Driver {
+                connection,
+                gateway,
+                client,
+                queue,
+                limiter: limits.rate_limit.map(TokenBucket::new),
+                limits,
+                connections,
+                frames_sent,
+                session,
+                _guard: guard,
+            }
+            .life()
+            .instrument(span)
+            .await;
         }
-        .life()
-        .instrument(span)
     }
+}
+
+/// A session under connection state recovery: its private id, whether it recovered, and
+/// what its client missed.
+struct Resumable {
+    recorder: Arc<Recorder>,
+    pid: Arc<str>,
+    recovered: bool,
+    missed: Vec<Frame>,
 }
 
 /// Serves one client of `gateway` on `connection`: [`Session::new`], then
@@ -177,6 +212,10 @@ enum Stop {
     Gone,
     /// We close, with this code and reason.
     Close(CloseRequest),
+    /// We close because the connection failed the client (its queue overflowed, a write
+    /// waited too long, it fell silent): a fault of the network as far as recovery is
+    /// concerned, unlike a close asked for.
+    Fault(CloseRequest),
 }
 
 impl From<Gone> for Stop {
@@ -190,8 +229,13 @@ impl Stop {
         match self {
             Stop::ClosedByClient => Closing::Client,
             Stop::Gone => Closing::Gone,
-            Stop::Close(request) => Closing::Server(request),
+            Stop::Close(request) | Stop::Fault(request) => Closing::Server(request),
         }
+    }
+
+    /// Whether the client dropped rather than left: its session may be recovered.
+    fn dropped(&self) -> bool {
+        matches!(self, Stop::Gone | Stop::Fault(_))
     }
 }
 
@@ -225,6 +269,8 @@ struct Driver<C: Connection> {
     limits: Limits,
     connections: Connections,
     frames_sent: crate::telemetry::Counter,
+    /// Connection state recovery, when the gateway has it on for this transport.
+    session: Option<Resumable>,
     /// Counts the connection against the limits until it is dropped.
     _guard: Option<ConnectionGuard>,
 }
@@ -253,26 +299,77 @@ impl<C: Connection> Driver<C> {
             let connected = self.gateway.metrics().connections.clone();
             connected.increment(1.0);
             tracing::debug!(target: "gateway", "connected");
-            let stop = match self.gateway.connect(&self.client).await {
-                Ok(()) => self.serve().await,
-                Err(err) => {
-                    tracing::debug!(target: "gateway::rejection", "handle_connection rejected the client: {err}");
-                    let frame = crate::frame::exception_frame(&err, None);
-                    let _ = self.connection.feed(frame, None).await;
-                    let _ = self.connection.flush().await;
-                    Stop::Close(err.close_request().cloned().unwrap_or(CloseRequest {
-                        code: POLICY_VIOLATION,
-                        reason: err.message().to_owned().into(),
-                    }))
+            let announced = match self.session.take() {
+                Some(mut session) => {
+                    let announced = self.announce(&mut session).await;
+                    self.session = Some(session);
+                    announced
                 }
+                None => Ok(()),
             };
+            let stop = match announced {
+                Err(stop) => stop,
+                Ok(()) => self.connect().await,
+            };
+            let dropped = stop.dropped();
             self.connection.close(stop.closing()).await;
-            self.gateway.disconnect(&self.client).await;
-            // Dropped with the connection, whoever still holds a handle of the client.
-            self.client.state().clear();
+            match self.session.take() {
+                None => {
+                    self.gateway.disconnect(&self.client).await;
+                    // Dropped with the connection, whoever still holds a handle of the client.
+                    self.client.state().clear();
+                }
+                Some(session) => {
+                    self.gateway.disconnect_hook(&self.client).await;
+                    // Kept for recovery when the client dropped; else forgotten, state too.
+                    session.recorder.end(
+                        self.gateway.server(),
+                        &self.client,
+                        &session.pid,
+                        dropped,
+                    );
+                }
+            }
             tracing::debug!(target: "gateway", "disconnected");
             connected.decrement(1.0);
         }
+    }
+
+    /// `handle_connection`, then the loop.
+    async fn connect(&mut self) -> Stop {
+        match self.gateway.connect(&self.client).await {
+            Ok(()) => self.serve().await,
+            Err(err) => {
+                tracing::debug!(target: "gateway::rejection", "handle_connection rejected the client: {err}");
+                let frame = crate::frame::exception_frame(&err, None);
+                let _ = self.connection.feed(frame, None).await;
+                let _ = self.connection.flush().await;
+                Stop::Close(err.close_request().cloned().unwrap_or(CloseRequest {
+                    code: POLICY_VIOLATION,
+                    reason: err.message().to_owned().into(),
+                }))
+            }
+        }
+    }
+
+    /// Recovery's first frames: `session` with the private id and whether it recovered,
+    /// then every frame the client missed, before anything queued.
+    async fn announce(&mut self, session: &mut Resumable) -> Result<(), Stop> {
+        let announce = Frame::event(
+            "session",
+            &serde_json::json!({ "pid": &*session.pid, "recovered": session.recovered }),
+        )
+        .expect("a JSON object serializes");
+        if session.recovered {
+            tracing::debug!(target: "gateway", missed = session.missed.len(), "session recovered");
+        }
+        self.connection.feed(announce, None).await?;
+        for frame in std::mem::take(&mut session.missed) {
+            self.frames_sent.increment(1);
+            self.connection.feed(frame, None).await?;
+        }
+        self.connection.flush().await?;
+        Ok(())
     }
 
     async fn serve(&mut self) -> Stop {
@@ -494,7 +591,7 @@ impl<C: Connection> Driver<C> {
                 code: GOING_AWAY,
                 reason: "idle timeout: no message or pong received".into(),
             };
-            return Step::Stop(None, Stop::Close(close));
+            return Step::Stop(None, Stop::Fault(close));
         }
         if self.limits.ping_interval.is_some() {
             Step::Ping
@@ -726,7 +823,7 @@ where
 
 fn write_timed_out() -> Stop {
     tracing::debug!(target: "gateway::rejection", "a write waited past the write timeout, closing");
-    Stop::Close(CloseRequest {
+    Stop::Fault(CloseRequest {
         code: POLICY_VIOLATION,
         reason: "write timed out: the client does not read".into(),
     })
@@ -734,7 +831,7 @@ fn write_timed_out() -> Stop {
 
 fn overflow_close() -> Stop {
     tracing::debug!(target: "gateway::rejection", "outbound queue overflowed, closing");
-    Stop::Close(CloseRequest {
+    Stop::Fault(CloseRequest {
         code: POLICY_VIOLATION,
         reason: "outbound queue full: the client reads too slowly".into(),
     })

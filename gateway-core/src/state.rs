@@ -63,6 +63,13 @@ impl ClientState {
         self.values.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Moves every value out, into a new store (the state of a recovered connection).
+    pub(crate) fn take(&self) -> ClientState {
+        ClientState {
+            values: Mutex::new(std::mem::take(&mut *self.values())),
+        }
+    }
+
     /// Keeps `value`, returning the value of its type kept before, if any.
     ///
     /// # Examples

@@ -227,6 +227,12 @@ pub trait Connection: Send + 'static {
     /// timeout. `false` for transports with heartbeats of their own (Engine.IO's).
     const HEARTBEAT: bool = true;
 
+    /// Whether the session runs connection state recovery's plain protocol on this
+    /// connection when the gateway has [`Recovery`](crate::Recovery) on: a `session` frame
+    /// first, offsets on delivered frames, `?pid=&offset=` to recover. `false` by default:
+    /// a transport says it carries these frames to a client that understands them.
+    const RECOVERY: bool = false;
+
     /// The next thing that happened on the socket.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Self::Message>>;
 

@@ -1,0 +1,445 @@
+//! Connection state recovery over real sockets, the plain WebSocket contract of the README:
+//! the `session` frame first, an `offset` on every delivered frame, and a client that drops
+//! (its TCP connection cut without a closing handshake) and comes back with
+//! `?pid=P&offset=O` within the window keeps its id, rooms, identity and state and receives
+//! what it missed, in order, once. Also: a client that never received a frame, a second and
+//! third recovery, another identity's attempt, an unknown id, expiry, a clean close, the
+//! in-memory bound, a session taken over while its old connection still looks alive, and
+//! what the lifecycle hooks see.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use ws_gateway_axum::prelude::*;
+use ws_gateway_axum::test_client::{Received, TestClient, TestServer};
+use ws_gateway_core::{Authenticator, HandshakeRequest, Recovery};
+
+/// What the lifecycle hooks saw, in order: `connect <id> <recovered>`, `disconnect <id>`.
+#[derive(Default)]
+struct Hooks {
+    seen: Mutex<Vec<String>>,
+    changed: Notify,
+}
+
+impl Hooks {
+    fn push(&self, entry: String) {
+        self.seen.lock().unwrap().push(entry);
+        self.changed.notify_waiters();
+    }
+
+    async fn wait_for(&self, entry: &str) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let changed = self.changed.notified();
+                if self.seen.lock().unwrap().iter().any(|e| e == entry) {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no `{entry}` in {:?}", self.seen.lock().unwrap()));
+    }
+
+    fn count(&self, entry: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| *e == entry)
+            .count()
+    }
+}
+
+/// The identity is the `token` query parameter.
+struct TokenAuth;
+
+impl Authenticator for TokenAuth {
+    type Identity = String;
+
+    async fn authenticate(&self, request: &HandshakeRequest<'_>) -> Result<String, WsException> {
+        request
+            .query_param("token")
+            .map(str::to_owned)
+            .ok_or_else(|| WsException::new("Missing token"))
+    }
+}
+
+#[derive(Deserialize)]
+struct Say {
+    room: String,
+    text: String,
+}
+
+#[websocket_gateway(path = "/recovery")]
+struct RecoveryGateway {
+    server: WsServer,
+    hooks: Inject<Hooks>,
+}
+
+#[websocket_gateway]
+impl RecoveryGateway {
+    #[handle_connection]
+    fn connected(&self, client: Client) {
+        self.hooks
+            .push(format!("connect {} {}", client.id(), client.recovered()));
+    }
+
+    #[handle_disconnect]
+    fn disconnected(&self, client: Client) {
+        self.hooks.push(format!("disconnect {}", client.id()));
+    }
+
+    #[subscribe("join")]
+    fn join(&self, client: Client, room: String) -> Result<String, RoomError> {
+        client.join(room.clone())?;
+        Ok(room)
+    }
+
+    /// Sends `said` to everyone in the room, the sender included.
+    #[subscribe("say")]
+    fn say(&self, say: Say) -> usize {
+        self.server
+            .to(say.room)
+            .emit("said", &say.text)
+            .unwrap_or(0)
+    }
+
+    /// Keeps a name in the connection's state.
+    #[subscribe("name")]
+    fn name(&self, client: Client, name: String) -> String {
+        client.state().insert(name.clone());
+        name
+    }
+
+    #[subscribe("whoami")]
+    fn whoami(&self, client: Client, Identity(user): Identity<String>) -> Value {
+        json!({
+            "id": client.id(),
+            "user": user,
+            "rooms": client.rooms(),
+            "name": client.state().get::<String>(),
+            "recovered": client.recovered(),
+        })
+    }
+}
+
+fn app(hooks: &Arc<Hooks>, recovery: Recovery) -> App {
+    GatewayApp::new()
+        .provide_arc(Arc::clone(hooks))
+        .authenticate::<RecoveryGateway>(TokenAuth)
+        .recover::<RecoveryGateway>(recovery)
+        .gateway::<RecoveryGateway>()
+        .build()
+        .unwrap()
+}
+
+async fn start(recovery: Recovery) -> (TestServer, Arc<Hooks>) {
+    let hooks = Arc::new(Hooks::default());
+    let server = TestServer::start(app(&hooks, recovery)).await.unwrap();
+    (server, hooks)
+}
+
+fn window() -> Recovery {
+    Recovery::new(Duration::from_secs(120))
+}
+
+/// A connection and its session frame.
+struct Connected {
+    client: TestClient,
+    pid: String,
+    recovered: bool,
+}
+
+async fn connect(server: &TestServer, query: &str) -> Connected {
+    let url = format!("{}?{query}", server.url("/recovery"));
+    let mut client = TestClient::connect(&url).await.unwrap();
+    let first = client.recv().await.unwrap();
+    assert_eq!(first.event, "session", "the first frame: {first:?}");
+    assert!(first.offset.is_none(), "{first:?}");
+    let pid = first.data["pid"].as_str().unwrap().to_owned();
+    assert_eq!(pid.len(), 32, "{first:?}");
+    Connected {
+        client,
+        pid,
+        recovered: first.data["recovered"].as_bool().unwrap(),
+    }
+}
+
+async fn request(client: &mut TestClient, event: &str, data: Value) -> Value {
+    client.emit_with_id(event, &data, event).await.unwrap();
+    let reply = client.expect_frame(event).await.unwrap();
+    // A direct reply is not delivered through an emit: no offset.
+    assert!(reply.offset.is_none(), "{reply:?}");
+    assert_eq!(reply.id, Some(json!(event)));
+    reply.data
+}
+
+/// The next `said` frame, with its offset.
+async fn said(client: &mut TestClient) -> (String, String) {
+    let Received { data, offset, .. } = client.expect_frame("said").await.unwrap();
+    let offset = offset.expect("a delivered frame carries an offset");
+    (data.as_str().unwrap().to_owned(), offset)
+}
+
+/// The TCP connection cut without a closing handshake, as a network fault does.
+fn cut(client: TestClient) {
+    drop(client.into_inner());
+}
+
+async fn say(client: &mut TestClient, room: &str, text: &str) {
+    request(client, "say", json!({"room": room, "text": text})).await;
+}
+
+#[tokio::test]
+async fn a_dropped_client_recovers_its_session_and_every_missed_frame() {
+    let (server, hooks) = start(window()).await;
+    let mut alice = connect(&server, "token=alice").await;
+    assert!(!alice.recovered);
+    let mut bob = connect(&server, "token=bob").await;
+    for c in [&mut alice.client, &mut bob.client] {
+        request(c, "join", json!("lobby")).await;
+    }
+    request(&mut alice.client, "name", json!("Alice L.")).await;
+    let before = request(&mut alice.client, "whoami", json!(null)).await;
+
+    say(&mut bob.client, "lobby", "one").await;
+    let (text, offset) = said(&mut alice.client).await;
+    assert_eq!(text, "one");
+    cut(alice.client);
+    let id = before["id"].as_str().unwrap();
+    hooks.wait_for(&format!("disconnect {id}")).await;
+
+    // Missed: two room frames, and one emitted to alice alone by id.
+    say(&mut bob.client, "lobby", "two").await;
+    say(&mut bob.client, "lobby", "three").await;
+    let server_handle = server.app().server("/recovery").unwrap();
+    let alice_id: ClientId = id.parse().unwrap();
+    server_handle
+        .to_client(alice_id)
+        .emit("said", &"four (to alice)")
+        .unwrap();
+
+    let mut back = connect(
+        &server,
+        &format!("token=alice&pid={}&offset={offset}", alice.pid),
+    )
+    .await;
+    assert!(back.recovered);
+    assert_eq!(back.pid, alice.pid);
+    let mut offsets = vec![offset];
+    for expected in ["two", "three", "four (to alice)"] {
+        let (text, offset) = said(&mut back.client).await;
+        assert_eq!(text, expected);
+        offsets.push(offset);
+    }
+    let numbers: Vec<u64> = offsets.iter().map(|o| o.parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+
+    // The same client: id, identity, rooms and state kept; the hook saw it recovered.
+    let after = request(&mut back.client, "whoami", json!(null)).await;
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(after["user"], "alice");
+    assert_eq!(after["rooms"], json!(["lobby"]));
+    assert_eq!(after["name"], "Alice L.");
+    assert_eq!(after["recovered"], true);
+    assert_eq!(hooks.count(&format!("connect {id} true")), 1);
+
+    // Then live traffic, each frame once: nothing replayed twice.
+    say(&mut bob.client, "lobby", "five").await;
+    assert_eq!(said(&mut back.client).await.0, "five");
+    request(&mut back.client, "whoami", json!(null)).await;
+}
+
+#[tokio::test]
+async fn a_client_that_received_nothing_recovers_without_an_offset() {
+    let (server, hooks) = start(window()).await;
+    let mut alice = connect(&server, "token=alice").await;
+    let mut bob = connect(&server, "token=bob").await;
+    for c in [&mut alice.client, &mut bob.client] {
+        request(c, "join", json!("lobby")).await;
+    }
+    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
+    cut(alice.client);
+    hooks
+        .wait_for(&format!("disconnect {}", id.as_str().unwrap()))
+        .await;
+    say(&mut bob.client, "lobby", "while away").await;
+
+    let mut back = connect(&server, &format!("token=alice&pid={}", alice.pid)).await;
+    assert!(back.recovered, "socket.io #5538: no event received yet");
+    assert_eq!(said(&mut back.client).await.0, "while away");
+}
+
+#[tokio::test]
+async fn a_client_recovers_again_and_again() {
+    let (server, hooks) = start(window()).await;
+    let mut alice = connect(&server, "token=alice").await;
+    let mut bob = connect(&server, "token=bob").await;
+    for c in [&mut alice.client, &mut bob.client] {
+        request(c, "join", json!("lobby")).await;
+    }
+    let id = request(&mut alice.client, "whoami", json!(null)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    say(&mut bob.client, "lobby", "m0").await;
+    let (_, mut offset) = said(&mut alice.client).await;
+    let pid = alice.pid.clone();
+    let mut client = alice.client;
+    for round in 1..=3 {
+        cut(client);
+        let drops = hooks.count(&format!("disconnect {id}"));
+        hooks.wait_for(&format!("disconnect {id}")).await;
+        assert!(drops <= round);
+        say(&mut bob.client, "lobby", &format!("m{round}")).await;
+        let mut back = connect(&server, &format!("token=alice&pid={pid}&offset={offset}")).await;
+        assert!(back.recovered, "round {round}");
+        assert_eq!(back.pid, pid);
+        let (text, next) = said(&mut back.client).await;
+        assert_eq!(text, format!("m{round}"));
+        offset = next;
+        client = back.client;
+        // Wait for this round's disconnect to be counted before the next cut.
+        while hooks.count(&format!("disconnect {id}")) < round {
+            hooks.wait_for(&format!("disconnect {id}")).await;
+        }
+    }
+    let me = request(&mut client, "whoami", json!(null)).await;
+    assert_eq!(me["id"], json!(id));
+    assert_eq!(hooks.count(&format!("connect {id} true")), 3);
+}
+
+#[tokio::test]
+async fn another_identity_gets_a_fresh_session_and_spoils_nothing() {
+    let (server, hooks) = start(window()).await;
+    let mut alice = connect(&server, "token=alice").await;
+    let mut bob = connect(&server, "token=bob").await;
+    for c in [&mut alice.client, &mut bob.client] {
+        request(c, "join", json!("secret")).await;
+    }
+    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
+    cut(alice.client);
+    hooks
+        .wait_for(&format!("disconnect {}", id.as_str().unwrap()))
+        .await;
+    say(&mut bob.client, "secret", "for alice's eyes").await;
+
+    // Mallory holds alice's pid: a fresh session, a new pid, nothing of alice's.
+    let mut mallory = connect(&server, &format!("token=mallory&pid={}", alice.pid)).await;
+    assert!(!mallory.recovered);
+    assert_ne!(mallory.pid, alice.pid);
+    let me = request(&mut mallory.client, "whoami", json!(null)).await;
+    assert_ne!(me["id"], id);
+    assert_eq!(me["rooms"], json!([]));
+    // Nothing was replayed to mallory: her next frame is her own request's reply.
+    mallory.client.emit_with_id("whoami", &(), 9).await.unwrap();
+    assert_eq!(mallory.client.recv().await.unwrap().id, Some(json!(9)));
+
+    // An unknown pid: a fresh session too.
+    let unknown = connect(&server, "token=alice&pid=00000000000000000000000000000000").await;
+    assert!(!unknown.recovered);
+
+    // Alice still recovers.
+    let mut back = connect(&server, &format!("token=alice&pid={}", alice.pid)).await;
+    assert!(back.recovered);
+    assert_eq!(said(&mut back.client).await.0, "for alice's eyes");
+}
+
+#[tokio::test]
+async fn a_session_expires_after_its_window() {
+    let (server, hooks) = start(Recovery::new(Duration::from_millis(200))).await;
+    let mut alice = connect(&server, "token=alice").await;
+    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
+    cut(alice.client);
+    hooks
+        .wait_for(&format!("disconnect {}", id.as_str().unwrap()))
+        .await;
+    // Not a timing assertion: past the window, however slow the machine, it is expired.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut late = connect(&server, &format!("token=alice&pid={}", alice.pid)).await;
+    assert!(!late.recovered);
+    assert_ne!(late.pid, alice.pid);
+    let me = request(&mut late.client, "whoami", json!(null)).await;
+    assert_ne!(me["id"], id);
+    // The disconnect hook ran once, when the socket closed; nothing more at expiry.
+    assert_eq!(
+        hooks.count(&format!("disconnect {}", id.as_str().unwrap())),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_closes_cleanly_leaves_for_good() {
+    let (server, hooks) = start(window()).await;
+    let mut alice = connect(&server, "token=alice").await;
+    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
+    alice.client.close().await.unwrap();
+    hooks
+        .wait_for(&format!("disconnect {}", id.as_str().unwrap()))
+        .await;
+    let back = connect(&server, &format!("token=alice&pid={}", alice.pid)).await;
+    assert!(!back.recovered);
+}
+
+#[tokio::test]
+async fn past_the_memory_bound_a_client_gets_a_fresh_session() {
+    let (server, hooks) = start(window().max_bytes(4096)).await;
+    let mut alice = connect(&server, "token=alice").await;
+    let mut bob = connect(&server, "token=bob").await;
+    for c in [&mut alice.client, &mut bob.client] {
+        request(c, "join", json!("lobby")).await;
+    }
+    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
+    cut(alice.client);
+    hooks
+        .wait_for(&format!("disconnect {}", id.as_str().unwrap()))
+        .await;
+    // About 100 × 150 bytes: far past the 4 KiB kept.
+    let text = "x".repeat(100);
+    for _ in 0..100 {
+        say(&mut bob.client, "lobby", &text).await;
+    }
+    let mut back = connect(&server, &format!("token=alice&pid={}", alice.pid)).await;
+    assert!(!back.recovered, "a replay with a hole in it is no recovery");
+    let me = request(&mut back.client, "whoami", json!(null)).await;
+    assert_ne!(me["id"], id);
+    assert_eq!(me["rooms"], json!([]));
+}
+
+#[tokio::test]
+async fn a_session_whose_old_connection_still_looks_alive_is_taken_over() {
+    let (server, _hooks) = start(window()).await;
+    let mut alice = connect(&server, "token=alice").await;
+    let mut bob = connect(&server, "token=bob").await;
+    for c in [&mut alice.client, &mut bob.client] {
+        request(c, "join", json!("lobby")).await;
+    }
+    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
+    say(&mut bob.client, "lobby", "before").await;
+    let (_, offset) = said(&mut alice.client).await;
+
+    // The old connection was never cut (a phone that changed networks: the server has not
+    // noticed yet). The new one takes the session over; the old one is closed.
+    let mut back = connect(
+        &server,
+        &format!("token=alice&pid={}&offset={offset}", alice.pid),
+    )
+    .await;
+    assert!(back.recovered);
+    let close = alice
+        .client
+        .expect_close()
+        .await
+        .unwrap()
+        .expect("a close frame");
+    assert_eq!(u16::from(close.code), 1001);
+    let me = request(&mut back.client, "whoami", json!(null)).await;
+    assert_eq!(me["id"], id);
+    assert_eq!(me["rooms"], json!(["lobby"]));
+    say(&mut bob.client, "lobby", "after").await;
+    assert_eq!(said(&mut back.client).await.0, "after");
+}
