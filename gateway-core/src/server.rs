@@ -167,6 +167,43 @@ impl WsServer {
         self.inner.adapter.get()
     }
 
+    /// Tells the adapter that `room` got its first member here or lost its last. Called
+    /// with the state still locked, so the adapter hears the changes in their order.
+    fn room_changed(&self, room: &str, occupied: bool) {
+        if let Some(adapter) = self.adapter() {
+            adapter.room_changed(self.inner.path, room, occupied);
+        }
+    }
+
+    /// Resolves once the app's adapter made every room change of this instance so far
+    /// effective: room emits other instances publish from then on reach the members here
+    /// ([`Client::join_synced`] is a join followed by this). Ready at once without an
+    /// adapter that subscribes per room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use ws_gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("red").unwrap();
+    /// b.join("blue").unwrap();
+    /// gw.server().synced().await; // both rooms reachable from every instance
+    /// # }
+    /// ```
+    pub async fn synced(&self) {
+        if let Some(adapter) = self.adapter() {
+            adapter.synced().await;
+        }
+    }
+
     /// The gateway's path.
     ///
     /// # Examples
@@ -197,7 +234,9 @@ impl WsServer {
         let mut state = self.write();
         if let Some(member) = state.clients.remove(&id) {
             for room in member.rooms {
-                state.leave_room(&room, id);
+                if state.leave_room(&room, id) {
+                    self.room_changed(&room, false);
+                }
             }
         }
     }
@@ -297,7 +336,12 @@ impl WsServer {
     /// assert_eq!(a.rooms(), ["vip"]);
     /// ```
     pub fn join(&self, id: ClientId, room: impl Into<Cow<'static, str>>) -> Result<(), RoomError> {
-        self.write().join(id, &room.into()).map(drop)
+        let room = room.into();
+        let mut state = self.write();
+        if state.join(id, &room)? == Joined::Opened {
+            self.room_changed(&room, true);
+        }
+        Ok(())
     }
 
     /// Whether a client of this instance is in a room, without listing its rooms.
@@ -340,7 +384,10 @@ impl WsServer {
     /// assert!(a.rooms().is_empty());
     /// ```
     pub fn leave(&self, id: ClientId, room: &str) {
-        self.write().leave(id, room);
+        let mut state = self.write();
+        if state.leave(id, room) {
+            self.room_changed(room, false);
+        }
     }
 
     /// The rooms a client of this instance is in, sorted.
@@ -623,13 +670,20 @@ impl WsServer {
                 for &id in &ids {
                     if matches!(op, Operation::Join(_)) {
                         match state.join(id, room) {
-                            Ok(_) => applied += 1,
+                            Ok(joined) => {
+                                applied += 1;
+                                if joined == Joined::Opened {
+                                    self.room_changed(room, true);
+                                }
+                            }
                             Err(err) => {
                                 tracing::debug!(target: "gateway::rejection", client = %id, "{err}");
                             }
                         }
                     } else {
-                        state.leave(id, room);
+                        if state.leave(id, room) {
+                            self.room_changed(room, false);
+                        }
                         applied += 1;
                     }
                 }
@@ -673,11 +727,21 @@ impl WsServer {
     }
 }
 
+/// What [`State::join`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Joined {
+    /// The client is unknown, or in the room already.
+    Unchanged,
+    /// The client joined a room that had members here.
+    Joined,
+    /// The client is the room's first member here.
+    Opened,
+}
+
 impl State {
-    /// Adds `id` to `room` within the bounds: `Ok(true)` if it joined, `Ok(false)` if it is
-    /// unknown or there already. Hash lookups only: the cost does not grow with the
-    /// client's room count.
-    fn join(&mut self, id: ClientId, room: &str) -> Result<bool, RoomError> {
+    /// Adds `id` to `room` within the bounds. Hash lookups only: the cost does not grow
+    /// with the client's room count.
+    fn join(&mut self, id: ClientId, room: &str) -> Result<Joined, RoomError> {
         let State {
             clients,
             rooms,
@@ -690,44 +754,49 @@ impl State {
             });
         }
         let Some(member) = clients.get_mut(&id) else {
-            return Ok(false);
+            return Ok(Joined::Unchanged);
         };
         if member.rooms.contains(room) {
-            return Ok(false);
+            return Ok(Joined::Unchanged);
         }
         if member.rooms.len() >= limits.per_client {
             return Err(RoomError::TooManyRooms {
                 max: limits.per_client,
             });
         }
-        let key = match rooms.get_key_value(room) {
-            Some((key, _)) => Arc::clone(key),
-            None => Arc::from(room),
+        let (key, joined) = match rooms.get_key_value(room) {
+            Some((key, _)) => (Arc::clone(key), Joined::Joined),
+            None => (Arc::from(room), Joined::Opened),
         };
         rooms.entry(Arc::clone(&key)).or_default().insert(id);
         member.rooms.insert(key);
-        Ok(true)
+        Ok(joined)
     }
 
-    fn leave(&mut self, id: ClientId, room: &str) {
+    /// Removes `id` from `room`; `true` if that emptied the room.
+    fn leave(&mut self, id: ClientId, room: &str) -> bool {
         let Some(member) = self.clients.get_mut(&id) else {
-            return;
+            return false;
         };
         if member.rooms.remove(room) {
             member.rooms.shrink_if_sparse();
-            self.leave_room(room, id);
+            return self.leave_room(room, id);
         }
+        false
     }
 
-    fn leave_room(&mut self, room: &str, id: ClientId) {
+    /// Removes `id` from the members of `room`; `true` if that emptied the room.
+    fn leave_room(&mut self, room: &str, id: ClientId) -> bool {
         if let Some(members) = self.rooms.get_mut(room) {
             members.remove(&id);
             members.shrink_if_sparse();
             if members.is_empty() {
                 self.rooms.remove(room);
                 self.rooms.shrink_if_sparse();
+                return true;
             }
         }
+        false
     }
 
     /// Calls `f` once for every member the selection matches.

@@ -133,6 +133,6 @@ pub mod driver;
 mod error;
 
 pub use adapter::RedisAdapter;
-pub use config::{AdapterConfig, RedisConfig};
-pub use driver::{MemoryBus, MemoryDriver, RedisDriver};
+pub use config::{AdapterConfig, ChannelMode, RedisConfig};
+pub use driver::{MemoryBus, MemoryDriver, RedisClusterDriver, RedisDriver};
 pub use error::Error;

@@ -104,7 +104,7 @@ async fn until_end(
     instances: &[&TestServer],
     clients: &mut [(&str, &mut TestClient)],
 ) -> Vec<Vec<u64>> {
-    common::end_everywhere(instances, "/faults").await;
+    common::end_everywhere(instances, "/faults", &["room"]).await;
     let mut all = Vec::new();
     for (who, client) in clients.iter_mut() {
         let mut numbers = Vec::new();

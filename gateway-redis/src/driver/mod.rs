@@ -8,6 +8,7 @@
 //! and each driver is tested on its own against its backend. socketioxide-redis draws the
 //! same line (`crates/socketioxide-redis/src/drivers/mod.rs`).
 
+mod cluster;
 mod memory;
 mod redis;
 
@@ -16,6 +17,7 @@ use std::future::Future;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+pub use self::cluster::RedisClusterDriver;
 pub use self::memory::{MemoryBus, MemoryDriver};
 pub use self::redis::RedisDriver;
 
