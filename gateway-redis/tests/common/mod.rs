@@ -37,6 +37,74 @@ pub(crate) async fn redis_server(port: u16) -> Child {
     child
 }
 
+/// Starts a `redis-server` cluster node on `port`, its cluster state in `dir` (kept across
+/// a restart in the same `dir`), and waits until it accepts connections.
+pub(crate) async fn cluster_node(port: u16, dir: &std::path::Path) -> Child {
+    std::fs::create_dir_all(dir).unwrap();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server on PATH (scripts/test.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
+/// Makes the nodes on `ports` one cluster of masters and waits until every node says it is
+/// ok.
+pub(crate) async fn create_cluster(ports: &[u16]) {
+    let status = Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(ports.iter().map(|port| format!("127.0.0.1:{port}")))
+        .arg("--cluster-yes")
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .expect("redis-cli on PATH");
+    assert!(status.success(), "redis-cli --cluster create failed");
+    for port in ports {
+        wait_for_cluster_ok(*port).await;
+    }
+}
+
+/// Waits until the node on `port` reports `cluster_state:ok`.
+pub(crate) async fn wait_for_cluster_ok(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "cluster", "info"])
+            .output()
+            .await
+            .expect("redis-cli on PATH");
+        if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster is not ok within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls `condition` every 20 ms until it holds, failing with `what` after 30 s.
 pub(crate) async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
