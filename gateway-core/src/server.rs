@@ -733,7 +733,7 @@ enum Joined {
     /// The client is unknown, or in the room already.
     Unchanged,
     /// The client joined a room that had members here.
-    Joined,
+    Added,
     /// The client is the room's first member here.
     Opened,
 }
@@ -765,7 +765,7 @@ impl State {
             });
         }
         let (key, joined) = match rooms.get_key_value(room) {
-            Some((key, _)) => (Arc::clone(key), Joined::Joined),
+            Some((key, _)) => (Arc::clone(key), Joined::Added),
             None => (Arc::from(room), Joined::Opened),
         };
         rooms.entry(Arc::clone(&key)).or_default().insert(id);
@@ -1336,6 +1336,8 @@ mod tests {
     struct Bus {
         servers: Arc<Mutex<Vec<(usize, LocalServer)>>>,
         published: Arc<Mutex<Vec<(usize, Selection, Operation)>>>,
+        /// What `room_changed` reported: instance, room, occupied.
+        rooms: Arc<Mutex<Vec<(usize, String, bool)>>>,
     }
 
     struct Instance {
@@ -1374,6 +1376,41 @@ mod tests {
                 .flat_map(|(_, s)| s.clients(selection).unwrap_or_default())
                 .collect())
         }
+
+        fn room_changed(&self, path: &'static str, room: &str, occupied: bool) {
+            assert_eq!(path, "/t");
+            let change = (self.me, room.to_owned(), occupied);
+            self.bus.rooms.lock().unwrap().push(change);
+        }
+    }
+
+    #[test]
+    fn the_adapter_hears_of_a_rooms_first_and_last_member_on_each_instance() {
+        let (bus, servers) = instances(2);
+        let (a, _a_rx) = connect(&servers[0]);
+        let (b, _b_rx) = connect(&servers[0]);
+        let (c, _c_rx) = connect(&servers[1]);
+        a.join("r").unwrap();
+        b.join("r").unwrap(); // not the first: nothing reported
+        a.leave("r"); // not the last
+        // From another instance: c is the first member of "s" on instance 1.
+        servers[0].to_client(c.id()).join("s");
+        b.join("s").unwrap();
+        servers[0].leave(b.id(), "r"); // the last of "r" on instance 0
+        servers[1].remove(c.id()); // disconnected: the last of "s" on instance 1
+        servers[0].to("s").leave("s"); // b, the last of "s" on instance 0
+        let expected = [
+            (0, "r", true),
+            (1, "s", true),
+            (0, "s", true),
+            (0, "r", false),
+            (1, "s", false),
+            (0, "s", false),
+        ];
+        let got = bus.rooms.lock().unwrap().clone();
+        let got: Vec<(usize, &str, bool)> =
+            got.iter().map(|(i, r, o)| (*i, r.as_str(), *o)).collect();
+        assert_eq!(got, expected);
     }
 
     fn instances(n: usize) -> (Bus, Vec<WsServer>) {
