@@ -148,7 +148,8 @@ fn response_channel(prefix: &str, uid: u64) -> String {
 /// the selection it carries, so that a client matched by several parts is reached by one:
 /// a room's part leaves out the members of the rooms before it, the part by client id (on
 /// the gateway's channel) the members of every room. A selection of no room goes to the
-/// gateway's channel whole.
+/// gateway's channel whole. A room's part names no room: its channel does (see
+/// `Core::room_of`), which keeps the room's name out of every payload.
 fn per_room_routes<'s>(
     channels: &Channels,
     path: &str,
@@ -156,12 +157,15 @@ fn per_room_routes<'s>(
 ) -> Vec<(String, Cow<'s, Selection>)> {
     match (selection.rooms.as_slice(), selection.clients.is_empty()) {
         ([], _) => vec![(channels.gateway(path), Cow::Borrowed(selection))],
-        ([room], true) => vec![(channels.room(path, room), Cow::Borrowed(selection))],
+        ([room], true)
+            if selection.except_clients.is_empty() && selection.except_rooms.is_empty() =>
+        {
+            vec![(channels.room(path, room), Cow::Owned(Selection::default()))]
+        }
         (rooms, by_id) => {
             let mut routes = Vec::with_capacity(rooms.len() + 1);
             for (i, room) in rooms.iter().enumerate() {
                 let mut part = Selection::default();
-                part.rooms.push(room.clone());
                 part.except_clients.clone_from(&selection.except_clients);
                 part.except_rooms = selection.except_rooms.clone();
                 part.except_rooms.extend_from_slice(&rooms[..i]);
@@ -251,13 +255,25 @@ impl<D> Core<D> {
     /// Applies what arrived on a subscription.
     fn handle(&self, received: &ChannelMessage) {
         let channel = received.channel.as_str();
-        let incoming = match codec::decode(&received.payload) {
+        let mut incoming = match codec::decode(&received.payload) {
             Ok(incoming) => incoming,
             Err(err) => {
                 tracing::debug!(target: TARGET, channel, "ignored a message: {err}");
                 return;
             }
         };
+        // Per-room mode: on a room's channel the selection is that room's members, which the
+        // channel says and the payload leaves out.
+        if let Some(room) = self.room_of(channel) {
+            match &mut incoming {
+                Incoming::Operation { selection, .. }
+                | Incoming::Request { selection, .. }
+                | Incoming::Ask { selection, .. } => {
+                    selection.rooms = vec![Cow::Owned(room.to_owned())];
+                }
+                _ => {}
+            }
+        }
         match incoming {
             Incoming::Operation {
                 from,
@@ -384,6 +400,18 @@ impl<D> Core<D> {
             }
             _ => {}
         }
+    }
+
+    /// The room whose channel `channel` is (per-room mode: `<prefix>:<path>#<room>`; a path
+    /// has no `#`, it would be a URL fragment).
+    fn room_of<'c>(&self, channel: &'c str) -> Option<&'c str> {
+        if self.config.mode != ChannelMode::PerRoom {
+            return None;
+        }
+        let (_path, room) = channel
+            .strip_prefix(&self.channels.operations)?
+            .split_once('#')?;
+        Some(room)
     }
 
     /// Whether requests and asks arriving on `channel` are for us to answer: on the request
