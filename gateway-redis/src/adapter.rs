@@ -564,7 +564,7 @@ async fn run_subscriptions<D: Driver>(
                 } else {
                     "unsubscribe from"
                 };
-                tracing::warn!(target: TARGET, channel, "cannot {action} a room's channel: {err}");
+                tracing::warn!(target: TARGET, channel, "cannot {action} a channel: {err}");
                 if !wanted {
                     // The driver forgets it anyway.
                     subscribed.remove(&channel);
