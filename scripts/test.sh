@@ -21,6 +21,26 @@ if ! listening 127.0.0.1 6379; then
   for _ in $(seq 50); do listening 127.0.0.1 6379 && break; sleep 0.1; done
 fi
 
+# A three-master Redis Cluster on 127.0.0.1:7000-7002 for the per-room scale-out tests
+# (sharded pub/sub), in /tmp, nothing persisted.
+if ! listening 127.0.0.1 7000; then
+  echo "test.sh: starting a Redis Cluster on 127.0.0.1:7000-7002" >&2
+  for port in 7000 7001 7002; do
+    dir="/tmp/gateway-test-cluster/$port"
+    rm -rf "$dir" && mkdir -p "$dir"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$dir" \
+      --cluster-enabled yes --cluster-config-file nodes.conf --save "" --appendonly no \
+      --logfile "$dir/redis.log"
+  done
+  for port in 7000 7001 7002; do
+    for _ in $(seq 50); do listening 127.0.0.1 "$port" && break; sleep 0.1; done
+  done
+  redis-cli --cluster create 127.0.0.1:7000 127.0.0.1:7001 127.0.0.1:7002 --cluster-yes >/dev/null
+  for _ in $(seq 100); do
+    redis-cli -p 7000 cluster info | grep -q 'cluster_state:ok' && break; sleep 0.1
+  done
+fi
+
 # Headless Chromium for the browser test of the chat page.
 if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   echo "test.sh: installing chromium" >&2

@@ -1,18 +1,82 @@
-//! Two instances of the chat example sharing rooms through Redis (127.0.0.1:6379, which
-//! `./scripts/test.sh` starts): a client of each joins one room, and each hears the other.
+//! Two instances of the chat example sharing rooms through Redis: a client of each joins one
+//! room, and each hears the other. Each test runs on every backend `./scripts/test.sh`
+//! starts: the Redis on 127.0.0.1:6379 in classic and per-room mode, and the Redis Cluster
+//! on 7000-7002 (per-room, sharded pub/sub).
 
 use chat::auth::AuthService;
 use serde_json::json;
 use ws_gateway_axum::test_client::{TestClient, TestServer};
 use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
-async fn instance(prefix: &str, auth: &AuthService) -> TestServer {
-    let redis = RedisAdapter::connect(RedisConfig::new("redis://127.0.0.1:6379").prefix(prefix))
-        .await
-        .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
-    let app = chat::app_with(auth.clone()).adapter(redis).build().unwrap();
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Classic,
+    PerRoom,
+    Cluster,
+}
+
+/// Runs each named `async fn(Backend)` once per backend: `name::classic`, `name::per_room`,
+/// `name::cluster`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn classic() {
+                super::$name(super::Backend::Classic).await;
+            }
+
+            #[tokio::test]
+            async fn per_room() {
+                super::$name(super::Backend::PerRoom).await;
+            }
+
+            #[tokio::test]
+            async fn cluster() {
+                super::$name(super::Backend::Cluster).await;
+            }
+        }
+    )*};
+}
+
+on_every_backend!(
+    clients_of_two_instances_chat_in_one_room,
+    a_poll_is_answered_and_named_across_instances,
+);
+
+async fn instance(backend: Backend, prefix: &str, auth: &AuthService) -> TestServer {
+    let app = chat::app_with(auth.clone());
+    let app = match backend {
+        Backend::Classic | Backend::PerRoom => {
+            let mut config = RedisConfig::new("redis://127.0.0.1:6379").prefix(prefix);
+            if backend == Backend::PerRoom {
+                config = config.per_room();
+            }
+            let redis = RedisAdapter::connect(config)
+                .await
+                .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
+            app.adapter(redis)
+        }
+        Backend::Cluster => {
+            let nodes = (7000..=7002).map(|port| format!("redis://127.0.0.1:{port}"));
+            let redis = RedisAdapter::connect_cluster(RedisConfig::cluster(nodes).prefix(prefix))
+                .await
+                .expect("a Redis Cluster on 127.0.0.1:7000-7002 (./scripts/test.sh starts it)");
+            app.adapter(redis)
+        }
+    };
+    let app = app.build().unwrap();
     let router = chat::router(&app, auth.clone());
-    TestServer::start_router(app, router).await.unwrap()
+    let server = TestServer::start_router(app, router).await.unwrap();
+    // Per-room mode subscribes to the gateway's channel once the app attached it.
+    server.app().server("/chat").unwrap().synced().await;
+    server
+}
+
+fn prefix(line: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("chat-test-{}-{line}-{nanos}", std::process::id())
 }
 
 async fn joined(server: &TestServer, auth: &AuthService, user: &str) -> TestClient {
@@ -28,12 +92,11 @@ async fn joined(server: &TestServer, auth: &AuthService, user: &str) -> TestClie
     client
 }
 
-#[tokio::test]
-async fn clients_of_two_instances_chat_in_one_room() {
-    let prefix = format!("chat-test-{}-{}", std::process::id(), line!());
+async fn clients_of_two_instances_chat_in_one_room(backend: Backend) {
+    let prefix = prefix(line!());
     let auth = AuthService::new("scale-out-secret");
-    let a = instance(&prefix, &auth).await;
-    let b = instance(&prefix, &auth).await;
+    let a = instance(backend, &prefix, &auth).await;
+    let b = instance(backend, &prefix, &auth).await;
     let mut ann = joined(&a, &auth, "ann").await;
     let mut bob = joined(&b, &auth, "bob").await;
 
@@ -60,12 +123,11 @@ async fn clients_of_two_instances_chat_in_one_room() {
 
 /// A poll on instance A reaches the room's members on B through Redis, and names them:
 /// their user's room (`@name`) tells who they are, where A has no identity of theirs.
-#[tokio::test]
-async fn a_poll_is_answered_and_named_across_instances() {
-    let prefix = format!("chat-test-{}-{}", std::process::id(), line!());
+async fn a_poll_is_answered_and_named_across_instances(backend: Backend) {
+    let prefix = prefix(line!());
     let auth = AuthService::new("scale-out-secret");
-    let a = instance(&prefix, &auth).await;
-    let b = instance(&prefix, &auth).await;
+    let a = instance(backend, &prefix, &auth).await;
+    let b = instance(backend, &prefix, &auth).await;
     let mut ann = joined(&a, &auth, "ann").await;
     let mut amy = joined(&a, &auth, "amy").await;
     let mut bob = joined(&b, &auth, "bob").await;

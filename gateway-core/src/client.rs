@@ -777,6 +777,45 @@ impl Client {
         self.inner.server.join(self.id(), room)
     }
 
+    /// [`join`](Self::join), then waits until what other instances send to the room
+    /// reaches this client: Socket.IO's `await socket.join(room)`.
+    ///
+    /// [`join`](Self::join) makes the client a member at once, here; an adapter that
+    /// subscribes per room (`ws-gateway-redis`'s per-room mode) subscribes to the room's
+    /// channel in the background, and until that is acknowledged, a room emit from
+    /// another instance can miss the client. Once this resolves, every room emit
+    /// published after it reaches the client. Without such an adapter it is ready at once;
+    /// while the adapter's backend is unreachable it does not wait (nothing crosses
+    /// instances then anyway).
+    ///
+    /// # Errors
+    ///
+    /// The [`RoomError`]s of [`join`](Self::join); nothing is joined.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::prelude::*;
+    ///
+    /// #[websocket_gateway(path = "/doc-join-synced")]
+    /// struct Chat;
+    ///
+    /// #[websocket_gateway]
+    /// impl Chat {
+    ///     /// The reply reaches the client once room emits from any instance do.
+    ///     #[subscribe("join")]
+    ///     async fn join(&self, client: Client, room: String) -> Result<String, RoomError> {
+    ///         client.join_synced(room.clone()).await?;
+    ///         Ok(room)
+    ///     }
+    /// }
+    /// ```
+    pub async fn join_synced(&self, room: impl Into<Cow<'static, str>>) -> Result<(), RoomError> {
+        self.join(room)?;
+        self.inner.server.synced().await;
+        Ok(())
+    }
+
     /// Whether the client is in a room; unlike [`rooms`](Self::rooms), nothing is copied.
     ///
     /// # Examples

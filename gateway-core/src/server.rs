@@ -171,6 +171,43 @@ impl WsServer {
         self.inner.adapter.get()
     }
 
+    /// Tells the adapter that `room` got its first member here or lost its last. Called
+    /// with the state still locked, so the adapter hears the changes in their order.
+    fn room_changed(&self, room: &str, occupied: bool) {
+        if let Some(adapter) = self.adapter() {
+            adapter.room_changed(self.inner.path, room, occupied);
+        }
+    }
+
+    /// Resolves once the app's adapter made every room change of this instance so far
+    /// effective: room emits other instances publish from then on reach the members here
+    /// ([`Client::join_synced`] is a join followed by this). Ready at once without an
+    /// adapter that subscribes per room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # use ws_gateway_core::Handshake;
+    /// let (a, _a_queue) = gw.open(Handshake::default(), 8);
+    /// let (b, _b_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("red").unwrap();
+    /// b.join("blue").unwrap();
+    /// gw.server().synced().await; // both rooms reachable from every instance
+    /// # }
+    /// ```
+    pub async fn synced(&self) {
+        if let Some(adapter) = self.adapter() {
+            adapter.synced().await;
+        }
+    }
+
     /// The gateway's path.
     ///
     /// # Examples
@@ -215,7 +252,9 @@ impl WsServer {
         };
         let rooms: Vec<Arc<str>> = member.rooms.into_iter().collect();
         for room in &rooms {
-            state.leave_room(room, id);
+            if state.leave_room(room, id) {
+                self.room_changed(room, false);
+            }
         }
         rooms
     }
@@ -224,7 +263,9 @@ impl WsServer {
         let mut state = self.write();
         if let Some(member) = state.clients.remove(&id) {
             for room in member.rooms {
-                state.leave_room(&room, id);
+                if state.leave_room(&room, id) {
+                    self.room_changed(&room, false);
+                }
             }
         }
     }
@@ -324,7 +365,12 @@ impl WsServer {
     /// assert_eq!(a.rooms(), ["vip"]);
     /// ```
     pub fn join(&self, id: ClientId, room: impl Into<Cow<'static, str>>) -> Result<(), RoomError> {
-        self.write().join(id, &room.into()).map(drop)
+        let room = room.into();
+        let mut state = self.write();
+        if state.join(id, &room)? == Joined::Opened {
+            self.room_changed(&room, true);
+        }
+        Ok(())
     }
 
     /// Whether a client of this instance is in a room, without listing its rooms.
@@ -367,7 +413,10 @@ impl WsServer {
     /// assert!(a.rooms().is_empty());
     /// ```
     pub fn leave(&self, id: ClientId, room: &str) {
-        self.write().leave(id, room);
+        let mut state = self.write();
+        if state.leave(id, room) {
+            self.room_changed(room, false);
+        }
     }
 
     /// The rooms a client of this instance is in, sorted.
@@ -661,13 +710,20 @@ impl WsServer {
                 for &id in &ids {
                     if matches!(op, Operation::Join(_)) {
                         match state.join(id, room) {
-                            Ok(_) => applied += 1,
+                            Ok(joined) => {
+                                applied += 1;
+                                if joined == Joined::Opened {
+                                    self.room_changed(room, true);
+                                }
+                            }
                             Err(err) => {
                                 tracing::debug!(target: "gateway::rejection", client = %id, "{err}");
                             }
                         }
                     } else {
-                        state.leave(id, room);
+                        if state.leave(id, room) {
+                            self.room_changed(room, false);
+                        }
                         applied += 1;
                     }
                 }
@@ -711,11 +767,21 @@ impl WsServer {
     }
 }
 
+/// What [`State::join`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Joined {
+    /// The client is unknown, or in the room already.
+    Unchanged,
+    /// The client joined a room that had members here.
+    Added,
+    /// The client is the room's first member here.
+    Opened,
+}
+
 impl State {
-    /// Adds `id` to `room` within the bounds: `Ok(true)` if it joined, `Ok(false)` if it is
-    /// unknown or there already. Hash lookups only: the cost does not grow with the
-    /// client's room count.
-    fn join(&mut self, id: ClientId, room: &str) -> Result<bool, RoomError> {
+    /// Adds `id` to `room` within the bounds. Hash lookups only: the cost does not grow
+    /// with the client's room count.
+    fn join(&mut self, id: ClientId, room: &str) -> Result<Joined, RoomError> {
         let State {
             clients,
             rooms,
@@ -728,44 +794,49 @@ impl State {
             });
         }
         let Some(member) = clients.get_mut(&id) else {
-            return Ok(false);
+            return Ok(Joined::Unchanged);
         };
         if member.rooms.contains(room) {
-            return Ok(false);
+            return Ok(Joined::Unchanged);
         }
         if member.rooms.len() >= limits.per_client {
             return Err(RoomError::TooManyRooms {
                 max: limits.per_client,
             });
         }
-        let key = match rooms.get_key_value(room) {
-            Some((key, _)) => Arc::clone(key),
-            None => Arc::from(room),
+        let (key, joined) = match rooms.get_key_value(room) {
+            Some((key, _)) => (Arc::clone(key), Joined::Added),
+            None => (Arc::from(room), Joined::Opened),
         };
         rooms.entry(Arc::clone(&key)).or_default().insert(id);
         member.rooms.insert(key);
-        Ok(true)
+        Ok(joined)
     }
 
-    fn leave(&mut self, id: ClientId, room: &str) {
+    /// Removes `id` from `room`; `true` if that emptied the room.
+    fn leave(&mut self, id: ClientId, room: &str) -> bool {
         let Some(member) = self.clients.get_mut(&id) else {
-            return;
+            return false;
         };
         if member.rooms.remove(room) {
             member.rooms.shrink_if_sparse();
-            self.leave_room(room, id);
+            return self.leave_room(room, id);
         }
+        false
     }
 
-    fn leave_room(&mut self, room: &str, id: ClientId) {
+    /// Removes `id` from the members of `room`; `true` if that emptied the room.
+    fn leave_room(&mut self, room: &str, id: ClientId) -> bool {
         if let Some(members) = self.rooms.get_mut(room) {
             members.remove(&id);
             members.shrink_if_sparse();
             if members.is_empty() {
                 self.rooms.remove(room);
                 self.rooms.shrink_if_sparse();
+                return true;
             }
         }
+        false
     }
 
     /// Calls `f` once for every member the selection matches.
@@ -1305,6 +1376,8 @@ mod tests {
     struct Bus {
         servers: Arc<Mutex<Vec<(usize, LocalServer)>>>,
         published: Arc<Mutex<Vec<(usize, Selection, Operation)>>>,
+        /// What `room_changed` reported: instance, room, occupied.
+        rooms: Arc<Mutex<Vec<(usize, String, bool)>>>,
     }
 
     struct Instance {
@@ -1343,6 +1416,41 @@ mod tests {
                 .flat_map(|(_, s)| s.clients(selection).unwrap_or_default())
                 .collect())
         }
+
+        fn room_changed(&self, path: &'static str, room: &str, occupied: bool) {
+            assert_eq!(path, "/t");
+            let change = (self.me, room.to_owned(), occupied);
+            self.bus.rooms.lock().unwrap().push(change);
+        }
+    }
+
+    #[test]
+    fn the_adapter_hears_of_a_rooms_first_and_last_member_on_each_instance() {
+        let (bus, servers) = instances(2);
+        let (a, _a_rx) = connect(&servers[0]);
+        let (b, _b_rx) = connect(&servers[0]);
+        let (c, _c_rx) = connect(&servers[1]);
+        a.join("r").unwrap();
+        b.join("r").unwrap(); // not the first: nothing reported
+        a.leave("r"); // not the last
+        // From another instance: c is the first member of "s" on instance 1.
+        servers[0].to_client(c.id()).join("s");
+        b.join("s").unwrap();
+        servers[0].leave(b.id(), "r"); // the last of "r" on instance 0
+        servers[1].remove(c.id()); // disconnected: the last of "s" on instance 1
+        servers[0].to("s").leave("s"); // b, the last of "s" on instance 0
+        let expected = [
+            (0, "r", true),
+            (1, "s", true),
+            (0, "s", true),
+            (0, "r", false),
+            (1, "s", false),
+            (0, "s", false),
+        ];
+        let got = bus.rooms.lock().unwrap().clone();
+        let got: Vec<(usize, &str, bool)> =
+            got.iter().map(|(i, r, o)| (*i, r.as_str(), *o)).collect();
+        assert_eq!(got, expected);
     }
 
     fn instances(n: usize) -> (Bus, Vec<WsServer>) {

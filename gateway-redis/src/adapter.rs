@@ -2,7 +2,8 @@
 //! pub/sub [`Driver`]. Everything here (channel names, the wire format, ignoring our own
 //! messages, order, request/response) depends on the driver trait only.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,8 +18,8 @@ use ws_gateway_core::adapter::{
 };
 
 use crate::codec::{self, Incoming};
-use crate::config::{AdapterConfig, RedisConfig};
-use crate::driver::{ChannelMessage, Driver, Inbox, RedisDriver, Subscription};
+use crate::config::{AdapterConfig, ChannelMode, RedisConfig};
+use crate::driver::{ChannelMessage, Driver, Inbox, RedisClusterDriver, RedisDriver, Subscription};
 use crate::error::Error;
 
 /// The log target of the adapter's warnings and notices.
@@ -86,7 +87,7 @@ impl<D> Clone for RedisAdapter<D> {
 
 struct Inner<D> {
     core: Arc<Core<D>>,
-    tasks: [JoinHandle<()>; 2],
+    tasks: [JoinHandle<()>; 3],
 }
 
 impl<D> Drop for Inner<D> {
@@ -126,8 +127,71 @@ impl Channels {
     }
 }
 
+impl Channels {
+    /// `<prefix>:<path>`: a gateway's operations (classic mode), or those that concern no
+    /// room (per-room mode: broadcasts, emits by client id).
+    fn gateway(&self, path: &str) -> String {
+        format!("{}{path}", self.operations)
+    }
+
+    /// `<prefix>:<path>#<room>`: a room's operations and requests, in per-room mode.
+    fn room(&self, path: &str, room: &str) -> String {
+        format!("{}{path}#{room}", self.operations)
+    }
+}
+
 fn response_channel(prefix: &str, uid: u64) -> String {
     format!("{prefix}#response#{uid:016x}")
+}
+
+/// Where the operations of `path` for `selection` go in per-room mode, each with the part of
+/// the selection it carries, so that a client matched by several parts is reached by one:
+/// a room's part leaves out the members of the rooms before it, the part by client id (on
+/// the gateway's channel) the members of every room. A selection of no room goes to the
+/// gateway's channel whole. A room's part names no room: its channel does (see
+/// `Core::room_of`), which keeps the room's name out of every payload.
+fn per_room_routes<'s>(
+    channels: &Channels,
+    path: &str,
+    selection: &'s Selection,
+) -> Vec<(String, Cow<'s, Selection>)> {
+    match (selection.rooms.as_slice(), selection.clients.is_empty()) {
+        ([], _) => vec![(channels.gateway(path), Cow::Borrowed(selection))],
+        ([room], true)
+            if selection.except_clients.is_empty() && selection.except_rooms.is_empty() =>
+        {
+            vec![(channels.room(path, room), Cow::Owned(Selection::default()))]
+        }
+        (rooms, by_id) => {
+            let mut routes = Vec::with_capacity(rooms.len() + 1);
+            for (i, room) in rooms.iter().enumerate() {
+                let mut part = Selection::default();
+                part.except_clients.clone_from(&selection.except_clients);
+                part.except_rooms = selection.except_rooms.clone();
+                part.except_rooms.extend_from_slice(&rooms[..i]);
+                routes.push((channels.room(path, room), Cow::Owned(part)));
+            }
+            if !by_id {
+                let mut part = Selection::default();
+                part.clients.clone_from(&selection.clients);
+                part.except_clients.clone_from(&selection.except_clients);
+                part.except_rooms = selection.except_rooms.clone();
+                part.except_rooms.extend_from_slice(rooms);
+                routes.push((channels.gateway(path), Cow::Owned(part)));
+            }
+            routes
+        }
+    }
+}
+
+/// A change for the subscription task (per-room mode), applied in order.
+enum Change {
+    /// A gateway was attached: subscribe to its channel.
+    Gateway(&'static str),
+    /// A room's local occupancy changed: subscribe or unsubscribe as it now is.
+    Room(&'static str, String),
+    /// Answer once every change before it is made.
+    Synced(oneshot::Sender<()>),
 }
 
 /// What the adapter handle and its two tasks share.
@@ -144,6 +208,10 @@ struct Core<D> {
     next_request: AtomicU64,
     /// The outgoing queue overflowed and that was logged.
     overflowing: AtomicBool,
+    /// Per-room mode: the rooms that have members here, by gateway path.
+    occupied: Mutex<HashSet<(&'static str, String)>>,
+    /// Per-room mode: subscription changes, for the subscription task.
+    changes: mpsc::UnboundedSender<Change>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -187,13 +255,25 @@ impl<D> Core<D> {
     /// Applies what arrived on a subscription.
     fn handle(&self, received: &ChannelMessage) {
         let channel = received.channel.as_str();
-        let incoming = match codec::decode(&received.payload) {
+        let mut incoming = match codec::decode(&received.payload) {
             Ok(incoming) => incoming,
             Err(err) => {
                 tracing::debug!(target: TARGET, channel, "ignored a message: {err}");
                 return;
             }
         };
+        // Per-room mode: on a room's channel the selection is that room's members, which the
+        // channel says and the payload leaves out.
+        if let Some(room) = self.room_of(channel) {
+            match &mut incoming {
+                Incoming::Operation { selection, .. }
+                | Incoming::Request { selection, .. }
+                | Incoming::Ask { selection, .. } => {
+                    selection.rooms = vec![Cow::Owned(room.to_owned())];
+                }
+                _ => {}
+            }
+        }
         match incoming {
             Incoming::Operation {
                 from,
@@ -207,6 +287,11 @@ impl<D> Core<D> {
                 let Some(path) = channel.strip_prefix(&self.channels.operations) else {
                     return;
                 };
+                // Per-room mode: `<path>#<room>`; a path has no `#` (it would be a fragment).
+                let path = match self.config.mode {
+                    ChannelMode::PerRoom => path.split_once('#').map_or(path, |(path, _)| path),
+                    _ => path,
+                };
                 if let Some(server) = self.server(path) {
                     server.apply(&selection, &op);
                 }
@@ -216,7 +301,7 @@ impl<D> Core<D> {
                 request,
                 path,
                 selection,
-            } if channel == self.channels.request => {
+            } if self.carries_requests(channel) => {
                 if from == self.uid {
                     // Our own request: our clients are already counted by the caller.
                     self.answer(request, Vec::new());
@@ -250,7 +335,7 @@ impl<D> Core<D> {
                 path,
                 selection,
                 frame,
-            } if channel == self.channels.request => {
+            } if self.carries_requests(channel) => {
                 if from == self.uid {
                     // Our own ask: our clients were asked by the caller.
                     if let Some(replies) = lock(&self.asks).get(&request) {
@@ -314,6 +399,41 @@ impl<D> Core<D> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The room whose channel `channel` is (per-room mode: `<prefix>:<path>#<room>`; a path
+    /// has no `#`, it would be a URL fragment).
+    fn room_of<'c>(&self, channel: &'c str) -> Option<&'c str> {
+        if self.config.mode != ChannelMode::PerRoom {
+            return None;
+        }
+        let (_path, room) = channel
+            .strip_prefix(&self.channels.operations)?
+            .split_once('#')?;
+        Some(room)
+    }
+
+    /// Whether requests and asks arriving on `channel` are for us to answer: on the request
+    /// channel in classic mode; in per-room mode, on the gateway and room channels, where
+    /// they travel with the operations they must see.
+    fn carries_requests(&self, channel: &str) -> bool {
+        match self.config.mode {
+            ChannelMode::PerRoom => channel.starts_with(&self.channels.operations),
+            _ => channel == self.channels.request,
+        }
+    }
+
+    /// Where a request or an ask about `selection` of `path` goes, with the part of the
+    /// selection each message carries.
+    fn request_routes<'s>(
+        &self,
+        path: &str,
+        selection: &'s Selection,
+    ) -> Vec<(String, Cow<'s, Selection>)> {
+        match self.config.mode {
+            ChannelMode::PerRoom => per_room_routes(&self.channels, path, selection),
+            _ => vec![(self.channels.request.clone(), Cow::Borrowed(selection))],
         }
     }
 
@@ -396,6 +516,64 @@ async fn run_receiver<D: Driver>(core: Weak<Core<D>>, mut inbox: mpsc::Receiver<
     }
 }
 
+/// The subscription task (per-room mode): makes the subscriptions the gateways and the
+/// rooms with local members need, one change after the other, so that a
+/// [`Change::Synced`] answered means every change before it is in effect.
+async fn run_subscriptions<D: Driver>(
+    core: Weak<Core<D>>,
+    mut changes: mpsc::UnboundedReceiver<Change>,
+    inbox: Inbox,
+) {
+    let mut subscribed = HashSet::new();
+    while let Some(change) = changes.recv().await {
+        let Some(core) = core.upgrade() else {
+            return;
+        };
+        let (channel, wanted) = match change {
+            Change::Synced(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            Change::Gateway(path) => (core.channels.gateway(path), true),
+            Change::Room(path, room) => {
+                // As the room is now, not as it was when queued: a room emptied and filled
+                // again meanwhile stays subscribed.
+                let wanted = lock(&core.occupied).contains(&(path, room.clone()));
+                (core.channels.room(path, &room), wanted)
+            }
+        };
+        if wanted == subscribed.contains(&channel) {
+            continue;
+        }
+        let subscription = Subscription::Channel(channel.clone());
+        let result = if wanted {
+            core.driver.subscribe(subscription, inbox.clone()).await
+        } else {
+            core.driver.unsubscribe(&subscription).await
+        };
+        match result {
+            Ok(()) if wanted => {
+                subscribed.insert(channel);
+            }
+            Ok(()) => {
+                subscribed.remove(&channel);
+            }
+            Err(err) => {
+                let action = if wanted {
+                    "subscribe to"
+                } else {
+                    "unsubscribe from"
+                };
+                tracing::warn!(target: TARGET, channel, "cannot {action} a channel: {err}");
+                if !wanted {
+                    // The driver forgets it anyway.
+                    subscribed.remove(&channel);
+                }
+            }
+        }
+    }
+}
+
 /// Forgets a pending request however its future ends.
 struct PendingGuard<'a, D>(&'a Core<D>, u64);
 
@@ -443,6 +621,35 @@ impl RedisAdapter<RedisDriver> {
     }
 }
 
+impl RedisAdapter<RedisClusterDriver> {
+    /// Connects to a Redis Cluster (a [`RedisClusterDriver`], sharded pub/sub) and starts
+    /// the adapter in [per-room mode](ChannelMode::PerRoom), whatever the config's mode:
+    /// each room's channel lives on the shard of its slot, and each instance subscribes to
+    /// the rooms its clients are in. Give it a [`RedisConfig::cluster`].
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](RedisAdapter::connect), naming the seed nodes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ws_gateway_redis::Error> {
+    /// use ws_gateway_redis::{RedisAdapter, RedisConfig};
+    ///
+    /// let nodes = ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379", "redis://10.0.0.3:6379"];
+    /// let redis = RedisAdapter::connect_cluster(RedisConfig::cluster(nodes).prefix("chat")).await?;
+    /// # let _ = redis;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_cluster(config: RedisConfig) -> Result<Self, Error> {
+        let driver = RedisClusterDriver::connect(&config).await?;
+        Self::with_driver(driver, config.adapter.per_room()).await
+    }
+}
+
 impl<D: Driver> RedisAdapter<D> {
     /// Starts an adapter over `driver`: subscribes to this prefix's channels and spawns the
     /// tasks that publish and apply. Must be called inside a tokio runtime.
@@ -474,24 +681,32 @@ impl<D: Driver> RedisAdapter<D> {
         let uid = new_uid();
         let channels = Channels::new(&config.prefix, uid);
         let (inbox, received) = Inbox::channel(INBOX_CAPACITY);
-        // One prefix subscription covers every gateway, so gateways attached later need
-        // no new subscription.
+        if config.mode == ChannelMode::Classic {
+            // One prefix subscription covers every gateway, so gateways attached later need
+            // no new subscription.
+            driver
+                .subscribe(
+                    Subscription::Prefix(channels.operations.clone()),
+                    inbox.clone(),
+                )
+                .await?;
+            driver
+                .subscribe(
+                    Subscription::Channel(channels.request.clone()),
+                    inbox.clone(),
+                )
+                .await?;
+        }
+        // Per-room mode: the gateways' and rooms' channels are subscribed as gateways are
+        // attached and rooms get members, by the subscription task.
         driver
             .subscribe(
-                Subscription::Prefix(channels.operations.clone()),
+                Subscription::Channel(channels.response.clone()),
                 inbox.clone(),
             )
-            .await?;
-        driver
-            .subscribe(
-                Subscription::Channel(channels.request.clone()),
-                inbox.clone(),
-            )
-            .await?;
-        driver
-            .subscribe(Subscription::Channel(channels.response.clone()), inbox)
             .await?;
         let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let (changes, changes_rx) = mpsc::unbounded_channel();
         let core = Arc::new(Core {
             uid,
             config,
@@ -503,10 +718,13 @@ impl<D: Driver> RedisAdapter<D> {
             asks: Mutex::default(),
             next_request: AtomicU64::new(0),
             overflowing: AtomicBool::new(false),
+            occupied: Mutex::default(),
+            changes,
         });
         let tasks = [
             tokio::spawn(run_publisher(Arc::downgrade(&core), rx)),
             tokio::spawn(run_receiver(Arc::downgrade(&core), received)),
+            tokio::spawn(run_subscriptions(Arc::downgrade(&core), changes_rx, inbox)),
         ];
         tracing::debug!(target: TARGET, prefix = %core.config.prefix, uid = %format_args!("{uid:016x}"), "adapter started");
         Ok(Self {
@@ -560,25 +778,68 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
             .servers
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(server.path(), server);
+            .insert(server.path(), server.clone());
+        let core = &self.inner.core;
+        if core.config.mode == ChannelMode::PerRoom {
+            let _ = core.changes.send(Change::Gateway(server.path()));
+        }
     }
 
     fn publish(&self, message: &Message<'_>) {
         let core = &self.inner.core;
+        if core.config.mode == ChannelMode::PerRoom {
+            for (channel, selection) in
+                per_room_routes(&core.channels, message.path, message.selection)
+            {
+                let payload = codec::encode_operation(core.uid, &selection, message.op);
+                core.enqueue(Outgoing {
+                    message: ChannelMessage::new(channel, payload),
+                    reply: None,
+                });
+            }
+            return;
+        }
         let payload = codec::encode_operation(core.uid, message.selection, message.op);
         core.enqueue(Outgoing {
-            message: ChannelMessage::new(
-                format!("{}{}", core.channels.operations, message.path),
-                payload,
-            ),
+            message: ChannelMessage::new(core.channels.gateway(message.path), payload),
             reply: None,
         });
     }
 
-    /// Publishes the ask on the request channel, which every instance subscribes to: the
-    /// number of subscribers the publish reached is the number of instances to hear from
-    /// (this one included, which reports that it sent to nobody: its clients were asked by
-    /// the caller).
+    fn room_changed(&self, path: &'static str, room: &str, occupied: bool) {
+        let core = &self.inner.core;
+        if core.config.mode != ChannelMode::PerRoom {
+            return;
+        }
+        {
+            let mut rooms = lock(&core.occupied);
+            if occupied {
+                rooms.insert((path, room.to_owned()));
+            } else {
+                rooms.remove(&(path, room.to_owned()));
+            }
+        }
+        let _ = core.changes.send(Change::Room(path, room.to_owned()));
+    }
+
+    /// Per-room mode: resolves once every subscription the rooms changed so far need is
+    /// acknowledged by Redis (or recorded, while Redis is unreachable).
+    async fn synced(&self) {
+        let core = &self.inner.core;
+        if core.config.mode != ChannelMode::PerRoom {
+            return;
+        }
+        let (done, synced) = oneshot::channel();
+        if core.changes.send(Change::Synced(done)).is_ok() {
+            let _ = synced.await;
+        }
+    }
+
+    /// Publishes the ask where every instance it may concern listens (the request channel
+    /// in classic mode; in per-room mode the channels of the selection's rooms, or the
+    /// gateway's): the number of subscribers the publishes reached is the number of
+    /// instances to hear from (this one included when it listens, which reports that it
+    /// sent to nobody: its clients were asked by the caller).
     fn emit_with_ack(&self, message: &Message<'_>, timeout: Duration, replies: AckReplies) {
         let core = &self.inner.core;
         let (Operation::Emit(frame), Ok(runtime)) =
@@ -588,20 +849,20 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
             return;
         };
         let request = core.next_request.fetch_add(1, Ordering::Relaxed);
-        let payload = codec::encode_ask(
-            core.uid,
-            request,
-            timeout,
-            message.path,
-            message.selection,
-            frame,
-        );
-        let (reply, receivers) = oneshot::channel();
         lock(&core.asks).insert(request, replies.clone());
-        if !core.enqueue(Outgoing {
-            message: ChannelMessage::new(core.channels.request.clone(), payload),
-            reply: Some(reply),
-        }) {
+        let mut receivers = Vec::new();
+        for (channel, selection) in core.request_routes(message.path, message.selection) {
+            let payload =
+                codec::encode_ask(core.uid, request, timeout, message.path, &selection, frame);
+            let (reply, receiver) = oneshot::channel();
+            if core.enqueue(Outgoing {
+                message: ChannelMessage::new(channel, payload),
+                reply: Some(reply),
+            }) {
+                receivers.push(receiver);
+            }
+        }
+        if receivers.is_empty() {
             lock(&core.asks).remove(&request);
             replies.asked(0);
             return;
@@ -609,10 +870,12 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
         let deadline = tokio::time::Instant::now() + timeout;
         let core = Arc::downgrade(core);
         runtime.spawn(async move {
-            let instances = match tokio::time::timeout_at(deadline, receivers).await {
-                Ok(Ok(Ok(count))) => count,
-                _ => 0,
-            };
+            let mut instances = 0;
+            for receiver in receivers {
+                if let Ok(Ok(Ok(count))) = tokio::time::timeout_at(deadline, receiver).await {
+                    instances += count;
+                }
+            }
             replies.asked(instances);
             drop(replies);
             tokio::time::sleep_until(deadline).await;
@@ -635,32 +898,39 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
         lock(&core.pending).insert(request, answers_tx);
         let _guard = PendingGuard(core, request);
 
-        let (reply, receivers) = oneshot::channel();
-        if !core.enqueue(Outgoing {
-            message: ChannelMessage::new(
-                core.channels.request.clone(),
-                codec::encode_request(core.uid, request, path, selection),
-            ),
-            reply: Some(reply),
-        }) {
-            return Err(AdapterError::Unavailable(
-                "cannot queue a request: the publish queue is full".into(),
-            ));
+        let mut receivers = Vec::new();
+        for (channel, selection) in core.request_routes(path, selection) {
+            let (reply, receiver) = oneshot::channel();
+            if !core.enqueue(Outgoing {
+                message: ChannelMessage::new(
+                    channel,
+                    codec::encode_request(core.uid, request, path, &selection),
+                ),
+                reply: Some(reply),
+            }) {
+                return Err(AdapterError::Unavailable(
+                    "cannot queue a request: the publish queue is full".into(),
+                ));
+            }
+            receivers.push(receiver);
         }
-        // Every subscriber of the request channel answers, this instance included (with
-        // nothing), so the driver's count of receivers is the number of answers to wait for.
-        let expected = match tokio::time::timeout_at(deadline, receivers).await {
-            Ok(Ok(Ok(count))) => count,
-            Ok(Ok(Err(reason))) => return Err(AdapterError::Unavailable(reason)),
-            Ok(Err(_)) => {
-                return Err(AdapterError::Unavailable("the adapter stopped".into()));
-            }
-            Err(_) => {
-                return Err(AdapterError::Unavailable(format!(
-                    "the request could not be published within {timeout:?}"
-                )));
-            }
-        };
+        // Every subscriber of the channels answers, this instance included (with nothing),
+        // so the driver's count of receivers is the number of answers to wait for.
+        let mut expected = 0;
+        for receiver in receivers {
+            expected += match tokio::time::timeout_at(deadline, receiver).await {
+                Ok(Ok(Ok(count))) => count,
+                Ok(Ok(Err(reason))) => return Err(AdapterError::Unavailable(reason)),
+                Ok(Err(_)) => {
+                    return Err(AdapterError::Unavailable("the adapter stopped".into()));
+                }
+                Err(_) => {
+                    return Err(AdapterError::Unavailable(format!(
+                        "the request could not be published within {timeout:?}"
+                    )));
+                }
+            };
+        }
         let mut clients = Vec::new();
         let mut answered = 0;
         while answered < expected {

@@ -10,6 +10,9 @@
 //! ack answer (on <prefix>#response#<uid>)  1 | uid u64 | 8 | request u64 | client u64 | gone u8 | answer JSON
 //! ```
 //!
+//! In per-room mode operations, requests and asks travel on `<prefix>:<path>` or on a room's
+//! `<prefix>:<path>#<room>`, whose selection leaves the room out (the channel names it).
+//!
 //! An ask is an emit that wants acknowledgements: each instance sends the frame to its
 //! matching clients, answers `ack sent` with how many, then forwards each answer.
 //!

@@ -3,6 +3,35 @@
 
 use std::time::Duration;
 
+/// Which channels the instances of an app talk on: set with
+/// [`AdapterConfig::per_room`] or [`RedisConfig::per_room`]. Every instance of an app uses
+/// the same mode.
+///
+/// # Examples
+///
+/// ```
+/// use ws_gateway_redis::{ChannelMode, RedisConfig};
+///
+/// let config = RedisConfig::new("redis://127.0.0.1:6379").per_room();
+/// assert_eq!(config.mode(), ChannelMode::PerRoom);
+/// assert_eq!(RedisConfig::new("redis://h").mode(), ChannelMode::Classic);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelMode {
+    /// One channel per gateway, `<prefix>:<path>`, that every instance subscribes to:
+    /// every instance receives every operation. The default, and what Socket.IO's classic
+    /// Redis adapter does.
+    #[default]
+    Classic,
+    /// A channel per room, `<prefix>:<path>#<room>`, that an instance subscribes to while
+    /// it has a member in the room, beside the gateway's channel (broadcasts, emits by
+    /// client id) and its own (answers): an instance receives the room traffic of its
+    /// members' rooms only. Socket.IO's sharded adapter; on a Redis Cluster the channels
+    /// are sharded (`SSUBSCRIBE`/`SPUBLISH`), so each shard carries its rooms only.
+    PerRoom,
+}
+
 /// How the adapter behaves whatever carries its messages: channel names, the
 /// `fetch_clients` timeout, the outgoing queue. Pass it to
 /// [`RedisAdapter::with_driver`](crate::RedisAdapter::with_driver); a [`RedisConfig`]
@@ -25,6 +54,7 @@ pub struct AdapterConfig {
     pub(crate) prefix: String,
     pub(crate) request_timeout: Duration,
     pub(crate) queue_capacity: usize,
+    pub(crate) mode: ChannelMode,
 }
 
 impl Default for AdapterConfig {
@@ -33,6 +63,7 @@ impl Default for AdapterConfig {
             prefix: "gateway".into(),
             request_timeout: Duration::from_secs(5),
             queue_capacity: 65_536,
+            mode: ChannelMode::Classic,
         }
     }
 }
@@ -64,6 +95,18 @@ impl AdapterConfig {
         self.queue_capacity = capacity.max(1);
         self
     }
+
+    /// Channels per room ([`ChannelMode::PerRoom`]) instead of one per gateway: each
+    /// instance receives only the room traffic its clients need.
+    pub fn per_room(self) -> Self {
+        self.mode(ChannelMode::PerRoom)
+    }
+
+    /// The [`ChannelMode`] (default [`Classic`](ChannelMode::Classic)).
+    pub fn mode(mut self, mode: ChannelMode) -> Self {
+        self.mode = mode;
+        self
+    }
 }
 
 /// How to reach Redis and how the adapter behaves; pass it to
@@ -85,6 +128,8 @@ impl AdapterConfig {
 #[must_use = "a RedisConfig does nothing until passed to `RedisAdapter::connect`"]
 pub struct RedisConfig {
     pub(crate) url: String,
+    /// The cluster's seed nodes, for [`RedisAdapter::connect_cluster`](crate::RedisAdapter::connect_cluster).
+    pub(crate) nodes: Vec<String>,
     pub(crate) start_degraded: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) backoff_min: Duration,
@@ -97,8 +142,10 @@ impl RedisConfig {
     /// `redis` crate's TLS feature is enabled), channel prefix `gateway`, every other
     /// setting at its default.
     pub fn new(url: impl Into<String>) -> Self {
+        let url = url.into();
         Self {
-            url: url.into(),
+            nodes: vec![url.clone()],
+            url,
             start_degraded: false,
             connect_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),
@@ -107,9 +154,41 @@ impl RedisConfig {
         }
     }
 
-    /// The URL given to [`new`](Self::new).
+    /// A Redis Cluster reached through any of `nodes` (seed URLs, `redis://host:port`), for
+    /// [`RedisAdapter::connect_cluster`](crate::RedisAdapter::connect_cluster), in
+    /// [per-room mode](ChannelMode::PerRoom).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_redis::{ChannelMode, RedisConfig};
+    ///
+    /// let config = RedisConfig::cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]);
+    /// assert_eq!(config.url(), "redis://10.0.0.1:6379");
+    /// assert_eq!(config.mode(), ChannelMode::PerRoom);
+    /// ```
+    pub fn cluster<S: Into<String>>(nodes: impl IntoIterator<Item = S>) -> Self {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        let mut config = Self::new(nodes.first().cloned().unwrap_or_default()).per_room();
+        config.nodes = nodes;
+        config
+    }
+
+    /// The URL given to [`new`](Self::new) (the first node of a [cluster](Self::cluster)).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Channels per room ([`ChannelMode::PerRoom`]) instead of one per gateway.
+    pub fn per_room(mut self) -> Self {
+        self.adapter = self.adapter.per_room();
+        self
+    }
+
+    /// The [`ChannelMode`] (default [`Classic`](ChannelMode::Classic); a
+    /// [cluster](Self::cluster) is always [`PerRoom`](ChannelMode::PerRoom)).
+    pub fn mode(&self) -> ChannelMode {
+        self.adapter.mode
     }
 
     /// The channel prefix (default `gateway`): gateway `/chat` uses channel

@@ -58,9 +58,44 @@
 //! - Two connections, as the Socket.IO adapter's docs explain: a connection in subscribe
 //!   mode can send no other command, so publishing uses its own (multiplexed, pipelined).
 //!
+//! # Per-room channels, and Redis Cluster
+//!
+//! In [per-room mode](ChannelMode::PerRoom) (`RedisConfig::per_room()`) each room has a
+//! channel, `<prefix>:<path>#<room>`, which an instance subscribes to while it has a member
+//! in the room (the core reports a room's first member and its last through
+//! [`Adapter::room_changed`](ws_gateway_core::adapter::Adapter::room_changed)); room emits
+//! are published there, so an instance receives only its members' rooms. Broadcasts and
+//! emits by client id go on `<prefix>:<path>`, answers on the instance's own channel, and
+//! `fetch_clients` and acknowledgements with the operations they concern, so they still see
+//! every operation before them on the same channel. An emit to several rooms is published on
+//! each, each copy leaving out the members of the rooms before it: once per client.
+//!
+//! What "joined" guarantees: [`Client::join`](ws_gateway_core::Client::join) is immediate
+//! here, and the subscription follows; [`Client::join_synced`](ws_gateway_core::Client::join_synced)
+//! resolves once Redis acknowledged it, and every room emit published after that reaches the
+//! client. Order per sender holds per channel.
+//!
+//! On a Redis Cluster, [`RedisAdapter::connect_cluster`] uses the [`RedisClusterDriver`]:
+//! sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`), each channel on the shard of its slot.
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), ws_gateway_redis::Error> {
+//! use ws_gateway_redis::{RedisAdapter, RedisConfig};
+//!
+//! // One Redis, per-room channels:
+//! let single = RedisAdapter::connect(RedisConfig::new("redis://127.0.0.1:6379").per_room()).await?;
+//! // A cluster (always per-room):
+//! let nodes = ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001", "redis://127.0.0.1:7002"];
+//! let cluster = RedisAdapter::connect_cluster(RedisConfig::cluster(nodes)).await?;
+//! # let _ = (single, cluster);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! All of that is written against the [`Driver`](driver::Driver) trait (publish, subscribe,
-//! unsubscribe); [`RedisDriver`] is the Redis implementation, [`MemoryDriver`] an in-process
-//! one.
+//! unsubscribe); [`RedisDriver`] (one Redis) and [`RedisClusterDriver`] are the Redis
+//! implementations, [`MemoryDriver`] an in-process one.
 //!
 //! # Testing scale-out without Redis
 //!
@@ -133,6 +168,6 @@ pub mod driver;
 mod error;
 
 pub use adapter::RedisAdapter;
-pub use config::{AdapterConfig, RedisConfig};
-pub use driver::{MemoryBus, MemoryDriver, RedisDriver};
+pub use config::{AdapterConfig, ChannelMode, RedisConfig};
+pub use driver::{MemoryBus, MemoryDriver, RedisClusterDriver, RedisDriver};
 pub use error::Error;

@@ -1,6 +1,7 @@
-//! Redis lost while running: the test starts its own `redis-server` on a spare port, kills
-//! it, checks that local delivery goes on, starts it again and waits for cross-instance
-//! delivery to resume, without restarting the app.
+//! Redis lost while running: the test starts its own `redis-server` on a spare port (or its
+//! own three-master Redis Cluster), kills it (the shard of the room's channel), checks that
+//! local delivery goes on, starts it again and waits for cross-instance delivery to resume,
+//! without restarting the app.
 //!
 //! Every check is on exact sequences: a message lost, repeated or replayed from the outage
 //! fails the test. "Nothing more will arrive" is established without watching a quiet
@@ -22,7 +23,8 @@ use ws_gateway_axum::prelude::*;
 use ws_gateway_axum::test_client::{TestClient, TestServer};
 use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
-use common::{redis_server, spare_port, wait_for};
+use common::{cluster_node, create_cluster, redis_server, spare_port, wait_for};
+use tokio::process::Child;
 
 #[derive(Deserialize)]
 struct Say {
@@ -36,8 +38,8 @@ struct FaultsGateway;
 #[websocket_gateway]
 impl FaultsGateway {
     #[subscribe("join")]
-    fn join(&self, client: Client, room: String) -> Result<WsResponse<String>, RoomError> {
-        client.join(room.clone())?;
+    async fn join(&self, client: Client, room: String) -> Result<WsResponse<String>, RoomError> {
+        client.join_synced(room.clone()).await?;
         Ok(WsResponse::new("joined", room))
     }
 
@@ -47,20 +49,127 @@ impl FaultsGateway {
     }
 }
 
-async fn instance(url: &str) -> (TestServer, RedisAdapter) {
-    let redis = RedisAdapter::connect(
-        RedisConfig::new(url)
-            .prefix("faults")
-            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200)),
-    )
-    .await
-    .unwrap();
-    let app = GatewayApp::new()
-        .adapter(redis.clone())
-        .gateway::<FaultsGateway>()
-        .build()
-        .unwrap();
-    (TestServer::start(app).await.unwrap(), redis)
+/// The Redis a test takes away: a single server, or one shard of a cluster.
+enum Backing {
+    Single {
+        port: u16,
+        process: Child,
+    },
+    Cluster {
+        ports: Vec<u16>,
+        dir: tempdir::Dir,
+        /// The shard that owns the room's channel, killed and restarted.
+        victim: usize,
+        processes: Vec<Child>,
+    },
+}
+
+/// A scratch directory for the cluster's state, removed at the end.
+mod tempdir {
+    pub(crate) struct Dir(pub(crate) std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The channel of the tests' room, in per-room mode.
+const ROOM_CHANNEL: &str = "faults:/faults#room";
+
+impl Backing {
+    async fn single() -> Self {
+        let port = spare_port();
+        let process = redis_server(port).await;
+        Self::Single { port, process }
+    }
+
+    async fn cluster() -> Self {
+        let ports: Vec<u16> = (0..3).map(|_| spare_port()).collect();
+        let dir = tempdir::Dir(std::env::temp_dir().join(common::unique_prefix("gateway-faults")));
+        let mut processes = Vec::new();
+        for port in &ports {
+            processes.push(cluster_node(*port, &dir.0.join(port.to_string())).await);
+        }
+        create_cluster(&ports).await;
+        // The owner of the room's slot answers SPUBLISH; the others redirect.
+        let victim = ports
+            .iter()
+            .position(|port| {
+                let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+                let mut connection = client.get_connection().unwrap();
+                redis::cmd("SPUBLISH")
+                    .arg(ROOM_CHANNEL)
+                    .arg("probe")
+                    .query::<i64>(&mut connection)
+                    .is_ok()
+            })
+            .expect("one shard owns the room's slot");
+        Self::Cluster {
+            ports,
+            dir,
+            victim,
+            processes,
+        }
+    }
+
+    async fn instance(&self) -> (TestServer, Box<dyn Fn() -> bool + Send + Sync>) {
+        let backoff = (Duration::from_millis(20), Duration::from_millis(200));
+        let app = GatewayApp::new();
+        let (app, connected): (_, Box<dyn Fn() -> bool + Send + Sync>) = match self {
+            Self::Single { port, .. } => {
+                let config = RedisConfig::new(format!("redis://127.0.0.1:{port}"))
+                    .prefix("faults")
+                    .reconnect_backoff(backoff.0, backoff.1);
+                let redis = RedisAdapter::connect(config).await.unwrap();
+                let handle = redis.clone();
+                (app.adapter(redis), Box::new(move || handle.is_connected()))
+            }
+            Self::Cluster { ports, .. } => {
+                let nodes = ports.iter().map(|port| format!("redis://127.0.0.1:{port}"));
+                let config = RedisConfig::cluster(nodes)
+                    .prefix("faults")
+                    .reconnect_backoff(backoff.0, backoff.1);
+                let redis = RedisAdapter::connect_cluster(config).await.unwrap();
+                let handle = redis.clone();
+                (app.adapter(redis), Box::new(move || handle.is_connected()))
+            }
+        };
+        let app = app.gateway::<FaultsGateway>().build().unwrap();
+        let server = TestServer::start(app).await.unwrap();
+        server.app().server("/faults").unwrap().synced().await;
+        (server, connected)
+    }
+
+    async fn kill(&mut self) {
+        match self {
+            Self::Single { process, .. } => process.kill().await.unwrap(),
+            Self::Cluster {
+                victim, processes, ..
+            } => processes[*victim].kill().await.unwrap(),
+        }
+    }
+
+    /// Starts what [`kill`](Self::kill) killed again, on the same port (and, for a shard,
+    /// with the same cluster state, so it serves the same slots).
+    async fn restart(&mut self) {
+        match self {
+            Self::Single { port, process } => *process = redis_server(*port).await,
+            Self::Cluster {
+                ports,
+                dir,
+                victim,
+                processes,
+            } => {
+                let port = ports[*victim];
+                processes[*victim] = cluster_node(port, &dir.0.join(port.to_string())).await;
+                for port in ports.iter() {
+                    common::wait_for_cluster_ok(*port).await;
+                }
+            }
+        }
+    }
 }
 
 async fn member(server: &TestServer) -> TestClient {
@@ -104,7 +213,7 @@ async fn until_end(
     instances: &[&TestServer],
     clients: &mut [(&str, &mut TestClient)],
 ) -> Vec<Vec<u64>> {
-    common::end_everywhere(instances, "/faults").await;
+    common::end_everywhere(instances, "/faults", &["room"]).await;
     let mut all = Vec::new();
     for (who, client) in clients.iter_mut() {
         let mut numbers = Vec::new();
@@ -127,12 +236,18 @@ fn range(numbers: std::ops::Range<u64>) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_lost_while_running_then_back() {
+    lost_while_running_then_back(Backing::single().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_shard_lost_while_running_then_back() {
+    lost_while_running_then_back(Backing::cluster().await).await;
+}
+
+async fn lost_while_running_then_back(mut backing: Backing) {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let port = spare_port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let mut redis_process = redis_server(port).await;
-    let (a, redis_a) = instance(&url).await;
-    let (b, redis_b) = instance(&url).await;
+    let (a, redis_a) = backing.instance().await;
+    let (b, redis_b) = backing.instance().await;
 
     let mut sender = a.connect("/faults").await.unwrap();
     let mut remote_sender = b.connect("/faults").await.unwrap();
@@ -154,23 +269,17 @@ async fn redis_lost_while_running_then_back() {
     .await;
     assert_eq!(got, [vec![], vec![1], vec![]]);
 
-    // Redis dies: local delivery goes on.
-    redis_process.kill().await.unwrap();
+    // Redis (the room's shard) dies: local delivery goes on.
+    backing.kill().await;
     say(&mut sender, 2..=4).await;
     expect_said(&mut local, 2..=4, "local member during the outage").await;
     // Both adapters notice (the subscriber connection closes).
-    wait_for("both adapters see the outage", || {
-        !redis_a.is_connected() && !redis_b.is_connected()
-    })
-    .await;
+    wait_for("both adapters see the outage", || !redis_a() && !redis_b()).await;
 
     // Redis is back on the same port: both reconnect and resubscribe by themselves, and
     // say so once both of their connections are up again.
-    let _redis_process = redis_server(port).await;
-    wait_for("both adapters reconnect", || {
-        redis_a.is_connected() && redis_b.is_connected()
-    })
-    .await;
+    backing.restart().await;
+    wait_for("both adapters reconnect", || redis_a() && redis_b()).await;
 
     // A -> B: exactly what was said since, none of the outage's, nothing twice.
     say(&mut sender, 3000..3050).await;

@@ -336,3 +336,42 @@ async fn different_prefixes_on_one_bus_do_not_meet() {
     settle(&other).await;
     assert_eq!(drain(&mut other_queue), Vec::<String>::new());
 }
+
+/// Per-room mode subscribes to a room's channel while the instance has a member in it, and
+/// to nothing else but its gateway's channel and its answers: a room emit reaches only the
+/// instances with members, and reaches them once.
+#[tokio::test]
+async fn per_room_mode_subscribes_while_a_room_has_local_members() {
+    let bus = MemoryBus::new();
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(app_with(bus.driver(), config().per_room()).await);
+    }
+    for app in &apps {
+        server(app).synced().await;
+    }
+    // Each instance: its answers' channel and the gateway's.
+    assert_eq!(format!("{bus:?}"), "MemoryBus { subscriptions: 6 }");
+
+    let (member_b, mut to_b) = connect(&apps[1]);
+    member_b.join_synced("room").await.unwrap();
+    let (_other, mut to_c) = member(&apps[2], "elsewhere");
+    server(&apps[2]).synced().await;
+    assert_eq!(format!("{bus:?}"), "MemoryBus { subscriptions: 8 }");
+
+    server(&apps[0]).to("room").emit("m", &1).unwrap();
+    let got = tokio::time::timeout(WITHIN, to_b.recv()).await.unwrap();
+    assert!(matches!(got, Some(Outbound::Frame(f)) if f.as_str() == r#"{"event":"m","data":1}"#));
+    // The room's barrier reaches B only (the one subscriber): nothing else for anyone.
+    let in_room = server(&apps[0]).to("room").fetch_clients().await.unwrap();
+    assert_eq!(in_room.len(), 1);
+    assert!(to_b.try_recv().is_none());
+    assert!(to_c.try_recv().is_none());
+
+    // The last member leaves: the subscription goes.
+    member_b.leave("room");
+    server(&apps[1]).synced().await;
+    assert_eq!(format!("{bus:?}"), "MemoryBus { subscriptions: 7 }");
+    let in_room = server(&apps[0]).to("room").fetch_clients().await.unwrap();
+    assert!(in_room.is_empty());
+}

@@ -154,3 +154,80 @@ async fn subscriptions_made_before_and_during_an_outage_are_made_again() {
     assert_eq!(counts, [1, 1, 1]);
     assert_eq!(until(&mut rx, "marker").await, ["before=1", "during:x=2"]);
 }
+
+/// The `RedisClusterDriver` against the cluster on 7000-7002: sharded channels on several
+/// shards, counted, in order per channel, changed at run time; no prefixes.
+#[tokio::test]
+async fn cluster_channels_are_sharded_counted_and_in_order_per_channel() {
+    use ws_gateway_redis::RedisClusterDriver;
+
+    let p = unique();
+    let config = RedisConfig::cluster(common::CLUSTER);
+    let (a, b) = (
+        RedisClusterDriver::connect(&config).await.unwrap(),
+        RedisClusterDriver::connect(&config).await.unwrap(),
+    );
+    let (a_inbox, mut a_rx) = Inbox::channel(64);
+    let (b_inbox, mut b_rx) = Inbox::channel(64);
+    // Three channels on different slots (so, most likely, on different shards).
+    let channels: Vec<String> = ["x", "y", "z"].iter().map(|c| format!("{p}:{c}")).collect();
+    for channel in &channels {
+        let subscription = Subscription::Channel(channel.clone());
+        a.subscribe(subscription, a_inbox.clone()).await.unwrap();
+    }
+    b.subscribe(Subscription::Channel(channels[0].clone()), b_inbox)
+        .await
+        .unwrap();
+    let refused = a
+        .subscribe(Subscription::Prefix(format!("{p}:")), a_inbox)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("per-room"), "{refused}");
+
+    let (x, y, z) = (&channels[0], &channels[1], &channels[2]);
+    let batch = [
+        message(x, "1"),
+        message(y, "2"),
+        message(x, "3"),
+        message(z, "4"),
+        message(y, "5"),
+    ];
+    assert_eq!(b.publish(&batch).await.unwrap(), [2, 1, 2, 1, 1]);
+    let mut got = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for _ in 0..batch.len() {
+        let received = tokio::time::timeout(Duration::from_secs(5), a_rx.recv())
+            .await
+            .expect("a message within 5 s")
+            .unwrap();
+        let payload = String::from_utf8_lossy(&received.payload).into_owned();
+        got.entry(received.channel).or_default().push(payload);
+    }
+    let expected = [(x, vec!["1", "3"]), (y, vec!["2", "5"]), (z, vec!["4"])];
+    let expected: std::collections::BTreeMap<String, Vec<String>> = expected
+        .into_iter()
+        .map(|(c, v)| (c.clone(), v.into_iter().map(String::from).collect()))
+        .collect();
+    assert_eq!(got, expected);
+    // B subscribed to one of them: its messages only, in order.
+    for n in ["1", "3"] {
+        let received = tokio::time::timeout(Duration::from_secs(5), b_rx.recv())
+            .await
+            .expect("a message within 5 s")
+            .unwrap();
+        assert_eq!(
+            (received.channel.as_str(), &*received.payload),
+            (x.as_str(), n.as_bytes())
+        );
+    }
+
+    // Unsubscribed at run time: no longer counted.
+    a.unsubscribe(&Subscription::Channel(x.clone()))
+        .await
+        .unwrap();
+    assert_eq!(b.publish(&[message(x, "6")]).await.unwrap(), [1]);
+    let received = tokio::time::timeout(Duration::from_secs(5), b_rx.recv())
+        .await
+        .expect("a message within 5 s")
+        .unwrap();
+    assert_eq!(&*received.payload, b"6");
+}

@@ -235,6 +235,26 @@ pub trait Adapter: Send + Sync + 'static {
         let _ = (message, timeout);
         replies.asked(0);
     }
+
+    /// Room `room` of gateway `path` got its first member on this instance (`occupied`),
+    /// or lost its last one: what an adapter that subscribes per room (as
+    /// `ws-gateway-redis`'s per-room mode does) needs to know. The default ignores it.
+    ///
+    /// Called with the gateway's membership locked, in the order the changes happen, so
+    /// that a room emptied and filled again is never reported out of order: record the
+    /// change and return, without waiting and without calling back into the server.
+    fn room_changed(&self, path: &'static str, room: &str, occupied: bool) {
+        let _ = (path, room, occupied);
+    }
+
+    /// Resolves once every [`room_changed`](Self::room_changed) reported so far has taken
+    /// effect: from then on, what other instances send to those rooms reaches this
+    /// instance. [`Client::join_synced`](crate::Client::join_synced) awaits it. The default
+    /// is ready at once (an adapter that sends everything everywhere has nothing to wait
+    /// for).
+    fn synced(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Where an [`Adapter`] reports what the other instances did with an emit that asks for
@@ -313,6 +333,8 @@ trait ErasedAdapter: Send + Sync {
         selection: &'a Selection,
     ) -> BoxFuture<'a, Result<Vec<ClientInfo>, AdapterError>>;
     fn emit_with_ack(&self, message: &Message<'_>, timeout: Duration, replies: AckReplies);
+    fn room_changed(&self, path: &'static str, room: &str, occupied: bool);
+    fn synced(&self) -> BoxFuture<'_, ()>;
 }
 
 impl<A: Adapter> ErasedAdapter for A {
@@ -334,6 +356,14 @@ impl<A: Adapter> ErasedAdapter for A {
 
     fn emit_with_ack(&self, message: &Message<'_>, timeout: Duration, replies: AckReplies) {
         Adapter::emit_with_ack(self, message, timeout, replies);
+    }
+
+    fn room_changed(&self, path: &'static str, room: &str, occupied: bool) {
+        Adapter::room_changed(self, path, room, occupied);
+    }
+
+    fn synced(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Adapter::synced(self))
     }
 }
 
@@ -369,6 +399,14 @@ impl AdapterRef {
         replies: AckReplies,
     ) {
         self.0.emit_with_ack(message, timeout, replies);
+    }
+
+    pub(crate) fn room_changed(&self, path: &'static str, room: &str, occupied: bool) {
+        self.0.room_changed(path, room, occupied);
+    }
+
+    pub(crate) async fn synced(&self) {
+        self.0.synced().await;
     }
 }
 

@@ -8,6 +8,7 @@
 //! and each driver is tested on its own against its backend. socketioxide-redis draws the
 //! same line (`crates/socketioxide-redis/src/drivers/mod.rs`).
 
+mod cluster;
 mod memory;
 mod redis;
 
@@ -16,6 +17,7 @@ use std::future::Future;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+pub use self::cluster::RedisClusterDriver;
 pub use self::memory::{MemoryBus, MemoryDriver};
 pub use self::redis::RedisDriver;
 
@@ -40,10 +42,11 @@ pub use self::redis::RedisDriver;
 ///   accepted and makes it again before it reports itself [connected](Self::is_connected).
 ///   While disconnected it may drop messages (that is what pub/sub does), never replay them.
 ///
-/// Subscriptions can change at any time, not just at start: a per-room mode (a channel per
-/// room, subscribed when its first local member joins, as sharded pub/sub on a Redis
-/// Cluster wants) needs nothing more from this trait than
-/// [`subscribe`](Self::subscribe) and [`unsubscribe`](Self::unsubscribe) at run time.
+/// Subscriptions can change at any time, not just at start: the per-room mode (a channel per
+/// room, subscribed when its first local member joins) needs nothing more from this trait
+/// than [`subscribe`](Self::subscribe) and [`unsubscribe`](Self::unsubscribe) at run time.
+/// A driver decides how a channel is carried: [`RedisClusterDriver`] makes every channel a
+/// sharded one (`SSUBSCRIBE`).
 ///
 /// # Examples
 ///
@@ -139,8 +142,8 @@ pub trait Driver: Send + Sync + 'static {
 
 /// What a subscription listens to.
 ///
-/// Non-exhaustive so that a sharded kind (Redis `SSUBSCRIBE`, a channel pinned to one
-/// cluster shard) can be added; a driver answers a kind it does not support with an error.
+/// Non-exhaustive so that kinds can be added; a driver answers a kind it does not support
+/// with an error ([`RedisClusterDriver`], whose channels are sharded, has no prefixes).
 ///
 /// # Examples
 ///

@@ -97,11 +97,13 @@ impl ChatGateway {
     /// Joins a room: `{"event":"joined","data":{"room":...}}`; past the framework's room
     /// bounds (`ConnectionConfig::max_rooms_per_client`, `max_room_name_len`), an
     /// `exception` and nothing joined. Names starting with `@` are the users' own rooms
-    /// (see [`user_room`]): refused.
+    /// (see [`user_room`]): refused. `joined` is sent once the room's messages from every
+    /// instance reach the client (with a per-room Redis adapter, once the room's channel is
+    /// subscribed).
     #[subscribe("join")]
-    fn join(&self, client: Client, body: RoomRef) -> Result<WsResponse<RoomRef>, ChatError> {
+    async fn join(&self, client: Client, body: RoomRef) -> Result<WsResponse<RoomRef>, ChatError> {
         reserved(&body.room)?;
-        client.join(body.room.clone())?;
+        client.join_synced(body.room.clone()).await?;
         Ok(WsResponse::new("joined", body))
     }
 
