@@ -1,6 +1,8 @@
 //! The chat page in headless Chromium: two pages log in, join a room, chat, one sees a
-//! validation error under its input, and one asks a quick poll that the other answers. Driven by npm's `playwright-core` from
-//! `tests/browser` (`./scripts/test.sh` installs Debian's chromium and runs `npm ci`).
+//! validation error under its input, one asks a quick poll that the other answers, and one
+//! goes offline, misses messages and shows each once when it is back. Driven by npm's
+//! `playwright-core` from `tests/browser` (`./scripts/test.sh` installs Debian's chromium and
+//! runs `npm ci`).
 //! Screenshots land in `target/e2e/`.
 
 use std::path::Path;
@@ -51,6 +53,7 @@ async fn two_pages_chat_in_chromium() {
         "{stdout}"
     );
     assert!(stdout.contains("bob: Yes please"), "{stdout}");
+    assert!(stdout.contains("nothing missed"), "{stdout}");
     for page in ["alice.png", "bob.png"] {
         let size = std::fs::metadata(shots.join(page)).unwrap().len();
         assert!(size > 1000, "{page} is {size} bytes");

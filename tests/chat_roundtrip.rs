@@ -48,12 +48,17 @@ fn gateways_of_another_crate_are_found_through_the_registry() {
     assert!(app.server("/auth").is_some());
 }
 
-/// A client of `/chat` logged in as `user` (with `?token=`, as browsers do).
+/// A client of `/chat` logged in as `user` (with `?token=`, as browsers do), past its
+/// first frame: the chat has connection state recovery on, and every connection begins with
+/// a fresh session.
 async fn connect_as(server: &TestServer, user: &str) -> TestClient {
     let token = auth().issue(user).unwrap();
-    TestClient::connect(&format!("{}?token={token}", server.url("/chat")))
+    let mut client = TestClient::connect(&format!("{}?token={token}", server.url("/chat")))
         .await
-        .unwrap()
+        .unwrap();
+    let session = client.expect("session").await.unwrap();
+    assert_eq!(session["recovered"], false, "{session}");
+    client
 }
 
 async fn joined(server: &TestServer, user: &str, room: &str) -> TestClient {

@@ -6,6 +6,8 @@
 //! gateway path with parameters (`/rooms/{id}`) is the channel's address, each parameter
 //! in its `parameters`.
 
+use std::fmt::Write as _;
+
 use serde_json::{Map, Value, json};
 
 use crate::App;
@@ -165,14 +167,37 @@ pub fn document(app: &App, info: &Info) -> Value {
                 "messages": [{"$ref": format!("#/channels/{channel}/messages/ack")}],
             }),
         );
+        let mut description = format!(
+            "The `{}` gateway: JSON text frames `{{\"event\": ..., \"data\": ...}}` over a WebSocket at `{}`. Failures arrive as event `exception`. A frame the server sends with `\"ack\": N` (a positive integer never reused on the connection) asks for an acknowledgement: the client answers `{{\"ack\": N, \"data\": ...}}`, without `event`; unknown, repeated and late answers are ignored.",
+            gateway.name(),
+            gateway.path()
+        );
+        if let Some(recovery) = gateway.recovery() {
+            let _ = write!(
+                description,
+                " Connection state recovery is on, with a window of {} s: the first frame of every connection is `session`, every frame delivered through an emit, a room or a broadcast carries `\"offset\": O` (an opaque string; direct replies to a request carry none), and a client that dropped reconnects within the window with the query parameters `pid=P&offset=O` (the last offset it received; without `offset` when it received none) to keep its client id, rooms, identity and state and receive every frame it missed, in order, before live traffic.",
+                recovery.window().as_secs_f64()
+            );
+            let session_id = format!("{channel}.session");
+            messages.insert(session_id.clone(), session_message());
+            channel_messages.insert(
+                "session".to_owned(),
+                json!({"$ref": format!("#/components/messages/{session_id}")}),
+            );
+            operations.insert(
+                session_id,
+                json!({
+                    "action": "send",
+                    "channel": {"$ref": format!("#/channels/{channel}")},
+                    "summary": "the first frame of every connection: the session's private id, and whether it was recovered",
+                    "messages": [{"$ref": format!("#/channels/{channel}/messages/session")}],
+                }),
+            );
+        }
         let mut channel_value = json!({
             "address": gateway.path(),
             "title": gateway.name(),
-            "description": format!(
-                "The `{}` gateway: JSON text frames `{{\"event\": ..., \"data\": ...}}` over a WebSocket at `{}`. Failures arrive as event `exception`. A frame the server sends with `\"ack\": N` (a positive integer never reused on the connection) asks for an acknowledgement: the client answers `{{\"ack\": N, \"data\": ...}}`, without `event`; unknown, repeated and late answers are ignored.",
-                gateway.name(),
-                gateway.path()
-            ),
+            "description": description,
             "messages": channel_messages,
         });
         let parameters = parameters(gateway.path());
@@ -226,7 +251,36 @@ fn parameters(path: &str) -> Map<String, Value> {
         .collect()
 }
 
-/// A message: the envelope with the event's name and the data's schema.
+/// `{"event": "session", "data": {"pid": P, "recovered": bool}}`: recovery's first frame.
+fn session_message() -> Value {
+    json!({
+        "name": "session",
+        "title": "session (the first frame, with recovery on)",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "properties": {
+                "event": {"type": "string", "const": "session"},
+                "data": {
+                    "type": "object",
+                    "properties": {
+                        "pid": {
+                            "type": "string",
+                            "description": "The session's private id: present it as the `pid` query parameter to recover. Never sent to anyone else; not the client id.",
+                        },
+                        "recovered": {
+                            "type": "boolean",
+                            "description": "Whether this connection recovered the session `pid` names (its rooms, state and missed frames); `false` for a fresh session.",
+                        },
+                    },
+                    "required": ["pid", "recovered"],
+                },
+            },
+            "required": ["event", "data"],
+        },
+    })
+}
+
 /// `{"ack": N, "data": ...}`: a client's answer to `{"event":..,"data":..,"ack":N}`.
 fn ack_answer() -> Value {
     json!({

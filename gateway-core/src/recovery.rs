@@ -348,6 +348,10 @@ impl Recorder {
         }
     }
 
+    pub(crate) fn config(&self) -> Recovery {
+        self.config
+    }
+
     fn lock(&self) -> MutexGuard<'_, Log> {
         // Nothing panics while holding the lock; recover the data if something ever did.
         self.log.lock().unwrap_or_else(PoisonError::into_inner)

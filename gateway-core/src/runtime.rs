@@ -658,6 +658,29 @@ impl GatewayRuntime {
             .map(|d| guard_panics(d, name, "hook"))
     }
 
+    /// The gateway's connection state recovery, when the app switched it on (see
+    /// [`GatewayApp::recover`](crate::GatewayApp::recover)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_gateway_core::prelude::*;
+    /// use ws_gateway_core::Recovery;
+    ///
+    /// #[websocket_gateway(path = "/doc-recovery-of")]
+    /// struct Chat;
+    /// #[websocket_gateway]
+    /// impl Chat {}
+    ///
+    /// let recovery = Recovery::new(Duration::from_secs(120));
+    /// let app = GatewayApp::new().recover_all(recovery).gateway::<Chat>().build().unwrap();
+    /// assert_eq!(app.gateways()[0].recovery(), Some(recovery));
+    /// ```
+    pub fn recovery(&self) -> Option<crate::Recovery> {
+        self.server().recorder().map(|r| r.config())
+    }
+
     /// The gateway's metrics handles, registered when the app was built (install a
     /// `metrics` recorder before building the app to collect them).
     pub fn metrics(&self) -> &telemetry::GatewayMetrics {

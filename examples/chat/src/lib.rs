@@ -19,9 +19,9 @@ pub mod common;
 pub mod config;
 pub mod metrics;
 
-use ws_gateway::LoggingInterceptor;
 use ws_gateway::prelude::*;
 use ws_gateway::socketio::SocketIoTransport;
+use ws_gateway::{LoggingInterceptor, Recovery};
 
 use crate::auth::{AuthGateway, AuthService, JwtAuthenticator};
 use crate::chat::{ChatGateway, ChatService};
@@ -42,9 +42,15 @@ pub fn app_with_services(auth: AuthService, chat: ChatService) -> GatewayApp {
         .use_global_interceptor(LoggingInterceptor)
         .use_global_filter(ChatExceptionFilter)
         .authenticate::<ChatGateway>(JwtAuthenticator::new(auth))
+        // A client that drops comes back within two minutes with its rooms and what it
+        // missed (the page's `ws-gateway.js` does it by itself).
+        .recover::<ChatGateway>(Recovery::new(RECOVERY_WINDOW))
         .gateway::<ChatGateway>()
         .gateway::<AuthGateway>()
 }
+
+/// How long after a drop a chat client may recover its session.
+pub const RECOVERY_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The chat page served at `/`: plain HTML and JavaScript, no build step.
 pub const INDEX_HTML: &str = include_str!("../static/index.html");

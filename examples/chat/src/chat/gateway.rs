@@ -195,7 +195,8 @@ impl ChatGateway {
     /// Puts the client in its user's room, by which the other instances tell who it is.
     #[handle_connection]
     fn connected(&self, client: Client) {
-        tracing::info!(client = %client.id(), "client connected");
+        // A recovered connection is back in its rooms, its user's room included.
+        tracing::info!(client = %client.id(), recovered = client.recovered(), "client connected");
         if let Some(user) = Identity::<User>::of(&client)
             && let Err(err) = client.join(user_room(&user.username))
         {
