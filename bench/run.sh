@@ -13,6 +13,8 @@
 #   bench/run.sh --no-nest      # without the NestJS row (no node needed)
 #   bench/run.sh --no-socketio  # without the two Socket.IO rows
 #   bench/run.sh --acks-only    # only the acknowledgements table (about 1 minute a round)
+#   bench/run.sh --recovery     # only the recovery table: broadcast with connection state
+#                               # recovery on (in memory) beside off (about 1 minute a round)
 #   bench/run.sh --rounds 3     # every server three times, interleaved; each cell the median
 #
 # Every mode's full output goes to $LOG (default target/bench-run.log); the table also to
@@ -24,6 +26,7 @@ QUICK=0
 NEST=1
 SOCKETIO=1
 ACKS_ONLY=0
+RECOVERY_ONLY=0
 ROUNDS=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,8 +34,9 @@ while [ $# -gt 0 ]; do
     --no-nest) NEST=0 ;;
     --no-socketio) SOCKETIO=0 ;;
     --acks-only) ACKS_ONLY=1; NEST=0 ;;
+    --recovery) RECOVERY_ONLY=1; NEST=0; SOCKETIO=0 ;;
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
-    *) echo "usage: $0 [--quick] [--no-nest] [--no-socketio] [--acks-only] [--rounds N]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--no-nest] [--no-socketio] [--acks-only] [--recovery] [--rounds N]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -83,6 +87,7 @@ SERVER_PID=
 start() { # start NAME: starts a server on $PORT, sets SERVER_PID
   case "$1" in
     ours) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/bench-server" >>"$LOG" 2>&1 & ;;
+    ours-rec) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/bench-server" --recovery 120 >>"$LOG" 2>&1 & ;;
     raw) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/raw-axum" >>"$LOG" 2>&1 & ;;
     nest) PORT=$PORT "${SERVER_PIN[@]}" node bench/peers/nest/dist/main.js >>"$LOG" 2>&1 & ;;
     sio) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/socketio-bench-server" >>"$LOG" 2>&1 & ;;
@@ -167,6 +172,22 @@ ack_server() { # ack_server NAME
   stop
 }
 
+# Broadcasts to 1,000 and $BIG_RECEIVERS receivers, in a fresh process: with recovery on
+# (ours-rec) every delivered frame is numbered and kept.
+recovery_server() { # recovery_server NAME
+  local name=$1 line
+  PROTOCOL=json
+  echo "run.sh: $name (recovery)" >&2
+  echo "# $name recovery" >>"$LOG"
+  start "$name"
+  line=$(loadgen broadcast --receivers 1000 --duration "$BCAST_SECS")
+  R[$name,b1k]=$(field "$line" rate); R[$name,bcpu]=$(field "$line" cpu_us)
+  R[$name,bp99]=$(field "$line" p99_us)
+  line=$(loadgen broadcast --receivers "$BIG_RECEIVERS" --duration "$BCAST_SECS")
+  R[$name,b10k]=$(field "$line" rate)
+  stop
+}
+
 # The connection rate comes last in a round: its tens of thousands of TIME_WAIT sockets
 # would slow the other servers' loopback traffic for a minute.
 connect_server() { # connect_server NAME
@@ -190,7 +211,9 @@ settle_time_wait() {
   done
 }
 
-if [ "$ACKS_ONLY" = 1 ]; then
+if [ "$RECOVERY_ONLY" = 1 ]; then
+  SERVERS=(ours ours-rec)
+elif [ "$ACKS_ONLY" = 1 ]; then
   SERVERS=(ours)
 else
   SERVERS=(ours raw)
@@ -219,17 +242,21 @@ for round in $(seq "$ROUNDS"); do
     ORDER=()
     for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do ORDER+=("${SERVERS[$i]}"); done
   fi
-  if [ "$ACKS_ONLY" = 0 ]; then
-    for s in "${ORDER[@]}"; do run_server "$s"; done
-  fi
-  for s in "${ORDER[@]}"; do asks "$s" && ack_server "$s"; done
-  if [ "$ACKS_ONLY" = 0 ]; then
-    for s in "${ORDER[@]}"; do connect_server "$s"; done
+  if [ "$RECOVERY_ONLY" = 1 ]; then
+    for s in "${ORDER[@]}"; do recovery_server "$s"; done
+  else
+    if [ "$ACKS_ONLY" = 0 ]; then
+      for s in "${ORDER[@]}"; do run_server "$s"; done
+    fi
+    for s in "${ORDER[@]}"; do asks "$s" && ack_server "$s"; done
+    if [ "$ACKS_ONLY" = 0 ]; then
+      for s in "${ORDER[@]}"; do connect_server "$s"; done
+    fi
   fi
   for s in "${ORDER[@]}"; do
     for c in "${COLS[@]}" "${ACOLS[@]}" base; do ROUND[$s,$c,$round]=${R[$s,$c]:--}; done
   done
-  [ "$round" -lt "$ROUNDS" ] && [ "$ACKS_ONLY" = 0 ] && settle_time_wait
+  [ "$round" -lt "$ROUNDS" ] && [ "$ACKS_ONLY" = 0 ] && [ "$RECOVERY_ONLY" = 0 ] && settle_time_wait
 done
 for s in "${SERVERS[@]}"; do
   for c in "${COLS[@]}" "${ACOLS[@]}" base; do
@@ -240,6 +267,7 @@ for s in "${SERVERS[@]}"; do
 done
 declare -A LABEL=(
   [ours]="ours (bench-server)"
+  [ours-rec]="ours with recovery on, in memory (bench-server --recovery 120)"
   [raw]="raw axum 0.8, 4 KiB buffers"
   [nest]="NestJS 12 + @nestjs/platform-ws"
   [sio]="ours over Socket.IO (socketio-bench-server)"
@@ -303,9 +331,25 @@ acks_table() {
     echo "$row |"
   done
 }
+recovery_table() {
+  echo "| server | broadcast deliveries/s, 1,000 receivers | server CPU per delivery | delivery p99, 1,000 receivers | broadcast deliveries/s, $(k "$BIG_RECEIVERS") receivers |"
+  echo "|---|---|---|---|---|"
+  for s in ours ours-rec; do
+    row="| ${LABEL[$s]} |"
+    for c in b1k bcpu bp99 b10k; do row+=" $(cell "$s" "$c") |"; done
+    echo "$row"
+  done
+  row="| recovery on / off |"
+  for c in b1k bcpu bp99 b10k; do row+=" $(ratio "${R[ours-rec,$c]:--}" "${R[ours,$c]:--}") |"; done
+  echo "$row"
+}
 {
-  if [ "$ACKS_ONLY" = 0 ]; then main_table; echo; fi
-  acks_table
+  if [ "$RECOVERY_ONLY" = 1 ]; then
+    recovery_table
+  else
+    if [ "$ACKS_ONLY" = 0 ]; then main_table; echo; fi
+    acks_table
+  fi
 } | tee "$TABLE"
 echo >&2
 echo "run.sh: ratios are ours divided by the peer: above 1 is better for rates, below 1 for CPU, latency and RSS. Full output: $LOG" >&2

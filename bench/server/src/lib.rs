@@ -112,12 +112,25 @@ impl BenchGateway {
 ///
 /// The app's build error (none for this gateway).
 pub fn app() -> Result<App, ws_gateway_core::BuildError> {
+    app_with_recovery(None)
+}
+
+/// [`app`], with connection state recovery on for this window when one is given: every
+/// delivered frame is numbered and kept, the cost `bench/run.sh --recovery` measures.
+///
+/// # Errors
+///
+/// The app's build error (none for this gateway).
+pub fn app_with_recovery(
+    window: Option<std::time::Duration>,
+) -> Result<App, ws_gateway_core::BuildError> {
     let mut config = ws_gateway_core::ConnectionConfig::default();
     config.rate_limit = None;
-    GatewayApp::new()
-        .gateway::<BenchGateway>()
-        .config(config)
-        .build()
+    let mut app = GatewayApp::new().gateway::<BenchGateway>().config(config);
+    if let Some(window) = window {
+        app = app.recover_all(ws_gateway_core::Recovery::new(window));
+    }
+    app.build()
 }
 
 /// The end of every benchmark server's `--help`: what the exit codes mean.
