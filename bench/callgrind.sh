@@ -7,6 +7,7 @@
 #   bench/callgrind.sh --socketio   # also ours over Socket.IO against socketioxide alone
 #   bench/callgrind.sh --acks       # also a room's acknowledgements, against socketioxide
 #   bench/callgrind.sh --acks-only  # only those: ours, ours over Socket.IO, socketioxide
+#   bench/callgrind.sh --recovery   # also ours with connection state recovery on, in memory
 #   bench/callgrind.sh --rounds 3   # every pair of runs three times; each cell the median
 #   bench/callgrind.sh --short 3 --long 9   # seconds of load of the two runs (the default)
 #   bench/callgrind.sh --event echo_value   # our echo reads the data into a serde_json::Value
@@ -56,8 +57,9 @@ SHORT=3
 LONG=9
 EVENT=echo
 FEATURES=
+RECOVERY=0
 usage() {
-  echo "usage: $0 [--socketio] [--acks | --acks-only] [--rounds N] [--short SECS] [--long SECS] [--event NAME] [--features LIST]" >&2
+  echo "usage: $0 [--socketio] [--acks | --acks-only] [--recovery] [--rounds N] [--short SECS] [--long SECS] [--event NAME] [--features LIST]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -65,6 +67,7 @@ while [ $# -gt 0 ]; do
     --socketio) SOCKETIO=1 ;;
     --acks) ACKS=1 ;;
     --acks-only) ACKS=2 ;;
+    --recovery) RECOVERY=1 ;;
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
     --short) SHORT=${2:?--short needs seconds}; shift ;;
     --long) LONG=${2:?--long needs seconds}; shift ;;
@@ -128,7 +131,7 @@ fi
 # echo runs, what the load generator speaks.
 binary_of() {
   case "$1" in
-    ours) echo bench-server ;;
+    ours|ours-rec) echo bench-server ;;
     raw) echo raw-axum ;;
     sio) echo socketio-bench-server ;;
     sioxide) echo raw-socketioxide ;;
@@ -136,7 +139,7 @@ binary_of() {
 }
 event_of() {
   case "$1" in
-    ours|sio) echo "$EVENT" ;;
+    ours|ours-rec|sio) echo "$EVENT" ;;
     *) echo echo ;;
   esac
 }
@@ -151,8 +154,10 @@ protocol_of() {
 # FILE's .log); sets SERVER_PID.
 start() {
   rm -f "$2"
+  local recovery=()
+  [ "$1" = ours-rec ] && recovery=(--recovery 120)
   PORT=$PORT "${SERVER_PIN[@]}" valgrind --tool=callgrind --callgrind-out-file="$2" \
-    "$BIN/$(binary_of "$1")" >"${2%.out}.log" 2>&1 &
+    "$BIN/$(binary_of "$1")" "${recovery[@]}" >"${2%.out}.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 600); do
     listening "$PORT" && return 0
@@ -247,12 +252,13 @@ else
   SERVERS=(ours raw)
   [ "$SOCKETIO" = 1 ] && SERVERS+=(sio sioxide)
   [ "$ACKS" = 1 ] && [ "$SOCKETIO" = 0 ] && SERVERS+=(sioxide)
+  [ "$RECOVERY" = 1 ] && SERVERS+=(ours-rec)
 fi
 SCENARIOS=(echo broadcast ask)
 # runs NAME SCENARIO: whether that server runs that scenario.
 runs() {
   case "$2" in
-    ask) [ "$ACKS" != 0 ] && [ "$1" != raw ] ;;
+    ask) [ "$ACKS" != 0 ] && [ "$1" != raw ] && [ "$1" != ours-rec ] ;;
     *) [ "$ACKS" != 2 ] && { [ "$1" != sioxide ] || [ "$SOCKETIO" = 1 ]; } ;;
   esac
 }
@@ -306,6 +312,10 @@ ROWS=()
 [ "$SOCKETIO" = 1 ] && [ "$ACKS" != 2 ] && ROWS+=(
   "sio:sioxide:echo:Socket.IO echo round trip, $ECHO_CONNS connections (peer: socketioxide)"
   "sio:sioxide:broadcast:Socket.IO broadcast delivery, $(n "$RECEIVERS") receivers (peer: socketioxide)"
+)
+[ "$RECOVERY" = 1 ] && [ "$ACKS" != 2 ] && ROWS+=(
+  "ours-rec:ours:echo:echo round trip with recovery on, $ECHO_CONNS connections (peer: ours, recovery off)"
+  "ours-rec:ours:broadcast:broadcast delivery with recovery on, $(n "$RECEIVERS") receivers (peer: ours, recovery off)"
 )
 [ "$ACKS" != 0 ] && ROWS+=(
   "ours:sioxide:ask:answer to a room's emit_with_ack, $(n "$RECEIVERS") receivers (peer: socketioxide)"

@@ -230,6 +230,16 @@ impl Frame {
     }
 
     /// A frame made of JSON text the caller already encoded.
+    /// Recovery's first frame, `{"event":"session","data":{"pid":P,"recovered":R}}`; `pid` is
+    /// the recorder's own hex digits, written as they are.
+    pub(crate) fn session(pid: &str, recovered: bool) -> Self {
+        debug_assert!(pid.bytes().all(|b| b.is_ascii_hexdigit()));
+        Self::from_json(
+            format!(r#"{{"event":"session","data":{{"pid":"{pid}","recovered":{recovered}}}}}"#)
+                .into_bytes(),
+        )
+    }
+
     pub(crate) fn from_json(json: Vec<u8>) -> Self {
         Self(Bytes::from(json))
     }

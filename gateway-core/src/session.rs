@@ -355,11 +355,7 @@ impl<C: Connection> Driver<C> {
     /// Recovery's first frames: `session` with the private id and whether it recovered,
     /// then every frame the client missed, before anything queued.
     async fn announce(&mut self, session: &mut Resumable) -> Result<(), Stop> {
-        let announce = Frame::event(
-            "session",
-            &serde_json::json!({ "pid": &*session.pid, "recovered": session.recovered }),
-        )
-        .expect("a JSON object serializes");
+        let announce = Frame::session(&session.pid, session.recovered);
         if session.recovered {
             tracing::debug!(target: "gateway", missed = session.missed.len(), "session recovered");
         }
