@@ -32,7 +32,7 @@ use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::Socket;
-use socketioxide::{SendError, SocketError, SocketIo, SocketIoConfig};
+use socketioxide::{SendError, SocketError, SocketIo, SocketIoBuilder, SocketIoConfig};
 use tokio::sync::mpsc;
 use ws_gateway_core::telemetry::Counter;
 use ws_gateway_core::transport::{
@@ -141,16 +141,35 @@ impl SocketIoTransport {
         Self::default()
     }
 
-    /// A transport with this socketioxide configuration (path, ping interval, payload
-    /// limits...), used as is.
+    /// A transport with this socketioxide configuration (path, ping interval and timeout,
+    /// payload limits, connect timeout...), used as is.
     ///
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
+    /// use ws_gateway_axum::prelude::*;
+    /// use ws_gateway_axum::{SocketIoTransport, Transport};
+    ///
+    /// #[websocket_gateway(path = "/doc-sio-config")]
+    /// struct Configured;
+    ///
+    /// #[websocket_gateway]
+    /// impl Configured {}
+    ///
     /// let mut config = socketioxide::SocketIoConfig::default();
     /// config.engine_config.req_path = "/io".into();
-    /// let transport = ws_gateway_axum::SocketIoTransport::with_config(config);
-    /// # let _ = transport;
+    /// config.engine_config.ping_interval = Duration::from_millis(300);
+    /// config.engine_config.max_payload = 1_000_000;
+    /// config.connect_timeout = Duration::from_secs(1);
+    ///
+    /// let app = GatewayApp::new().gateway::<Configured>().build().unwrap();
+    /// let (_router, io) = SocketIoTransport::with_config(config).mount(&app);
+    /// let applied = io.config();
+    /// assert_eq!(applied.engine_config.req_path, "/io");
+    /// assert_eq!(applied.engine_config.ping_interval, Duration::from_millis(300));
+    /// assert_eq!(applied.engine_config.max_payload, 1_000_000);
+    /// assert_eq!(applied.connect_timeout, Duration::from_secs(1));
     /// ```
     pub fn with_config(config: SocketIoConfig) -> Self {
         Self {
@@ -186,7 +205,7 @@ impl Transport for SocketIoTransport {
     fn create(&self, app: &App) -> Self::Server {
         let builder = SocketIo::builder();
         let builder = match &self.config {
-            Some(config) => builder.with_config(config.clone()),
+            Some(config) => engine_config(builder.with_config(config.clone()), config),
             None => {
                 let max = app.config().max_message_size;
                 builder
@@ -267,6 +286,32 @@ impl Transport for SocketIoTransport {
             server.1.ns(gateway.path(), on_connect.with(middleware));
         }
         server
+    }
+}
+
+/// `config`'s Engine.IO settings, on the builder: socketioxide's `build_layer` replaces the
+/// Engine.IO half of the configuration that `with_config` set by the builder's own, so that
+/// without this the path, heartbeat and limits of the configuration would be ignored.
+fn engine_config(builder: SocketIoBuilder, config: &SocketIoConfig) -> SocketIoBuilder {
+    use socketioxide::TransportType::{Polling, Websocket};
+    let engine = &config.engine_config;
+    let builder = builder
+        .req_path(engine.req_path.clone())
+        .ping_interval(engine.ping_interval)
+        .ping_timeout(engine.ping_timeout)
+        .upgrade_timeout(engine.upgrade_timeout)
+        .max_buffer_size(engine.max_buffer_size)
+        .max_payload(engine.max_payload)
+        .ws_read_buffer_size(engine.ws_read_buffer_size)
+        .ws_max_message_size(engine.ws_max_message_size)
+        .ws_max_frame_size(engine.ws_max_frame_size);
+    match (
+        engine.allowed_transport(Polling),
+        engine.allowed_transport(Websocket),
+    ) {
+        (true, false) => builder.transports([Polling]),
+        (false, true) => builder.transports([Websocket]),
+        _ => builder,
     }
 }
 
