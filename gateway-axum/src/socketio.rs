@@ -66,10 +66,17 @@ const INBOUND_BYTES: usize = 4 * 1024 * 1024;
 /// - A handler's reply under the request's own event answers the client's acknowledgement
 ///   callback when it passed one (NestJS's semantics), and is emitted under that event when
 ///   it did not; a [`WsResponse`](ws_gateway_core::WsResponse) under another event is emitted.
-/// - A message's first argument is the handler's data (further arguments are ignored; none
-///   is no data). Data stays raw JSON both ways: the handler receives the argument as the
-///   client wrote it, and the client receives what the handler replies or emits as plain
-///   WebSocket clients do (key order and numbers as written).
+/// - A message's first argument is the handler's data (none is no data); every argument is
+///   [`Args`](ws_gateway_core::Args) or [`RawArgs`](ws_gateway_core::RawArgs), and a
+///   frame of several ([`Client::emit_args`](ws_gateway_core::Client::emit_args), a returned `Args`) is emitted, or answers the
+///   callback, with its arguments spread. Data stays raw JSON both ways: the handler
+///   receives the arguments as the client wrote them, and the client receives what the
+///   handler replies or emits as plain WebSocket clients do (key order and numbers as
+///   written). Binary attachments arrive as byte strings (placeholders in the JSON text,
+///   [`Request::attachments`] beside it), and byte strings go out as attachments
+///   ([`Frame::binary`]).
+/// - A [volatile](Frame::volatile) frame socketioxide has no room for is dropped (counted in
+///   `gateway_messages_dropped_total`) rather than disconnecting the client.
 /// - Errors arrive as an `exception` event whose payload is exactly what the JSON transport
 ///   sends: `{"status":"error","message":..,"cause":{"pattern":..,"data":..}}`.
 /// - Handshake authentication runs the gateway's authenticator on the Socket.IO handshake:
