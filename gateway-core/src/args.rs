@@ -457,20 +457,15 @@ impl serde_json::ser::Formatter for Collect<'_> {
     }
 }
 
-/// Writes `value` as JSON into `buf`: with `attachments`, each byte string is a placeholder
-/// and its bytes are pushed there; without, an array of numbers.
+/// Writes `value` as JSON into `buf`, each byte string as a placeholder whose bytes are
+/// pushed to `attachments`.
 pub(crate) fn write_json<T: Serialize + ?Sized>(
     buf: &mut Vec<u8>,
     value: &T,
-    attachments: Option<&mut Vec<Bytes>>,
+    attachments: &mut Vec<Bytes>,
 ) -> Result<(), serde_json::Error> {
-    match attachments {
-        Some(attachments) => {
-            let mut ser = serde_json::Serializer::with_formatter(buf, Collect(attachments));
-            value.serialize(&mut ser)
-        }
-        None => serde_json::to_writer(buf, value),
-    }
+    let mut ser = serde_json::Serializer::with_formatter(buf, Collect(attachments));
+    value.serialize(&mut ser)
 }
 
 #[cfg(test)]
@@ -500,7 +495,7 @@ mod tests {
                 json: &text,
                 attachments: &bins,
             },
-            Some(&mut out),
+            &mut out,
         )
         .unwrap();
         assert_eq!(

@@ -58,7 +58,14 @@ pub const EXCEPTION_EVENT: &str = "exception";
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
     text: Bytes,
-    binary: Option<Arc<BinaryFrame>>,
+    /// Rare, so kept out of line: a frame is one `Bytes` and a pointer.
+    extra: Option<Arc<Extra>>,
+}
+
+/// What only some frames have.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Extra {
+    binary: Option<BinaryFrame>,
     volatile: bool,
 }
 
@@ -99,27 +106,31 @@ impl BinaryFrame {
     }
 }
 
-/// Encodes a frame written by `write`, into a buffer with attachments collected (`Some`)
-/// or not; a frame with byte strings is written twice, once each way.
+/// Encodes a frame written by `write`, which collects the byte strings it meets as
+/// attachments (see [`crate::args::write_json`]). Without any, that is the frame; with
+/// some, its JSON text is derived from the one with placeholders, each placeholder written
+/// as its bytes' array of numbers.
 pub(crate) fn encode(
     capacity: usize,
-    write: impl Fn(&mut Vec<u8>, Option<&mut Vec<Bytes>>) -> Result<(), serde_json::Error>,
+    write: impl FnOnce(&mut Vec<u8>, &mut Vec<Bytes>) -> Result<(), serde_json::Error>,
 ) -> Result<Frame, serde_json::Error> {
     let mut buf = Vec::with_capacity(capacity);
     let mut attachments = Vec::new();
-    write(&mut buf, Some(&mut attachments))?;
+    write(&mut buf, &mut attachments)?;
     if attachments.is_empty() {
         return Ok(Frame::from_json(buf));
     }
-    let mut plain = Vec::with_capacity(buf.len() * 2);
-    write(&mut plain, None)?;
+    let text: &RawValue = serde_json::from_slice(&buf)?;
+    let plain = crate::args::inline(text, &attachments)?;
     Ok(Frame {
         text: Bytes::from(plain),
-        binary: Some(Arc::new(BinaryFrame {
-            text: Bytes::from(buf),
-            attachments,
+        extra: Some(Arc::new(Extra {
+            binary: Some(BinaryFrame {
+                text: Bytes::from(buf),
+                attachments,
+            }),
+            volatile: false,
         })),
-        volatile: false,
     })
 }
 
@@ -202,13 +213,13 @@ impl Frame {
     /// ```
     #[must_use]
     pub fn volatile(mut self) -> Self {
-        self.volatile = true;
+        Arc::make_mut(self.extra.get_or_insert_with(Arc::default)).volatile = true;
         self
     }
 
     /// Whether the frame is [`volatile`](Self::volatile).
     pub fn is_volatile(&self) -> bool {
-        self.volatile
+        self.extra.as_ref().is_some_and(|extra| extra.volatile)
     }
 
     /// The frame with its binary attachments, if its data holds byte strings.
@@ -223,7 +234,7 @@ impl Frame {
     /// assert_eq!(file.binary().unwrap().attachments().len(), 1);
     /// ```
     pub fn binary(&self) -> Option<&BinaryFrame> {
-        self.binary.as_deref()
+        self.extra.as_ref().and_then(|extra| extra.binary.as_ref())
     }
 
     /// The same frame with this binary form (JSON text with placeholders, and the
@@ -253,7 +264,8 @@ impl Frame {
         attachments: Vec<Bytes>,
     ) -> Result<Self, std::str::Utf8Error> {
         std::str::from_utf8(&text)?;
-        self.binary = Some(Arc::new(BinaryFrame { text, attachments }));
+        Arc::make_mut(self.extra.get_or_insert_with(Arc::default)).binary =
+            Some(BinaryFrame { text, attachments });
         Ok(self)
     }
 
@@ -261,13 +273,15 @@ impl Frame {
     fn map_texts(&self, f: impl Fn(&str) -> Vec<u8>) -> Self {
         Self {
             text: Bytes::from(f(self.as_str())),
-            binary: self.binary.as_ref().map(|binary| {
-                Arc::new(BinaryFrame {
-                    text: Bytes::from(f(binary.as_str())),
-                    attachments: binary.attachments.clone(),
+            extra: self.extra.as_ref().map(|extra| {
+                Arc::new(Extra {
+                    binary: extra.binary.as_ref().map(|binary| BinaryFrame {
+                        text: Bytes::from(f(binary.as_str())),
+                        attachments: binary.attachments.clone(),
+                    }),
+                    volatile: extra.volatile,
                 })
             }),
-            volatile: self.volatile,
         }
     }
 
@@ -375,9 +389,11 @@ impl Frame {
             return self;
         }
         write_tail(&mut buf, envelope.id);
-        Self {
-            volatile: self.volatile,
-            ..Self::from_json(buf)
+        let frame = Self::from_json(buf);
+        if self.is_volatile() {
+            frame.volatile()
+        } else {
+            frame
         }
     }
 
@@ -403,17 +419,16 @@ impl Frame {
         std::str::from_utf8(&bytes)?;
         Ok(Self {
             text: bytes,
-            binary: None,
-            volatile: false,
+            extra: None,
         })
     }
 
     /// A frame made of JSON text the caller already encoded.
+    #[inline]
     pub(crate) fn from_json(json: Vec<u8>) -> Self {
         Self {
             text: Bytes::from(json),
-            binary: None,
-            volatile: false,
+            extra: None,
         }
     }
 
@@ -452,10 +467,10 @@ impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut f = f.debug_tuple("Frame");
         f.field(&self.as_str());
-        if let Some(binary) = &self.binary {
+        if let Some(binary) = self.binary() {
             f.field(&format_args!("{} attachments", binary.attachments.len()));
         }
-        if self.volatile {
+        if self.is_volatile() {
             f.field(&format_args!("volatile"));
         }
         f.finish()
