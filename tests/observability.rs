@@ -1,9 +1,21 @@
 //! Metrics of the chat example over its Prometheus endpoint, after real traffic.
 
+use std::sync::OnceLock;
+
 use chat::auth::AuthService;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ws_gateway_axum::prelude::*;
 use ws_gateway_axum::test_client::{TestClient, TestServer};
+
+/// The process's one recorder, installed before the first app is built.
+fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| chat::metrics::install().unwrap())
+        .clone()
+}
 
 async fn get(server: &TestServer, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
@@ -17,7 +29,7 @@ async fn get(server: &TestServer, path: &str) -> String {
 
 #[tokio::test]
 async fn prometheus_counts_connections_messages_errors_and_latency() {
-    let handle = chat::metrics::install().unwrap();
+    let handle = recorder();
     let auth = AuthService::new("observability-secret");
     let app = chat::app_with(auth.clone()).build().unwrap();
     let router = chat::router(&app, auth.clone()).merge(chat::metrics::routes(handle));
@@ -62,4 +74,41 @@ async fn prometheus_counts_connections_messages_errors_and_latency() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert_eq!(sent, 5, "three replies and two exceptions");
+}
+
+#[websocket_gateway(path = "/positions")]
+struct Positions;
+
+#[websocket_gateway]
+impl Positions {
+    /// `n` volatile emits while the session is busy here (it drains the queue once the
+    /// handler returns): those past the queue's capacity are dropped.
+    #[subscribe("burst")]
+    fn burst(&self, client: Client, n: u32) -> u32 {
+        for i in 0..n {
+            client.volatile().emit("pos", &i).unwrap();
+        }
+        n
+    }
+}
+
+#[tokio::test]
+async fn dropped_volatile_frames_are_counted() {
+    let handle = recorder();
+    let mut config = ws_gateway_core::ConnectionConfig::default();
+    config.outbound_queue = 4;
+    let app = GatewayApp::new()
+        .config(config)
+        .gateway::<Positions>()
+        .build()
+        .unwrap();
+    let router = (&app).into_router().merge(chat::metrics::routes(handle));
+    let server = TestServer::start_router(app, router).await.unwrap();
+    let mut client = server.connect("/positions").await.unwrap();
+    client.emit("burst", &10).await.unwrap();
+    assert_eq!(client.expect("burst").await.unwrap(), json!(10));
+
+    let text = get(&server, "/metrics").await;
+    let line = r#"gateway_messages_dropped_total{gateway="/positions"} 6"#;
+    assert!(text.contains(line), "missing {line} in\n{text}");
 }

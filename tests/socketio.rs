@@ -16,7 +16,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use ws_gateway_axum::prelude::*;
 use ws_gateway_axum::test_client::{TestClient, TestServer};
 use ws_gateway_axum::{SocketIoTransport, Transport};
-use ws_gateway_core::{Authenticator, HandshakeRequest};
+use ws_gateway_core::{Args, Authenticator, HandshakeRequest, SendError};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -1110,4 +1110,285 @@ async fn a_chat_poll_is_answered_over_both_transports_and_counts_the_silent() {
         assert!(result.raw.contains(raw), "{raw} in {}", result.raw);
     }
     dave.close().await;
+}
+
+// Socket.IO's data model: every argument, binary attachments, several answer arguments.
+
+#[derive(Debug, Deserialize)]
+struct Upload {
+    name: String,
+    data: bytes::Bytes,
+}
+
+#[websocket_gateway(path = "/data")]
+struct DataGateway;
+
+#[websocket_gateway]
+impl DataGateway {
+    /// Two arguments in, two out through the callback (`cb(n, name)`).
+    #[subscribe("pair")]
+    fn pair(&self, Args((name, n)): Args<(String, u32)>) -> Args<(u32, String)> {
+        Args((n * 2, name))
+    }
+
+    /// How many arguments came; over plain WebSockets `data` is one.
+    #[subscribe("count_args")]
+    fn count_args(&self, Args(args): Args<Vec<Value>>) -> usize {
+        args.len()
+    }
+
+    /// A byte string among the arguments arrives as bytes; goes back as an attachment,
+    /// emitted with several arguments and through the callback.
+    #[subscribe("upload")]
+    fn upload(
+        &self,
+        client: Client,
+        Args((name, file)): Args<(String, bytes::Bytes)>,
+    ) -> Result<Args<(String, usize, bytes::Bytes)>, SendError> {
+        client.emit_args("uploaded", &(&name, file.clone()))?;
+        Ok(Args((name, file.len(), file)))
+    }
+
+    /// A byte string inside a body.
+    #[subscribe("upload_body")]
+    fn upload_body(&self, body: Upload) -> (String, Vec<u8>) {
+        (body.name, body.data.to_vec())
+    }
+}
+
+async fn data_server() -> TestServer {
+    serve(GatewayApp::new().gateway::<DataGateway>().build().unwrap()).await
+}
+
+fn bin(bytes: &[u8]) -> Value {
+    json!({ "$bin": bytes })
+}
+
+#[tokio::test]
+async fn every_argument_reaches_the_handler_and_the_callback_gets_several() {
+    let server = data_server().await;
+    let mut node = Node::connect(&http_url(&server, "/data")).await;
+    node.emit("pair", json!(["ann", 21]), true).await;
+    assert_eq!(node.expect_ack("pair").await, json!([42, "ann"]));
+    node.emit("count_args", json!([1, "two", {"three": 3}]), true)
+        .await;
+    assert_eq!(node.expect_ack("count_args").await, json!([3]));
+    node.emit("count_args", json!([]), true).await;
+    assert_eq!(node.expect_ack("count_args").await, json!([0]));
+    // Arguments that do not fit: a precise exception, the socket stays.
+    node.emit("pair", json!(["ann"]), true).await;
+    let err = node.expect_event("exception").await;
+    let message = err[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Invalid message arguments: invalid length 1"),
+        "{message}"
+    );
+    node.emit("pair", json!(["bob", 1]), true).await;
+    assert_eq!(node.expect_ack("pair").await, json!([2, "bob"]));
+    node.close().await;
+}
+
+#[tokio::test]
+async fn binary_attachments_arrive_as_bytes_and_go_out_as_attachments() {
+    let server = data_server().await;
+    for transports in [None, Some(&["websocket"][..])] {
+        let (mut node, first) =
+            Node::open(&http_url(&server, "/data"), json!({}), transports).await;
+        assert_eq!(first["type"], "connect", "{first}");
+        let file = [0u8, 1, 2, 254, 255];
+        node.emit("upload", json!(["a.bin", bin(&file)]), true)
+            .await;
+        // Emitted with two arguments, the second a Buffer again.
+        assert_eq!(
+            node.expect_event("uploaded").await,
+            json!(["a.bin", bin(&file)])
+        );
+        assert_eq!(
+            node.expect_ack("upload").await,
+            json!(["a.bin", 5, bin(&file)])
+        );
+        node.emit(
+            "upload_body",
+            json!([{"name": "b", "data": bin(&[9, 8])}]),
+            true,
+        )
+        .await;
+        // A `Vec<u8>` without serde_bytes serializes as a sequence: numbers.
+        assert_eq!(node.expect_ack("upload_body").await, json!([["b", [9, 8]]]));
+        node.close().await;
+    }
+}
+
+#[tokio::test]
+async fn plain_websocket_clients_have_one_argument_and_get_args_arrays() {
+    let server = data_server().await;
+    let mut ws = server.connect("/data").await.unwrap();
+    ws.send_text(r#"{"event":"count_args","data":[1,2]}"#)
+        .await
+        .unwrap();
+    assert_eq!(ws.expect("count_args").await.unwrap(), json!(1));
+    ws.send_text(r#"{"event":"count_args"}"#).await.unwrap();
+    assert_eq!(ws.expect("count_args").await.unwrap(), json!(0));
+    // Bytes are numbers on the JSON protocol; several arguments an `args` array.
+    ws.send_text(r#"{"event":"upload_body","data":{"name":"c","data":[7]}}"#)
+        .await
+        .unwrap();
+    assert_eq!(ws.expect("upload_body").await.unwrap(), json!(["c", [7]]));
+    ws.send_text(r#"{"event":"pair","data":"ann"}"#)
+        .await
+        .unwrap();
+    let err = ws.expect("exception").await.unwrap();
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid message arguments"),
+        "{err}"
+    );
+}
+
+#[websocket_gateway(path = "/volatile")]
+struct VolatileGateway;
+
+#[websocket_gateway]
+impl VolatileGateway {
+    /// Emits `n` volatile positions while the session is busy here (a sync handler runs
+    /// in the session's task, which drains the queue only once it returns): those past the
+    /// queue's capacity are dropped. Replies with how many were.
+    #[subscribe("burst")]
+    fn burst(&self, client: Client, n: u32) -> usize {
+        (0..n)
+            .filter(|i| !client.volatile().emit("pos", i).unwrap_or(true))
+            .count()
+    }
+
+    /// The same with ordinary emits: the queue overflows and the client is disconnected.
+    #[subscribe("flood")]
+    fn flood(&self, client: Client, n: u32) {
+        for i in 0..n {
+            let _ = client.emit("pos", &i);
+        }
+    }
+}
+
+#[tokio::test]
+async fn volatile_emits_are_dropped_for_a_full_queue_instead_of_closing() {
+    let mut config = ws_gateway_core::ConnectionConfig::default();
+    config.outbound_queue = 8;
+    let app = GatewayApp::new()
+        .config(config)
+        .gateway::<VolatileGateway>()
+        .build()
+        .unwrap();
+    let server = serve(app).await;
+
+    let mut ws = server.connect("/volatile").await.unwrap();
+    ws.emit("burst", &20).await.unwrap();
+    for i in 0..8 {
+        assert_eq!(ws.expect("pos").await.unwrap(), json!(i));
+    }
+    assert_eq!(ws.expect("burst").await.unwrap(), json!(12));
+    // Still connected, the queue drained.
+    ws.emit("burst", &3).await.unwrap();
+    for i in 0..3 {
+        assert_eq!(ws.expect("pos").await.unwrap(), json!(i));
+    }
+    assert_eq!(ws.expect("burst").await.unwrap(), json!(0));
+    // Ordinary emits past the queue close the slow consumer (1008).
+    ws.emit("flood", &20).await.unwrap();
+    let close = ws.expect_close().await.unwrap();
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(1008));
+
+    // A Socket.IO client too: the dropped ones never arrive, the reply does.
+    let mut node = Node::connect(&http_url(&server, "/volatile")).await;
+    node.emit("burst", json!([20]), true).await;
+    assert_eq!(node.expect_ack("burst").await, json!([12]));
+    node.emit("burst", json!([1]), true).await;
+    assert_eq!(node.expect_ack("burst").await, json!([0]));
+    node.close().await;
+}
+
+// The compliance server (examples/socketio-compliance), with the real client.
+
+async fn compliance_server() -> (TestServer, ws_gateway_axum::socketioxide::SocketIo) {
+    let app = socketio_compliance::app().unwrap();
+    let (router, io) = socketio_compliance::router(&app);
+    (TestServer::start_router(app, router).await.unwrap(), io)
+}
+
+#[tokio::test]
+async fn the_compliance_server_echoes_every_argument_as_sent() {
+    let (server, io) = compliance_server().await;
+    // The Engine.IO settings reach socketioxide.
+    let config = io.config();
+    assert_eq!(
+        config.engine_config.ping_interval,
+        Duration::from_millis(300)
+    );
+    assert_eq!(
+        config.engine_config.ping_timeout,
+        Duration::from_millis(200)
+    );
+    assert_eq!(config.engine_config.max_payload, 1_000_000);
+    assert_eq!(config.connect_timeout, Duration::from_secs(1));
+
+    for namespace in ["/", "/custom"] {
+        let (mut node, first) = Node::open(
+            &http_url(&server, namespace),
+            json!({"token": "123"}),
+            Some(&["websocket"]),
+        )
+        .await;
+        assert_eq!(first["type"], "connect", "{first}");
+        assert_eq!(node.expect_event("auth").await, json!([{"token": "123"}]));
+        let args = json!([1, "2", {"3": [true]}, bin(&[1, 2, 3]), [bin(&[4])]]);
+        node.emit("message", args.clone(), false).await;
+        assert_eq!(node.expect_event("message-back").await, args);
+        node.emit("message-with-ack", args.clone(), true).await;
+        assert_eq!(node.expect_ack("message-with-ack").await, args);
+        // Numbers and key order as the client wrote them.
+        let raw = r#"[{"b":1.50,"a":[]},"x"]"#;
+        node.send_line(&format!(
+            r#"{{"cmd":"emit","event":"message","args":{raw},"ack":false}}"#
+        ))
+        .await;
+        let back = node
+            .next_where(|r| r["type"] == "event" && r["event"] == "message-back")
+            .await;
+        assert_eq!(back["raw"], r#"[{"b":1.5,"a":[]},"x"]"#);
+        node.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_compliance_server_sends_empty_auth_and_closes_without_connect() {
+    let (server, _io) = compliance_server().await;
+    let mut node = Node::connect(&http_url(&server, "/custom")).await;
+    assert_eq!(node.expect_event("auth").await, json!([{}]));
+    node.close().await;
+
+    // An Engine.IO connection that answers its pings but never joins a namespace is
+    // closed (after 1 s; the default would be 45 s, past this test's timeout).
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        server.addr()
+    );
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let open = ws.next().await.unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with("0{"), "{open:?}");
+    let closed = tokio::time::timeout(TIMEOUT, async {
+        while let Some(Ok(message)) = ws.next().await {
+            match message {
+                Message::Text(ping) if ping.as_str() == "2" => {
+                    ws.send(Message::Text("3".into())).await.unwrap();
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open without a namespace");
 }

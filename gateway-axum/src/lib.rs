@@ -50,7 +50,7 @@ pub use codec::{Codec, JsonCodec, MessageParser};
 pub use router::{IntoRouter, JsonTransport, WebSocketTransport};
 pub use serve::{BACKLOG, GracefulShutdown, Serve, bind, serve};
 #[cfg(feature = "socketio")]
-pub use socketio::SocketIoTransport;
+pub use socketio::{SocketIoAuth, SocketIoTransport};
 /// socketioxide, the Socket.IO server [`SocketIoTransport`] runs on.
 #[cfg(feature = "socketio")]
 pub use socketioxide;

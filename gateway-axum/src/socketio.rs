@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,6 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::routing::any;
@@ -30,11 +32,12 @@ use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::Socket;
-use socketioxide::{SocketIo, SocketIoConfig};
+use socketioxide::{SendError, SocketError, SocketIo, SocketIoBuilder, SocketIoConfig};
 use tokio::sync::mpsc;
+use ws_gateway_core::telemetry::Counter;
 use ws_gateway_core::transport::{
-    AckAnswer, Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot, Received, Session,
-    Transport, parse,
+    AckAnswer, Attached, Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot,
+    Received, Session, Transport,
 };
 use ws_gateway_core::{
     App, ErrorKind, Frame, Handshake, HandshakeRequest, PathParams, Request, WsException,
@@ -63,10 +66,17 @@ const INBOUND_BYTES: usize = 4 * 1024 * 1024;
 /// - A handler's reply under the request's own event answers the client's acknowledgement
 ///   callback when it passed one (NestJS's semantics), and is emitted under that event when
 ///   it did not; a [`WsResponse`](ws_gateway_core::WsResponse) under another event is emitted.
-/// - A message's first argument is the handler's data (further arguments are ignored; none
-///   is no data). Data stays raw JSON both ways: the handler receives the argument as the
-///   client wrote it, and the client receives what the handler replies or emits as plain
-///   WebSocket clients do (key order and numbers as written).
+/// - A message's first argument is the handler's data (none is no data); every argument is
+///   [`Args`](ws_gateway_core::Args) or [`RawArgs`](ws_gateway_core::RawArgs), and a
+///   frame of several ([`Client::emit_args`](ws_gateway_core::Client::emit_args), a returned `Args`) is emitted, or answers the
+///   callback, with its arguments spread. Data stays raw JSON both ways: the handler
+///   receives the arguments as the client wrote them, and the client receives what the
+///   handler replies or emits as plain WebSocket clients do (key order and numbers as
+///   written). Binary attachments arrive as byte strings (placeholders in the JSON text,
+///   [`Request::attachments`] beside it), and byte strings go out as attachments
+///   ([`Frame::binary`]).
+/// - A [volatile](Frame::volatile) frame socketioxide has no room for is dropped (counted in
+///   `gateway_messages_dropped_total`) rather than disconnecting the client.
 /// - Errors arrive as an `exception` event whose payload is exactly what the JSON transport
 ///   sends: `{"status":"error","message":..,"cause":{"pattern":..,"data":..}}`.
 /// - Handshake authentication runs the gateway's authenticator on the Socket.IO handshake:
@@ -138,16 +148,35 @@ impl SocketIoTransport {
         Self::default()
     }
 
-    /// A transport with this socketioxide configuration (path, ping interval, payload
-    /// limits...), used as is.
+    /// A transport with this socketioxide configuration (path, ping interval and timeout,
+    /// payload limits, connect timeout...), used as is.
     ///
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
+    /// use ws_gateway_axum::prelude::*;
+    /// use ws_gateway_axum::{SocketIoTransport, Transport};
+    ///
+    /// #[websocket_gateway(path = "/doc-sio-config")]
+    /// struct Configured;
+    ///
+    /// #[websocket_gateway]
+    /// impl Configured {}
+    ///
     /// let mut config = socketioxide::SocketIoConfig::default();
     /// config.engine_config.req_path = "/io".into();
-    /// let transport = ws_gateway_axum::SocketIoTransport::with_config(config);
-    /// # let _ = transport;
+    /// config.engine_config.ping_interval = Duration::from_millis(300);
+    /// config.engine_config.max_payload = 1_000_000;
+    /// config.connect_timeout = Duration::from_secs(1);
+    ///
+    /// let app = GatewayApp::new().gateway::<Configured>().build().unwrap();
+    /// let (_router, io) = SocketIoTransport::with_config(config).mount(&app);
+    /// let applied = io.config();
+    /// assert_eq!(applied.engine_config.req_path, "/io");
+    /// assert_eq!(applied.engine_config.ping_interval, Duration::from_millis(300));
+    /// assert_eq!(applied.engine_config.max_payload, 1_000_000);
+    /// assert_eq!(applied.connect_timeout, Duration::from_secs(1));
     /// ```
     pub fn with_config(config: SocketIoConfig) -> Self {
         Self {
@@ -183,7 +212,7 @@ impl Transport for SocketIoTransport {
     fn create(&self, app: &App) -> Self::Server {
         let builder = SocketIo::builder();
         let builder = match &self.config {
-            Some(config) => builder.with_config(config.clone()),
+            Some(config) => engine_config(builder.with_config(config.clone()), config),
             None => {
                 let max = app.config().max_message_size;
                 builder
@@ -267,6 +296,32 @@ impl Transport for SocketIoTransport {
     }
 }
 
+/// `config`'s Engine.IO settings, on the builder: socketioxide's `build_layer` replaces the
+/// Engine.IO half of the configuration that `with_config` set by the builder's own, so that
+/// without this the path, heartbeat and limits of the configuration would be ignored.
+fn engine_config(builder: SocketIoBuilder, config: &SocketIoConfig) -> SocketIoBuilder {
+    use socketioxide::TransportType::{Polling, Websocket};
+    let engine = &config.engine_config;
+    let builder = builder
+        .req_path(engine.req_path.clone())
+        .ping_interval(engine.ping_interval)
+        .ping_timeout(engine.ping_timeout)
+        .upgrade_timeout(engine.upgrade_timeout)
+        .max_buffer_size(engine.max_buffer_size)
+        .max_payload(engine.max_payload)
+        .ws_read_buffer_size(engine.ws_read_buffer_size)
+        .ws_max_message_size(engine.ws_max_message_size)
+        .ws_max_frame_size(engine.ws_max_frame_size);
+    match (
+        engine.allowed_transport(Polling),
+        engine.allowed_transport(Websocket),
+    ) {
+        (true, false) => builder.transports([Polling]),
+        (false, true) => builder.transports([Websocket]),
+        _ => builder,
+    }
+}
+
 /// A gateway as its namespace serves it.
 struct Namespace {
     gateway: GatewayRuntime,
@@ -316,7 +371,34 @@ struct Admission {
     admitted: handshake::Admitted,
     identity: Option<IdentitySlot>,
     path_params: PathParams,
+    auth: Option<Value>,
 }
+
+/// The `auth` payload of a Socket.IO client's namespace CONNECT (`io(url, { auth })`), in
+/// its [`Handshake`]'s extensions; absent when the client sent none.
+///
+/// # Examples
+///
+/// ```
+/// use ws_gateway_axum::prelude::*;
+/// use ws_gateway_axum::SocketIoAuth;
+///
+/// #[websocket_gateway(path = "/doc-sio-auth")]
+/// struct Greeter;
+///
+/// #[websocket_gateway]
+/// impl Greeter {
+///     /// Tells each client what it sent as `auth` (`{}` for nothing).
+///     #[handle_connection]
+///     fn connected(&self, client: Client) {
+///         let auth = client.handshake().extensions.get::<SocketIoAuth>();
+///         let empty = serde_json::json!({});
+///         client.emit("auth", auth.map_or(&empty, |SocketIoAuth(auth)| auth)).ok();
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct SocketIoAuth(pub Value);
 
 /// The connect middleware: every refusal happens here, so that the client receives
 /// `connect_error` and never joins the namespace.
@@ -337,6 +419,7 @@ async fn admit(mounted: &Namespace, socket: &SocketRef, auth: Option<Value>) -> 
         &parts.headers
     };
     let request = HandshakeRequest::new(&parts.uri, headers).with_auth_payload(auth.as_ref());
+    let auth = auth.clone();
     let identity = mounted
         .gateway
         .authenticate(&request)
@@ -348,6 +431,7 @@ async fn admit(mounted: &Namespace, socket: &SocketRef, auth: Option<Value>) -> 
             admitted,
             identity,
             path_params,
+            auth,
         })))));
     Ok(())
 }
@@ -372,7 +456,12 @@ enum Packet {
     /// A message, with what is needed to answer it.
     Message {
         event: String,
-        data: Option<Box<RawValue>>,
+        /// Every argument, a JSON array, byte strings as placeholders.
+        args: Box<RawValue>,
+        /// Where the first argument (the handler's data) is in `args`.
+        first: Option<Range<usize>>,
+        /// The binary attachments the placeholders stand for.
+        attachments: Vec<Bytes>,
         ack: Option<Ack>,
     },
     /// A message that could not be read: answered with this exception, as the JSON
@@ -386,9 +475,12 @@ impl Packet {
     /// The bytes of the message's event and data.
     fn size(&self) -> usize {
         match self {
-            Packet::Message { event, data, .. } => {
-                event.len() + data.as_ref().map_or(0, |data| data.get().len())
-            }
+            Packet::Message {
+                event,
+                args,
+                attachments,
+                ..
+            } => event.len() + args.get().len() + attachments.iter().map(Bytes::len).sum::<usize>(),
             Packet::Unreadable(_) => 0,
             Packet::Answer { data, .. } => data.get().len(),
         }
@@ -439,7 +531,12 @@ impl MessageHandler<LocalAdapter, Direct> for OnMessage {
         ack_id: Option<i64>,
     ) {
         let packet = match read_message(&socket, &mut value, &ack_id) {
-            Some((event, data)) => {
+            Some(Message {
+                event,
+                args,
+                first,
+                attachments,
+            }) => {
                 let ack = ack_id
                     .is_some()
                     .then(|| AckSender::from_message_parts(&socket, &mut value, &ack_id))
@@ -450,7 +547,13 @@ impl MessageHandler<LocalAdapter, Direct> for OnMessage {
                             sender: Mutex::new(Some(sender)),
                         }))
                     });
-                Packet::Message { event, data, ack }
+                Packet::Message {
+                    event,
+                    args,
+                    first,
+                    attachments,
+                    ack,
+                }
             }
             None => {
                 Packet::Unreadable(WsException::new(UNREADABLE).with_kind(ErrorKind::BadRequest))
@@ -470,40 +573,59 @@ impl MessageHandler<LocalAdapter, Direct> for OnMessage {
 const UNREADABLE: &str =
     r#"Invalid message: expected an event name and arguments, socket.emit("event", data)"#;
 
-/// A message's event and its first argument (`None` without arguments; the others are
-/// ignored), the argument as the client wrote it: key order and numbers kept, no DOM built.
+/// A message as read: its event, every argument verbatim (key order and numbers kept, no
+/// DOM built), where the first one is, and the binary attachments.
+struct Message {
+    event: String,
+    args: Box<RawValue>,
+    first: Option<Range<usize>>,
+    attachments: Vec<Bytes>,
+}
+
 fn read_message(
     socket: &Arc<Socket<LocalAdapter>>,
     value: &mut socketioxide::handler::Value,
     ack_id: &Option<i64>,
-) -> Option<(String, Option<Box<RawValue>>)> {
+) -> Option<Message> {
     use socketioxide::handler::Value as Packet;
     if let Packet::Str(text, binaries) = value
-        && binaries.as_ref().is_none_or(|binaries| binaries.is_empty())
-        && let Some(args) = read_args(text.as_str())
+        && let Some((event, args, first)) = read_args(text.as_str())
     {
-        return Some(args);
+        // Placeholders (`{"_placeholder":true,"num":N}`) stay in the text: the attachments
+        // go beside it, as the gateway's requests carry them.
+        let attachments = binaries.take().map(Vec::from).unwrap_or_default();
+        return Some(Message {
+            event,
+            args,
+            first,
+            attachments,
+        });
     }
-    // Binary attachments, which only socketioxide can put in place (a byte array becomes an
-    // array of numbers), or an argument serde_json refuses (nested beyond its recursion
-    // limit): read as before, into a `Value`.
+    // An argument serde_json refuses to borrow (nested beyond its recursion limit): read
+    // as before, into a `Value`, as the one argument.
     let Event(event) = Event::from_message_parts(socket, value, ack_id).ok()?;
     let TryData(data) = match TryData::<Value>::from_message_parts(socket, value, ack_id) {
         Ok(data) => data,
         Err(never) => match never {},
     };
-    let data = data
-        .ok()
-        .and_then(|data| serde_json::value::to_raw_value(&data).ok());
-    Some((event, data))
+    let data = data.ok()?;
+    let args = serde_json::value::to_raw_value(&[&data]).ok()?;
+    let first = 1..args.get().len() - 1;
+    Some(Message {
+        event,
+        args,
+        first: Some(first),
+        attachments: Vec::new(),
+    })
 }
 
-/// Reads `["event", arg, ...]` in one pass: the event and the first argument, verbatim.
-fn read_args(text: &str) -> Option<(String, Option<Box<RawValue>>)> {
+/// Reads `["event", arg, ...]` in one pass: the event, and the arguments as their own JSON
+/// array `[arg, ...]`, copied verbatim, with where the first one is in it.
+fn read_args(text: &str) -> Option<(String, Box<RawValue>, Option<Range<usize>>)> {
     struct Args;
 
     impl<'de> Visitor<'de> for Args {
-        type Value = (String, Option<Box<RawValue>>);
+        type Value = (Cow<'de, str>, Option<&'de RawValue>);
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(r#"["event", ...args]"#)
@@ -514,14 +636,14 @@ fn read_args(text: &str) -> Option<(String, Option<Box<RawValue>>)> {
                 .next_element::<EventName<'de>>()?
                 .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?
                 .0;
-            let data = seq.next_element::<&'de RawValue>()?.map(ToOwned::to_owned);
+            let first = seq.next_element::<&'de RawValue>()?;
             while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok((event.into_owned(), data))
+            Ok((event, first))
         }
     }
 
     impl<'de> DeserializeSeed<'de> for Args {
-        type Value = (String, Option<Box<RawValue>>);
+        type Value = (Cow<'de, str>, Option<&'de RawValue>);
 
         fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
             de.deserialize_seq(self)
@@ -529,9 +651,28 @@ fn read_args(text: &str) -> Option<(String, Option<Box<RawValue>>)> {
     }
 
     let mut de = serde_json::Deserializer::from_str(text);
-    let args = Args.deserialize(&mut de).ok()?;
+    let (event, first) = Args.deserialize(&mut de).ok()?;
     de.end().ok()?;
-    Some(args)
+    let Some(first) = first else {
+        return Some((
+            event.into_owned(),
+            RawValue::from_string("[]".into()).ok()?,
+            None,
+        ));
+    };
+    // The arguments are the rest of the array from the first one on, `first,...]`: a
+    // slice of `text`, which `first` borrows from.
+    let start = (first.get().as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let rest = text.get(start..)?.trim_end();
+    let mut args = String::with_capacity(rest.len() + 1);
+    args.push('[');
+    args.push_str(rest);
+    let range = 1..1 + first.get().len();
+    Some((
+        event.into_owned(),
+        RawValue::from_string(args).ok()?,
+        Some(range),
+    ))
 }
 
 /// An event name, borrowed when it has no escapes.
@@ -564,28 +705,68 @@ impl<'de> serde::Deserialize<'de> for EventName<'de> {
     }
 }
 
-/// A frame's event and data, the data as the JSON text the frame holds. The frames the
-/// gateway encodes, `{"event":"name","data":...}`, are split without parsing their event
-/// and with one pass over their data; any other envelope is parsed.
-fn split_frame(frame: &Frame) -> Option<(Cow<'_, str>, &RawValue)> {
-    let text = frame.as_str();
+/// What a frame carries after its event: one argument, `data`, or several, `args`.
+#[derive(Debug, Clone, Copy)]
+enum Payload<'a> {
+    Data(&'a RawValue),
+    Args(&'a RawValue),
+}
+
+/// A frame's event and payload, as the JSON text the frame holds (with placeholders for a
+/// frame with binary attachments). The frames the gateway encodes,
+/// `{"event":"name","data":...}` and `{"event":"name","args":[...]}`, are split without
+/// parsing their event and with one pass over their data; any other envelope is parsed.
+fn split_frame(text: &str) -> Option<(Cow<'_, str>, Payload<'_>)> {
     let fast = text.strip_prefix(r#"{"event":""#).and_then(|rest| {
         let end = rest.find(['"', '\\'])?;
         let (event, rest) = rest.split_at(end);
-        let data = rest.strip_prefix(r#"","data":"#)?.strip_suffix('}')?;
+        let (args, rest) = match rest.strip_prefix(r#"","data":"#) {
+            Some(rest) => (false, rest),
+            None => (true, rest.strip_prefix(r#"","args":"#)?),
+        };
         // Fails on a frame with more fields after `data` (an `id`), parsed below.
-        let data = serde_json::from_str::<&RawValue>(data).ok()?;
-        Some((Cow::Borrowed(event), data))
+        let data = serde_json::from_str::<&RawValue>(rest.strip_suffix('}')?).ok()?;
+        let payload = if args {
+            Payload::Args(data)
+        } else {
+            Payload::Data(data)
+        };
+        Some((Cow::Borrowed(event), payload))
     });
     if fast.is_some() {
         return fast;
     }
-    let envelope = parse(text).ok()?;
-    let data = match envelope.data {
-        Some(Cow::Borrowed(data)) => data,
-        _ => RawValue::NULL,
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        event: Cow<'a, str>,
+        #[serde(borrow, default)]
+        data: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        args: Option<&'a RawValue>,
+    }
+    let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
+    let payload = match (envelope.args, envelope.data) {
+        (Some(args), _) => Payload::Args(args),
+        (None, Some(data)) => Payload::Data(data),
+        (None, None) => Payload::Data(RawValue::NULL),
     };
-    Some((envelope.event, data))
+    Some((envelope.event, payload))
+}
+
+/// A frame as Socket.IO sends it: its event, and its payload with the binary attachments
+/// the placeholders in it stand for.
+fn emission(frame: &Frame) -> Option<(Cow<'_, str>, Attached<'_>)> {
+    let (text, attachments) = match frame.binary() {
+        Some(binary) => (binary.as_str(), binary.attachments()),
+        None => (frame.as_str(), &[][..]),
+    };
+    let (event, payload) = split_frame(text)?;
+    let payload = match payload {
+        Payload::Data(data) => Attached::new(data, attachments),
+        Payload::Args(args) => Attached::spread(args, attachments),
+    };
+    Some((event, payload))
 }
 
 /// The connect handler: binds the socket's messages and disconnect to a session.
@@ -599,6 +780,7 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef, io: SocketIo) {
         admitted,
         identity,
         path_params,
+        auth,
     }) = admitted
     else {
         // The middleware always stores it; without it the socket was not admitted.
@@ -635,11 +817,15 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef, io: SocketIo) {
     handshake.remote_addr = remote_addr(&socket);
     handshake.client_ip = admitted.client_ip;
     handshake.path_params = path_params;
+    if let Some(auth) = auth {
+        handshake.extensions.insert(SocketIoAuth(auth));
+    }
     if let Some(store) = identity {
         store(&mut handshake.extensions);
     }
     let session =
         Session::new(&namespace.gateway, &namespace.app, handshake).admitted(admitted.guard);
+    let dropped = namespace.gateway.metrics().messages_dropped.clone();
     let namespace = Arc::clone(namespace);
     tokio::spawn(async move {
         let path = namespace.live.is_some().then(|| socket.ns().to_owned());
@@ -649,6 +835,7 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef, io: SocketIo) {
                 inbound,
                 queued,
                 asks: FuturesUnordered::new(),
+                dropped,
             })
             .await;
         if let Some(path) = path {
@@ -667,6 +854,8 @@ struct SocketIoConnection {
     /// Acknowledgements the server asked for: each resolves with its number and the
     /// client's answer, or nothing once socketioxide gave up on it (timeout, disconnect).
     asks: FuturesUnordered<PendingAnswer>,
+    /// `gateway_messages_dropped_total`, for volatile frames socketioxide has no room for.
+    dropped: Counter,
 }
 
 /// An acknowledgement socketioxide awaits: its number, and the answer unless it gave up.
@@ -762,10 +951,24 @@ impl Connection for SocketIoConnection {
 
     fn decode<'m>(&self, packet: &'m Packet) -> Decoded<'m, Option<Ack>> {
         match packet {
-            Packet::Message { event, data, ack } => {
-                let mut request = Request::new(event.as_str());
-                if let Some(data) = data {
-                    request = request.with_data(&**data);
+            Packet::Message {
+                event,
+                args,
+                first,
+                attachments,
+                ack,
+            } => {
+                let mut request = Request::new(event.as_str()).with_args(&**args);
+                if !attachments.is_empty() {
+                    request = request.with_attachments(&attachments[..]);
+                }
+                // The first argument is a slice of `args`, valid JSON: a scan, no copy.
+                if let Some(data) = first
+                    .clone()
+                    .and_then(|range| args.get().get(range))
+                    .and_then(|text| serde_json::from_str::<&RawValue>(text).ok())
+                {
+                    request = request.with_data(data);
                 }
                 Decoded::Request(request, ack.clone())
             }
@@ -782,14 +985,14 @@ impl Connection for SocketIoConnection {
             return self.feed(frame, None).await;
         };
         let plain = frame.without_ack();
-        let Some((event, data)) = split_frame(&plain) else {
+        let Some((event, payload)) = emission(&plain) else {
             return Ok(());
         };
         let timeout = deadline.saturating_duration_since(Instant::now());
         let answer = self
             .socket
             .timeout(timeout)
-            .emit_with_ack::<_, AnswerArgs>(&*event, data)
+            .emit_with_ack::<_, AnswerArgs>(&*event, &payload)
             .map_err(|err| {
                 tracing::debug!(target: "gateway", "Socket.IO send failed: {err}");
                 Gone
@@ -804,21 +1007,31 @@ impl Connection for SocketIoConnection {
     /// under the request's event and the client asked for one, else as
     /// `socket.emit(event, data)`.
     async fn feed(&mut self, frame: Frame, route: Option<&Option<Ack>>) -> Result<(), Gone> {
-        let Some((event, data)) = split_frame(&frame) else {
+        let Some((event, payload)) = emission(&frame) else {
             return Ok(());
         };
         let ack = route
             .and_then(Option::as_ref)
             .and_then(|ack| ack.take_for(&event));
-        // `&RawValue` goes through socketioxide's encoder verbatim.
+        // `&RawValue` goes through socketioxide's encoder verbatim; placeholders become
+        // binary attachments, an `args` array the event's arguments.
         let sent = match ack {
-            Some(ack) => ack.send(data),
-            None => self.socket.emit(&*event, data),
+            Some(ack) => ack.send(&payload),
+            None => self.socket.emit(&*event, &payload),
         };
-        sent.map_err(|err| {
-            tracing::debug!(target: "gateway", "Socket.IO send failed: {err}");
-            Gone
-        })
+        match sent {
+            Ok(()) => Ok(()),
+            // socketioxide's own buffer is full: a volatile frame is dropped, as it is when
+            // the client's queue is.
+            Err(SendError::Socket(SocketError::InternalChannelFull)) if frame.is_volatile() => {
+                self.dropped.increment(1);
+                Ok(())
+            }
+            Err(err) => {
+                tracing::debug!(target: "gateway", "Socket.IO send failed: {err}");
+                Err(Gone)
+            }
+        }
     }
 
     async fn flush(&mut self) -> Result<(), Gone> {
@@ -837,37 +1050,50 @@ impl Connection for SocketIoConnection {
 mod tests {
     use super::*;
 
-    fn args(text: &str) -> Option<(String, Option<String>)> {
-        read_args(text).map(|(event, data)| (event, data.map(|data| data.get().to_owned())))
+    fn args(text: &str) -> Option<(String, String, Option<String>)> {
+        read_args(text).map(|(event, args, first)| {
+            let first = first.map(|range| args.get()[range].to_owned());
+            (event, args.get().to_owned(), first)
+        })
     }
 
     #[test]
-    fn the_first_argument_is_read_verbatim() {
+    fn every_argument_is_read_verbatim() {
         assert_eq!(
             args(r#"["echo",{"b":1,"a":2.50}]"#),
-            Some(("echo".into(), Some(r#"{"b":1,"a":2.50}"#.into())))
+            Some((
+                "echo".into(),
+                r#"[{"b":1,"a":2.50}]"#.into(),
+                Some(r#"{"b":1,"a":2.50}"#.into())
+            ))
         );
-        // The other arguments are ignored, as before; none is no data.
         assert_eq!(
-            args(r#"["e",[1, 2],"x",{"y":[]}]"#),
-            Some(("e".into(), Some("[1, 2]".into())))
+            args(r#"["e",[1, 2],"x",{"y":[]}] "#),
+            Some((
+                "e".into(),
+                r#"[[1, 2],"x",{"y":[]}]"#.into(),
+                Some("[1, 2]".into())
+            ))
         );
-        assert_eq!(args(r#"["e"]"#), Some(("e".into(), None)));
+        assert_eq!(args(r#"["e"]"#), Some(("e".into(), "[]".into(), None)));
         assert_eq!(
-            args(r#"["e",null]"#),
-            Some(("e".into(), Some("null".into())))
+            args(r#"["e", null]"#),
+            Some(("e".into(), "[null]".into(), Some("null".into())))
         );
         assert_eq!(
             args(r#"["a\"b",1]"#),
-            Some(("a\"b".into(), Some("1".into())))
+            Some(("a\"b".into(), "[1]".into(), Some("1".into())))
         );
         assert_eq!(args("[]"), None);
         assert_eq!(args("[1,2]"), None);
         assert_eq!(args(r#"["e",1"#), None);
     }
 
-    fn split(frame: &Frame) -> Option<(String, String)> {
-        split_frame(frame).map(|(event, data)| (event.into_owned(), data.get().to_owned()))
+    fn split(text: &str) -> Option<(String, String, bool)> {
+        split_frame(text).map(|(event, payload)| match payload {
+            Payload::Data(data) => (event.into_owned(), data.get().to_owned(), false),
+            Payload::Args(args) => (event.into_owned(), args.get().to_owned(), true),
+        })
     }
 
     #[test]
@@ -875,23 +1101,52 @@ mod tests {
         let data = RawValue::from_string(r#"{"b":1,"a":2.50}"#.into()).unwrap();
         let frame = Frame::event("echo", &data).unwrap();
         assert_eq!(
-            split(&frame),
-            Some(("echo".into(), r#"{"b":1,"a":2.50}"#.into()))
+            split(frame.as_str()),
+            Some(("echo".into(), r#"{"b":1,"a":2.50}"#.into(), false))
         );
         let escaped = Frame::event("a\"b", &[1]).unwrap();
-        assert_eq!(split(&escaped), Some(("a\"b".into(), "[1]".into())));
+        assert_eq!(
+            split(escaped.as_str()),
+            Some(("a\"b".into(), "[1]".into(), false))
+        );
+        let several = Frame::args("e", &(1, "x")).unwrap();
+        assert_eq!(
+            split(several.as_str()),
+            Some(("e".into(), r#"[1,"x"]"#.into(), true))
+        );
         // Envelopes in another shape are parsed.
-        for (text, event, data) in [
-            (r#"{"event":"e","data":1,"id":7}"#, "e", "1"),
-            (r#"{"data":[1],"event":"e"}"#, "e", "[1]"),
-            (r#"{ "event": "e" }"#, "e", "null"),
-            (r#"{"event":"e","data":{"x":"}"}}"#, "e", r#"{"x":"}"}"#),
+        for (text, event, data, args) in [
+            (r#"{"event":"e","data":1,"id":7}"#, "e", "1", false),
+            (r#"{"data":[1],"event":"e"}"#, "e", "[1]", false),
+            (r#"{ "event": "e" }"#, "e", "null", false),
+            (
+                r#"{"event":"e","data":{"x":"}"}}"#,
+                "e",
+                r#"{"x":"}"}"#,
+                false,
+            ),
+            (r#"{"event":"e","args":[1],"id":7}"#, "e", "[1]", true),
         ] {
-            let frame = Frame::from_encoded(axum::body::Bytes::from(text)).unwrap();
-            assert_eq!(split(&frame), Some((event.into(), data.into())), "{text}");
+            assert_eq!(
+                split(text),
+                Some((event.into(), data.into(), args)),
+                "{text}"
+            );
         }
-        let frame = Frame::from_encoded(axum::body::Bytes::from("[1]")).unwrap();
-        assert_eq!(split(&frame), None);
+        assert_eq!(split("[1]"), None);
+    }
+
+    #[test]
+    fn binary_frames_are_sent_with_placeholders_and_attachments() {
+        let frame = Frame::args("file", &("a.bin", Bytes::from_static(&[1, 2]))).unwrap();
+        let (event, payload) = emission(&frame).unwrap();
+        assert_eq!(event, "file");
+        // Through serde_json (no binary support) the bytes are numbers again.
+        assert_eq!(
+            serde_json::to_string(&payload).unwrap(),
+            r#"["a.bin",[1,2]]"#
+        );
+        // socket.io-client receives them as binary attachments: tests/socketio_data.rs.
     }
 
     #[test]

@@ -379,10 +379,12 @@ pub(crate) struct Overflow {
 pub(crate) struct ClientSink {
     tx: flume::Sender<Outbound>,
     overflow: Arc<Overflow>,
+    /// `gateway_messages_dropped_total`.
+    dropped: metrics::Counter,
 }
 
 impl ClientSink {
-    pub(crate) fn channel(capacity: usize) -> (Self, OutboundQueue) {
+    pub(crate) fn channel(capacity: usize, dropped: metrics::Counter) -> (Self, OutboundQueue) {
         // flume's bounded channel allocates its buffer as frames arrive: an idle client's
         // queue is a few hundred bytes (tokio's mpsc allocates a 32-slot block up front).
         let (tx, rx) = flume::bounded(capacity.max(1));
@@ -391,6 +393,7 @@ impl ClientSink {
             Self {
                 tx,
                 overflow: Arc::clone(&overflow),
+                dropped,
             },
             OutboundQueue {
                 frames: rx.clone().into_stream(),
@@ -404,6 +407,10 @@ impl ClientSink {
         match self.tx.try_send(out) {
             Ok(()) => Ok(()),
             Err(flume::TrySendError::Disconnected(_)) => Err(SendError::Disconnected),
+            Err(flume::TrySendError::Full(Outbound::Frame(frame))) if frame.is_volatile() => {
+                self.dropped.increment(1);
+                Err(SendError::Dropped)
+            }
             Err(flume::TrySendError::Full(_)) => {
                 if !self.overflow.flag.swap(true, Ordering::AcqRel) {
                     // Every waiter: the connection loop and a blocked write may both wait.
@@ -749,6 +756,60 @@ impl Client {
         self.inner.sink.send(Outbound::Frame(frame))
     }
 
+    /// Sends `{"event": event, "args": [..]}`: an event with several arguments (Socket.IO's
+    /// `socket.emit(event, a, b)`), from a tuple, an array, a `Vec`,
+    /// [`Args`](crate::Args) or [`RawArgs`](crate::RawArgs). Byte strings among them go to
+    /// Socket.IO clients as binary attachments (see [`Frame::args`]).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] when the arguments fail to serialize or are not a sequence, the client
+    /// is gone or its queue is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Outbound;
+    ///
+    /// let (client, mut queue) = gw.open(Handshake::default(), 8);
+    /// client.emit_args("moved", &("north", 3)).unwrap();
+    /// let Some(Outbound::Frame(frame)) = queue.try_recv() else { panic!("no frame") };
+    /// assert_eq!(frame.as_str(), r#"{"event":"moved","args":["north",3]}"#);
+    /// ```
+    pub fn emit_args<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), SendError> {
+        self.send_frame(Frame::args(event, args)?)
+    }
+
+    /// This client, for emits that are dropped rather than disconnecting it when its
+    /// outbound queue is full: Socket.IO's `socket.volatile.emit(..)`, for data that the
+    /// next emit makes stale (positions, typing indicators).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use ws_gateway_core::Handshake;
+    ///
+    /// // A queue of one frame that nobody drains.
+    /// let (client, queue) = gw.open(Handshake::default(), 1);
+    /// assert!(client.volatile().emit("pos", &[1, 2]).unwrap());
+    /// assert!(!client.volatile().emit("pos", &[1, 3]).unwrap()); // dropped
+    /// assert!(!queue.overflow_signal().has_overflowed()); // still connected
+    /// ```
+    pub fn volatile(&self) -> VolatileClient<'_> {
+        VolatileClient { client: self }
+    }
+
     /// Adds the client to a room (nothing happens if it is already in it).
     ///
     /// # Examples
@@ -972,6 +1033,62 @@ impl Client {
             code,
             reason: reason.into(),
         }));
+    }
+}
+
+/// A [`Client`] whose emits are dropped when its queue is full: see [`Client::volatile`].
+#[derive(Debug, Clone, Copy)]
+pub struct VolatileClient<'a> {
+    client: &'a Client,
+}
+
+impl VolatileClient<'_> {
+    /// [`Client::emit`], dropped if the client's queue is full: `Ok(false)` then (counted
+    /// in `gateway_messages_dropped_total`).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] when the data fails to serialize or the client is gone.
+    ///
+    /// # Examples
+    ///
+    /// See [`Client::volatile`].
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<bool, SendError> {
+        self.send_frame(Frame::event(event, data)?)
+    }
+
+    /// [`Client::emit_args`], dropped if the client's queue is full: `Ok(false)` then.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] when the arguments fail to serialize or the client is gone.
+    ///
+    /// # Examples
+    ///
+    /// See [`Client::volatile`].
+    pub fn emit_args<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<bool, SendError> {
+        self.send_frame(Frame::args(event, args)?)
+    }
+
+    /// Sends `frame`, made volatile: `Ok(false)` if it was dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Disconnected`] when the client is gone.
+    ///
+    /// # Examples
+    ///
+    /// See [`Client::volatile`].
+    pub fn send_frame(&self, frame: Frame) -> Result<bool, SendError> {
+        match self.client.send_frame(frame.volatile()) {
+            Ok(()) => Ok(true),
+            Err(SendError::Dropped) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 }
 

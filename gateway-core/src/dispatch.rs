@@ -65,6 +65,10 @@ pub struct Context<'a> {
     pub(crate) providers: &'a Providers,
     pub(crate) event: &'static str,
     pub(crate) data: Option<&'a RawValue>,
+    /// Every argument, when the transport has several (Socket.IO).
+    pub(crate) args: Option<&'a RawValue>,
+    /// The binary attachments `data` and `args` refer to.
+    pub(crate) attachments: &'a [bytes::Bytes],
     pub(crate) id: Option<&'a RawValue>,
     /// The transport's route of the request, for an [`Ack`](crate::Ack).
     pub(crate) route: Option<&'a RouteRef<'a>>,
@@ -241,6 +245,78 @@ impl<'a> Context<'a> {
     /// ```
     pub fn data(&self) -> Option<&'a RawValue> {
         self.data
+    }
+
+    /// Every argument of the message, as one JSON array: Socket.IO's event arguments, or
+    /// over plain WebSockets `[data]` (`[]` without data). Byte strings are placeholders
+    /// for the [`attachments`](Self::attachments); [`Args`](crate::Args) and
+    /// [`RawArgs`](crate::RawArgs) read them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
+    /// /// Answers every message with the JSON text of its arguments.
+    /// struct RawArgs;
+    ///
+    /// impl Interceptor for RawArgs {
+    ///     async fn intercept(&self, cx: &Context<'_>, _next: Next<'_>) -> Outcome {
+    ///         Reply::data(cx, cx.args().get())
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(RawArgs).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping","data":{"a":1}}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"ping","data":"[{\"a\":1}]"}"#);
+    /// # }
+    /// ```
+    pub fn args(&self) -> std::borrow::Cow<'a, RawValue> {
+        use std::borrow::Cow;
+        if let Some(args) = self.args {
+            return Cow::Borrowed(args);
+        }
+        let text = match self.data {
+            Some(data) => format!("[{}]", data.get()),
+            None => "[]".to_owned(),
+        };
+        // `[` + JSON + `]` is JSON: the fallback is never taken.
+        Cow::Owned(RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+    }
+
+    /// The binary attachments of the message (Socket.IO), which placeholders in
+    /// [`data`](Self::data) and [`args`](Self::args) refer to: empty over plain WebSockets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::Handshake;
+    /// struct Count;
+    ///
+    /// impl Interceptor for Count {
+    ///     async fn intercept(&self, cx: &Context<'_>, _next: Next<'_>) -> Outcome {
+    ///         Reply::data(cx, &cx.attachments().len())
+    ///     }
+    /// }
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat { #[subscribe("ping")] fn ping(&self) {} }
+    /// # let app = GatewayApp::new().use_global_interceptor(Count).gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// # let (client, _queue) = gw.open(Handshake::default(), 8);
+    /// let answer = gw.handle_json(&client, r#"{"event":"ping","data":[1]}"#).answer().await;
+    /// assert_eq!(answer.frame().unwrap().as_str(), r#"{"event":"ping","data":0}"#);
+    /// # }
+    /// ```
+    pub fn attachments(&self) -> &'a [bytes::Bytes] {
+        self.attachments
     }
 
     /// The message's `id`, as raw JSON; `None` when absent or `null`.

@@ -228,6 +228,10 @@ pub enum SendError {
     /// disconnected.
     #[error("the client's outbound queue is full; it is being disconnected")]
     QueueFull,
+    /// The client's outbound queue is full and the frame was
+    /// [volatile](crate::Frame::volatile): it was dropped, the client stays connected.
+    #[error("the client's outbound queue is full; the volatile frame was dropped")]
+    Dropped,
 }
 
 /// Why a client was not added to a room: the room bounds of

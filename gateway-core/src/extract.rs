@@ -11,6 +11,8 @@
 //! | [`WsServer`] | the gateway's server handle |
 //! | [`Inject<T>`] | a provided service (checked when the app is built) |
 //! | [`Event`] | the event name |
+//! | [`Args<T>`](crate::Args) | every argument of the message (Socket.IO's), as a tuple or `Vec` |
+//! | [`RawArgs`](crate::RawArgs) | every argument as sent, binary attachments included |
 //! | [`WsParam<T>`](crate::WsParam) | the parameters of the gateway path (`/rooms/{id}`) |
 //! | your own type | implement [`FromContext`] |
 //!
@@ -234,9 +236,16 @@ pub struct TryData<T>(pub Result<T, serde_json::Error>);
 
 impl<T: DeserializeOwned> FromContext for TryData<T> {
     fn from_context(cx: &Context<'_>) -> Result<Self, WsException> {
-        Ok(TryData(serde_json::from_str(
-            cx.data().map_or("null", |d| d.get()),
-        )))
+        Ok(TryData(deserialize_data(cx)))
+    }
+}
+
+/// The body as a `T`, binary attachments (Socket.IO) in place of their placeholders.
+fn deserialize_data<T: DeserializeOwned>(cx: &Context<'_>) -> Result<T, serde_json::Error> {
+    match cx.data() {
+        None => serde_json::from_str("null"),
+        Some(data) if cx.attachments().is_empty() => serde_json::from_str(data.get()),
+        Some(data) => serde_json::from_str(&crate::args::inline(data, cx.attachments())?),
     }
 }
 
@@ -253,7 +262,7 @@ impl<T: DeserializeOwned> MessageBody for T {}
 
 /// Deserializes the message body, or says precisely why it does not fit.
 pub(crate) fn body<T: DeserializeOwned>(cx: &Context<'_>) -> Result<T, WsException> {
-    serde_json::from_str(cx.data().map_or("null", |d| d.get())).map_err(|err| {
+    deserialize_data(cx).map_err(|err| {
         let err = WsException::of_kind(
             crate::ErrorKind::BadRequest,
             format!("Invalid message body: {err}"),

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -43,6 +44,11 @@ pub const EXCEPTION_EVENT: &str = "exception";
 /// An encoded outgoing text frame: UTF-8 JSON, cheap to clone (a broadcast encodes once and
 /// hands the same bytes to every receiver).
 ///
+/// A frame whose data holds byte strings also keeps them as binary attachments
+/// ([`binary`](Self::binary)), which Socket.IO sends as such; its JSON text writes them as
+/// arrays of numbers, as serde_json does. A [`volatile`](Self::volatile) frame is dropped
+/// for a client whose outbound queue is full, instead of disconnecting it.
+///
 /// # Examples
 ///
 /// ```
@@ -50,7 +56,83 @@ pub const EXCEPTION_EVENT: &str = "exception";
 /// assert_eq!(frame.as_str(), r#"{"event":"greeting","data":"hello"}"#);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
-pub struct Frame(Bytes);
+pub struct Frame {
+    text: Bytes,
+    /// Rare, so kept out of line: a frame is one `Bytes` and a pointer.
+    extra: Option<Arc<Extra>>,
+}
+
+/// What only some frames have.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Extra {
+    binary: Option<BinaryFrame>,
+    volatile: bool,
+}
+
+/// A frame with binary attachments, as a transport that has them sends it: the frame's
+/// JSON with each byte string written as a placeholder `{"_placeholder":true,"num":N}`,
+/// and the attachments in the order of their numbers.
+///
+/// # Examples
+///
+/// ```
+/// let frame = ws_gateway_core::Frame::event("file", &bytes::Bytes::from_static(b"\x01\x02")).unwrap();
+/// assert_eq!(frame.as_str(), r#"{"event":"file","data":[1,2]}"#);
+/// let binary = frame.binary().unwrap();
+/// assert_eq!(binary.as_str(), r#"{"event":"file","data":{"_placeholder":true,"num":0}}"#);
+/// assert_eq!(&binary.attachments()[0][..], b"\x01\x02");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BinaryFrame {
+    text: Bytes,
+    attachments: Vec<Bytes>,
+}
+
+impl BinaryFrame {
+    /// The frame's JSON text, placeholders for the attachments.
+    pub fn as_str(&self) -> &str {
+        // Every constructor checks or writes UTF-8.
+        std::str::from_utf8(&self.text).unwrap_or_default()
+    }
+
+    /// The frame's JSON text as bytes, without copying.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.text
+    }
+
+    /// The attachments, in the order of their placeholders' numbers.
+    pub fn attachments(&self) -> &[Bytes] {
+        &self.attachments
+    }
+}
+
+/// Encodes a frame written by `write`, which collects the byte strings it meets as
+/// attachments (see [`crate::args::write_json`]). Without any, that is the frame; with
+/// some, its JSON text is derived from the one with placeholders, each placeholder written
+/// as its bytes' array of numbers.
+pub(crate) fn encode(
+    capacity: usize,
+    write: impl FnOnce(&mut Vec<u8>, &mut Vec<Bytes>) -> Result<(), serde_json::Error>,
+) -> Result<Frame, serde_json::Error> {
+    let mut buf = Vec::with_capacity(capacity);
+    let mut attachments = Vec::new();
+    write(&mut buf, &mut attachments)?;
+    if attachments.is_empty() {
+        return Ok(Frame::from_json(buf));
+    }
+    let text: &RawValue = serde_json::from_slice(&buf)?;
+    let plain = crate::args::inline(text, &attachments)?;
+    Ok(Frame {
+        text: Bytes::from(plain),
+        extra: Some(Arc::new(Extra {
+            binary: Some(BinaryFrame {
+                text: Bytes::from(buf),
+                attachments,
+            }),
+            volatile: false,
+        })),
+    })
+}
 
 impl Frame {
     /// Encodes `{"event": event, "data": data}`.
@@ -75,11 +157,132 @@ impl Frame {
         event: &str,
         data: &T,
     ) -> Result<Self, serde_json::Error> {
-        let mut buf = Vec::with_capacity(64);
-        write_head(&mut buf, event)?;
-        serde_json::to_writer(&mut buf, data)?;
-        buf.push(b'}');
-        Ok(Self::from_json(buf))
+        encode(64, |buf, attachments| {
+            write_head(buf, event)?;
+            crate::args::write_json(buf, data, attachments)?;
+            buf.push(b'}');
+            Ok(())
+        })
+    }
+
+    /// Encodes an event with several arguments, `{"event": event, "args": [..]}`: `args`
+    /// is a tuple, an array, a `Vec`, [`Args`](crate::Args) or
+    /// [`RawArgs`](crate::RawArgs). Socket.IO clients receive the arguments spread
+    /// (`socket.on(event, (a, b) => ..)`), plain WebSocket clients the `args` array.
+    ///
+    /// # Errors
+    ///
+    /// The error of `args`' `Serialize` implementation, or `args` is not a sequence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::Frame;
+    ///
+    /// let frame = Frame::args("move", &("north", 3)).unwrap();
+    /// assert_eq!(frame.as_str(), r#"{"event":"move","args":["north",3]}"#);
+    /// assert!(Frame::args("move", &"north").is_err());
+    /// ```
+    pub fn args<T: serde::Serialize + ?Sized>(
+        event: &str,
+        args: &T,
+    ) -> Result<Self, serde_json::Error> {
+        encode(64, |buf, attachments| {
+            write_args_head(buf, event)?;
+            let at = buf.len();
+            crate::args::write_json(buf, args, attachments)?;
+            if buf.get(at) != Some(&b'[') {
+                return Err(serde::ser::Error::custom(
+                    "the arguments must serialize as a sequence: a tuple, an array or a `Vec`",
+                ));
+            }
+            buf.push(b'}');
+            Ok(())
+        })
+    }
+
+    /// The same frame, volatile: dropped for a client whose outbound queue is full (counted
+    /// in `gateway_messages_dropped_total`) instead of disconnecting the client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let frame = ws_gateway_core::Frame::event("pos", &[1, 2]).unwrap();
+    /// assert!(!frame.is_volatile());
+    /// assert!(frame.volatile().is_volatile());
+    /// ```
+    #[must_use]
+    pub fn volatile(mut self) -> Self {
+        Arc::make_mut(self.extra.get_or_insert_with(Arc::default)).volatile = true;
+        self
+    }
+
+    /// Whether the frame is [`volatile`](Self::volatile).
+    pub fn is_volatile(&self) -> bool {
+        self.extra.as_ref().is_some_and(|extra| extra.volatile)
+    }
+
+    /// The frame with its binary attachments, if its data holds byte strings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::Frame;
+    ///
+    /// assert!(Frame::event("e", &[1, 2]).unwrap().binary().is_none());
+    /// let file = Frame::event("e", &bytes::Bytes::from_static(&[1, 2])).unwrap();
+    /// assert_eq!(file.binary().unwrap().attachments().len(), 1);
+    /// ```
+    pub fn binary(&self) -> Option<&BinaryFrame> {
+        self.extra.as_ref().and_then(|extra| extra.binary.as_ref())
+    }
+
+    /// The same frame with this binary form (JSON text with placeholders, and the
+    /// attachments), e.g. after both crossed a broadcast adapter.
+    ///
+    /// # Errors
+    ///
+    /// The text is not UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use ws_gateway_core::Frame;
+    ///
+    /// let frame = Frame::event("file", &Bytes::from_static(b"\x07")).unwrap();
+    /// let binary = frame.binary().unwrap();
+    /// let copy = Frame::from_encoded(frame.as_bytes().clone())
+    ///     .unwrap()
+    ///     .with_binary(binary.as_bytes().clone(), binary.attachments().to_vec())
+    ///     .unwrap();
+    /// assert_eq!(copy, frame);
+    /// ```
+    pub fn with_binary(
+        mut self,
+        text: Bytes,
+        attachments: Vec<Bytes>,
+    ) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&text)?;
+        Arc::make_mut(self.extra.get_or_insert_with(Arc::default)).binary =
+            Some(BinaryFrame { text, attachments });
+        Ok(self)
+    }
+
+    /// The frame with its texts replaced by `f` of each: flags kept.
+    fn map_texts(&self, f: impl Fn(&str) -> Vec<u8>) -> Self {
+        Self {
+            text: Bytes::from(f(self.as_str())),
+            extra: self.extra.as_ref().map(|extra| {
+                Arc::new(Extra {
+                    binary: extra.binary.as_ref().map(|binary| BinaryFrame {
+                        text: Bytes::from(f(binary.as_str())),
+                        attachments: binary.attachments.clone(),
+                    }),
+                    volatile: extra.volatile,
+                })
+            }),
+        }
     }
 
     /// The same frame asking for an acknowledgement: `{"event":..,"data":..,"ack":N}`, the
@@ -96,14 +299,16 @@ impl Frame {
     /// ```
     #[must_use]
     pub fn with_ack(&self, ack: u64) -> Self {
-        let text = self.as_str().trim_end();
-        let head = text.strip_suffix('}').unwrap_or(text);
-        let mut buf = Vec::with_capacity(head.len() + 28);
-        buf.extend_from_slice(head.as_bytes());
-        buf.extend_from_slice(br#","ack":"#);
-        buf.extend_from_slice(itoa::Buffer::new().format(ack).as_bytes());
-        buf.push(b'}');
-        Self::from_json(buf)
+        self.map_texts(|text| {
+            let text = text.trim_end();
+            let head = text.strip_suffix('}').unwrap_or(text);
+            let mut buf = Vec::with_capacity(head.len() + 28);
+            buf.extend_from_slice(head.as_bytes());
+            buf.extend_from_slice(br#","ack":"#);
+            buf.extend_from_slice(itoa::Buffer::new().format(ack).as_bytes());
+            buf.push(b'}');
+            buf
+        })
     }
 
     /// The same frame with its recovery offset (see [`Recovery`](crate::Recovery)):
@@ -119,15 +324,17 @@ impl Frame {
     /// ```
     #[must_use]
     pub fn with_offset(&self, offset: &str) -> Self {
-        let text = self.as_str().trim_end();
-        let head = text.strip_suffix('}').unwrap_or(text);
-        let mut buf = Vec::with_capacity(head.len() + offset.len() + 13);
-        buf.extend_from_slice(head.as_bytes());
-        buf.extend_from_slice(br#","offset":"#);
-        // An offset is the recorder's own (digits); encoded as a JSON string all the same.
-        let _ = serde_json::to_writer(&mut buf, offset);
-        buf.push(b'}');
-        Self::from_json(buf)
+        self.map_texts(|text| {
+            let text = text.trim_end();
+            let head = text.strip_suffix('}').unwrap_or(text);
+            let mut buf = Vec::with_capacity(head.len() + offset.len() + 13);
+            buf.extend_from_slice(head.as_bytes());
+            buf.extend_from_slice(br#","offset":"#);
+            // An offset is the recorder's own (digits); encoded as a JSON string all the same.
+            let _ = serde_json::to_writer(&mut buf, offset);
+            buf.push(b'}');
+            buf
+        })
     }
 
     /// The acknowledgement number the frame asks under, if it asks for one (see
@@ -161,18 +368,23 @@ impl Frame {
     /// ```
     #[must_use]
     pub fn without_ack(&self) -> Self {
-        let text = self.as_str();
-        let Some((at, _)) = ack_field(text) else {
+        if ack_field(self.as_str()).is_none() {
             return self.clone();
-        };
-        let mut buf = Vec::with_capacity(at + 1);
-        buf.extend_from_slice(&text.as_bytes()[..at]);
-        buf.push(b'}');
-        Self::from_json(buf)
+        }
+        self.map_texts(|text| match ack_field(text) {
+            Some((at, _)) => {
+                let mut buf = Vec::with_capacity(at + 1);
+                buf.extend_from_slice(&text.as_bytes()[..at]);
+                buf.push(b'}');
+                buf
+            }
+            None => text.as_bytes().to_vec(),
+        })
     }
 
     /// The same frame with its `data` replaced by `f(data)`; event and id are kept. A frame
-    /// that is not an envelope is returned unchanged.
+    /// that is not an envelope is returned unchanged. The mapped frame has no binary
+    /// attachments: `f` sees byte strings as arrays of numbers.
     ///
     /// # Examples
     ///
@@ -196,14 +408,19 @@ impl Frame {
         let Ok(envelope) = serde_json::from_str::<Envelope<'_>>(self.as_str()) else {
             return self;
         };
-        let mut buf = Vec::with_capacity(self.0.len() + 32);
+        let mut buf = Vec::with_capacity(self.text.len() + 32);
         if write_head(&mut buf, &envelope.event).is_err()
             || serde_json::to_writer(&mut buf, &f(envelope.data)).is_err()
         {
             return self;
         }
         write_tail(&mut buf, envelope.id);
-        Self::from_json(buf)
+        let frame = Self::from_json(buf);
+        if self.is_volatile() {
+            frame.volatile()
+        } else {
+            frame
+        }
     }
 
     /// A frame from bytes that [`as_bytes`](Self::as_bytes) returned, e.g. after they
@@ -226,10 +443,12 @@ impl Frame {
     /// ```
     pub fn from_encoded(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
         std::str::from_utf8(&bytes)?;
-        Ok(Self(bytes))
+        Ok(Self {
+            text: bytes,
+            extra: None,
+        })
     }
 
-    /// A frame made of JSON text the caller already encoded.
     /// Recovery's first frame, `{"event":"session","data":{"pid":P,"recovered":R}}`; `pid` is
     /// the recorder's own hex digits, written as they are.
     pub(crate) fn session(pid: &str, recovered: bool) -> Self {
@@ -240,8 +459,13 @@ impl Frame {
         )
     }
 
+    /// A frame made of JSON text the caller already encoded.
+    #[inline]
     pub(crate) fn from_json(json: Vec<u8>) -> Self {
-        Self(Bytes::from(json))
+        Self {
+            text: Bytes::from(json),
+            extra: None,
+        }
     }
 
     /// The frame's JSON text.
@@ -251,7 +475,7 @@ impl Frame {
     /// ```
     pub fn as_str(&self) -> &str {
         // Every constructor writes serde_json output, which is UTF-8.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
     /// The frame's bytes (UTF-8 JSON), without copying.
@@ -261,7 +485,7 @@ impl Frame {
     /// assert_eq!(&frame.as_bytes()[..], frame.as_str().as_bytes());
     /// ```
     pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+        &self.text
     }
 
     /// The frame's bytes (UTF-8 JSON), without copying.
@@ -271,13 +495,21 @@ impl Frame {
     /// assert_eq!(&bytes[..], br#"{"event":"a","data":1}"#);
     /// ```
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.text
     }
 }
 
 impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Frame").field(&self.as_str()).finish()
+        let mut f = f.debug_tuple("Frame");
+        f.field(&self.as_str());
+        if let Some(binary) = self.binary() {
+            f.field(&format_args!("{} attachments", binary.attachments.len()));
+        }
+        if self.is_volatile() {
+            f.field(&format_args!("volatile"));
+        }
+        f.finish()
     }
 }
 
@@ -286,6 +518,14 @@ pub(crate) fn write_head(buf: &mut Vec<u8>, event: &str) -> Result<(), serde_jso
     buf.extend_from_slice(br#"{"event":"#);
     serde_json::to_writer(&mut *buf, event)?;
     buf.extend_from_slice(br#","data":"#);
+    Ok(())
+}
+
+/// Writes `{"event":<event>,"args":` into `buf`.
+pub(crate) fn write_args_head(buf: &mut Vec<u8>, event: &str) -> Result<(), serde_json::Error> {
+    buf.extend_from_slice(br#"{"event":"#);
+    serde_json::to_writer(&mut *buf, event)?;
+    buf.extend_from_slice(br#","args":"#);
     Ok(())
 }
 
@@ -524,6 +764,8 @@ pub fn parse_incoming<'a>(text: &'a str) -> Result<Incoming<'a>, FrameError> {
     Ok(Incoming::Request(Request {
         event,
         data: raw.data.map(Cow::Borrowed),
+        args: None,
+        attachments: Cow::Borrowed(&[]),
         id: raw.id.map(Cow::Borrowed),
         route: None,
     }))

@@ -56,6 +56,7 @@ extern crate self as ws_gateway_core;
 mod ack;
 pub mod adapter;
 mod app;
+mod args;
 #[cfg(feature = "asyncapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 pub mod asyncapi;
@@ -102,8 +103,9 @@ pub mod __private;
 // `__private`.
 pub use ack::{Ack, AckError, AckFuture, AckStream};
 pub use app::{App, GatewayApp};
+pub use args::{Args, RawArgs};
 pub use auth::{Authenticator, HandshakeRequest, Identity, UNAUTHORIZED};
-pub use client::{Client, ClientId, Handshake, TimedClient};
+pub use client::{Client, ClientId, Handshake, TimedClient, VolatileClient};
 pub use config::{ConnectionConfig, ForwardedHeader, Origins, RateLimit, TrustedProxies};
 pub use dispatch::{Context, Outcome, Reply};
 pub use error::{BoxError, BuildError, RoomError, SendError};
@@ -112,7 +114,7 @@ pub use extract::{ArgSite, Data, Event, FromContext, MessageBody, TryData};
 pub use factory::{Dependency, FactoryFn};
 pub use failure::Failure;
 pub use filter::{Caught, ExceptionFilter, FilterContext};
-pub use frame::Frame;
+pub use frame::{BinaryFrame, Frame};
 pub use guard::{FORBIDDEN, Guard};
 pub use inject::{BuildContext, FromProviders, Inject, Needs, Providers, ServerOf};
 pub use interceptor::{Interceptor, Next};

@@ -1,7 +1,7 @@
 //! Everything a gateway author writes, in one import: `use ws_gateway_core::prelude::*;`.
 
 pub use crate::{
-    Ack, App, Caught, Client, ClientId, Context, Data, Event, ExceptionFilter, FilterContext,
+    Ack, App, Args, Caught, Client, ClientId, Context, Data, Event, ExceptionFilter, FilterContext,
     GatewayApp, Guard, Identity, Inject, Interceptor, Next, Outcome, Pipe, Reply, RoomError,
     TryData, ValidationPipe, WsException, WsParam, WsResponse, WsServer,
 };

@@ -373,6 +373,7 @@ impl Recorder {
         server: &WsServer,
         handshake: Handshake,
         queue_capacity: usize,
+        dropped: metrics::Counter,
     ) -> Opened {
         let claim = Claim::of(&handshake).map(|c| (c.pid.to_owned(), c.offset.map(str::to_owned)));
         if let Some((pid, _)) = &claim {
@@ -380,7 +381,7 @@ impl Recorder {
         }
         let mut log = self.lock();
         log.expire(Instant::now(), &self.config);
-        let (sink, queue) = ClientSink::channel(queue_capacity);
+        let (sink, queue) = ClientSink::channel(queue_capacity, dropped);
         let recovered = claim.and_then(|(pid, offset)| {
             self.recoverable(&mut log, &pid, offset.as_deref(), &handshake)
         });

@@ -290,6 +290,9 @@ enum Shape {
     Nothing,
     /// A `WsResponse`: it carries its own event.
     Response,
+    /// [`Args`](crate::Args) or [`RawArgs`](crate::RawArgs): several arguments under the
+    /// request's event.
+    Args,
     /// Anything else: data under the request's event.
     Data,
 }
@@ -303,21 +306,30 @@ pub(crate) fn encode_reply<T: Serialize + ?Sized>(
         Err(Found(shape)) => shape,
         Ok(never) => match never {},
     };
-    let mut buf = Vec::with_capacity(64);
-    match shape {
-        Shape::Nothing => return Ok(None),
-        Shape::Response => {
-            serde_json::to_writer(&mut buf, value)?;
-            // `{"event":..,"data":..}`: reopen it to add the id.
-            buf.pop();
-        }
-        Shape::Data => {
-            write_head(&mut buf, event)?;
-            serde_json::to_writer(&mut buf, value)?;
-        }
+    if shape == Shape::Nothing {
+        return Ok(None);
     }
-    write_tail(&mut buf, id);
-    Ok(Some(Frame::from_json(buf)))
+    crate::frame::encode(64, |buf, attachments| {
+        match shape {
+            Shape::Nothing => {}
+            Shape::Response => {
+                crate::args::write_json(buf, value, attachments)?;
+                // `{"event":..,"data":..}`: reopen it to add the id.
+                buf.pop();
+            }
+            Shape::Args => {
+                crate::frame::write_args_head(buf, event)?;
+                crate::args::write_json(buf, value, attachments)?;
+            }
+            Shape::Data => {
+                write_head(buf, event)?;
+                crate::args::write_json(buf, value, attachments)?;
+            }
+        }
+        write_tail(buf, id);
+        Ok(())
+    })
+    .map(Some)
 }
 
 /// The only "error" [`Probe`] returns: the shape it found.
@@ -387,10 +399,14 @@ impl Serializer for Probe {
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _: &'static str,
+        name: &'static str,
         _: &T,
     ) -> Result<Never, Found> {
-        Err(Found(Shape::Data))
+        Err(Found(if name == crate::args::ARGS {
+            Shape::Args
+        } else {
+            Shape::Data
+        }))
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(

@@ -33,8 +33,15 @@ use serde_json::value::RawValue;
 pub struct Request<'a> {
     /// The event: which handler the request is for.
     pub event: Cow<'a, str>,
-    /// The body, as JSON text; `None` when the message had none.
+    /// The body, as JSON text; `None` when the message had none. Over Socket.IO, the first
+    /// of the event's arguments.
     pub data: Option<Cow<'a, RawValue>>,
+    /// Every argument of the message as one JSON array, for a transport whose messages have
+    /// several (Socket.IO); `None` means `[data]` (`[]` without data).
+    pub args: Option<Cow<'a, RawValue>>,
+    /// Binary attachments: each byte string in `data` and `args` is a placeholder
+    /// `{"_placeholder":true,"num":N}` for the `N`th (Socket.IO's binary events).
+    pub attachments: Cow<'a, [bytes::Bytes]>,
     /// Copied into every reply (our addition to NestJS's envelope), as JSON text.
     pub id: Option<Cow<'a, RawValue>>,
     /// Where the transport sends replies to it (Socket.IO's callback), for an
@@ -100,6 +107,8 @@ impl<'a> Request<'a> {
         Self {
             event: event.into(),
             data: None,
+            args: None,
+            attachments: Cow::Borrowed(&[]),
             id: None,
             route: None,
         }
@@ -120,6 +129,65 @@ impl<'a> Request<'a> {
     pub fn with_data(mut self, data: impl IntoRawJson<'a>) -> Self {
         self.data = Some(data.into_raw_json());
         self
+    }
+
+    /// The request with every argument of the message, a JSON array (see
+    /// [`args`](Self::args)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::value::RawValue;
+    ///
+    /// let args: &RawValue = serde_json::from_str(r#"["a",1]"#).unwrap();
+    /// let request = ws_gateway_core::Request::new("pair").with_args(args);
+    /// assert_eq!(request.args().unwrap().get(), r#"["a",1]"#);
+    /// ```
+    #[must_use]
+    pub fn with_args(mut self, args: impl IntoRawJson<'a>) -> Self {
+        self.args = Some(args.into_raw_json());
+        self
+    }
+
+    /// The request with these binary attachments, which placeholders in its data and
+    /// arguments refer to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::value::RawValue;
+    ///
+    /// let args: &RawValue = serde_json::from_str(r#"[{"_placeholder":true,"num":0}]"#).unwrap();
+    /// let files = [bytes::Bytes::from_static(b"\x89PNG")];
+    /// let request = ws_gateway_core::Request::new("upload").with_args(args).with_attachments(&files[..]);
+    /// assert_eq!(request.attachments().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn with_attachments(mut self, attachments: impl Into<Cow<'a, [bytes::Bytes]>>) -> Self {
+        self.attachments = attachments.into();
+        self
+    }
+
+    /// Every argument, when the transport gave them (see [`with_args`](Self::with_args)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ws_gateway_core::Request::new("e").args().is_none());
+    /// ```
+    pub fn args(&self) -> Option<&RawValue> {
+        self.args.as_deref()
+    }
+
+    /// The binary attachments (see [`with_attachments`](Self::with_attachments)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ws_gateway_core::Request::new("e").attachments().is_empty());
+    /// ```
+    pub fn attachments(&self) -> &[bytes::Bytes] {
+        &self.attachments
     }
 
     /// The request with this id, which its replies carry.
@@ -178,6 +246,8 @@ impl<'a> Request<'a> {
         Request {
             event: Cow::Owned(self.event.into_owned()),
             data: self.data.map(|data| Cow::Owned(data.into_owned())),
+            args: self.args.map(|args| Cow::Owned(args.into_owned())),
+            attachments: Cow::Owned(self.attachments.into_owned()),
             id: self.id.map(|id| Cow::Owned(id.into_owned())),
             route: self.route.map(RouteRef::into_owned),
         }

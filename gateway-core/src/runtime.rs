@@ -480,7 +480,8 @@ impl GatewayRuntime {
     /// assert!(matches!(queue.try_recv(), Some(Outbound::Frame(_))));
     /// ```
     pub fn open(&self, handshake: Handshake, queue_capacity: usize) -> (Client, OutboundQueue) {
-        let (sink, queue) = ClientSink::channel(queue_capacity);
+        let (sink, queue) =
+            ClientSink::channel(queue_capacity, self.metrics().messages_dropped.clone());
         let client = Client::new(self.server().clone(), sink, handshake);
         self.server().add(client.clone());
         (client, queue)
@@ -645,6 +646,8 @@ impl GatewayRuntime {
             providers: &shared.providers,
             event: "",
             data: None,
+            args: None,
+            attachments: &[],
             id: None,
             route: None,
             acked: std::sync::atomic::AtomicBool::new(false),

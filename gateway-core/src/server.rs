@@ -569,6 +569,7 @@ impl WsServer {
             selection: Selection::default(),
             local: false,
             timeout: None,
+            volatile: false,
         }
     }
 
@@ -951,6 +952,7 @@ pub struct Broadcast {
     selection: Selection,
     local: bool,
     timeout: Option<Duration>,
+    volatile: bool,
 }
 
 impl Broadcast {
@@ -1066,6 +1068,33 @@ impl Broadcast {
     /// ```
     pub fn local(mut self) -> Self {
         self.local = true;
+        self
+    }
+
+    /// Makes the emits volatile: dropped for a client whose outbound queue is full (counted in
+    /// `gateway_messages_dropped_total`) instead of disconnecting it, on every instance
+    /// (Socket.IO's `io.to(room).volatile.emit(..)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use ws_gateway_core::Handshake;
+    ///
+    /// // A reader that keeps up, and one whose queue of one frame nobody drains.
+    /// let (fast, mut fast_queue) = gw.open(Handshake::default(), 8);
+    /// let (slow, slow_queue) = gw.open(Handshake::default(), 1);
+    /// assert_eq!(gw.server().broadcast().volatile().emit("pos", &1).unwrap(), 2);
+    /// assert_eq!(gw.server().broadcast().volatile().emit("pos", &2).unwrap(), 1);
+    /// assert!(!slow_queue.overflow_signal().has_overflowed()); // still connected
+    /// # let _ = (fast, slow, fast_queue.try_recv());
+    /// ```
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
         self
     }
 
@@ -1213,6 +1242,39 @@ impl Broadcast {
         Ok(self.send_frame(&Frame::event(event, data)?))
     }
 
+    /// Sends `{"event": event, "args": [..]}`, an event with several arguments, to the
+    /// selected clients (see [`Client::emit_args`](crate::Client::emit_args)). Returns how
+    /// many clients of this instance it was queued for.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Serialize`] when the arguments fail to serialize or are not a sequence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ws_gateway_core::prelude::*;
+    /// # #[websocket_gateway(path = "/chat")] struct Chat;
+    /// # #[websocket_gateway] impl Chat {}
+    /// # let app = GatewayApp::new().gateway::<Chat>().build().unwrap();
+    /// # let gw = &app.gateways()[0];
+    /// use ws_gateway_core::Handshake;
+    /// use ws_gateway_core::transport::Outbound;
+    ///
+    /// let (a, mut a_queue) = gw.open(Handshake::default(), 8);
+    /// a.join("lobby").unwrap();
+    /// assert_eq!(gw.server().to("lobby").emit_args("said", &("ann", "hi")).unwrap(), 1);
+    /// let Some(Outbound::Frame(frame)) = a_queue.try_recv() else { panic!("no frame") };
+    /// assert_eq!(frame.as_str(), r#"{"event":"said","args":["ann","hi"]}"#);
+    /// ```
+    pub fn emit_args<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<usize, SendError> {
+        Ok(self.send_frame(&Frame::args(event, args)?))
+    }
+
     /// Sends an encoded frame to the selected clients. Returns how many clients of this
     /// instance it was queued for; a client whose queue is full is skipped and
     /// disconnected.
@@ -1238,7 +1300,12 @@ impl Broadcast {
     /// }
     /// ```
     pub fn send_frame(&self, frame: &Frame) -> usize {
-        self.run(&Operation::Emit(frame.clone()))
+        let frame = if self.volatile {
+            frame.clone().volatile()
+        } else {
+            frame.clone()
+        };
+        self.run(&Operation::Emit(frame))
     }
 
     /// Adds the selected clients to `room`, Socket.IO's `socketsJoin`. Returns how many
@@ -1469,7 +1536,7 @@ mod tests {
     }
 
     fn connect(server: &WsServer) -> (Client, OutboundQueue) {
-        let (sink, queue) = ClientSink::channel(16);
+        let (sink, queue) = ClientSink::channel(16, metrics::Counter::noop());
         let client = Client::new(server.clone(), sink, Handshake::default());
         server.add(client.clone());
         (client, queue)

@@ -139,7 +139,12 @@ impl Session {
                 }
                 Some(recorder) => {
                     let opened = recorder
-                        .open(gateway.server(), handshake, limits.outbound_queue)
+                        .open(
+                            gateway.server(),
+                            handshake,
+                            limits.outbound_queue,
+                            gateway.metrics().messages_dropped.clone(),
+                        )
                         .await;
                     let session = Resumable {
                         recorder: Arc::clone(recorder),

@@ -8,6 +8,7 @@
 //! | `gateway_connections` | gauge | `gateway` |
 //! | `gateway_messages_received_total` | counter | `gateway`, `event` (`unknown` for unrouted frames) |
 //! | `gateway_messages_sent_total` | counter | `gateway` |
+//! | `gateway_messages_dropped_total` | counter | `gateway` (volatile frames dropped for a full queue) |
 //! | `gateway_errors_total` | counter | `gateway`, `kind` |
 //! | `gateway_handler_duration_seconds` | histogram | `gateway`, `event` |
 //!
@@ -39,6 +40,13 @@ pub const MESSAGES_RECEIVED: &str = "gateway_messages_received_total";
 /// assert!(ws_gateway_core::telemetry::MESSAGES_SENT.ends_with("_total"));
 /// ```
 pub const MESSAGES_SENT: &str = "gateway_messages_sent_total";
+/// Volatile frames dropped because the client's outbound queue (or, over Socket.IO,
+/// socketioxide's) was full, per gateway.
+///
+/// ```
+/// assert_eq!(ws_gateway_core::telemetry::MESSAGES_DROPPED, "gateway_messages_dropped_total");
+/// ```
+pub const MESSAGES_DROPPED: &str = "gateway_messages_dropped_total";
 /// Failures answered, per gateway and kind.
 ///
 /// ```
@@ -85,6 +93,8 @@ pub struct GatewayMetrics {
     pub connections: Gauge,
     /// `gateway_messages_sent_total`.
     pub frames_sent: Counter,
+    /// `gateway_messages_dropped_total`: a transport counts the volatile frames it drops.
+    pub messages_dropped: Counter,
     pub(crate) unknown_event: Counter,
     pub(crate) acks_answered: Counter,
     pub(crate) acks_ignored: Counter,
@@ -96,6 +106,7 @@ impl GatewayMetrics {
         Self {
             connections: metrics::gauge!(CONNECTIONS, "gateway" => gateway),
             frames_sent: metrics::counter!(MESSAGES_SENT, "gateway" => gateway),
+            messages_dropped: metrics::counter!(MESSAGES_DROPPED, "gateway" => gateway),
             unknown_event: metrics::counter!(MESSAGES_RECEIVED, "gateway" => gateway, "event" => "unknown"),
             acks_answered: metrics::counter!(ACKS, "gateway" => gateway, "outcome" => "answered"),
             acks_ignored: metrics::counter!(ACKS, "gateway" => gateway, "outcome" => "ignored"),

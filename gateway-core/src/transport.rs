@@ -32,6 +32,7 @@ use crate::filter::Caught;
 use crate::frame::Frame;
 
 pub use crate::ack::AckAnswer;
+pub use crate::args::Attached;
 pub use crate::auth::IdentitySlot;
 pub use crate::client::{Handshake, Outbound, OutboundQueue, OverflowSignal, ReplyRoute};
 pub use crate::connections::{ConnectionGuard, Connections, Refused};

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! operation  (on <prefix>:<path>)          1 | uid u64 | kind u8 | sel_len u32 | selection | frame or room
+//! flagged emit (kind 9)                    ... | selection | flags u8 | text_len u32 | text [| binary]
+//! binary                                   bin_len u32 | text with placeholders | count u16 | (len u32 | bytes)*
 //! request    (on <prefix>#request)         1 | uid u64 | 4 | request u64 | path_len u16 | path | selection
 //! response   (on <prefix>#response#<uid>)  1 | uid u64 | 5 | request u64 | clients JSON
 //! ask        (on <prefix>#request)         1 | uid u64 | 6 | request u64 | timeout_ms u32 | path_len u16 | path | sel_len u32 | selection | frame
@@ -12,6 +14,10 @@
 //!
 //! In per-room mode operations, requests and asks travel on `<prefix>:<path>` or on a room's
 //! `<prefix>:<path>#<room>`, whose selection leaves the room out (the channel names it).
+//!
+//! A volatile frame (flag 1) or one with binary attachments (flag 2) is a flagged emit, so
+//! that the receiving instances drop it for a full queue, or send the attachments as such;
+//! any other emit is the frame's bytes alone. An ask carries the frame's JSON text only.
 //!
 //! An ask is an emit that wants acknowledgements: each instance sends the frame to its
 //! matching clients, answers `ack sent` with how many, then forwards each answer.
@@ -38,6 +44,10 @@ const RESPONSE: u8 = 5;
 const ASK: u8 = 6;
 const ACK_SENT: u8 = 7;
 const ACK_ANSWER: u8 = 8;
+const EMIT_FLAGGED: u8 = 9;
+
+const VOLATILE: u8 = 1;
+const BINARY: u8 = 2;
 
 /// Why a payload could not be decoded (another version of the adapter, or foreign traffic
 /// on our channels).
@@ -175,21 +185,92 @@ fn header(uid: u64, kind: u8, capacity: usize) -> Vec<u8> {
 
 /// Encodes an operation for the other instances.
 pub(crate) fn encode_operation(uid: u64, selection: &Selection, op: &Operation) -> Vec<u8> {
-    let (kind, body): (u8, &[u8]) = match op {
-        Operation::Emit(frame) => (EMIT, frame.as_bytes()),
-        Operation::Join(room) => (JOIN, room.as_bytes()),
-        Operation::Leave(room) => (LEAVE, room.as_bytes()),
-        Operation::Disconnect => (DISCONNECT, &[]),
+    let (kind, body): (u8, Cow<'_, [u8]>) = match op {
+        Operation::Emit(frame) if frame.is_volatile() || frame.binary().is_some() => {
+            (EMIT_FLAGGED, Cow::Owned(flagged_frame(frame)))
+        }
+        Operation::Emit(frame) => (EMIT, Cow::Borrowed(&frame.as_bytes()[..])),
+        Operation::Join(room) => (JOIN, Cow::Borrowed(room.as_bytes())),
+        Operation::Leave(room) => (LEAVE, Cow::Borrowed(room.as_bytes())),
+        Operation::Disconnect => (DISCONNECT, Cow::Borrowed(&[][..])),
         // A future operation this adapter does not know: sent as nothing, never applied.
-        _ => (u8::MAX, &[]),
+        _ => (u8::MAX, Cow::Borrowed(&[][..])),
     };
     let mut buf = header(uid, kind, 4 + body.len());
     buf.extend_from_slice(&[0; 4]);
     write_selection(&mut buf, selection);
     let len = u32::try_from(buf.len() - 14).unwrap_or(u32::MAX);
     buf[10..14].copy_from_slice(&len.to_be_bytes());
-    buf.extend_from_slice(body);
+    buf.extend_from_slice(&body);
     buf
+}
+
+fn push_len(buf: &mut Vec<u8>, len: usize) {
+    buf.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+}
+
+/// A volatile or binary frame: its flags, its text, and its binary form.
+fn flagged_frame(frame: &Frame) -> Vec<u8> {
+    let binary = frame.binary();
+    let mut flags = 0;
+    if frame.is_volatile() {
+        flags |= VOLATILE;
+    }
+    if binary.is_some() {
+        flags |= BINARY;
+    }
+    let text = frame.as_bytes();
+    let mut buf = Vec::with_capacity(5 + text.len() * 2);
+    buf.push(flags);
+    push_len(&mut buf, text.len());
+    buf.extend_from_slice(text);
+    if let Some(binary) = binary {
+        push_len(&mut buf, binary.as_bytes().len());
+        buf.extend_from_slice(binary.as_bytes());
+        let attachments = binary.attachments();
+        let count = attachments.len().min(usize::from(u16::MAX));
+        buf.extend_from_slice(&u16::try_from(count).unwrap_or(u16::MAX).to_be_bytes());
+        for attachment in &attachments[..count] {
+            push_len(&mut buf, attachment.len());
+            buf.extend_from_slice(attachment);
+        }
+    }
+    buf
+}
+
+fn len_at(bytes: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
+    let (len, rest) = split(bytes, 4)?;
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+    Ok((
+        usize::try_from(len).map_err(|_| DecodeError::Malformed)?,
+        rest,
+    ))
+}
+
+/// Reads what [`flagged_frame`] wrote; the frame shares `payload`'s bytes.
+fn read_flagged_frame(payload: &Bytes, body: &[u8]) -> Result<Frame, DecodeError> {
+    let (flags, rest) = split(body, 1)?;
+    let (len, rest) = len_at(rest)?;
+    let (text, rest) = split(rest, len)?;
+    let mut frame = Frame::from_encoded(payload.slice_ref(text))?;
+    if flags[0] & BINARY != 0 {
+        let (len, rest) = len_at(rest)?;
+        let (text, rest) = split(rest, len)?;
+        let (count, mut rest) = split(rest, 2)?;
+        let count = u16::from_be_bytes([count[0], count[1]]);
+        let mut attachments = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let (len, tail) = len_at(rest)?;
+            let (attachment, tail) = split(tail, len)?;
+            attachments.push(payload.slice_ref(attachment));
+            rest = tail;
+        }
+        frame = frame.with_binary(payload.slice_ref(text), attachments)?;
+    }
+    if flags[0] & VOLATILE != 0 {
+        frame = frame.volatile();
+    }
+    Ok(frame)
 }
 
 /// Encodes a `fetch_clients` request.
@@ -285,7 +366,7 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
     let (from, rest) = u64_at(rest)?;
     let (kind, rest) = split(rest, 1)?;
     match kind[0] {
-        kind @ (EMIT | JOIN | LEAVE | DISCONNECT) => {
+        kind @ (EMIT | JOIN | LEAVE | DISCONNECT | EMIT_FLAGGED) => {
             let (len, rest) = split(rest, 4)?;
             let mut n = [0; 4];
             n.copy_from_slice(len);
@@ -297,6 +378,7 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
             };
             let op = match kind {
                 EMIT => Operation::Emit(Frame::from_encoded(payload.slice_ref(body))?),
+                EMIT_FLAGGED => Operation::Emit(read_flagged_frame(payload, body)?),
                 JOIN => Operation::Join(room()?),
                 LEAVE => Operation::Leave(room()?),
                 _ => Operation::Disconnect,
@@ -407,6 +489,28 @@ mod tests {
         assert_eq!(from, 7);
         assert_eq!(selection, Selection::default());
         assert_eq!(op, Operation::Emit(frame));
+    }
+
+    #[test]
+    fn volatile_and_binary_frames_round_trip() {
+        let file = Bytes::from_static(&[0, 1, 255]);
+        let frames = [
+            Frame::event("pos", &[1, 2]).unwrap().volatile(),
+            Frame::args("file", &("a", file.clone())).unwrap(),
+            Frame::args("file", &("a", file)).unwrap().volatile(),
+        ];
+        for frame in frames {
+            let bytes = encode_operation(2, &Selection::default(), &Operation::Emit(frame.clone()));
+            let Incoming::Operation { op, .. } = decode(&Bytes::from(bytes)).unwrap() else {
+                panic!("not an operation");
+            };
+            assert_eq!(op, Operation::Emit(frame));
+        }
+        // Truncated attachments are refused.
+        let frame = Frame::event("f", &Bytes::from_static(&[1; 8])).unwrap();
+        let mut bytes = encode_operation(2, &Selection::default(), &Operation::Emit(frame));
+        bytes.truncate(bytes.len() - 1);
+        assert!(decode(&Bytes::from(bytes)).is_err());
     }
 
     #[test]

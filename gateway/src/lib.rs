@@ -23,9 +23,9 @@ pub use ws_gateway_axum::{
 #[cfg(feature = "socketio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "socketio")))]
 pub mod socketio {
-    pub use ws_gateway_axum::SocketIoTransport;
     /// socketioxide, the Socket.IO server [`SocketIoTransport`] runs on.
     pub use ws_gateway_axum::socketioxide;
+    pub use ws_gateway_axum::{SocketIoAuth, SocketIoTransport};
 }
 
 /// Scale out: one app over several processes through Redis pub/sub.

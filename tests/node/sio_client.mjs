@@ -13,6 +13,8 @@
 //   {"type":"ack","event":"x","args":[...],"raw":"[...]"}   // the server answered an ack
 // `raw` is `args` as JSON text, in the order the client received the keys (a Rust test
 // parsing the report into a `serde_json::Value` sorts them).
+// Binary: `{"$bin":[1,2,3]}` in a command's `args` is sent as a Buffer (a binary
+// attachment); a Buffer or ArrayBuffer the client receives is reported the same way.
 //   {"type":"disconnect","reason":"..."} | {"type":"error","message":"..."}
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -22,7 +24,26 @@ let socket = null;
 const answers = new Map();
 
 function report(object) {
-  process.stdout.write(JSON.stringify(object) + "\n");
+  process.stdout.write(JSON.stringify(object, binaryReplacer) + "\n");
+}
+
+// Buffers and ArrayBuffers as `{"$bin":[..]}`. A Buffer's own `toJSON` runs before the
+// replacer sees it, so it is recognised by its shape.
+function binaryReplacer(_key, value) {
+  if (value instanceof ArrayBuffer) return { $bin: Array.from(new Uint8Array(value)) };
+  if (value && value.type === "Buffer" && Array.isArray(value.data)) return { $bin: value.data };
+  return value;
+}
+
+// `{"$bin":[..]}` as a Buffer, anywhere in the arguments.
+function revive(value) {
+  if (Array.isArray(value)) return value.map(revive);
+  if (value && typeof value === "object") {
+    const keys = Object.keys(value);
+    if (keys.length === 1 && keys[0] === "$bin") return Buffer.from(value.$bin);
+    return Object.fromEntries(keys.map((key) => [key, revive(value[key])]));
+  }
+  return value;
 }
 
 function connect({ url, auth, transports }) {
@@ -37,7 +58,13 @@ function connect({ url, auth, transports }) {
   socket.on("disconnect", (reason) => report({ type: "disconnect", reason }));
   socket.onAny((event, ...args) => {
     const callback = typeof args[args.length - 1] === "function" ? args.pop() : null;
-    report({ type: "event", event, args, raw: JSON.stringify(args), ack: callback !== null });
+    report({
+      type: "event",
+      event,
+      args,
+      raw: JSON.stringify(args, binaryReplacer),
+      ack: callback !== null,
+    });
     if (callback && answers.has(event)) callback(...answers.get(event));
   });
 }
@@ -45,11 +72,11 @@ function connect({ url, auth, transports }) {
 function emit({ event, args, ack }) {
   if (!socket) return report({ type: "error", message: "emit before connect" });
   if (ack) {
-    socket.emit(event, ...(args ?? []), (...reply) =>
-      report({ type: "ack", event, args: reply, raw: JSON.stringify(reply) }),
+    socket.emit(event, ...revive(args ?? []), (...reply) =>
+      report({ type: "ack", event, args: reply, raw: JSON.stringify(reply, binaryReplacer) }),
     );
   } else {
-    socket.emit(event, ...(args ?? []));
+    socket.emit(event, ...revive(args ?? []));
   }
 }
 
@@ -68,7 +95,7 @@ commands.on("line", (line) => {
     case "emit":
       return emit(command);
     case "answer":
-      answers.set(command.event, command.args ?? []);
+      answers.set(command.event, revive(command.args ?? []));
       return report({ type: "answering", event: command.event });
     case "close":
       socket?.disconnect();
