@@ -60,7 +60,10 @@ async fn chat_client(server: &TestServer, token: &str) -> TestClient {
         HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
     );
     let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    TestClient::from_stream(ws)
+    let mut client = TestClient::from_stream(ws);
+    // The chat has recovery on: every connection begins with its session.
+    client.expect("session").await.unwrap();
+    client
 }
 
 #[tokio::test]

@@ -25,10 +25,13 @@ async fn chat_server(config: ConnectionConfig) -> TestServer {
 
 async fn connect_as(server: &TestServer, user: &str) -> TestClient {
     let token = auth().issue(user).unwrap();
-    TestClient::connect(&format!("{}?token={token}", server.url("/chat")))
+    let mut client = TestClient::connect(&format!("{}?token={token}", server.url("/chat")))
         .await
         .unwrap()
-        .with_timeout(Duration::from_secs(60))
+        .with_timeout(Duration::from_secs(60));
+    // The chat has recovery on: every connection begins with its session.
+    client.expect("session").await.unwrap();
+    client
 }
 
 /// The next frame's event and data.
