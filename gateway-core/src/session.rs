@@ -355,6 +355,8 @@ impl<C: Connection> Driver<C> {
     /// Recovery's first frames: `session` with the private id and whether it recovered,
     /// then every frame the client missed, before anything queued.
     async fn announce(&mut self, session: &mut Resumable) -> Result<(), Stop> {
+        // A string and a bool always serialize.
+        #[allow(clippy::expect_used)]
         let announce = Frame::event(
             "session",
             &serde_json::json!({ "pid": &*session.pid, "recovered": session.recovered }),
