@@ -84,6 +84,8 @@ async fn joined(server: &TestServer, auth: &AuthService, user: &str) -> TestClie
     let mut client = TestClient::connect(&format!("{}?token={token}", server.url("/chat")))
         .await
         .unwrap();
+    // The chat has recovery on: its first frame is the session's.
+    client.expect("session").await.unwrap();
     client
         .emit("join", &json!({"room": "lobby"}))
         .await
