@@ -11,6 +11,7 @@
 //! | `gateway_messages_dropped_total` | counter | `gateway` (volatile frames dropped for a full queue) |
 //! | `gateway_errors_total` | counter | `gateway`, `kind` |
 //! | `gateway_handler_duration_seconds` | histogram | `gateway`, `event` |
+//! | `gateway_redis_outbox_dropped_total` | counter | `prefix` (`ws-gateway-redis`) |
 //!
 //! The handles are registered when the app is built: install the recorder first.
 //!
@@ -66,6 +67,14 @@ pub const HANDLER_DURATION: &str = "gateway_handler_duration_seconds";
 /// assert_eq!(ws_gateway_core::telemetry::ACKS, "gateway_acks_total");
 /// ```
 pub const ACKS: &str = "gateway_acks_total";
+
+/// Messages the Redis adapter dropped from its outbox while Redis was unreachable, past its
+/// bound in bytes or age, per channel prefix (recorded by `ws-gateway-redis`).
+///
+/// ```
+/// assert!(ws_gateway_core::telemetry::REDIS_OUTBOX_DROPPED.ends_with("_total"));
+/// ```
+pub const REDIS_OUTBOX_DROPPED: &str = "gateway_redis_outbox_dropped_total";
 
 /// The metrics of one gateway, registered once when the app is built so that the message
 /// path only bumps atomics (install a recorder before building the app).

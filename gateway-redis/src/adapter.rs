@@ -3,12 +3,14 @@
 //! messages, order, request/response) depends on the driver trait only.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
 
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
@@ -19,7 +21,9 @@ use ws_gateway_core::adapter::{
 
 use crate::codec::{self, Incoming};
 use crate::config::{AdapterConfig, ChannelMode, RedisConfig};
-use crate::driver::{ChannelMessage, Driver, Inbox, RedisClusterDriver, RedisDriver, Subscription};
+use crate::driver::{
+    ChannelMessage, Driver, Inbox, RedisClusterDriver, RedisDriver, StreamId, Subscription,
+};
 use crate::error::Error;
 
 /// The log target of the adapter's warnings and notices.
@@ -31,15 +35,24 @@ const BATCH: usize = 256;
 /// How many received messages may wait for the adapter before the driver waits too.
 const INBOX_CAPACITY: usize = 4096;
 
+/// How long appended entries are kept to be appended again after the driver reconnects: a
+/// Redis that restarted lost what it took just before, which followers may not have read.
+/// (Appended twice is applied once: entries carry their sender's sequence number.)
+const REPLAY_SPAN: Duration = Duration::from_secs(2);
+
+/// How many requests, waiting for the entries before them, are kept at most.
+const MAX_PARKED: usize = 4096;
+
 /// A broadcast adapter over Redis pub/sub: every emit, room operation and disconnect of a
 /// gateway reaches the matching clients of every instance of the app, once.
 ///
 /// Redis sits behind a [`Driver`]: [`connect`](Self::connect) uses the [`RedisDriver`];
 /// [`with_driver`](Self::with_driver) takes another, such as a
 /// [`MemoryDriver`](crate::MemoryDriver) to run several instances in one test without a
-/// server. When Redis goes away, local delivery goes on, one warning is logged, and the
-/// driver reconnects with backoff, subscribes again and resumes; what was published in
-/// between is not delivered to the other instances.
+/// server. When Redis goes away, local delivery goes on, one warning is logged, what is
+/// published meanwhile waits in a bounded outbox ([`RedisConfig::outbox`]), and the driver
+/// reconnects with backoff, subscribes again, reads the operations stream on from where it
+/// left off and resumes; then the outbox is published, in order.
 ///
 /// Clones are the same instance (same id, same connections): give each app its own
 /// [`connect`](Self::connect). The connections close when the last clone is dropped.
@@ -102,9 +115,31 @@ impl<D> Drop for Inner<D> {
 
 /// One message for the publisher task.
 struct Outgoing {
-    message: ChannelMessage,
+    lane: Lane,
+    payload: Vec<u8>,
     /// Receives how many subscribers the driver reached, or why it failed.
     reply: Option<oneshot::Sender<Result<usize, String>>>,
+}
+
+impl Outgoing {
+    /// A message for a channel that wants no answer.
+    fn channel(channel: String, payload: Vec<u8>) -> Self {
+        Self {
+            lane: Lane::Channel(channel),
+            payload,
+            reply: None,
+        }
+    }
+}
+
+/// Where a message goes.
+enum Lane {
+    /// The prefix's operations stream (classic mode); the publisher task numbers it.
+    Entry,
+    /// A channel.
+    Channel(String),
+    /// A channel, carrying the id of the last entry appended before it (a request, an ask).
+    Barrier(String),
 }
 
 /// The channel names of one prefix.
@@ -115,6 +150,8 @@ struct Channels {
     request: String,
     /// `<prefix>#response#<instance id>`: answers to this instance's requests.
     response: String,
+    /// `<prefix>#operations`: the stream of every operation, in classic mode.
+    stream: String,
 }
 
 impl Channels {
@@ -123,6 +160,7 @@ impl Channels {
             operations: format!("{prefix}:"),
             request: format!("{prefix}#request"),
             response: response_channel(prefix, uid),
+            stream: format!("{prefix}#operations"),
         }
     }
 }
@@ -212,6 +250,31 @@ struct Core<D> {
     occupied: Mutex<HashSet<(&'static str, String)>>,
     /// Per-room mode: subscription changes, for the subscription task.
     changes: mpsc::UnboundedSender<Change>,
+    /// What the receiver task knows of the operations stream.
+    reading: Mutex<Reading>,
+    /// `gateway_redis_outbox_dropped_total` for this prefix.
+    outbox_dropped: metrics::Counter,
+}
+
+/// The receiver's view of the operations stream (classic mode).
+#[derive(Default)]
+struct Reading {
+    /// The id of the last entry applied (or where following began).
+    position: StreamId,
+    /// Each sender's last entry applied, by its sequence number: an entry appended again
+    /// (after a reconnection) is not applied twice.
+    applied: HashMap<u64, u64>,
+    /// Requests and asks waiting for the entries their sender appended before them.
+    parked: Vec<Parked>,
+}
+
+/// A request or an ask that arrived before the operations it must see.
+struct Parked {
+    after: StreamId,
+    /// Its sender stops waiting then; so do we.
+    deadline: Instant,
+    incoming: Incoming,
+    channel: String,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -252,7 +315,7 @@ impl<D> Core<D> {
         }
     }
 
-    /// Applies what arrived on a subscription.
+    /// Applies what arrived on a subscription or the operations stream.
     fn handle(&self, received: &ChannelMessage) {
         let channel = received.channel.as_str();
         let mut incoming = match codec::decode(&received.payload) {
@@ -274,7 +337,85 @@ impl<D> Core<D> {
                 _ => {}
             }
         }
+        if let Some(id) = received.id {
+            self.read_entry(id, incoming);
+            return;
+        }
+        // A request or an ask waits for the entries its sender appended before it.
+        if let Incoming::Request { from, after, .. } | Incoming::Ask { from, after, .. } = &incoming
+            && *from != self.uid
+            && self.carries_requests(channel)
+        {
+            let mut reading = lock(&self.reading);
+            if *after > reading.position {
+                let now = Instant::now();
+                reading.parked.retain(|p| p.deadline > now);
+                if reading.parked.len() < MAX_PARKED {
+                    let wait = match &incoming {
+                        Incoming::Ask { timeout, .. } => *timeout,
+                        _ => self.config.request_timeout,
+                    };
+                    reading.parked.push(Parked {
+                        after: *after,
+                        deadline: now + wait,
+                        incoming,
+                        channel: channel.to_owned(),
+                    });
+                } else {
+                    tracing::debug!(target: TARGET, "too many requests wait for operations: one ignored");
+                }
+                return;
+            }
+        }
+        self.dispatch(channel, incoming);
+    }
+
+    /// An entry of the operations stream: applied once (unless it is ours), then the
+    /// requests that waited for it are answered.
+    fn read_entry(&self, id: StreamId, incoming: Incoming) {
+        let released = {
+            let mut reading = lock(&self.reading);
+            reading.position = reading.position.max(id);
+            if let Incoming::Entry {
+                from,
+                seq,
+                path,
+                selection,
+                op,
+            } = incoming
+                && from != self.uid
+            {
+                let last = reading.applied.entry(from).or_insert(0);
+                if seq > *last {
+                    if *last != 0 && seq != *last + 1 {
+                        tracing::debug!(target: TARGET, from = %format_args!("{from:016x}"), missed = seq - *last - 1, "operations of an instance are missing from the stream");
+                    }
+                    *last = seq;
+                    // Applied under the lock: the requests released below come after it.
+                    if let Some(server) = self.server(&path) {
+                        server.apply(&selection, &op);
+                    }
+                } else {
+                    tracing::trace!(target: TARGET, seq, "an entry appended again was skipped");
+                }
+            }
+            let position = reading.position;
+            let (ready, waiting) = std::mem::take(&mut reading.parked)
+                .into_iter()
+                .partition::<Vec<_>, _>(|p| p.after <= position);
+            reading.parked = waiting;
+            ready
+        };
+        for parked in released {
+            self.dispatch(&parked.channel, parked.incoming);
+        }
+    }
+
+    /// Applies or answers what arrived on a channel.
+    fn dispatch(&self, channel: &str, incoming: Incoming) {
         match incoming {
+            // Entries come on the stream only.
+            Incoming::Entry { .. } => {}
             Incoming::Operation {
                 from,
                 selection,
@@ -301,6 +442,7 @@ impl<D> Core<D> {
                 request,
                 path,
                 selection,
+                ..
             } if self.carries_requests(channel) => {
                 if from == self.uid {
                     // Our own request: our clients are already counted by the caller.
@@ -312,13 +454,10 @@ impl<D> Core<D> {
                     .and_then(|server| server.clients(&selection))
                     .unwrap_or_default();
                 let payload = codec::encode_response(self.uid, request, &clients);
-                self.enqueue(Outgoing {
-                    message: ChannelMessage::new(
-                        response_channel(&self.config.prefix, from),
-                        payload,
-                    ),
-                    reply: None,
-                });
+                self.enqueue(Outgoing::channel(
+                    response_channel(&self.config.prefix, from),
+                    payload,
+                ));
             }
             Incoming::Response {
                 from,
@@ -335,6 +474,7 @@ impl<D> Core<D> {
                 path,
                 selection,
                 frame,
+                ..
             } if self.carries_requests(channel) => {
                 if from == self.uid {
                     // Our own ask: our clients were asked by the caller.
@@ -348,13 +488,10 @@ impl<D> Core<D> {
                     .and_then(|server| server.emit_with_ack(&selection, &frame, timeout));
                 let sent = answers.as_ref().map_or(0, |answers| answers.sent());
                 let channel = response_channel(&self.config.prefix, from);
-                self.enqueue(Outgoing {
-                    message: ChannelMessage::new(
-                        channel.clone(),
-                        codec::encode_ack_sent(self.uid, request, sent),
-                    ),
-                    reply: None,
-                });
+                self.enqueue(Outgoing::channel(
+                    channel.clone(),
+                    codec::encode_ack_sent(self.uid, request, sent),
+                ));
                 if let Some(mut answers) = answers.filter(|_| sent > 0) {
                     // Forwards each answer as it arrives, in order after the count.
                     let (uid, tx) = (self.uid, self.tx.clone());
@@ -366,12 +503,8 @@ impl<D> Core<D> {
                                 client,
                                 answer.as_deref().ok(),
                             );
-                            let message = ChannelMessage::new(channel.clone(), payload);
                             if tx
-                                .send(Outgoing {
-                                    message,
-                                    reply: None,
-                                })
+                                .send(Outgoing::channel(channel.clone(), payload))
                                 .await
                                 .is_err()
                             {
@@ -463,48 +596,324 @@ impl<D> Core<D> {
     }
 }
 
-/// The publisher task: hands queued messages to the driver in order, a batch at a time,
-/// one call after the other (which is what the driver's ordering promise is about).
-async fn run_publisher<D: Driver>(core: Weak<Core<D>>, mut rx: mpsc::Receiver<Outgoing>) {
-    let mut messages = Vec::with_capacity(BATCH);
-    let mut replies = Vec::with_capacity(BATCH);
-    while let Some(first) = rx.recv().await {
-        let Some(core) = core.upgrade() else {
-            return;
-        };
-        // A batch of what is already queued, never waiting for more.
-        let mut next = Some(first);
-        while let Some(outgoing) = next {
-            messages.push(outgoing.message);
-            replies.push(outgoing.reply);
-            next = (messages.len() < BATCH)
-                .then(|| rx.try_recv().ok())
-                .flatten();
+/// A message in the outbox.
+struct Queued {
+    lane: Lane,
+    payload: Bytes,
+    reply: Option<oneshot::Sender<Result<usize, String>>>,
+    at: Instant,
+}
+
+/// The publisher task's state: what waits for the driver, in order, and what was appended
+/// lately (to append again after a reconnection).
+struct Outbox {
+    queue: VecDeque<Queued>,
+    bytes: usize,
+    /// The last sequence number given to an entry.
+    seq: u64,
+    /// The id of the last entry appended.
+    last: StreamId,
+    /// Entries appended within [`REPLAY_SPAN`], with when.
+    recent: VecDeque<(Instant, Bytes)>,
+    recent_bytes: usize,
+    /// The driver's epoch at the last append.
+    epoch: Option<u64>,
+    /// Publishing failed since the outbox was last empty.
+    failing: Option<String>,
+    /// Messages dropped past the bound during this outage (logged once).
+    dropped: u64,
+}
+
+/// What a queued message costs: its bytes and its bookkeeping.
+fn cost(payload: &Bytes) -> usize {
+    payload.len() + 64
+}
+
+impl Outbox {
+    fn new() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            bytes: 0,
+            seq: 0,
+            last: StreamId::ZERO,
+            recent: VecDeque::new(),
+            recent_bytes: 0,
+            epoch: None,
+            failing: None,
+            dropped: 0,
         }
-        match core.driver.publish(&messages).await {
-            Ok(counts) => {
-                core.overflowing.store(false, Ordering::Relaxed);
+    }
+
+    /// Queues `outgoing`, numbering it if it is an entry. A message that wants an answer
+    /// fails at once with `unavailable`'s reason (the driver is down: an answer would come
+    /// too late).
+    fn push(&mut self, outgoing: Outgoing, unavailable: Option<&str>) {
+        let Outgoing {
+            lane,
+            mut payload,
+            reply,
+        } = outgoing;
+        let reply = match (unavailable, reply) {
+            (Some(reason), Some(reply)) => {
+                let _ = reply.send(Err(reason.to_owned()));
+                return;
+            }
+            (_, reply) => reply,
+        };
+        if matches!(lane, Lane::Entry) && payload.len() >= codec::SEQ.end {
+            self.seq += 1;
+            payload[codec::SEQ].copy_from_slice(&self.seq.to_be_bytes());
+        }
+        let payload = Bytes::from(payload);
+        self.bytes += cost(&payload);
+        self.queue.push_back(Queued {
+            lane,
+            payload,
+            reply,
+            at: Instant::now(),
+        });
+    }
+
+    /// Drops the oldest messages past the bound (bytes, age).
+    fn trim<D>(&mut self, core: &Core<D>) {
+        let now = Instant::now();
+        let mut dropped = 0;
+        while let Some(front) = self.queue.front() {
+            let old = now.duration_since(front.at) > core.config.outbox_age;
+            if !old && self.bytes <= core.config.outbox_bytes {
+                break;
+            }
+            let Some(front) = self.queue.pop_front() else {
+                break;
+            };
+            self.bytes -= cost(&front.payload);
+            match front.reply {
+                Some(reply) => {
+                    let _ = reply.send(Err("the message waited too long for Redis".into()));
+                }
+                None => dropped += 1,
+            }
+        }
+        if dropped > 0 {
+            core.outbox_dropped.increment(dropped);
+            if self.dropped == 0 {
+                tracing::warn!(
+                    target: TARGET,
+                    prefix = %core.config.prefix,
+                    max_bytes = core.config.outbox_bytes,
+                    max_age = ?core.config.outbox_age,
+                    "the outbox is over its bound while Redis is unreachable: dropping the oldest messages for other instances"
+                );
+            }
+            self.dropped += dropped;
+        }
+    }
+
+    /// Fails every queued message that wants an answer (publishing is failing: answers
+    /// would come too late), keeping the others in order.
+    fn fail_replies(&mut self, reason: &str) {
+        let mut kept = VecDeque::with_capacity(self.queue.len());
+        for queued in self.queue.drain(..) {
+            match queued.reply {
+                Some(reply) => {
+                    self.bytes -= cost(&queued.payload);
+                    let _ = reply.send(Err(reason.to_owned()));
+                }
+                None => kept.push_back(queued),
+            }
+        }
+        self.queue = kept;
+    }
+
+    fn pop(&mut self) -> Option<Queued> {
+        let queued = self.queue.pop_front()?;
+        self.bytes -= cost(&queued.payload);
+        Some(queued)
+    }
+
+    /// Publishes everything queued, in order, a batch per driver call.
+    async fn flush<D: Driver>(&mut self, core: &Core<D>) -> Result<(), String> {
+        while let Some(front) = self.queue.front() {
+            let entries = matches!(front.lane, Lane::Entry);
+            let n = self
+                .queue
+                .iter()
+                .take(BATCH)
+                .take_while(|q| matches!(q.lane, Lane::Entry) == entries)
+                .count();
+            if entries {
+                self.replay(core).await?;
+                let payloads: Vec<Bytes> = self
+                    .queue
+                    .iter()
+                    .take(n)
+                    .map(|q| q.payload.clone())
+                    .collect();
+                let ids = core
+                    .driver
+                    .append(&core.channels.stream, &payloads, core.config.stream_max_len)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                if let Some(last) = ids.iter().max() {
+                    self.last = self.last.max(*last);
+                }
+                let now = Instant::now();
+                for _ in 0..n {
+                    if let Some(queued) = self.pop() {
+                        self.recent_bytes += cost(&queued.payload);
+                        self.recent.push_back((now, queued.payload));
+                    }
+                }
+                self.trim_recent(core, now);
+            } else {
+                let messages: Vec<ChannelMessage> = self
+                    .queue
+                    .iter()
+                    .take(n)
+                    .map(|q| match &q.lane {
+                        Lane::Barrier(channel) if q.payload.len() >= codec::AFTER.end => {
+                            let mut payload = q.payload.to_vec();
+                            payload[codec::AFTER].copy_from_slice(&self.last.to_bytes());
+                            ChannelMessage::new(channel.clone(), payload)
+                        }
+                        Lane::Channel(channel) | Lane::Barrier(channel) => {
+                            ChannelMessage::new(channel.clone(), q.payload.clone())
+                        }
+                        Lane::Entry => ChannelMessage::new(String::new(), Bytes::new()),
+                    })
+                    .collect();
+                let counts = core
+                    .driver
+                    .publish(&messages)
+                    .await
+                    .map_err(|err| err.to_string())?;
                 let mut counts = counts.into_iter();
-                for reply in replies.drain(..) {
+                for _ in 0..n {
                     let count = counts
                         .next()
                         .ok_or_else(|| "the driver did not say who received it".to_owned());
-                    if let Some(reply) = reply {
+                    if let Some(Queued {
+                        reply: Some(reply), ..
+                    }) = self.pop()
+                    {
                         let _ = reply.send(count);
                     }
                 }
             }
-            Err(err) => {
-                tracing::debug!(target: TARGET, messages = messages.len(), "publishing failed: {err}");
-                let reason = err.to_string();
-                for reply in replies.drain(..).flatten() {
-                    let _ = reply.send(Err(reason.clone()));
+        }
+        Ok(())
+    }
+
+    /// After the driver reconnected, appends again what was appended within
+    /// [`REPLAY_SPAN`]: a Redis that restarted may have lost it before every follower read
+    /// it. Followers skip what they applied already.
+    async fn replay<D: Driver>(&mut self, core: &Core<D>) -> Result<(), String> {
+        let epoch = core.driver.epoch();
+        if self.epoch == Some(epoch) {
+            return Ok(());
+        }
+        self.trim_recent(core, Instant::now());
+        if self.epoch.is_some() && !self.recent.is_empty() {
+            let payloads: Vec<Bytes> = self.recent.iter().map(|(_, p)| p.clone()).collect();
+            let ids = core
+                .driver
+                .append(&core.channels.stream, &payloads, core.config.stream_max_len)
+                .await
+                .map_err(|err| err.to_string())?;
+            if let Some(last) = ids.iter().max() {
+                self.last = self.last.max(*last);
+            }
+            tracing::debug!(target: TARGET, entries = payloads.len(), "appended the latest entries again after a reconnection");
+        }
+        self.epoch = Some(epoch);
+        Ok(())
+    }
+
+    fn trim_recent<D>(&mut self, core: &Core<D>, now: Instant) {
+        while let Some((at, payload)) = self.recent.front() {
+            if now.duration_since(*at) <= REPLAY_SPAN
+                && self.recent_bytes <= core.config.outbox_bytes
+            {
+                break;
+            }
+            self.recent_bytes -= cost(payload);
+            self.recent.pop_front();
+        }
+    }
+}
+
+/// The publisher task: hands queued messages to the driver in order, a batch at a time,
+/// one call after the other (which is what the driver's ordering promise is about). When
+/// the driver fails, what was queued stays in the outbox, in order, and is published once
+/// it is back, within the outbox's bound.
+async fn run_publisher<D: Driver>(core: Weak<Core<D>>, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut outbox = Outbox::new();
+    let mut delay = RETRY_MIN;
+    loop {
+        if outbox.queue.is_empty() {
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            outbox.push(first, None);
+        }
+        while outbox.queue.len() < BATCH {
+            let Ok(next) = rx.try_recv() else {
+                break;
+            };
+            outbox.push(next, None);
+        }
+        let Some(strong) = core.upgrade() else {
+            return;
+        };
+        outbox.trim(&strong);
+        match outbox.flush(&strong).await {
+            Ok(()) => {
+                strong.overflowing.store(false, Ordering::Relaxed);
+                delay = RETRY_MIN;
+                if outbox.failing.take().is_some() {
+                    tracing::info!(
+                        target: TARGET,
+                        prefix = %strong.config.prefix,
+                        dropped = outbox.dropped,
+                        "the outbox is published: what this instance sent while Redis was unreachable reached the other instances ({} dropped past the bound)",
+                        outbox.dropped
+                    );
+                    outbox.dropped = 0;
+                }
+            }
+            Err(reason) => {
+                tracing::debug!(target: TARGET, queued = outbox.queue.len(), "publishing failed, kept in the outbox: {reason}");
+                outbox.fail_replies(&reason);
+                outbox.failing = Some(reason);
+                // Wait before trying again, taking in what is emitted meanwhile; once the
+                // driver says it is back, try at once.
+                let retry = tokio::time::sleep(delay);
+                tokio::pin!(retry);
+                delay = (delay * 2).min(RETRY_MAX);
+                loop {
+                    tokio::select! {
+                        () = &mut retry => break,
+                        next = rx.recv() => match next {
+                            Some(next) => {
+                                if strong.driver.is_connected() {
+                                    outbox.push(next, None);
+                                    break;
+                                }
+                                outbox.push(next, outbox.failing.clone().as_deref());
+                                outbox.trim(&strong);
+                            }
+                            None => return,
+                        },
+                    }
                 }
             }
         }
-        messages.clear();
     }
 }
+
+/// The delays between attempts to publish the outbox: doubling from the first to the last.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// The receiver task: applies what the driver delivers, in the order it delivers it.
 async fn run_receiver<D: Driver>(core: Weak<Core<D>>, mut inbox: mpsc::Receiver<ChannelMessage>) {
@@ -680,22 +1089,19 @@ impl<D: Driver> RedisAdapter<D> {
     pub async fn with_driver(driver: D, config: AdapterConfig) -> Result<Self, D::Error> {
         let uid = new_uid();
         let channels = Channels::new(&config.prefix, uid);
+        let prefix_label = config.prefix.clone();
         let (inbox, received) = Inbox::channel(INBOX_CAPACITY);
+        let mut reading = Reading::default();
         if config.mode == ChannelMode::Classic {
-            // One prefix subscription covers every gateway, so gateways attached later need
-            // no new subscription.
-            driver
-                .subscribe(
-                    Subscription::Prefix(channels.operations.clone()),
-                    inbox.clone(),
-                )
-                .await?;
+            // One stream carries every gateway's operations, so gateways attached later
+            // need nothing more; requests have their channel.
             driver
                 .subscribe(
                     Subscription::Channel(channels.request.clone()),
                     inbox.clone(),
                 )
                 .await?;
+            reading.position = driver.follow(&channels.stream, inbox.clone()).await?;
         }
         // Per-room mode: the gateways' and rooms' channels are subscribed as gateways are
         // attached and rooms get members, by the subscription task.
@@ -720,6 +1126,11 @@ impl<D: Driver> RedisAdapter<D> {
             overflowing: AtomicBool::new(false),
             occupied: Mutex::default(),
             changes,
+            reading: Mutex::new(reading),
+            outbox_dropped: metrics::counter!(
+                ws_gateway_core::telemetry::REDIS_OUTBOX_DROPPED,
+                "prefix" => prefix_label
+            ),
         });
         let tasks = [
             tokio::spawn(run_publisher(Arc::downgrade(&core), rx)),
@@ -792,16 +1203,14 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
                 per_room_routes(&core.channels, message.path, message.selection)
             {
                 let payload = codec::encode_operation(core.uid, &selection, message.op);
-                core.enqueue(Outgoing {
-                    message: ChannelMessage::new(channel, payload),
-                    reply: None,
-                });
+                core.enqueue(Outgoing::channel(channel, payload));
             }
             return;
         }
-        let payload = codec::encode_operation(core.uid, message.selection, message.op);
+        let payload = codec::encode_entry(core.uid, message.path, message.selection, message.op);
         core.enqueue(Outgoing {
-            message: ChannelMessage::new(core.channels.gateway(message.path), payload),
+            lane: Lane::Entry,
+            payload,
             reply: None,
         });
     }
@@ -856,7 +1265,8 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
                 codec::encode_ask(core.uid, request, timeout, message.path, &selection, frame);
             let (reply, receiver) = oneshot::channel();
             if core.enqueue(Outgoing {
-                message: ChannelMessage::new(channel, payload),
+                lane: Lane::Barrier(channel),
+                payload,
                 reply: Some(reply),
             }) {
                 receivers.push(receiver);
@@ -902,10 +1312,8 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
         for (channel, selection) in core.request_routes(path, selection) {
             let (reply, receiver) = oneshot::channel();
             if !core.enqueue(Outgoing {
-                message: ChannelMessage::new(
-                    channel,
-                    codec::encode_request(core.uid, request, path, &selection),
-                ),
+                lane: Lane::Barrier(channel),
+                payload: codec::encode_request(core.uid, request, path, &selection),
                 reply: Some(reply),
             }) {
                 return Err(AdapterError::Unavailable(
@@ -1129,11 +1537,19 @@ mod tests {
                 codec::encode_request(1, 2, "/unit", &Selection::default()),
             ),
         ];
-        assert_eq!(stranger.publish(&garbage).await.unwrap(), [1, 1, 1]);
+        // The gateway channel is nobody's in classic mode (operations are on the stream).
+        assert_eq!(stranger.publish(&garbage).await.unwrap(), [0, 1, 0]);
         let frame = Frame::event("ok", &1).unwrap();
-        let valid = codec::encode_operation(7, &Selection::default(), &Operation::Emit(frame));
+        let mut valid =
+            codec::encode_entry(7, "/unit", &Selection::default(), &Operation::Emit(frame));
+        valid[codec::SEQ].copy_from_slice(&1u64.to_be_bytes());
+        // Garbage on the stream too, then the valid entry.
         stranger
-            .publish(&[ChannelMessage::new("gateway:/unit", valid)])
+            .append(
+                "gateway#operations",
+                &[Bytes::from_static(b"\x01"), Bytes::from(valid)],
+                10,
+            )
             .await
             .unwrap();
         // Still running: the valid operation that followed is applied, and requests work.
@@ -1148,13 +1564,179 @@ mod tests {
         assert!(answered.try_recv().is_err());
     }
 
+    /// A [`MemoryDriver`] that can be taken down: publishing and appending fail while it
+    /// is, and its epoch changes when it comes back, as a reconnected Redis driver's does.
+    #[derive(Clone, Default)]
+    struct Flaky {
+        down: Arc<AtomicBool>,
+        epoch: Arc<AtomicU64>,
+    }
+
+    struct FlakyDriver(MemoryDriver, Flaky);
+
+    impl Flaky {
+        fn set_down(&self, down: bool) {
+            if !down {
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+            }
+            self.down.store(down, Ordering::SeqCst);
+        }
+
+        fn check(&self) -> Result<(), io::Error> {
+            match self.down.load(Ordering::SeqCst) {
+                true => Err(io::Error::other("down")),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl Driver for FlakyDriver {
+        type Error = io::Error;
+
+        async fn publish(&self, messages: &[ChannelMessage]) -> Result<Vec<usize>, io::Error> {
+            self.1.check()?;
+            Ok(self.0.publish(messages).await.unwrap_or_default())
+        }
+
+        async fn subscribe(
+            &self,
+            subscription: Subscription,
+            inbox: Inbox,
+        ) -> Result<(), io::Error> {
+            let _ = self.0.subscribe(subscription, inbox).await;
+            Ok(())
+        }
+
+        async fn unsubscribe(&self, subscription: &Subscription) -> Result<(), io::Error> {
+            let _ = self.0.unsubscribe(subscription).await;
+            Ok(())
+        }
+
+        async fn append(
+            &self,
+            stream: &str,
+            payloads: &[Bytes],
+            max_len: usize,
+        ) -> Result<Vec<StreamId>, io::Error> {
+            self.1.check()?;
+            Ok(self
+                .0
+                .append(stream, payloads, max_len)
+                .await
+                .unwrap_or_default())
+        }
+
+        async fn follow(&self, stream: &str, inbox: Inbox) -> Result<StreamId, io::Error> {
+            Ok(self.0.follow(stream, inbox).await.unwrap_or_default())
+        }
+
+        fn epoch(&self) -> u64 {
+            self.1.epoch.load(Ordering::SeqCst)
+        }
+
+        fn is_connected(&self) -> bool {
+            !self.1.down.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Two instances on one bus, the first over a [`Flaky`] driver; a member of the
+    /// second's and its queue.
+    async fn flaky_pair(
+        config: AdapterConfig,
+    ) -> (
+        App,
+        App,
+        Flaky,
+        ws_gateway_core::transport::OutboundQueue,
+        Client,
+    ) {
+        let bus = MemoryBus::new();
+        let flaky = Flaky::default();
+        let a = RedisAdapter::with_driver(FlakyDriver(bus.driver(), flaky.clone()), config)
+            .await
+            .unwrap();
+        let b = RedisAdapter::with_driver(bus.driver(), AdapterConfig::new())
+            .await
+            .unwrap();
+        let (a, b) = (app(a), app(b));
+        let (member, queue) = b.gateways()[0].open(Handshake::default(), 4096);
+        (a, b, flaky, queue, member)
+    }
+
+    async fn received(
+        queue: &mut ws_gateway_core::transport::OutboundQueue,
+        until: u32,
+    ) -> Vec<u32> {
+        let mut got = Vec::new();
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(5), queue.recv()).await;
+            let Ok(Some(ws_gateway_core::transport::Outbound::Frame(frame))) = next else {
+                panic!("no frame after {got:?}");
+            };
+            let value: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+            let n = u32::try_from(value["data"].as_u64().unwrap()).unwrap();
+            got.push(n);
+            if n == until {
+                return got;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn what_is_emitted_while_the_driver_is_down_arrives_once_in_order_when_it_is_back() {
+        let (a, _b, flaky, mut queue, _member) = flaky_pair(AdapterConfig::new()).await;
+        let server = a.server("/unit").unwrap();
+        server.emit("n", &100).unwrap();
+        assert_eq!(received(&mut queue, 100).await, [100]);
+        flaky.set_down(true);
+        for n in 0..10 {
+            server.emit("n", &n).unwrap();
+        }
+        // Let the publisher fail at least once before the driver is back.
+        while a
+            .server("/unit")
+            .unwrap()
+            .broadcast()
+            .fetch_clients()
+            .await
+            .is_ok()
+        {
+            tokio::task::yield_now().await;
+        }
+        flaky.set_down(false);
+        for n in 10..20 {
+            server.emit("n", &n).unwrap();
+        }
+        // 100 was appended again after the reconnection (the Redis that took it may have
+        // lost it), and skipped: it was applied already.
+        assert_eq!(received(&mut queue, 19).await, (0..20).collect::<Vec<_>>());
+        assert!(queue.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn past_its_bound_the_outbox_drops_the_oldest() {
+        let config = AdapterConfig::new().outbox(1000, Duration::from_secs(60));
+        let (a, _b, flaky, mut queue, _member) = flaky_pair(config).await;
+        let server = a.server("/unit").unwrap();
+        flaky.set_down(true);
+        for n in 0..100 {
+            server.emit("n", &n).unwrap();
+            tokio::task::yield_now().await;
+        }
+        flaky.set_down(false);
+        let got = received(&mut queue, 99).await;
+        // The newest, in order, within 1000 bytes (a message costs its bytes and 64 more).
+        assert!(got.len() < 100 && got.len() > 1, "{got:?}");
+        assert_eq!(got, (100 - got.len() as u32..100).collect::<Vec<_>>());
+    }
+
     #[tokio::test]
     async fn dropping_the_adapter_ends_its_subscriptions_at_once() {
         let bus = MemoryBus::new();
         let adapter = RedisAdapter::with_driver(bus.driver(), AdapterConfig::new())
             .await
             .unwrap();
-        assert_eq!(format!("{bus:?}"), "MemoryBus { subscriptions: 3 }");
+        assert_eq!(format!("{bus:?}"), "MemoryBus { subscriptions: 2 }");
         let debug = format!("{adapter:?}");
         assert!(
             debug.starts_with("RedisAdapter { driver: MemoryDriver"),

@@ -2,15 +2,24 @@
 //! frame's bytes exactly as the emitting instance encoded them (never parsed again).
 //!
 //! ```text
-//! operation  (on <prefix>:<path>)          1 | uid u64 | kind u8 | sel_len u32 | selection | frame or room
+//! entry      (stream <prefix>#operations)  1 | uid u64 | 10 | seq u64 | path_len u16 | path | kind u8 | sel_len u32 | selection | frame or room
+//! operation  (on <prefix>:<path>[#<room>]) 1 | uid u64 | kind u8 | sel_len u32 | selection | frame or room
 //! flagged emit (kind 9)                    ... | selection | flags u8 | text_len u32 | text [| binary]
 //! binary                                   bin_len u32 | text with placeholders | count u16 | (len u32 | bytes)*
-//! request    (on <prefix>#request)         1 | uid u64 | 4 | request u64 | path_len u16 | path | selection
+//! request    (on <prefix>#request)         1 | uid u64 | 4 | after [16] | request u64 | path_len u16 | path | selection
 //! response   (on <prefix>#response#<uid>)  1 | uid u64 | 5 | request u64 | clients JSON
-//! ask        (on <prefix>#request)         1 | uid u64 | 6 | request u64 | timeout_ms u32 | path_len u16 | path | sel_len u32 | selection | frame
+//! ask        (on <prefix>#request)         1 | uid u64 | 6 | after [16] | request u64 | timeout_ms u32 | path_len u16 | path | sel_len u32 | selection | frame
 //! ack sent   (on <prefix>#response#<uid>)  1 | uid u64 | 7 | request u64 | count u32
 //! ack answer (on <prefix>#response#<uid>)  1 | uid u64 | 8 | request u64 | client u64 | gone u8 | answer JSON
 //! ```
+//!
+//! In classic mode operations are entries of the prefix's stream: `seq` numbers one
+//! instance's entries (1, 2, ...), so that an entry appended twice (again after a
+//! reconnection, in case the Redis that took it lost it) is applied once. A request or an
+//! ask carries `after`, the id of the last entry its sender appended before it (16 bytes:
+//! milliseconds, sequence), and is answered only once that entry was applied: it sees every
+//! operation before it, as on one channel. `seq` and `after` are written by the publisher
+//! task, which alone knows them ([`SEQ`], [`AFTER`]).
 //!
 //! In per-room mode operations, requests and asks travel on `<prefix>:<path>` or on a room's
 //! `<prefix>:<path>#<room>`, whose selection leaves the room out (the channel names it).
@@ -34,6 +43,8 @@ use serde_json::value::RawValue;
 use ws_gateway_core::adapter::{ClientInfo, Operation, Selection};
 use ws_gateway_core::{ClientId, Frame};
 
+use crate::driver::StreamId;
+
 const VERSION: u8 = 1;
 const EMIT: u8 = 0;
 const JOIN: u8 = 1;
@@ -45,9 +56,15 @@ const ASK: u8 = 6;
 const ACK_SENT: u8 = 7;
 const ACK_ANSWER: u8 = 8;
 const EMIT_FLAGGED: u8 = 9;
+const ENTRY: u8 = 10;
 
 const VOLATILE: u8 = 1;
 const BINARY: u8 = 2;
+
+/// Where an entry's `seq` is: the publisher task numbers entries as it appends them.
+pub(crate) const SEQ: std::ops::Range<usize> = 10..18;
+/// Where a request's or an ask's `after` is.
+pub(crate) const AFTER: std::ops::Range<usize> = 10..26;
 
 /// Why a payload could not be decoded (another version of the adapter, or foreign traffic
 /// on our channels).
@@ -66,6 +83,14 @@ pub(crate) enum DecodeError {
 /// What arrives on an instance's subscription.
 #[derive(Debug)]
 pub(crate) enum Incoming {
+    /// An operation from the prefix's stream, for the gateway it names.
+    Entry {
+        from: u64,
+        seq: u64,
+        path: String,
+        selection: Selection,
+        op: Operation,
+    },
     /// An operation for the gateway named by the channel.
     Operation {
         from: u64,
@@ -75,6 +100,7 @@ pub(crate) enum Incoming {
     /// Another instance asks for the clients matching a selection.
     Request {
         from: u64,
+        after: StreamId,
         request: u64,
         path: String,
         selection: Selection,
@@ -88,6 +114,7 @@ pub(crate) enum Incoming {
     /// Another instance emits a frame that wants acknowledgements.
     Ask {
         from: u64,
+        after: StreamId,
         request: u64,
         timeout: Duration,
         path: String,
@@ -185,6 +212,26 @@ fn header(uid: u64, kind: u8, capacity: usize) -> Vec<u8> {
 
 /// Encodes an operation for the other instances.
 pub(crate) fn encode_operation(uid: u64, selection: &Selection, op: &Operation) -> Vec<u8> {
+    let mut buf = Vec::new();
+    write_operation(&mut buf, uid, None, selection, op);
+    buf
+}
+
+/// Encodes an operation of gateway `path` as an entry of the prefix's stream, its `seq`
+/// left for the publisher task to write.
+pub(crate) fn encode_entry(uid: u64, path: &str, selection: &Selection, op: &Operation) -> Vec<u8> {
+    let mut buf = Vec::new();
+    write_operation(&mut buf, uid, Some(path), selection, op);
+    buf
+}
+
+fn write_operation(
+    buf: &mut Vec<u8>,
+    uid: u64,
+    path: Option<&str>,
+    selection: &Selection,
+    op: &Operation,
+) {
     let (kind, body): (u8, Cow<'_, [u8]>) = match op {
         Operation::Emit(frame) if frame.is_volatile() || frame.binary().is_some() => {
             (EMIT_FLAGGED, Cow::Owned(flagged_frame(frame)))
@@ -196,13 +243,27 @@ pub(crate) fn encode_operation(uid: u64, selection: &Selection, op: &Operation) 
         // A future operation this adapter does not know: sent as nothing, never applied.
         _ => (u8::MAX, Cow::Borrowed(&[][..])),
     };
-    let mut buf = header(uid, kind, 4 + body.len());
+    match path {
+        Some(path) => {
+            *buf = header(uid, ENTRY, 15 + path.len() + body.len());
+            buf.extend_from_slice(&[0; 8]);
+            write_path(buf, path);
+            buf.push(kind);
+        }
+        None => *buf = header(uid, kind, 4 + body.len()),
+    }
+    let at = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    write_selection(&mut buf, selection);
-    let len = u32::try_from(buf.len() - 14).unwrap_or(u32::MAX);
-    buf[10..14].copy_from_slice(&len.to_be_bytes());
+    write_selection(buf, selection);
+    let len = u32::try_from(buf.len() - at - 4).unwrap_or(u32::MAX);
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
     buf.extend_from_slice(&body);
-    buf
+}
+
+fn write_path(buf: &mut Vec<u8>, path: &str) {
+    let path = &path.as_bytes()[..path.len().min(usize::from(u16::MAX))];
+    buf.extend_from_slice(&u16::try_from(path.len()).unwrap_or(u16::MAX).to_be_bytes());
+    buf.extend_from_slice(path);
 }
 
 fn push_len(buf: &mut Vec<u8>, len: usize) {
@@ -275,11 +336,10 @@ fn read_flagged_frame(payload: &Bytes, body: &[u8]) -> Result<Frame, DecodeError
 
 /// Encodes a `fetch_clients` request.
 pub(crate) fn encode_request(uid: u64, request: u64, path: &str, selection: &Selection) -> Vec<u8> {
-    let mut buf = header(uid, REQUEST, 10 + path.len());
+    let mut buf = header(uid, REQUEST, 26 + path.len());
+    buf.extend_from_slice(&[0; 16]);
     buf.extend_from_slice(&request.to_be_bytes());
-    let path = &path.as_bytes()[..path.len().min(usize::from(u16::MAX))];
-    buf.extend_from_slice(&u16::try_from(path.len()).unwrap_or(u16::MAX).to_be_bytes());
-    buf.extend_from_slice(path);
+    write_path(&mut buf, path);
     write_selection(&mut buf, selection);
     buf
 }
@@ -303,13 +363,12 @@ pub(crate) fn encode_ask(
     selection: &Selection,
     frame: &Frame,
 ) -> Vec<u8> {
-    let mut buf = header(uid, ASK, 20 + path.len() + frame.as_bytes().len());
+    let mut buf = header(uid, ASK, 36 + path.len() + frame.as_bytes().len());
+    buf.extend_from_slice(&[0; 16]);
     buf.extend_from_slice(&request.to_be_bytes());
     let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
     buf.extend_from_slice(&millis.to_be_bytes());
-    let path = &path.as_bytes()[..path.len().min(usize::from(u16::MAX))];
-    buf.extend_from_slice(&u16::try_from(path.len()).unwrap_or(u16::MAX).to_be_bytes());
-    buf.extend_from_slice(path);
+    write_path(&mut buf, path);
     let at = buf.len();
     buf.extend_from_slice(&[0; 4]);
     write_selection(&mut buf, selection);
@@ -357,6 +416,46 @@ fn u64_at(bytes: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
     Ok((u64::from_be_bytes(n), rest))
 }
 
+fn id_at(bytes: &[u8]) -> Result<(StreamId, &[u8]), DecodeError> {
+    let (head, rest) = split(bytes, 16)?;
+    let mut id = [0; 16];
+    id.copy_from_slice(head);
+    Ok((StreamId::from_bytes(id), rest))
+}
+
+fn path_at(bytes: &[u8]) -> Result<(String, &[u8]), DecodeError> {
+    let (len, rest) = split(bytes, 2)?;
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    let (path, rest) = split(rest, len)?;
+    Ok((std::str::from_utf8(path)?.to_owned(), rest))
+}
+
+/// Decodes an operation's kind, selection and body.
+fn operation_at(
+    payload: &Bytes,
+    kind: u8,
+    rest: &[u8],
+) -> Result<(Selection, Operation), DecodeError> {
+    let (len, rest) = split(rest, 4)?;
+    let mut n = [0; 4];
+    n.copy_from_slice(len);
+    let len = usize::try_from(u32::from_be_bytes(n)).map_err(|_| DecodeError::Malformed)?;
+    let (selection, body) = split(rest, len)?;
+    let selection = read_selection(selection)?;
+    let room = || -> Result<Cow<'static, str>, DecodeError> {
+        Ok(Cow::Owned(std::str::from_utf8(body)?.to_owned()))
+    };
+    let op = match kind {
+        EMIT => Operation::Emit(Frame::from_encoded(payload.slice_ref(body))?),
+        EMIT_FLAGGED => Operation::Emit(read_flagged_frame(payload, body)?),
+        JOIN => Operation::Join(room()?),
+        LEAVE => Operation::Leave(room()?),
+        DISCONNECT => Operation::Disconnect,
+        _ => return Err(DecodeError::Malformed),
+    };
+    Ok((selection, op))
+}
+
 /// Decodes what arrived on a subscription. A frame keeps sharing `payload`'s bytes.
 pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
     let (version, rest) = split(payload, 1)?;
@@ -367,37 +466,35 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
     let (kind, rest) = split(rest, 1)?;
     match kind[0] {
         kind @ (EMIT | JOIN | LEAVE | DISCONNECT | EMIT_FLAGGED) => {
-            let (len, rest) = split(rest, 4)?;
-            let mut n = [0; 4];
-            n.copy_from_slice(len);
-            let len = usize::try_from(u32::from_be_bytes(n)).map_err(|_| DecodeError::Malformed)?;
-            let (selection, body) = split(rest, len)?;
-            let selection = read_selection(selection)?;
-            let room = || -> Result<Cow<'static, str>, DecodeError> {
-                Ok(Cow::Owned(std::str::from_utf8(body)?.to_owned()))
-            };
-            let op = match kind {
-                EMIT => Operation::Emit(Frame::from_encoded(payload.slice_ref(body))?),
-                EMIT_FLAGGED => Operation::Emit(read_flagged_frame(payload, body)?),
-                JOIN => Operation::Join(room()?),
-                LEAVE => Operation::Leave(room()?),
-                _ => Operation::Disconnect,
-            };
+            let (selection, op) = operation_at(payload, kind, rest)?;
             Ok(Incoming::Operation {
                 from,
                 selection,
                 op,
             })
         }
+        ENTRY => {
+            let (seq, rest) = u64_at(rest)?;
+            let (path, rest) = path_at(rest)?;
+            let (kind, rest) = split(rest, 1)?;
+            let (selection, op) = operation_at(payload, kind[0], rest)?;
+            Ok(Incoming::Entry {
+                from,
+                seq,
+                path,
+                selection,
+                op,
+            })
+        }
         REQUEST => {
+            let (after, rest) = id_at(rest)?;
             let (request, rest) = u64_at(rest)?;
-            let (len, rest) = split(rest, 2)?;
-            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let (path, selection) = split(rest, len)?;
+            let (path, selection) = path_at(rest)?;
             Ok(Incoming::Request {
                 from,
+                after,
                 request,
-                path: std::str::from_utf8(path)?.to_owned(),
+                path,
                 selection: read_selection(selection)?,
             })
         }
@@ -418,21 +515,21 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
             })
         }
         ASK => {
+            let (after, rest) = id_at(rest)?;
             let (request, rest) = u64_at(rest)?;
             let (millis, rest) = split(rest, 4)?;
             let millis = u32::from_be_bytes([millis[0], millis[1], millis[2], millis[3]]);
-            let (len, rest) = split(rest, 2)?;
-            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let (path, rest) = split(rest, len)?;
+            let (path, rest) = path_at(rest)?;
             let (len, rest) = split(rest, 4)?;
             let len = usize::try_from(u32::from_be_bytes([len[0], len[1], len[2], len[3]]))
                 .map_err(|_| DecodeError::Malformed)?;
             let (selection, frame) = split(rest, len)?;
             Ok(Incoming::Ask {
                 from,
+                after,
                 request,
                 timeout: Duration::from_millis(u64::from(millis)),
-                path: std::str::from_utf8(path)?.to_owned(),
+                path,
                 selection: read_selection(selection)?,
                 frame: Frame::from_encoded(payload.slice_ref(frame))?,
             })
@@ -547,11 +644,13 @@ mod tests {
         match decode(&encode_request(3, 9, "/chat", &selection).into()).unwrap() {
             Incoming::Request {
                 from,
+                after,
                 request,
                 path,
                 selection: s,
             } => {
                 assert_eq!((from, request, path.as_str()), (3, 9, "/chat"));
+                assert_eq!(after, StreamId::ZERO);
                 assert_eq!(s, selection);
             }
             other => panic!("{other:?}"),
@@ -566,6 +665,41 @@ mod tests {
                 assert_eq!((from, request), (4, 9));
                 assert_eq!(c, clients);
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn entries_carry_their_path_and_the_seq_and_after_fields_sit_where_declared() {
+        let mut selection = Selection::default();
+        selection.rooms = vec!["r".into()];
+        let frame = Frame::event("m", &1).unwrap();
+        let mut bytes = encode_entry(7, "/chat", &selection, &Operation::Emit(frame.clone()));
+        bytes[SEQ].copy_from_slice(&42u64.to_be_bytes());
+        match decode(&Bytes::from(bytes)).unwrap() {
+            Incoming::Entry {
+                from,
+                seq,
+                path,
+                selection: s,
+                op,
+            } => {
+                assert_eq!((from, seq, path.as_str()), (7, 42, "/chat"));
+                assert_eq!(s, selection);
+                assert_eq!(op, Operation::Emit(frame.clone()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let id = StreamId::new(1_700_000_000_000, 5);
+        let mut ask = encode_ask(1, 2, Duration::from_secs(1), "/p", &selection, &frame);
+        ask[AFTER].copy_from_slice(&id.to_bytes());
+        match decode(&Bytes::from(ask)).unwrap() {
+            Incoming::Ask {
+                after,
+                request,
+                path,
+                ..
+            } => assert_eq!((after, request, path.as_str()), (id, 2, "/p")),
             other => panic!("{other:?}"),
         }
     }

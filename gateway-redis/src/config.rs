@@ -19,9 +19,10 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChannelMode {
-    /// One channel per gateway, `<prefix>:<path>`, that every instance subscribes to:
-    /// every instance receives every operation. The default, and what Socket.IO's classic
-    /// Redis adapter does.
+    /// Every operation on one stream, `<prefix>#operations` (Redis Streams, as Socket.IO's
+    /// Redis Streams adapter does), that every instance reads: every instance receives
+    /// every operation, and one cut off from Redis for a while reads on from where it left
+    /// off. The default.
     #[default]
     Classic,
     /// A channel per room, `<prefix>:<path>#<room>`, that an instance subscribes to while
@@ -55,6 +56,9 @@ pub struct AdapterConfig {
     pub(crate) request_timeout: Duration,
     pub(crate) queue_capacity: usize,
     pub(crate) mode: ChannelMode,
+    pub(crate) outbox_bytes: usize,
+    pub(crate) outbox_age: Duration,
+    pub(crate) stream_max_len: usize,
 }
 
 impl Default for AdapterConfig {
@@ -64,6 +68,9 @@ impl Default for AdapterConfig {
             request_timeout: Duration::from_secs(5),
             queue_capacity: 65_536,
             mode: ChannelMode::Classic,
+            outbox_bytes: 64 << 20,
+            outbox_age: Duration::from_secs(60),
+            stream_max_len: 10_000,
         }
     }
 }
@@ -105,6 +112,44 @@ impl AdapterConfig {
     /// The [`ChannelMode`] (default [`Classic`](ChannelMode::Classic)).
     pub fn mode(mut self, mode: ChannelMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// How much the outbox keeps while the driver cannot publish (Redis unreachable): at
+    /// most `max_bytes` of messages, none older than `max_age` (defaults 64 MiB and 60 s).
+    /// Kept messages are published in order once the driver is back; past either bound the
+    /// oldest are dropped, counted in
+    /// [`REDIS_OUTBOX_DROPPED`](ws_gateway_core::telemetry::REDIS_OUTBOX_DROPPED) and
+    /// logged once per outage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_gateway_redis::AdapterConfig;
+    ///
+    /// // Ride out a minute without Redis, in at most 16 MiB.
+    /// let config = AdapterConfig::new().outbox(16 << 20, Duration::from_secs(60));
+    /// # let _ = config;
+    /// ```
+    pub fn outbox(mut self, max_bytes: usize, max_age: Duration) -> Self {
+        self.outbox_bytes = max_bytes;
+        self.outbox_age = max_age;
+        self
+    }
+
+    /// About how many entries the operations stream keeps (classic mode; default 10,000):
+    /// `XADD ... MAXLEN ~ <len>`. An instance cut off for longer than that many operations
+    /// take misses the oldest of them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ws_gateway_redis::AdapterConfig::new().stream_max_len(100_000);
+    /// # let _ = config;
+    /// ```
+    pub fn stream_max_len(mut self, len: usize) -> Self {
+        self.stream_max_len = len.max(1);
         self
     }
 }
@@ -232,6 +277,37 @@ impl RedisConfig {
     /// beyond that they are dropped with a warning rather than slowing the emitting task.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.adapter = self.adapter.queue_capacity(capacity);
+        self
+    }
+
+    /// How much the outbox keeps while Redis is unreachable (defaults 64 MiB and 60 s):
+    /// see [`AdapterConfig::outbox`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_gateway_redis::RedisConfig;
+    ///
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379").outbox(8 << 20, Duration::from_secs(30));
+    /// # let _ = config;
+    /// ```
+    pub fn outbox(mut self, max_bytes: usize, max_age: Duration) -> Self {
+        self.adapter = self.adapter.outbox(max_bytes, max_age);
+        self
+    }
+
+    /// About how many entries the operations stream keeps (default 10,000): see
+    /// [`AdapterConfig::stream_max_len`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ws_gateway_redis::RedisConfig::new("redis://h").stream_max_len(50_000);
+    /// # let _ = config;
+    /// ```
+    pub fn stream_max_len(mut self, len: usize) -> Self {
+        self.adapter = self.adapter.stream_max_len(len);
         self
     }
 }

@@ -14,12 +14,13 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde_json::json;
 use ws_gateway_core::adapter::AdapterError;
 use ws_gateway_core::prelude::*;
 use ws_gateway_core::transport::{Outbound, OutboundQueue};
 use ws_gateway_core::{App, Handshake};
-use ws_gateway_redis::driver::{ChannelMessage, Driver, Inbox, Subscription};
+use ws_gateway_redis::driver::{ChannelMessage, Driver, Inbox, StreamId, Subscription};
 use ws_gateway_redis::{AdapterConfig, MemoryBus, MemoryDriver, RedisAdapter};
 
 /// How long a frame that should arrive may take (generous: it is a failure bound, not a
@@ -243,6 +244,21 @@ impl Driver for Silent {
 
     async fn unsubscribe(&self, subscription: &Subscription) -> Result<(), Infallible> {
         self.0.unsubscribe(subscription).await
+    }
+
+    // A wrapper forwards the streams too: the defaults would carry them on channels,
+    // where the other instances' entries are not.
+    async fn append(
+        &self,
+        stream: &str,
+        payloads: &[Bytes],
+        max_len: usize,
+    ) -> Result<Vec<StreamId>, Infallible> {
+        self.0.append(stream, payloads, max_len).await
+    }
+
+    async fn follow(&self, stream: &str, inbox: Inbox) -> Result<StreamId, Infallible> {
+        self.0.follow(stream, inbox).await
     }
 }
 

@@ -6,7 +6,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{ChannelMessage, Driver, Inbox, Subscription};
+use bytes::Bytes;
+
+use super::{ChannelMessage, Driver, Inbox, StreamId, Subscription};
 
 /// An in-process stand-in for a Redis server's pub/sub: every [`MemoryDriver`] made by
 /// [`driver`](Self::driver) is one connection to it. Clones are the same bus.
@@ -14,7 +16,9 @@ use super::{ChannelMessage, Driver, Inbox, Subscription};
 /// It keeps Redis's semantics where the adapter relies on them: a message reaches every
 /// matching subscription once (its publisher's own included), in the order one driver
 /// published it, and `publish` counts the subscriptions it reached; a dropped driver's
-/// subscriptions are gone at once, as a closed connection's are.
+/// subscriptions are gone at once, as a closed connection's are. Streams are delivered to
+/// their followers as they are appended, numbered `0-1`, `0-2`, ... per bus, in the order
+/// they were appended (the bus never disconnects, so there is nothing to resume).
 ///
 /// # Examples
 ///
@@ -63,6 +67,11 @@ struct Bus {
     next_driver: AtomicU64,
     /// Every subscription on the bus: which driver made it, what it matches, where it goes.
     subscriptions: RwLock<Vec<(u64, Subscription, Inbox)>>,
+    /// Every stream's followers: which driver, which stream, where it goes.
+    followers: RwLock<Vec<(u64, String, Inbox)>>,
+    /// Held while entries are numbered and delivered, so that every follower sees one order;
+    /// the last id given.
+    appending: tokio::sync::Mutex<u64>,
 }
 
 impl Bus {
@@ -128,6 +137,12 @@ impl Drop for MemoryDriver {
             .inner
             .subscriptions_mut()
             .retain(|(driver, _, _)| *driver != self.id);
+        self.bus
+            .inner
+            .followers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(driver, _, _)| *driver != self.id);
     }
 }
 
@@ -177,6 +192,48 @@ impl Driver for MemoryDriver {
             .subscriptions_mut()
             .retain(|(driver, s, _)| !(*driver == self.id && s == subscription));
         Ok(())
+    }
+
+    async fn append(
+        &self,
+        stream: &str,
+        payloads: &[Bytes],
+        _max_len: usize,
+    ) -> Result<Vec<StreamId>, Infallible> {
+        let bus = &self.bus.inner;
+        let mut last = bus.appending.lock().await;
+        let followers: Vec<Inbox> = bus
+            .followers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, name, _)| name == stream)
+            .map(|(_, _, inbox)| inbox.clone())
+            .collect();
+        let mut ids = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            *last += 1;
+            let id = StreamId::new(0, *last);
+            for inbox in &followers {
+                inbox
+                    .deliver(ChannelMessage::entry(stream, id, payload.clone()))
+                    .await;
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    async fn follow(&self, stream: &str, inbox: Inbox) -> Result<StreamId, Infallible> {
+        // Taken so that no append is half delivered: the follower starts between two.
+        let last = self.bus.inner.appending.lock().await;
+        self.bus
+            .inner
+            .followers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((self.id, stream.to_owned(), inbox));
+        Ok(StreamId::new(0, *last))
     }
 }
 
@@ -261,5 +318,32 @@ mod tests {
         drop(b);
         assert_eq!(a.publish(&message).await.unwrap(), [0]);
         assert_eq!(format!("{bus:?}"), "MemoryBus { subscriptions: 1 }");
+    }
+
+    #[tokio::test]
+    async fn a_stream_reaches_its_followers_in_order_with_growing_ids() {
+        let bus = MemoryBus::new();
+        let (a, b) = (bus.driver(), bus.driver());
+        let (inbox, mut rx) = Inbox::channel(8);
+        assert_eq!(b.follow("s", inbox).await.unwrap(), StreamId::ZERO);
+        let ids = a
+            .append("s", &[Bytes::from("1"), Bytes::from("2")], 10)
+            .await
+            .unwrap();
+        assert_eq!(ids, [StreamId::new(0, 1), StreamId::new(0, 2)]);
+        a.append("other", &[Bytes::from("x")], 10).await.unwrap();
+        let got: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|m| (m.id, m.payload))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(StreamId::new(0, 1)), Bytes::from("1")),
+                (Some(StreamId::new(0, 2)), Bytes::from("2"))
+            ]
+        );
+        // A later follower starts after what was appended.
+        let (late, _late_rx) = Inbox::channel(8);
+        assert_eq!(a.follow("s", late).await.unwrap(), StreamId::new(0, 3));
     }
 }

@@ -1,6 +1,7 @@
-//! The seam between the adapter and its pub/sub backend: the [`Driver`] trait, what crosses
-//! it ([`ChannelMessage`], [`Subscription`], [`Inbox`]), and the two drivers this crate
-//! ships, [`RedisDriver`] (redis-rs) and [`MemoryDriver`] (an in-process [`MemoryBus`]).
+//! The seam between the adapter and its backend: the [`Driver`] trait, what crosses it
+//! ([`ChannelMessage`], [`Subscription`], [`Inbox`], [`StreamId`]), and the drivers this crate
+//! ships, [`RedisDriver`] (redis-rs), [`RedisClusterDriver`] and [`MemoryDriver`] (an
+//! in-process [`MemoryBus`]).
 //!
 //! Everything the adapter promises (fan-out to every instance, each instance ignoring its
 //! own messages, order per sender, `fetch_clients` with a timeout) lives in the adapter and
@@ -12,7 +13,9 @@ mod cluster;
 mod memory;
 mod redis;
 
+use std::fmt;
 use std::future::Future;
+use std::str::FromStr;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -41,6 +44,14 @@ pub use self::redis::RedisDriver;
 /// - **Subscriptions survive.** A driver that reconnects keeps every subscription it
 ///   accepted and makes it again before it reports itself [connected](Self::is_connected).
 ///   While disconnected it may drop messages (that is what pub/sub does), never replay them.
+///
+/// Besides channels, a driver may carry **streams** ([`append`](Self::append),
+/// [`follow`](Self::follow)): an append-only log that a follower reads from where it left
+/// off, so that what is appended while a follower is cut off reaches it once it is back
+/// (Redis Streams: `XADD`, `XREAD`). The adapter's classic mode carries operations on one.
+/// A driver without streams inherits defaults that carry them on a channel, with a
+/// channel's losses; every instance of an app must then use such a driver. A driver that
+/// wraps another forwards `append`, `follow` and `epoch` too.
 ///
 /// Subscriptions can change at any time, not just at start: the per-room mode (a channel per
 /// room, subscribed when its first local member joins) needs nothing more from this trait
@@ -133,10 +144,145 @@ pub trait Driver: Send + Sync + 'static {
         subscription: &Subscription,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// Appends `payloads` to the stream `stream`, in order, keeping about its last `max_len`
+    /// entries, and returns each entry's id (Redis: a pipeline of
+    /// `XADD <stream> MAXLEN ~ <max_len> * d <payload>`).
+    ///
+    /// The default, for a backend without streams, publishes them on the channel named
+    /// `stream` and returns [`StreamId::ZERO`] for each.
+    ///
+    /// # Errors
+    ///
+    /// The backend is unreachable or refused: none of `payloads` can be assumed appended.
+    fn append(
+        &self,
+        stream: &str,
+        payloads: &[Bytes],
+        max_len: usize,
+    ) -> impl Future<Output = Result<Vec<StreamId>, Self::Error>> + Send {
+        let _ = max_len;
+        let messages: Vec<ChannelMessage> = payloads
+            .iter()
+            .map(|payload| ChannelMessage::new(stream, payload.clone()))
+            .collect();
+        async move {
+            self.publish(&messages).await?;
+            Ok(vec![StreamId::ZERO; messages.len()])
+        }
+    }
+
+    /// Delivers every entry appended to `stream` after the one it returns (its last entry
+    /// when followed) to `inbox`, in order, each as a [`ChannelMessage`] whose channel is
+    /// `stream` and whose [`id`](ChannelMessage::id) is the entry's. A driver that
+    /// reconnects resumes after the last entry it delivered, so entries appended while it
+    /// was cut off are delivered too (as long as the stream still holds them).
+    ///
+    /// The default, for a backend without streams, subscribes to the channel named
+    /// `stream` and returns [`StreamId::ZERO`].
+    ///
+    /// # Errors
+    ///
+    /// The backend refused.
+    fn follow(
+        &self,
+        stream: &str,
+        inbox: Inbox,
+    ) -> impl Future<Output = Result<StreamId, Self::Error>> + Send {
+        let subscription = Subscription::Channel(stream.to_owned());
+        async move {
+            self.subscribe(subscription, inbox).await?;
+            Ok(StreamId::ZERO)
+        }
+    }
+
+    /// A number that changes each time the driver's connection for publishing is made
+    /// again: after a change, the backend may be a restarted server that lost what was
+    /// appended just before. The default, for backends that never disconnect, is `0`.
+    fn epoch(&self) -> u64 {
+        0
+    }
+
     /// Whether messages can cross to other instances right now. The default, for backends
     /// that never disconnect, is `true`.
     fn is_connected(&self) -> bool {
         true
+    }
+}
+
+/// The id of a stream entry, as Redis writes it: `<milliseconds>-<sequence>`. Ids grow
+/// along a stream, so they compare in its order.
+///
+/// # Examples
+///
+/// ```
+/// use ws_gateway_redis::driver::StreamId;
+///
+/// let id: StreamId = "1700000000000-3".parse().unwrap();
+/// assert_eq!(id, StreamId::new(1_700_000_000_000, 3));
+/// assert!(id > StreamId::ZERO);
+/// assert_eq!(id.to_string(), "1700000000000-3");
+/// assert!("3".parse::<StreamId>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    ms: u64,
+    seq: u64,
+}
+
+impl StreamId {
+    /// `0-0`, before every entry.
+    pub const ZERO: Self = Self { ms: 0, seq: 0 };
+
+    /// The id `<ms>-<seq>`.
+    pub const fn new(ms: u64, seq: u64) -> Self {
+        Self { ms, seq }
+    }
+
+    /// The id as 16 big-endian bytes, as the adapter's wire format carries it.
+    pub(crate) fn to_bytes(self) -> [u8; 16] {
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.ms.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.seq.to_be_bytes());
+        bytes
+    }
+
+    pub(crate) fn from_bytes(bytes: [u8; 16]) -> Self {
+        let mut half = [0; 8];
+        half.copy_from_slice(&bytes[..8]);
+        let ms = u64::from_be_bytes(half);
+        half.copy_from_slice(&bytes[8..]);
+        Self {
+            ms,
+            seq: u64::from_be_bytes(half),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A string that is not `<milliseconds>-<sequence>`.
+///
+/// ```
+/// assert!("x-1".parse::<ws_gateway_redis::driver::StreamId>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a stream id (`<milliseconds>-<sequence>`): {0:?}")]
+pub struct InvalidStreamId(String);
+
+impl FromStr for StreamId {
+    type Err = InvalidStreamId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidStreamId(s.to_owned());
+        let (ms, seq) = s.split_once('-').ok_or_else(invalid)?;
+        Ok(Self {
+            ms: ms.parse().map_err(|_| invalid())?,
+            seq: seq.parse().map_err(|_| invalid())?,
+        })
     }
 }
 
@@ -194,6 +340,9 @@ pub struct ChannelMessage {
     pub channel: String,
     /// The bytes, shared rather than copied when one message reaches several subscribers.
     pub payload: Bytes,
+    /// The entry's id, for what a followed stream delivers ([`Driver::follow`]); `None` on
+    /// a channel.
+    pub id: Option<StreamId>,
 }
 
 impl ChannelMessage {
@@ -202,6 +351,23 @@ impl ChannelMessage {
         Self {
             channel: channel.into(),
             payload: payload.into(),
+            id: None,
+        }
+    }
+
+    /// An entry `id` of `stream`, as [`Driver::follow`] delivers it.
+    ///
+    /// ```
+    /// use ws_gateway_redis::driver::{ChannelMessage, StreamId};
+    ///
+    /// let entry = ChannelMessage::entry("app#operations", StreamId::new(1, 0), "x");
+    /// assert_eq!(entry.id, Some(StreamId::new(1, 0)));
+    /// ```
+    pub fn entry(stream: impl Into<String>, id: StreamId, payload: impl Into<Bytes>) -> Self {
+        Self {
+            channel: stream.into(),
+            payload: payload.into(),
+            id: Some(id),
         }
     }
 }

@@ -4,36 +4,46 @@
 //! A connection in subscribe mode can send nothing but (un)subscribe commands, so
 //! publishing has its own connection (multiplexed, so a batch goes out as one pipeline, in
 //! order). A task per connection brings it back with backoff when it drops; the subscriber
-//! then subscribes again to everything it was subscribed to before saying it is up.
+//! then subscribes again to everything it was subscribed to before saying it is up. Each
+//! followed stream has a reader connection of its own (`XREAD BLOCK` holds it), which
+//! resumes after the last entry it delivered.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use ::redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use ::redis::{AsyncConnectionConfig, Client, Msg, RedisError};
+use ::redis::streams::{StreamRangeReply, StreamReadReply};
+use ::redis::{AsyncConnectionConfig, Client, Msg, RedisError, Value};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::{ChannelMessage, Driver, Inbox, Subscription};
+use super::{ChannelMessage, Driver, Inbox, StreamId, Subscription};
 use crate::config::RedisConfig;
 use crate::error::{Error, redact};
 
 /// The log target of the driver's warnings and notices.
 const TARGET: &str = "gateway::redis";
 
+/// How long one `XREAD` of a stream reader blocks waiting for entries.
+const READ_BLOCK: Duration = Duration::from_secs(1);
+
+/// How many entries one `XREAD` returns at most.
+const READ_COUNT: usize = 1024;
+
 /// The [`Driver`] for a Redis server, over [redis-rs](https://docs.rs/redis): the one
 /// [`RedisAdapter::connect`](crate::RedisAdapter::connect) makes.
 ///
 /// It holds two connections, as Socket.IO's Redis adapter does: a publisher (commands,
-/// pipelined in order) and a subscriber. When Redis goes away it logs one warning (target
-/// `gateway::redis`), fails what is published meanwhile, reconnects both with backoff,
-/// subscribes again to everything, and logs once that delivery resumed and how many
-/// messages were lost.
+/// pipelined in order) and a subscriber, plus a reader per [followed](Driver::follow)
+/// stream. When Redis goes away it logs one warning (target `gateway::redis`), fails what
+/// is published meanwhile, reconnects with backoff, subscribes again to everything, reads
+/// each stream on from the last entry it delivered, and logs once that delivery resumed.
 ///
 /// Dropping it closes both connections.
 ///
@@ -60,6 +70,8 @@ const TARGET: &str = "gateway::redis";
 pub struct RedisDriver {
     shared: Arc<Shared>,
     tasks: [JoinHandle<()>; 2],
+    /// One per followed stream.
+    readers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for RedisDriver {
@@ -67,22 +79,35 @@ impl Drop for RedisDriver {
         for task in &self.tasks {
             task.abort();
         }
+        for task in lock(&self.readers).iter() {
+            task.abort();
+        }
     }
 }
 
 /// Which connection a health change is about.
 #[derive(Clone, Copy, Debug)]
-enum Part {
+enum Part<'a> {
     Publisher,
     Subscriber,
+    /// The reader of this stream.
+    Reader(&'a str),
 }
 
 #[derive(Debug, Default)]
 struct Health {
     publisher: bool,
     subscriber: bool,
+    /// Each followed stream's reader: whether it is connected.
+    readers: HashMap<String, bool>,
     /// A warning about the current outage was logged.
     warned: bool,
+}
+
+impl Health {
+    fn all_up(&self) -> bool {
+        self.publisher && self.subscriber && self.readers.values().all(|up| *up)
+    }
 }
 
 #[derive(Default)]
@@ -218,18 +243,17 @@ impl Shared {
     }
 
     fn is_connected(&self) -> bool {
-        let health = lock(&self.health);
-        health.publisher && health.subscriber
+        lock(&self.health).all_up()
     }
 
     /// A connection was lost or could not be made: warn once per outage.
-    fn down(&self, part: Part, reason: &dyn fmt::Display) {
+    fn down(&self, part: Part<'_>, reason: &dyn fmt::Display) {
         let publisher_too = match part {
             // One outage, one warning, one "resumed": when the subscriber loses Redis the
             // publisher's connection is suspect too (it would only find out on its next
             // write), so it is replaced as well.
             Part::Subscriber => lock(&self.publisher).connection.take().is_some(),
-            Part::Publisher => false,
+            Part::Publisher | Part::Reader(_) => false,
         };
         if publisher_too {
             self.publisher_lost.notify_one();
@@ -242,6 +266,9 @@ impl Shared {
                 if publisher_too {
                     health.publisher = false;
                 }
+            }
+            Part::Reader(stream) => {
+                health.readers.insert(stream.to_owned(), false);
             }
         }
         if health.warned {
@@ -257,22 +284,47 @@ impl Shared {
         }
     }
 
-    /// A connection is (back) up: say so once both are.
-    fn up(&self, part: Part) {
+    /// A connection is (back) up: say so once all are.
+    fn up(&self, part: Part<'_>) {
         let mut health = lock(&self.health);
         match part {
             Part::Publisher => health.publisher = true,
             Part::Subscriber => health.subscriber = true,
+            Part::Reader(stream) => match health.readers.entry(stream.to_owned()) {
+                Entry::Occupied(mut up) => *up.get_mut() = true,
+                Entry::Vacant(slot) => {
+                    slot.insert(true);
+                }
+            },
         }
-        if health.publisher && health.subscriber && health.warned {
+        if health.all_up() && health.warned {
             health.warned = false;
-            let dropped = self.dropped.swap(0, Ordering::Relaxed);
+            let failed = self.dropped.swap(0, Ordering::Relaxed);
             tracing::info!(
                 target: TARGET,
                 url = %self.url,
-                dropped,
-                "reconnected to Redis: cross-instance delivery resumed ({dropped} message(s) published meanwhile were not delivered to other instances)"
+                failed,
+                "reconnected to Redis: cross-instance delivery resumed ({failed} message(s) failed to publish meanwhile; the adapter's outbox publishes them now)"
             );
+        }
+    }
+
+    /// Opens a connection for a stream reader: its answers may take the whole block time.
+    async fn connect_reader(&self) -> Result<MultiplexedConnection, Error> {
+        let timeout = self.connect_timeout;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout + READ_BLOCK));
+        match tokio::time::timeout(
+            timeout,
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(err)) => Err(self.connect_error(err)),
+            Err(_) => Err(self.timeout_error()),
         }
     }
 
@@ -293,6 +345,11 @@ impl Shared {
             Ok(Err(err)) => Err(self.connect_error(err)),
             Err(_) => Err(self.timeout_error()),
         }
+    }
+
+    /// The publisher connection's generation: bumped on each new connection.
+    fn epoch(&self) -> u64 {
+        lock(&self.publisher).generation
     }
 
     fn set_publisher(&self, connection: MultiplexedConnection) {
@@ -429,6 +486,108 @@ async fn run_publisher(shared: Arc<Shared>, mut backoff: Backoff) {
     }
 }
 
+/// The id of the last entry of `stream` (`0-0` when it has none).
+async fn last_entry(
+    connection: &mut MultiplexedConnection,
+    stream: &str,
+) -> Result<StreamId, RedisError> {
+    let reply: StreamRangeReply = ::redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(connection)
+        .await?;
+    Ok(reply
+        .ids
+        .first()
+        .and_then(|entry| entry.id.parse().ok())
+        .unwrap_or(StreamId::ZERO))
+}
+
+/// A stream reader's task: `XREAD`s the entries after `last` and hands them to `inbox` in
+/// order; when the connection drops, connects again with backoff and reads on from the last
+/// entry it delivered, so that nothing appended meanwhile is skipped. (`last` is `None`
+/// when the stream could not be read at start: it is its last entry once it can.)
+async fn run_reader(
+    shared: Arc<Shared>,
+    stream: String,
+    inbox: Inbox,
+    mut connection: Option<MultiplexedConnection>,
+    mut last: Option<StreamId>,
+    mut backoff: Backoff,
+) {
+    loop {
+        let Some(mut reader) = connection.take() else {
+            tokio::time::sleep(backoff.next()).await;
+            match shared.connect_reader().await {
+                Ok(reader) => {
+                    backoff.reset();
+                    shared.up(Part::Reader(&stream));
+                    connection = Some(reader);
+                }
+                Err(err) => shared.down(Part::Reader(&stream), &err),
+            }
+            continue;
+        };
+        let after = match last {
+            Some(after) => after,
+            None => match last_entry(&mut reader, &stream).await {
+                Ok(after) => *last.insert(after),
+                Err(err) => {
+                    shared.down(Part::Reader(&stream), &err);
+                    continue;
+                }
+            },
+        };
+        let read: Result<Option<StreamReadReply>, RedisError> = ::redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(READ_COUNT)
+            .arg("BLOCK")
+            .arg(u64::try_from(READ_BLOCK.as_millis()).unwrap_or(1000))
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(after.to_string())
+            .query_async(&mut reader)
+            .await;
+        match read {
+            Ok(reply) => {
+                for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+                    let Ok(id) = entry.id.parse::<StreamId>() else {
+                        continue;
+                    };
+                    last = Some(after.max(id));
+                    let payload = match entry.map.get("d") {
+                        Some(Value::BulkString(bytes)) => Bytes::copy_from_slice(bytes),
+                        _ => {
+                            tracing::debug!(target: TARGET, stream, %id, "ignored an entry without a `d` field");
+                            continue;
+                        }
+                    };
+                    if !inbox
+                        .deliver(ChannelMessage::entry(&stream, id, payload))
+                        .await
+                    {
+                        // The follower is gone.
+                        return;
+                    }
+                }
+                connection = Some(reader);
+            }
+            Err(err) if connection_lost(&err) || err.is_timeout() => {
+                shared.down(Part::Reader(&stream), &err);
+            }
+            Err(err) => {
+                // Refused (a key of another type, say): said, and tried again later.
+                tracing::warn!(target: TARGET, stream, "cannot read the stream: {err}");
+                tokio::time::sleep(backoff.next()).await;
+                connection = Some(reader);
+            }
+        }
+    }
+}
+
 impl RedisDriver {
     /// Connects the publisher and the subscriber to the Redis of `config`. Only the
     /// connection settings are read (URL, [start_degraded](RedisConfig::start_degraded),
@@ -497,7 +656,11 @@ impl RedisDriver {
             tokio::spawn(run_publisher(Arc::clone(&shared), backoff())),
             tokio::spawn(run_subscriber(Arc::clone(&shared), stream, backoff())),
         ];
-        Ok(Self { shared, tasks })
+        Ok(Self {
+            shared,
+            tasks,
+            readers: Mutex::default(),
+        })
     }
 }
 
@@ -625,6 +788,96 @@ impl Driver for RedisDriver {
             // recorded, so the reconnection does not make it again.
             _ => Ok(()),
         }
+    }
+
+    /// A pipeline of `XADD <stream> MAXLEN ~ <max_len> * d <payload>` on the publisher
+    /// connection. Fails at once while it is disconnected.
+    async fn append(
+        &self,
+        stream: &str,
+        payloads: &[Bytes],
+        max_len: usize,
+    ) -> Result<Vec<StreamId>, Error> {
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shared = &*self.shared;
+        let (connection, generation) = {
+            let publisher = lock(&shared.publisher);
+            (publisher.connection.clone(), publisher.generation)
+        };
+        let Some(mut connection) = connection else {
+            shared
+                .dropped
+                .fetch_add(payloads.len() as u64, Ordering::Relaxed);
+            return Err(Error::Unavailable {
+                url: shared.url.clone(),
+            });
+        };
+        let mut pipe = ::redis::pipe();
+        for payload in payloads {
+            pipe.cmd("XADD")
+                .arg(stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(max_len)
+                .arg("*")
+                .arg("d")
+                .arg(&**payload);
+        }
+        match pipe.query_async::<Vec<String>>(&mut connection).await {
+            Ok(ids) => Ok(ids
+                .iter()
+                .map(|id| id.parse().unwrap_or(StreamId::ZERO))
+                .collect()),
+            Err(err) => {
+                shared
+                    .dropped
+                    .fetch_add(payloads.len() as u64, Ordering::Relaxed);
+                if connection_lost(&err) {
+                    shared.publisher_failed(generation, &err);
+                }
+                Err(shared.command_error(err))
+            }
+        }
+    }
+
+    /// Starts a reader for `stream` on a connection of its own, from its last entry now
+    /// (or, while Redis is unreachable, from the last entry when it is reached).
+    async fn follow(&self, stream: &str, inbox: Inbox) -> Result<StreamId, Error> {
+        let shared = &self.shared;
+        let (connection, start) = match shared.connect_reader().await {
+            Ok(mut connection) => match last_entry(&mut connection, stream).await {
+                Ok(last) => {
+                    shared.up(Part::Reader(stream));
+                    (Some(connection), Some(last))
+                }
+                Err(err) if !connection_lost(&err) => return Err(shared.command_error(err)),
+                Err(err) => {
+                    shared.down(Part::Reader(stream), &err);
+                    (None, None)
+                }
+            },
+            Err(err) => {
+                shared.down(Part::Reader(stream), &err);
+                (None, None)
+            }
+        };
+        let backoff = Backoff::new(shared.backoff_min, shared.backoff_max);
+        let task = tokio::spawn(run_reader(
+            Arc::clone(shared),
+            stream.to_owned(),
+            inbox,
+            connection,
+            start,
+            backoff,
+        ));
+        lock(&self.readers).push(task);
+        Ok(start.unwrap_or(StreamId::ZERO))
+    }
+
+    fn epoch(&self) -> u64 {
+        self.shared.epoch()
     }
 
     fn is_connected(&self) -> bool {
