@@ -200,6 +200,9 @@ impl Protocol {
 async fn next_text(protocol: Protocol, ws: &mut Ws) -> Option<Utf8Bytes> {
     loop {
         match ws.next().await? {
+            // A server with connection state recovery on greets every connection with its
+            // `session` frame: not a reply to anything measured.
+            Ok(Message::Text(text)) if text.starts_with(r#"{"event":"session","#) => {}
             Ok(Message::Text(text)) => match protocol.answer(&text) {
                 Some(answer) => ws.send(Message::text(answer)).await.ok()?,
                 None => return Some(text),
