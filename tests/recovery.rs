@@ -190,6 +190,24 @@ fn cut(client: TestClient) {
     drop(client.into_inner());
 }
 
+/// Alice and Bob in `room`, and Alice's client id.
+async fn pair(server: &TestServer, room: &str) -> (Connected, Connected, String) {
+    let mut alice = connect(server, "token=alice").await;
+    let mut bob = connect(server, "token=bob").await;
+    for c in [&mut alice.client, &mut bob.client] {
+        request(c, "join", json!(room)).await;
+    }
+    let me = request(&mut alice.client, "whoami", json!(null)).await;
+    let id = me["id"].as_str().unwrap().to_owned();
+    (alice, bob, id)
+}
+
+/// Cuts `client`'s connection and waits until the server saw client `id` go.
+async fn drop_connection(client: TestClient, hooks: &Hooks, id: &str) {
+    cut(client);
+    hooks.wait_for(&format!("disconnect {id}")).await;
+}
+
 async fn say(client: &mut TestClient, room: &str, text: &str) {
     request(client, "say", json!({"room": room, "text": text})).await;
 }
@@ -257,16 +275,8 @@ async fn a_dropped_client_recovers_its_session_and_every_missed_frame() {
 #[tokio::test]
 async fn a_client_that_received_nothing_recovers_without_an_offset() {
     let (server, hooks) = start(window()).await;
-    let mut alice = connect(&server, "token=alice").await;
-    let mut bob = connect(&server, "token=bob").await;
-    for c in [&mut alice.client, &mut bob.client] {
-        request(c, "join", json!("lobby")).await;
-    }
-    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
-    cut(alice.client);
-    hooks
-        .wait_for(&format!("disconnect {}", id.as_str().unwrap()))
-        .await;
+    let (alice, mut bob, id) = pair(&server, "lobby").await;
+    drop_connection(alice.client, &hooks, &id).await;
     say(&mut bob.client, "lobby", "while away").await;
 
     let mut back = connect(&server, &format!("token=alice&pid={}", alice.pid)).await;
@@ -316,16 +326,8 @@ async fn a_client_recovers_again_and_again() {
 #[tokio::test]
 async fn another_identity_gets_a_fresh_session_and_spoils_nothing() {
     let (server, hooks) = start(window()).await;
-    let mut alice = connect(&server, "token=alice").await;
-    let mut bob = connect(&server, "token=bob").await;
-    for c in [&mut alice.client, &mut bob.client] {
-        request(c, "join", json!("secret")).await;
-    }
-    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
-    cut(alice.client);
-    hooks
-        .wait_for(&format!("disconnect {}", id.as_str().unwrap()))
-        .await;
+    let (alice, mut bob, id) = pair(&server, "secret").await;
+    drop_connection(alice.client, &hooks, &id).await;
     say(&mut bob.client, "secret", "for alice's eyes").await;
 
     // Mallory holds alice's pid: a fresh session, a new pid, nothing of alice's.
@@ -353,11 +355,11 @@ async fn another_identity_gets_a_fresh_session_and_spoils_nothing() {
 async fn a_session_expires_after_its_window() {
     let (server, hooks) = start(Recovery::new(Duration::from_millis(200))).await;
     let mut alice = connect(&server, "token=alice").await;
-    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
-    cut(alice.client);
-    hooks
-        .wait_for(&format!("disconnect {}", id.as_str().unwrap()))
-        .await;
+    let id = request(&mut alice.client, "whoami", json!(null)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop_connection(alice.client, &hooks, &id).await;
     // Not a timing assertion: past the window, however slow the machine, it is expired.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let mut late = connect(&server, &format!("token=alice&pid={}", alice.pid)).await;
@@ -366,10 +368,7 @@ async fn a_session_expires_after_its_window() {
     let me = request(&mut late.client, "whoami", json!(null)).await;
     assert_ne!(me["id"], id);
     // The disconnect hook ran once, when the socket closed; nothing more at expiry.
-    assert_eq!(
-        hooks.count(&format!("disconnect {}", id.as_str().unwrap())),
-        1
-    );
+    assert_eq!(hooks.count(&format!("disconnect {}", id)), 1);
 }
 
 #[tokio::test]
@@ -388,16 +387,8 @@ async fn a_client_that_closes_cleanly_leaves_for_good() {
 #[tokio::test]
 async fn past_the_memory_bound_a_client_gets_a_fresh_session() {
     let (server, hooks) = start(window().max_bytes(4096)).await;
-    let mut alice = connect(&server, "token=alice").await;
-    let mut bob = connect(&server, "token=bob").await;
-    for c in [&mut alice.client, &mut bob.client] {
-        request(c, "join", json!("lobby")).await;
-    }
-    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
-    cut(alice.client);
-    hooks
-        .wait_for(&format!("disconnect {}", id.as_str().unwrap()))
-        .await;
+    let (alice, mut bob, id) = pair(&server, "lobby").await;
+    drop_connection(alice.client, &hooks, &id).await;
     // About 100 × 150 bytes: far past the 4 KiB kept.
     let text = "x".repeat(100);
     for _ in 0..100 {
@@ -413,12 +404,7 @@ async fn past_the_memory_bound_a_client_gets_a_fresh_session() {
 #[tokio::test]
 async fn a_session_whose_old_connection_still_looks_alive_is_taken_over() {
     let (server, _hooks) = start(window()).await;
-    let mut alice = connect(&server, "token=alice").await;
-    let mut bob = connect(&server, "token=bob").await;
-    for c in [&mut alice.client, &mut bob.client] {
-        request(c, "join", json!("lobby")).await;
-    }
-    let id = request(&mut alice.client, "whoami", json!(null)).await["id"].clone();
+    let (mut alice, mut bob, id) = pair(&server, "lobby").await;
     say(&mut bob.client, "lobby", "before").await;
     let (_, offset) = said(&mut alice.client).await;
 

@@ -894,28 +894,8 @@ impl GatewayApp {
 
     /// The app around the built gateways.
     fn assemble(self, built: Built) -> Result<App, BuildError> {
-        let authenticator_of = |d: &GatewayDescriptor| {
-            let own = self
-                .authenticators
-                .iter()
-                .rev()
-                .find(|(id, _)| *id == Some((d.type_id)()));
-            let all = self
-                .authenticators
-                .iter()
-                .rev()
-                .find(|(id, _)| id.is_none());
-            own.or(all).map(|(_, auth)| auth.clone())
-        };
-        let recovery_of = |d: &GatewayDescriptor| {
-            let own = self
-                .recovery
-                .iter()
-                .rev()
-                .find(|(id, _)| *id == Some((d.type_id)()));
-            let all = self.recovery.iter().rev().find(|(id, _)| id.is_none());
-            own.or(all).map(|(_, recovery)| *recovery)
-        };
+        let authenticator_of = |d: &GatewayDescriptor| closest(&self.authenticators, d).cloned();
+        let recovery_of = |d: &GatewayDescriptor| closest(&self.recovery, d).copied();
         let gateways = built
             .gateways
             .into_iter()
@@ -1242,4 +1222,15 @@ impl App {
             .find(|g| g.name() == G::NAME && g.path() == G::PATH)
             .map(|g| g.server().clone())
     }
+}
+
+/// The setting of a gateway-scoped list (`authenticate::<G>`, `recover::<G>`) for `d`: the
+/// last one given for its type, else the last one given for every gateway.
+fn closest<'a, T>(settings: &'a [(Option<TypeId>, T)], d: &GatewayDescriptor) -> Option<&'a T> {
+    let own = settings
+        .iter()
+        .rev()
+        .find(|(id, _)| *id == Some((d.type_id)()));
+    let all = settings.iter().rev().find(|(id, _)| id.is_none());
+    own.or(all).map(|(_, setting)| setting)
 }
