@@ -39,6 +39,7 @@ async fn prometheus_counts_connections_messages_errors_and_latency() {
     let mut client = TestClient::connect(&format!("{}?token={token}", server.url("/chat")))
         .await
         .unwrap();
+    client.expect("session").await.unwrap();
     for n in 0..3 {
         client.emit("identity", &n).await.unwrap();
         client.expect("identity").await.unwrap();
@@ -58,6 +59,8 @@ async fn prometheus_counts_connections_messages_errors_and_latency() {
         r#"gateway_messages_received_total{gateway="/chat",event="unknown"} 1"#,
         r#"gateway_errors_total{gateway="/chat",kind="unknown_event"} 1"#,
         r#"gateway_errors_total{gateway="/chat",kind="validation"} 1"#,
+        // The chat has recovery on: a connection without `?pid=` opens a fresh session.
+        r#"gateway_sessions_total{gateway="/chat",outcome="fresh"} 1"#,
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
@@ -73,7 +76,10 @@ async fn prometheus_counts_connections_messages_errors_and_latency() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap();
-    assert_eq!(sent, 5, "three replies and two exceptions");
+    assert_eq!(
+        sent, 6,
+        "the session frame, three replies and two exceptions"
+    );
 }
 
 #[websocket_gateway(path = "/positions")]

@@ -142,6 +142,8 @@ pub(crate) struct Opened {
     pub(crate) queue: OutboundQueue,
     pub(crate) pid: Arc<str>,
     pub(crate) recovered: bool,
+    /// Whether the connection asked for a session (`?pid=`), recovered or not.
+    pub(crate) claimed: bool,
     /// The frames the client missed, in order: written before anything queued.
     pub(crate) missed: Vec<Frame>,
 }
@@ -376,6 +378,7 @@ impl Recorder {
         dropped: metrics::Counter,
     ) -> Opened {
         let claim = Claim::of(&handshake).map(|c| (c.pid.to_owned(), c.offset.map(str::to_owned)));
+        let claimed = claim.is_some();
         if let Some((pid, _)) = &claim {
             self.take_over(pid, &handshake).await;
         }
@@ -425,6 +428,7 @@ impl Recorder {
             queue,
             pid,
             recovered: missed.is_some(),
+            claimed,
             missed: missed.unwrap_or_default(),
         }
     }

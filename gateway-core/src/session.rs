@@ -146,6 +146,12 @@ impl Session {
                             gateway.metrics().messages_dropped.clone(),
                         )
                         .await;
+                    let outcome = match (opened.recovered, opened.claimed) {
+                        (true, _) => 1,
+                        (false, true) => 2,
+                        (false, false) => 0,
+                    };
+                    gateway.metrics().sessions[outcome].increment(1);
                     let session = Resumable {
                         recorder: Arc::clone(recorder),
                         pid: opened.pid,
@@ -364,6 +370,7 @@ impl<C: Connection> Driver<C> {
         if session.recovered {
             tracing::debug!(target: "gateway", missed = session.missed.len(), "session recovered");
         }
+        self.frames_sent.increment(1);
         self.connection.feed(announce, None).await?;
         for frame in std::mem::take(&mut session.missed) {
             self.frames_sent.increment(1);

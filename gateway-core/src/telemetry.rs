@@ -67,6 +67,14 @@ pub const HANDLER_DURATION: &str = "gateway_handler_duration_seconds";
 /// assert_eq!(ws_gateway_core::telemetry::ACKS, "gateway_acks_total");
 /// ```
 pub const ACKS: &str = "gateway_acks_total";
+/// Sessions opened on a gateway with connection state recovery on, per gateway and outcome:
+/// `fresh` (no session asked for), `recovered`, `refused` (one was asked for but could not be
+/// recovered: unknown, expired, another identity's, or missed frames no longer kept).
+///
+/// ```
+/// assert_eq!(ws_gateway_core::telemetry::SESSIONS, "gateway_sessions_total");
+/// ```
+pub const SESSIONS: &str = "gateway_sessions_total";
 
 /// Messages the Redis adapter dropped from its outbox while Redis was unreachable, past its
 /// bound in bytes or age, per channel prefix (recorded by `ws-gateway-redis`).
@@ -107,6 +115,7 @@ pub struct GatewayMetrics {
     pub(crate) unknown_event: Counter,
     pub(crate) acks_answered: Counter,
     pub(crate) acks_ignored: Counter,
+    pub(crate) sessions: [Counter; 3],
     errors: [Counter; ErrorKind::ALL.len()],
 }
 
@@ -119,6 +128,9 @@ impl GatewayMetrics {
             unknown_event: metrics::counter!(MESSAGES_RECEIVED, "gateway" => gateway, "event" => "unknown"),
             acks_answered: metrics::counter!(ACKS, "gateway" => gateway, "outcome" => "answered"),
             acks_ignored: metrics::counter!(ACKS, "gateway" => gateway, "outcome" => "ignored"),
+            sessions: ["fresh", "recovered", "refused"].map(
+                |outcome| metrics::counter!(SESSIONS, "gateway" => gateway, "outcome" => outcome),
+            ),
             errors: ErrorKind::ALL.map(
                 |kind| metrics::counter!(ERRORS, "gateway" => gateway, "kind" => kind.as_str()),
             ),
