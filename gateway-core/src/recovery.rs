@@ -126,16 +126,6 @@ impl Recovery {
     }
 }
 
-impl Recovery {
-    fn bytes_bound(&self) -> usize {
-        self.max_bytes
-    }
-
-    fn sessions_bound(&self) -> usize {
-        self.max_sessions
-    }
-}
-
 /// How a connection's session began.
 pub(crate) struct Opened {
     pub(crate) client: Client,
@@ -264,7 +254,7 @@ impl Log {
     fn trim(&mut self, now: Instant, config: &Recovery) {
         while let Some(front) = self.entries.front() {
             let expired = now.duration_since(front.at) > config.window;
-            if !expired && self.bytes <= config.bytes_bound() {
+            if !expired && self.bytes <= config.max_bytes {
                 break;
             }
             self.trimmed = front.seq;
@@ -279,7 +269,7 @@ impl Log {
     /// Forgets dropped sessions whose window passed, and the oldest past the bound.
     fn expire(&mut self, now: Instant, config: &Recovery) {
         while let Some((since, pid)) = self.away.front() {
-            let over = self.away.len() > config.sessions_bound();
+            let over = self.away.len() > config.max_sessions;
             if !over && now.duration_since(*since) <= config.window {
                 break;
             }
