@@ -180,6 +180,8 @@ for s in "${SERVERS[@]}"; do
     # Deliveries per second of one server core: what the instances would deliver if they
     # kept a core busy at this CPU cost per delivery.
     M[$s,$n,core]=$(awk -v c="${M[$s,$n,cpu_us]}" 'BEGIN { if (c == "-" || c + 0 == 0) print "-"; else printf "%.0f", 1e6 / c }')
+    # How much of CPU 0 the instances kept busy: near 100%, the servers were the limit.
+    M[$s,$n,busy]=$(awk -v r="${M[$s,$n,rate]}" -v c="${M[$s,$n,cpu_us]}" 'BEGIN { if (r == "-" || c == "-") print "-"; else printf "%.0f%%", r * c / 1e4 }')
   done
 done
 
@@ -194,11 +196,12 @@ k() { awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else if (v >= 1
 us() { [ "$1" = - ] && echo - || awk -v v="$1" 'BEGIN { printf "%.2f µs", v }'; }
 ms() { [ "$1" = - ] && echo - || awk -v v="$1" 'BEGIN { if (v >= 10000) printf "%.0f ms", v/1000; else if (v >= 1000) printf "%.1f ms", v/1000; else printf "%d µs", v }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
-COLS=(rate p99_us cpu_us core redis_cpu_us lost)
+COLS=(rate p99_us cpu_us core busy redis_cpu_us lost)
 cell() { # cell SERVER N COLUMN
   local v=${M[$1,$2,$3]:--}
   case "$3" in
     rate|core) k "$v" ;;
+    busy) echo "$v" ;;
     p99_us) ms "$v" ;;
     cpu_us|redis_cpu_us) us "$v" ;;
     lost) echo "${M[$1,$2,missing]:--} / ${M[$1,$2,out_of_order]:--}" ;;
@@ -211,8 +214,8 @@ RATIOS+=("classic:sioxide:ours classic / socketioxide-redis" "per-room:sioxide:o
 {
   header="| server |"; rule="|---|"
   for n in "${NS[@]}"; do
-    header+=" $n instances: deliveries/s | p99 delivery latency | server CPU per delivery | deliveries/s per server core | Redis CPU per delivery | missing / out of order |"
-    rule+="---|---|---|---|---|---|"
+    header+=" $n instances: deliveries/s | p99 delivery latency | server CPU per delivery | deliveries/s per server core | server core busy | Redis CPU per delivery | missing / out of order |"
+    rule+="---|---|---|---|---|---|---|"
   done
   echo "$header"; echo "$rule"
   for s in "${SERVERS[@]}"; do
@@ -224,8 +227,8 @@ RATIOS+=("classic:sioxide:ours classic / socketioxide-redis" "per-room:sioxide:o
     IFS=: read -r ours peer label <<<"$spec"
     row="| $label |"
     for n in "${NS[@]}"; do
-      for c in rate p99_us cpu_us core redis_cpu_us; do row+=" $(ratio "${M[$ours,$n,$c]:--}" "${M[$peer,$n,$c]:--}") |"; done
-      row+=" |"
+      for c in rate p99_us cpu_us core; do row+=" $(ratio "${M[$ours,$n,$c]:--}" "${M[$peer,$n,$c]:--}") |"; done
+      row+=" | $(ratio "${M[$ours,$n,redis_cpu_us]:--}" "${M[$peer,$n,redis_cpu_us]:--}") | |"
     done
     echo "$row"
   done

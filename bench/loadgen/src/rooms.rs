@@ -66,7 +66,7 @@ impl RoomShape {
 
 /// What one room's members have received, shared with its sender.
 struct Room {
-    /// The last sequence number each member received.
+    /// The highest sequence number each member received.
     seen: Vec<AtomicU64>,
     /// Signalled on every delivery, for the sender waiting on its window.
     delivered: Notify,
@@ -175,7 +175,9 @@ pub(crate) async fn rooms(
                     counts.out_of_order.fetch_add(1, Ordering::Relaxed);
                 }
                 last = seq;
-                room.seen[slot].store(seq, Ordering::Relaxed);
+                // The highest received, not the last: a server that reorders must not hold
+                // its sender back for an emit the member already has.
+                room.seen[slot].fetch_max(seq, Ordering::Relaxed);
                 room.delivered.notify_one();
                 counts.total.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
@@ -241,8 +243,9 @@ pub(crate) async fn rooms(
     tokio::time::sleep_until(from.into()).await;
     let cpu = CpuMeter::start(&cli.server_pid);
     let redis_cpu = CpuMeter::start(&Vec::from_iter(redis_pid));
+    let own_cpu = CpuMeter::start(&[std::process::id()]);
     tokio::time::sleep_until(until.into()).await;
-    let (cpu, redis_cpu) = (cpu.elapsed(), redis_cpu.elapsed());
+    let (cpu, redis_cpu, own_cpu) = (cpu.elapsed(), redis_cpu.elapsed(), own_cpu.elapsed());
     stop.store(true, Ordering::Relaxed);
     let count = counts.in_window.load(Ordering::Relaxed);
     let mut sinks = Vec::with_capacity(sending.len());
@@ -251,15 +254,13 @@ pub(crate) async fn rooms(
     }
     // The emits still in flight reach every member before the connections close, so that
     // `total` is all the servers delivered and `missing` what they lost.
+    let sent: u64 = rooms.iter().map(|r| r.sent.load(Ordering::Relaxed)).sum();
     let drain_until = Instant::now() + DRAIN_TIMEOUT;
     while Instant::now() < drain_until
-        && rooms
-            .iter()
-            .any(|room| room.slowest() < room.sent.load(Ordering::Relaxed))
+        && counts.total.load(Ordering::Relaxed) < sent * shape.members
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let sent: u64 = rooms.iter().map(|r| r.sent.load(Ordering::Relaxed)).sum();
     let total = counts.total.load(Ordering::Relaxed);
     let out_of_order = counts.out_of_order.load(Ordering::Relaxed);
     let missing = (sent * shape.members).saturating_sub(total);
@@ -274,19 +275,22 @@ pub(crate) async fn rooms(
     let (p50, p99) = (hist.value_at_quantile(0.5), hist.value_at_quantile(0.99));
     let cpu_per = per_message(cpu, count);
     let redis_per = per_message(redis_cpu, count);
+    let own_per = per_message(own_cpu, count);
     let spread = shape.effective_spread(instances);
     let (room_count, members) = (shape.rooms, shape.members);
     println!(
         "rooms: {instances} instances, {room_count} rooms of {members} members on {spread} \
          instances each (senders elsewhere), {sent} emits sent, {rate:.0} deliveries/s, \
          delivery latency p50 {p50} µs, p99 {p99} µs, server CPU {cpu_per} µs per delivery \
-         (all instances), Redis CPU {redis_per} µs per delivery, {total} deliveries in all, \
+         (all instances), Redis CPU {redis_per} µs and the load generator's {own_per} µs per \
+         delivery, {total} deliveries in all, \
          {missing} missing, {out_of_order} out of order"
     );
     println!(
         "RESULT mode=rooms protocol={} instances={instances} rooms={room_count} \
          members={members} spread={spread} rate={rate:.0} p50_us={p50} p99_us={p99} \
-         cpu_us={cpu_per} redis_cpu_us={redis_per} sent={sent} total={total} \
+         cpu_us={cpu_per} redis_cpu_us={redis_per} loadgen_cpu_us={own_per} sent={sent} \
+         total={total} \
          missing={missing} out_of_order={out_of_order}",
         protocol.name()
     );

@@ -11,12 +11,14 @@
 //! `join`; `say` `{"room":..,"msg":..}` emits `msg` (raw JSON, no DOM) under `room` to every
 //! member of the room, on every instance, and answers nothing. No limits, no hooks.
 
+use std::convert::Infallible;
 use std::process::ExitCode;
 
 use gateway_bench::{Failure, RedisServerOptions, Say};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::drivers::redis::redis_client as redis;
 use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
@@ -50,7 +52,9 @@ async fn run(options: &RedisServerOptions) -> Result<(), Failure> {
     let (layer, io) = SocketIo::builder()
         .with_adapter::<RedisAdapter<_>>(adapter)
         .build_layer();
-    io.ns("/", on_connect).await.map_err(Failure::runtime)?;
+    io.ns("/", on_connect.with(register))
+        .await
+        .map_err(Failure::runtime)?;
     axum::serve(listener, axum::Router::new().layer(layer))
         .await
         .map_err(Failure::runtime)
@@ -68,9 +72,17 @@ fn resp3(url: &str) -> String {
     }
 }
 
-async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+/// Nothing: the handlers are registered by [`register`], the connect middleware.
+async fn on_connect<A: Adapter>(_: SocketRef<A>) {}
+
+/// The event handlers, registered in a connect middleware rather than in the connect
+/// handler as `raw-socketioxide` does: socketioxide spawns an `async` connect handler after
+/// sending the connect packet, so a `join` sent as soon as the client is connected could be
+/// read before the handlers exist, and be dropped. A middleware runs before the packet.
+async fn register<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
     socket.on("join", on_join);
     socket.on("say", on_say);
+    Ok(())
 }
 
 /// In the room, then its name back: the room's emits from every instance reach the socket
