@@ -16,6 +16,7 @@
 #   bench/run.sh --recovery     # only the recovery table: broadcast with connection state
 #                               # recovery on (in memory) beside off (about 1 minute a round)
 #   bench/run.sh --rounds 3     # every server three times, interleaved; each cell the median
+#   bench/run.sh --scale-out [ARGS]   # only the cross-instance table: bench/scale_out.sh ARGS
 #
 # Every mode's full output goes to $LOG (default target/bench-run.log); the table also to
 # target/bench-table.md.
@@ -36,7 +37,8 @@ while [ $# -gt 0 ]; do
     --acks-only) ACKS_ONLY=1; NEST=0 ;;
     --recovery) RECOVERY_ONLY=1; NEST=0; SOCKETIO=0 ;;
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
-    *) echo "usage: $0 [--quick] [--no-nest] [--no-socketio] [--acks-only] [--recovery] [--rounds N]" >&2; exit 2 ;;
+    --scale-out) shift; exec bench/scale_out.sh "$@" ;;
+    *) echo "usage: $0 [--quick] [--no-nest] [--no-socketio] [--acks-only] [--recovery] [--rounds N] | --scale-out [ARGS]" >&2; exit 2 ;;
   esac
   shift
 done

@@ -25,6 +25,10 @@
 //! such as `bench/callgrind.sh` divides by.
 //! - `idle`: opens N connections from source addresses spread over 127.0.0.x (past the
 //!   ephemeral-port limit of one address) and holds them; the server's RSS per connection.
+//! - `rooms`: room traffic across several instances (`--ports`) sharing rooms through Redis:
+//!   rooms of `--members` members, each room's members on other instances than its sender,
+//!   who emits `say` to the room; deliveries per second, delivery latency, and the server
+//!   CPU of all instances (`--server-pid` lists them) per delivery (see `rooms.rs`).
 //! - `connect`: opens, completes the handshake of (for Socket.IO: the WebSocket upgrade, the
 //!   Engine.IO open packet and the namespace's connect), and closes connections in a loop;
 //!   connections per second.
@@ -48,6 +52,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+mod rooms;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -57,6 +63,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::rooms::{RoomShape, rooms};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Ws = WebSocketStream<TcpStream>;
@@ -250,9 +258,10 @@ struct Cli {
     /// WebSocket path (default: `/` for JSON, `/socket.io/` for Socket.IO).
     #[arg(long, env = "LOADGEN_PATH", global = true)]
     path: Option<String>,
-    /// The server's process id: read its CPU time and RSS from /proc.
-    #[arg(long, env = "LOADGEN_SERVER_PID", global = true)]
-    server_pid: Option<u32>,
+    /// The server's process id: read its CPU time and RSS from /proc. Several, comma
+    /// separated (the instances of `rooms`): their CPU times and RSS added up.
+    #[arg(long, env = "LOADGEN_SERVER_PID", global = true, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Source addresses 127.0.0.2 .. 127.0.0.(1+N) used round-robin (1 = the default
     /// address only).
     #[arg(long, env = "LOADGEN_SOURCE_IPS", default_value_t = 1, global = true)]
@@ -343,6 +352,39 @@ enum Mode {
         #[arg(long, env = "LOADGEN_DURATION", default_value_t = 5.0)]
         duration: f64,
     },
+    /// Room traffic across instances: rooms whose members are on other instances than their
+    /// sender, so that every delivery goes through the instances' broadcast adapter (Redis).
+    #[command(after_help = AFTER_HELP)]
+    Rooms {
+        /// The instances' ports on `--host`, comma separated (`--port` is not used): room
+        /// r's sender connects to instance r mod N, its members round-robin to the
+        /// `--spread` instances after that one.
+        #[arg(long, env = "LOADGEN_PORTS", value_delimiter = ',', required = true)]
+        ports: Vec<u16>,
+        /// Rooms, each with one sender.
+        #[arg(long, env = "LOADGEN_ROOMS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+        rooms: u64,
+        /// Members of each room, each receiving every emit to it.
+        #[arg(long, env = "LOADGEN_MEMBERS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        members: u64,
+        /// How many instances a room's members are spread over, the sender's never among
+        /// them (at most N-1; one instance alone serves everyone).
+        #[arg(long, env = "LOADGEN_SPREAD", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+        spread: u64,
+        /// Seconds measured.
+        #[arg(long, env = "LOADGEN_DURATION", default_value_t = 10.0)]
+        duration: f64,
+        /// Seconds of warm-up before measuring.
+        #[arg(long, env = "LOADGEN_WARMUP", default_value_t = 1.0)]
+        warmup: f64,
+        /// Emits each sender may be ahead of the slowest member of its room.
+        #[arg(long, env = "LOADGEN_WINDOW", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+        window: u64,
+        /// The process id of the Redis the instances share: its CPU time over the measured
+        /// interval, per delivery, too.
+        #[arg(long, env = "LOADGEN_REDIS_PID")]
+        redis_pid: Option<u32>,
+    },
 }
 
 /// CPU time (user + system) of a process, in microseconds, from `/proc/<pid>/stat`.
@@ -376,6 +418,19 @@ struct Target {
 }
 
 impl Target {
+    /// The server at `port` on `--host`, spoken to in `--protocol` at `--path`.
+    fn new(cli: &Cli, port: u16) -> Self {
+        let protocol = cli.protocol;
+        let path = cli.path.as_deref().unwrap_or(protocol.default_path());
+        Self {
+            server: SocketAddr::from((cli.host, port)),
+            url: protocol.url(cli.host, port, path),
+            protocol,
+            source_ips: cli.source_ips,
+            next_source: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
     /// Opens one WebSocket connection (4 KiB buffers, `TCP_NODELAY`), from the next source
     /// address when several are used, and completes the protocol's handshake.
     async fn connect(&self) -> Result<Ws, Error> {
@@ -418,25 +473,42 @@ impl Target {
     }
 }
 
-/// CPU time of the server over the measured interval.
+/// CPU time of the server's processes over the measured interval.
 struct CpuMeter {
-    pid: Option<u32>,
+    pids: Vec<u32>,
     start: Option<u64>,
 }
 
 impl CpuMeter {
-    fn start(pid: Option<u32>) -> Self {
+    fn start(pids: &[u32]) -> Self {
         Self {
-            pid,
-            start: pid.and_then(cpu_us),
+            pids: pids.to_vec(),
+            start: total_cpu_us(pids),
         }
     }
 
-    /// Microseconds of server CPU used since `start`.
+    /// Microseconds of CPU the processes used since `start`, added up.
     fn elapsed(&self) -> Option<u64> {
-        let now = cpu_us(self.pid?)?;
+        let now = total_cpu_us(&self.pids)?;
         Some(now.saturating_sub(self.start?))
     }
+}
+
+/// The CPU time of every process of `pids`, added up; `None` when there is none or one
+/// cannot be read.
+fn total_cpu_us(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_us(pid)).sum()
+}
+
+/// The RSS of every process of `pids`, added up, as [`total_cpu_us`].
+fn total_rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| rss_kib(pid)).sum()
 }
 
 fn per_message(cpu: Option<u64>, messages: u64) -> String {
@@ -503,7 +575,7 @@ async fn echo(
         }));
     }
     tokio::time::sleep_until(from.into()).await;
-    let cpu = CpuMeter::start(cli.server_pid);
+    let cpu = CpuMeter::start(&cli.server_pid);
     tokio::time::sleep_until(until.into()).await;
     let cpu = cpu.elapsed();
     let mut hist = histogram();
@@ -657,7 +729,7 @@ async fn broadcast(
         })
     };
     tokio::time::sleep_until(from.into()).await;
-    let cpu = CpuMeter::start(cli.server_pid);
+    let cpu = CpuMeter::start(&cli.server_pid);
     tokio::time::sleep_until(until.into()).await;
     let cpu = cpu.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -798,7 +870,7 @@ async fn ask(
         Ok::<_, Error>(tallies)
     });
     tokio::time::sleep_until(from.into()).await;
-    let cpu = CpuMeter::start(cli.server_pid);
+    let cpu = CpuMeter::start(&cli.server_pid);
     tokio::time::sleep_until(until.into()).await;
     let cpu = cpu.elapsed();
     let tallies = asking.await?;
@@ -827,14 +899,14 @@ async fn ask(
 }
 
 async fn idle(cli: &Cli, target: &Target, n: usize, settle: f64) -> Result<(), Error> {
-    let pid = cli.server_pid;
-    let before = pid.and_then(rss_kib);
-    let cpu = CpuMeter::start(pid);
+    let pids = &cli.server_pid;
+    let before = total_rss_kib(pids);
+    let cpu = CpuMeter::start(pids);
     let started = Instant::now();
     let sockets = target.open_many(n, cli.open_concurrency).await?;
     let opened_in = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs_f64(settle)).await;
-    let after = pid.and_then(rss_kib);
+    let after = total_rss_kib(pids);
     let cpu = cpu.elapsed();
     let (per_conn, base) = match (before, after) {
         (Some(before), Some(after)) => (
@@ -891,7 +963,7 @@ async fn connect(
         }));
     }
     tokio::time::sleep_until(from.into()).await;
-    let cpu = CpuMeter::start(cli.server_pid);
+    let cpu = CpuMeter::start(&cli.server_pid);
     tokio::time::sleep_until(until.into()).await;
     let cpu = cpu.elapsed();
     let (mut opened, mut errors) = (0, 0);
@@ -941,30 +1013,15 @@ impl From<Error> for Failure {
 }
 
 async fn run(cli: &Cli) -> Result<(), Failure> {
-    let protocol = cli.protocol;
-    let path = cli.path.as_deref().unwrap_or(protocol.default_path());
-    let target = Target {
-        server: SocketAddr::from((cli.host, cli.port)),
-        url: protocol.url(cli.host, cli.port, path),
-        protocol,
-        source_ips: cli.source_ips,
-        next_source: Arc::new(AtomicU64::new(0)),
-    };
+    let target = Target::new(cli, cli.port);
     // A plain TCP connection first, so that a server that is not there is told apart from
     // one that fails under load.
-    match tokio::time::timeout(OPEN_TIMEOUT, TcpStream::connect(target.server)).await {
-        Ok(Ok(_probe)) => {}
-        Ok(Err(err)) => {
-            let reason = format!("cannot reach the server at {}: {err}", target.server);
-            return Err(Failure::Unreachable(reason));
-        }
-        Err(_) => {
-            let reason = format!(
-                "cannot reach the server at {}: no answer within {OPEN_TIMEOUT:?}",
-                target.server
-            );
-            return Err(Failure::Unreachable(reason));
-        }
+    let servers = match &cli.mode {
+        Mode::Rooms { ports, .. } => ports.iter().map(|&p| Target::new(cli, p).server).collect(),
+        _ => vec![target.server],
+    };
+    for server in servers {
+        probe(server).await?;
     }
     let result = match cli.mode {
         Mode::Echo {
@@ -993,8 +1050,40 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             concurrency,
             duration,
         } => connect(cli, &target, concurrency, duration).await,
+        Mode::Rooms {
+            ref ports,
+            rooms: room_count,
+            members,
+            spread,
+            duration,
+            warmup,
+            window,
+            redis_pid,
+        } => {
+            let shape = RoomShape {
+                rooms: room_count,
+                members,
+                spread,
+                window,
+            };
+            let targets: Vec<Target> = ports.iter().map(|&p| Target::new(cli, p)).collect();
+            rooms(cli, &targets, shape, duration, warmup, redis_pid).await
+        }
     };
     Ok(result?)
+}
+
+/// Fails with [`Failure::Unreachable`] when nothing accepts a TCP connection at `server`.
+async fn probe(server: SocketAddr) -> Result<(), Failure> {
+    match tokio::time::timeout(OPEN_TIMEOUT, TcpStream::connect(server)).await {
+        Ok(Ok(_probe)) => Ok(()),
+        Ok(Err(err)) => Err(Failure::Unreachable(format!(
+            "cannot reach the server at {server}: {err}"
+        ))),
+        Err(_) => Err(Failure::Unreachable(format!(
+            "cannot reach the server at {server}: no answer within {OPEN_TIMEOUT:?}"
+        ))),
+    }
 }
 
 #[cfg(test)]

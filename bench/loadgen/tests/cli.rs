@@ -61,6 +61,23 @@ fn help_lists_every_option_its_variable_and_the_exit_codes() {
             "{text} missing from ask --help:\n{help}"
         );
     }
+    let output = loadgen()
+        .args(["rooms", "--help"])
+        .output()
+        .expect("run the load generator");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for text in [
+        "[env: LOADGEN_PORTS=]",
+        "[env: LOADGEN_MEMBERS=]",
+        "[env: LOADGEN_SPREAD=]",
+        "[env: LOADGEN_REDIS_PID=]",
+        "Exit codes:",
+    ] {
+        assert!(
+            help.contains(text),
+            "{text} missing from rooms --help:\n{help}"
+        );
+    }
 }
 
 #[test]
@@ -72,6 +89,23 @@ fn no_server_exits_4_with_the_reason_on_standard_error() {
         .expect("run the load generator");
     assert_eq!(output.status.code(), Some(4), "{output:?}");
     assert!(output.stdout.is_empty(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot reach the server at 127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rooms_probes_every_instance() {
+    // Something listens on the first port, nothing on port 1.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = listener.local_addr().expect("its address").port();
+    let output = loadgen()
+        .args(["rooms", "--ports", &format!("{port},1")])
+        .output()
+        .expect("run the load generator");
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("cannot reach the server at 127.0.0.1:1"),

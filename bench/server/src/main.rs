@@ -5,42 +5,28 @@
 //! `{"event":"echo","data":<the same data>}`, `broadcast` sends
 //! `{"event":"broadcast","data":<data>}` to every client and replies nothing, `ask` sends
 //! `{"event":"question","data":<data>,"ack":N}` to every other client, which answers
-//! `{"ack":N,"data":..}`, and replies `{"event":"ask","data":{"answers":<count>,"ask":<data>}}`.
+//! `{"ack":N,"data":..}`, and replies `{"event":"ask","data":{"answers":<count>,"ask":<data>}}`;
+//! `join` and `say` share rooms with the other instances when `--redis` names a Redis
+//! (`--per-room`: a channel per room), as `bench/scale_out.sh` runs it.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
-use gateway_bench::{Failure, ServerOptions};
+use gateway_bench::{Failure, ScaleOutOptions};
 use ws_gateway_axum::IntoRouter;
-
-/// The benchmark gateway's command line: the servers' own, and recovery.
-#[derive(Debug, Parser)]
-#[command(version, after_help = gateway_bench::AFTER_HELP)]
-struct Options {
-    #[command(flatten)]
-    server: ServerOptions,
-    /// Connection state recovery with this window in seconds (off when absent): every
-    /// delivered frame is numbered and kept, as `bench/run.sh --recovery` measures.
-    #[arg(long, env = "RECOVERY_SECS")]
-    recovery: Option<u64>,
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let matches = Options::command()
-        .name("bench-server")
-        .about("The benchmark gateway over plain WebSockets: echo and broadcast at ws://127.0.0.1:PORT/")
-        .get_matches();
-    let options = Options::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    let options: ScaleOutOptions = gateway_bench::command_line(
+        "bench-server",
+        "The benchmark gateway over plain WebSockets: echo, broadcast, ask, join and say at ws://127.0.0.1:PORT/",
+    );
     gateway_bench::exit("bench-server", run(&options).await)
 }
 
-async fn run(options: &Options) -> Result<(), Failure> {
+async fn run(options: &ScaleOutOptions) -> Result<(), Failure> {
     let addr = options.server.addr();
-    let window = options.recovery.map(Duration::from_secs);
-    let app = gateway_bench::app_with_recovery(window).map_err(Failure::runtime)?;
     let listener = ws_gateway_axum::bind(addr).map_err(|source| Failure::Bind { addr, source })?;
+    let app = gateway_bench::scale_out_app(options).await?;
     ws_gateway_axum::serve(listener, app.into_router())
         .await
         .map_err(Failure::runtime)

@@ -1,4 +1,5 @@
-//! The four benchmark servers' command line: one `--help`, one exit code for an address in use.
+//! The five benchmark servers' command line: one `--help`, one exit code for an address in use,
+//! and for the three that scale out over Redis, one for a Redis that is not there.
 
 // Helpers of tests: a test fails by panicking.
 #![allow(clippy::expect_used)]
@@ -6,11 +7,19 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SERVERS: [&str; 4] = [
+const SERVERS: [&str; 5] = [
     env!("CARGO_BIN_EXE_bench-server"),
     env!("CARGO_BIN_EXE_raw-axum"),
     env!("CARGO_BIN_EXE_socketio-bench-server"),
     env!("CARGO_BIN_EXE_raw-socketioxide"),
+    env!("CARGO_BIN_EXE_raw-socketioxide-redis"),
+];
+
+/// The servers that take `--redis`.
+const SCALE_OUT: [&str; 3] = [
+    env!("CARGO_BIN_EXE_bench-server"),
+    env!("CARGO_BIN_EXE_socketio-bench-server"),
+    env!("CARGO_BIN_EXE_raw-socketioxide-redis"),
 ];
 
 /// Runs `server` with these arguments until it exits by itself; a server that keeps running
@@ -19,6 +28,7 @@ fn exits(server: &str, args: &[&str]) -> Output {
     let mut child = Command::new(server)
         .args(args)
         .env_remove("PORT")
+        .env_remove("REDIS_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -65,5 +75,27 @@ fn an_address_in_use_exits_3_and_a_bad_port_2() {
         );
         let output = exits(server, &["--port", "http"]);
         assert_eq!(output.status.code(), Some(2), "{server}: {output:?}");
+    }
+}
+
+#[test]
+fn a_redis_that_is_not_there_exits_4_naming_it() {
+    for server in SCALE_OUT {
+        let help = exits(server, &["--help"]);
+        let help = String::from_utf8_lossy(&help.stdout);
+        for text in ["--redis", "[env: REDIS_URL=]", "4  cannot reach Redis"] {
+            assert!(
+                help.contains(text),
+                "{text} missing from {server} --help:\n{help}"
+            );
+        }
+        // Nothing listens on port 1; port 0 lets the server listen anywhere.
+        let output = exits(server, &["--port", "0", "--redis", "redis://127.0.0.1:1"]);
+        assert_eq!(output.status.code(), Some(4), "{server}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("cannot reach Redis at redis://127.0.0.1:1"),
+            "{server}: {stderr}"
+        );
     }
 }

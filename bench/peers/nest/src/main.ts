@@ -1,4 +1,4 @@
-// The NestJS peer of the benchmarks: `npm ci && npm run build && PORT=3000 npm start`.
+// The NestJS peer of the benchmarks (platform-ws): `npm ci && npm run build && PORT=3000 npm start`.
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { WsAdapter } from '@nestjs/platform-ws';
