@@ -18,6 +18,7 @@ use gateway_bench::{ASK_TIMEOUT, Failure, ServerOptions, Tally};
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use socketioxide::extract::{Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -31,50 +32,59 @@ async fn main() -> ExitCode {
 async fn run(options: &ServerOptions) -> Result<(), Failure> {
     let addr = options.addr();
     let (layer, io) = SocketIo::new_layer();
-    // The data as a one-element tuple: socketioxide hands a bare `Box<RawValue>` the whole
-    // `["echo",<data>]` array, a tuple its arguments after the event.
-    io.ns("/", async |socket: SocketRef| {
-        socket.on(
-            "echo",
-            async |socket: SocketRef, Data((data,)): Data<(Box<RawValue>,)>| {
-                let _ = socket.emit("echo", &data);
-            },
-        );
-        socket.on(
-            "broadcast",
-            async |io: SocketIo, Data((data,)): Data<(Box<RawValue>,)>| {
-                let _ = io.emit("broadcast", &data).await;
-            },
-        );
-        // `socket.broadcast()` is `io.broadcast()` less the sender, as the gateway's
-        // `broadcast().except(sender)`. The answers stay raw JSON.
-        socket.on(
-            "ask",
-            async |socket: SocketRef, Data((data,)): Data<(Box<RawValue>,)>| {
-                let answers = socket
-                    .broadcast()
-                    .timeout(ASK_TIMEOUT)
-                    .emit_with_ack::<_, Box<RawValue>>("question", &data)
-                    .await;
-                let answered = match answers {
-                    Ok(answers) => {
-                        answers
-                            .fold(0, async |n, (_, answer)| n + usize::from(answer.is_ok()))
-                            .await
-                    }
-                    Err(_) => 0,
-                };
-                let tally = Tally {
-                    answers: answered,
-                    ask: data,
-                };
-                let _ = socket.emit("ask", &tally);
-            },
-        );
-    });
+    // Registered in a connect middleware, which runs before the connect packet is sent: an
+    // `async` connect handler is spawned after it, so an event sent as soon as the client is
+    // connected could arrive before its handler exists, and be dropped.
+    io.ns("/", on_connect.with(register));
     let listener =
         gateway_bench::raw_listener(addr).map_err(|source| Failure::Bind { addr, source })?;
     axum::serve(listener, axum::Router::new().layer(layer))
         .await
         .map_err(Failure::runtime)
+}
+
+/// Nothing: the handlers are registered by [`register`], the connect middleware.
+async fn on_connect(_: SocketRef) {}
+
+/// The event handlers. The data as a one-element tuple: socketioxide hands a bare
+/// `Box<RawValue>` the whole `["echo",<data>]` array, a tuple its arguments after the event.
+async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
+    socket.on(
+        "echo",
+        async |socket: SocketRef, Data((data,)): Data<(Box<RawValue>,)>| {
+            let _ = socket.emit("echo", &data);
+        },
+    );
+    socket.on(
+        "broadcast",
+        async |io: SocketIo, Data((data,)): Data<(Box<RawValue>,)>| {
+            let _ = io.emit("broadcast", &data).await;
+        },
+    );
+    // `socket.broadcast()` is `io.broadcast()` less the sender, as the gateway's
+    // `broadcast().except(sender)`. The answers stay raw JSON.
+    socket.on(
+        "ask",
+        async |socket: SocketRef, Data((data,)): Data<(Box<RawValue>,)>| {
+            let answers = socket
+                .broadcast()
+                .timeout(ASK_TIMEOUT)
+                .emit_with_ack::<_, Box<RawValue>>("question", &data)
+                .await;
+            let answered = match answers {
+                Ok(answers) => {
+                    answers
+                        .fold(0, async |n, (_, answer)| n + usize::from(answer.is_ok()))
+                        .await
+                }
+                Err(_) => 0,
+            };
+            let tally = Tally {
+                answers: answered,
+                ask: data,
+            };
+            let _ = socket.emit("ask", &tally);
+        },
+    );
+    Ok(())
 }
