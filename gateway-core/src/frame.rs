@@ -56,12 +56,24 @@ pub const EXCEPTION_EVENT: &str = "exception";
 /// let frame = ws_gateway_core::Frame::event("greeting", &"hello").unwrap();
 /// assert_eq!(frame.as_str(), r#"{"event":"greeting","data":"hello"}"#);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Frame {
     text: Bytes,
     /// Rare, so kept out of line: a frame is one `Bytes` and a pointer.
     extra: Option<Arc<Extra>>,
 }
+
+/// Frames are equal when they carry the same text, attachments and flags: a
+/// [shared](Frame::shared) frame equals the frame it was made from.
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+            && self.binary() == other.binary()
+            && self.is_volatile() == other.is_volatile()
+    }
+}
+
+impl Eq for Frame {}
 
 /// What only some frames have.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -268,8 +280,9 @@ impl Frame {
     ///
     /// let frame = Frame::event("tick", &1).unwrap();
     /// assert!(frame.prepared(|f| f.as_str().len()).is_none());
-    /// let shared = frame.shared();
+    /// let shared = frame.clone().shared();
     /// assert_eq!(shared.prepared(|f| f.as_str().len()), Some(&25));
+    /// assert_eq!(shared, frame);
     /// ```
     #[must_use]
     pub fn shared(mut self) -> Self {
