@@ -12,6 +12,7 @@
 #   bench/callgrind.sh --short 3 --long 9   # seconds of load of the two runs (the default)
 #   bench/callgrind.sh --event echo_value   # our echo reads the data into a serde_json::Value
 #   bench/callgrind.sh --features preserve_order   # gateway-bench's cargo features
+#   bench/callgrind.sh --socketio --only sio,sioxide   # only these servers' rows
 #
 # Method. Each server runs under `valgrind --tool=callgrind` on 127.0.0.1:$CALLGRIND_PORT
 # (default 3950), pinned to CPU 0 as in bench/run.sh (so tokio runs one worker thread), the
@@ -58,8 +59,9 @@ LONG=9
 EVENT=echo
 FEATURES=
 RECOVERY=0
+ONLY=
 usage() {
-  echo "usage: $0 [--socketio] [--acks | --acks-only] [--recovery] [--rounds N] [--short SECS] [--long SECS] [--event NAME] [--features LIST]" >&2
+  echo "usage: $0 [--socketio] [--acks | --acks-only] [--recovery] [--rounds N] [--short SECS] [--long SECS] [--event NAME] [--features LIST] [--only SERVERS]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -73,6 +75,7 @@ while [ $# -gt 0 ]; do
     --long) LONG=${2:?--long needs seconds}; shift ;;
     --event) EVENT=${2:?--event needs an event name}; shift ;;
     --features) FEATURES=${2:?--features needs a list}; shift ;;
+    --only) ONLY=${2:?--only needs a list of servers: ours, raw, sio, sioxide, ours-rec}; shift ;;
     *) usage ;;
   esac
   shift
@@ -254,6 +257,14 @@ else
   [ "$ACKS" = 1 ] && [ "$SOCKETIO" = 0 ] && SERVERS+=(sioxide)
   [ "$RECOVERY" = 1 ] && SERVERS+=(ours-rec)
 fi
+# --only: the servers kept (their rows show "-" for the servers left out).
+if [ -n "$ONLY" ]; then
+  kept=()
+  for name in "${SERVERS[@]}"; do
+    [[ ",$ONLY," == *",$name,"* ]] && kept+=("$name")
+  done
+  SERVERS=("${kept[@]}")
+fi
 SCENARIOS=(echo broadcast ask)
 # runs NAME SCENARIO: whether that server runs that scenario.
 runs() {
@@ -332,7 +343,7 @@ HOW="callgrind, ${LONG} s − ${SHORT} s slope"
   echo "|---|---|---|---|"
   for spec in "${ROWS[@]}"; do
     IFS=: read -r ours peer scenario label <<<"$spec"
-    echo "| $label | $(n "${R[$ours,$scenario]}") | $(n "${R[$peer,$scenario]}") | $(ratio "${R[$ours,$scenario]}" "${R[$peer,$scenario]}") |"
+    echo "| $label | $(n "${R[$ours,$scenario]:--}") | $(n "${R[$peer,$scenario]:--}") | $(ratio "${R[$ours,$scenario]:--}" "${R[$peer,$scenario]:--}") |"
   done
 } | tee "$TABLE"
 echo >&2

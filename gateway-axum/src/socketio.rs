@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,7 +24,7 @@ use axum::http::StatusCode;
 use axum::routing::any;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use socketioxide::adapter::LocalAdapter;
@@ -33,7 +32,6 @@ use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::Socket;
 use socketioxide::{SendError, SocketError, SocketIo, SocketIoBuilder, SocketIoConfig};
-use tokio::sync::mpsc;
 use ws_gateway_core::telemetry::Counter;
 use ws_gateway_core::transport::{
     AckAnswer, Attached, Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot,
@@ -458,8 +456,8 @@ enum Packet {
         event: String,
         /// Every argument, a JSON array, byte strings as placeholders.
         args: Box<RawValue>,
-        /// Where the first argument (the handler's data) is in `args`.
-        first: Option<Range<usize>>,
+        /// The first argument, the handler's data.
+        data: Option<Box<RawValue>>,
         /// The binary attachments the placeholders stand for.
         attachments: Vec<Bytes>,
         ack: Option<Ack>,
@@ -515,7 +513,7 @@ impl Ack {
 /// message arrives, so that the session receives them in order; it spawns no task of its
 /// own (socketioxide's closure handlers spawn one per message).
 struct OnMessage {
-    inbound: mpsc::Sender<Inbound>,
+    inbound: flume::Sender<Inbound>,
     /// Bytes of the messages in `inbound`, at most [`INBOUND_BYTES`].
     queued: Arc<AtomicUsize>,
 }
@@ -534,7 +532,7 @@ impl MessageHandler<LocalAdapter, Direct> for OnMessage {
             Some(Message {
                 event,
                 args,
-                first,
+                data,
                 attachments,
             }) => {
                 let ack = ack_id
@@ -550,7 +548,7 @@ impl MessageHandler<LocalAdapter, Direct> for OnMessage {
                 Packet::Message {
                     event,
                     args,
-                    first,
+                    data,
                     attachments,
                     ack,
                 }
@@ -574,11 +572,11 @@ const UNREADABLE: &str =
     r#"Invalid message: expected an event name and arguments, socket.emit("event", data)"#;
 
 /// A message as read: its event, every argument verbatim (key order and numbers kept, no
-/// DOM built), where the first one is, and the binary attachments.
+/// DOM built), the first one, and the binary attachments.
 struct Message {
     event: String,
     args: Box<RawValue>,
-    first: Option<Range<usize>>,
+    data: Option<Box<RawValue>>,
     attachments: Vec<Bytes>,
 }
 
@@ -589,7 +587,7 @@ fn read_message(
 ) -> Option<Message> {
     use socketioxide::handler::Value as Packet;
     if let Packet::Str(text, binaries) = value
-        && let Some((event, args, first)) = read_args(text.as_str())
+        && let Some((event, args, data)) = read_args(text.as_str())
     {
         // Placeholders (`{"_placeholder":true,"num":N}`) stay in the text: the attachments
         // go beside it, as the gateway's requests carry them.
@@ -597,7 +595,7 @@ fn read_message(
         return Some(Message {
             event,
             args,
-            first,
+            data,
             attachments,
         });
     }
@@ -610,22 +608,26 @@ fn read_message(
     };
     let data = data.ok()?;
     let args = serde_json::value::to_raw_value(&[&data]).ok()?;
-    let first = 1..args.get().len() - 1;
+    let data = serde_json::value::to_raw_value(&data).ok()?;
     Some(Message {
         event,
         args,
-        first: Some(first),
+        data: Some(data),
         attachments: Vec::new(),
     })
 }
 
-/// Reads `["event", arg, ...]` in one pass: the event, and the arguments as their own JSON
-/// array `[arg, ...]`, copied verbatim, with where the first one is in it.
-fn read_args(text: &str) -> Option<(String, Box<RawValue>, Option<Range<usize>>)> {
+/// Reads `["event", arg, ...]` in one pass: the event, the arguments as their own JSON
+/// array `[arg, ...]`, and the first one, each argument copied verbatim. The arguments are
+/// checked once, by this pass: the copies are written from what it read, not parsed again.
+fn read_args(text: &str) -> Option<(String, Box<RawValue>, Option<Box<RawValue>>)> {
+    /// The event, the first argument, the others.
+    type Read<'de> = (Cow<'de, str>, Option<&'de RawValue>, Vec<&'de RawValue>);
+
     struct Args;
 
     impl<'de> Visitor<'de> for Args {
-        type Value = (Cow<'de, str>, Option<&'de RawValue>);
+        type Value = Read<'de>;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(r#"["event", ...args]"#)
@@ -637,13 +639,19 @@ fn read_args(text: &str) -> Option<(String, Box<RawValue>, Option<Range<usize>>)
                 .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?
                 .0;
             let first = seq.next_element::<&'de RawValue>()?;
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok((event, first))
+            // One argument, the usual message, without a `Vec`.
+            let mut rest = Vec::new();
+            if first.is_some() {
+                while let Some(arg) = seq.next_element::<&'de RawValue>()? {
+                    rest.push(arg);
+                }
+            }
+            Ok((event, first, rest))
         }
     }
 
     impl<'de> DeserializeSeed<'de> for Args {
-        type Value = (Cow<'de, str>, Option<&'de RawValue>);
+        type Value = Read<'de>;
 
         fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
             de.deserialize_seq(self)
@@ -651,28 +659,21 @@ fn read_args(text: &str) -> Option<(String, Box<RawValue>, Option<Range<usize>>)
     }
 
     let mut de = serde_json::Deserializer::from_str(text);
-    let (event, first) = Args.deserialize(&mut de).ok()?;
+    let (event, first, rest) = Args.deserialize(&mut de).ok()?;
     de.end().ok()?;
-    let Some(first) = first else {
-        return Some((
-            event.into_owned(),
-            RawValue::from_string("[]".into()).ok()?,
-            None,
-        ));
-    };
-    // The arguments are the rest of the array from the first one on, `first,...]`: a
-    // slice of `text`, which `first` borrows from.
-    let start = (first.get().as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-    let rest = text.get(start..)?.trim_end();
-    let mut args = String::with_capacity(rest.len() + 1);
-    args.push('[');
-    args.push_str(rest);
-    let range = 1..1 + first.get().len();
-    Some((
-        event.into_owned(),
-        RawValue::from_string(args).ok()?,
-        Some(range),
-    ))
+    // `to_raw_value` writes the arguments read, verbatim, and takes the text as it is.
+    let args = match first {
+        None => serde_json::value::to_raw_value::<[&RawValue]>(&[]),
+        Some(first) if rest.is_empty() => serde_json::value::to_raw_value(&[first]),
+        Some(first) => {
+            let mut all = Vec::with_capacity(rest.len() + 1);
+            all.push(first);
+            all.extend(rest);
+            serde_json::value::to_raw_value(&all)
+        }
+    }
+    .ok()?;
+    Some((event.into_owned(), args, first.map(RawValue::to_owned)))
 }
 
 /// An event name, borrowed when it has no escapes.
@@ -754,6 +755,58 @@ fn split_frame(text: &str) -> Option<(Cow<'_, str>, Payload<'_>)> {
     Some((envelope.event, payload))
 }
 
+/// A [shared](Frame::shared) frame split for Socket.IO once, for all its receivers: its
+/// event, its payload, its attachments, so that a receiver's emit does not parse the frame.
+struct Prepared {
+    event: Box<str>,
+    payload: Box<RawValue>,
+    attachments: Vec<Bytes>,
+    /// The payload is the event's arguments, spread.
+    spread: bool,
+}
+
+/// The [`Prepared`] form of an acknowledgement's frame, without its `ack` field: its own
+/// type, so that it is never taken for the frame's plain one.
+struct PreparedAsk(Option<Prepared>);
+
+impl Prepared {
+    fn of(frame: &Frame) -> Option<Self> {
+        let (text, attachments) = match frame.binary() {
+            Some(binary) => (binary.as_str(), binary.attachments()),
+            None => (frame.as_str(), &[][..]),
+        };
+        let (event, payload) = split_frame(text)?;
+        let (payload, spread) = match payload {
+            Payload::Data(data) => (data, false),
+            Payload::Args(args) => (args, true),
+        };
+        Some(Self {
+            event: event.into(),
+            payload: payload.to_owned(),
+            attachments: attachments.to_vec(),
+            spread,
+        })
+    }
+
+    fn emission(&self) -> (Cow<'_, str>, Attached<'_>) {
+        let payload = if self.spread {
+            Attached::spread(&self.payload, &self.attachments)
+        } else {
+            Attached::new(&self.payload, &self.attachments)
+        };
+        (Cow::Borrowed(&self.event), payload)
+    }
+}
+
+/// A frame as Socket.IO sends it: its event, and its payload with the binary attachments
+/// the placeholders in it stand for. A shared frame is split once, by its first receiver.
+fn prepared_emission(frame: &Frame) -> Option<(Cow<'_, str>, Attached<'_>)> {
+    match frame.prepared(Prepared::of) {
+        Some(prepared) => prepared.as_ref().map(Prepared::emission),
+        None => emission(frame),
+    }
+}
+
 /// A frame as Socket.IO sends it: its event, and its payload with the binary attachments
 /// the placeholders in it stand for.
 fn emission(frame: &Frame) -> Option<(Cow<'_, str>, Attached<'_>)> {
@@ -799,7 +852,7 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef, io: SocketIo) {
         namespace.release(&io, socket.ns());
         return;
     }
-    let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
+    let (inbound_tx, inbound) = flume::bounded(INBOUND_CAPACITY);
     let queued = Arc::new(AtomicUsize::new(0));
     socket.on_fallback(OnMessage {
         inbound: inbound_tx.clone(),
@@ -832,9 +885,9 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef, io: SocketIo) {
         session
             .serve(SocketIoConnection {
                 socket,
-                inbound,
+                inbound: inbound.into_stream(),
                 queued,
-                asks: FuturesUnordered::new(),
+                asks: None,
                 dropped,
             })
             .await;
@@ -848,12 +901,13 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef, io: SocketIo) {
 /// handler, emits and acknowledgements to it.
 struct SocketIoConnection {
     socket: SocketRef,
-    inbound: mpsc::Receiver<Inbound>,
+    inbound: flume::r#async::RecvStream<'static, Inbound>,
     /// Bytes of the messages in `inbound` (see [`OnMessage`]).
     queued: Arc<AtomicUsize>,
     /// Acknowledgements the server asked for: each resolves with its number and the
     /// client's answer, or nothing once socketioxide gave up on it (timeout, disconnect).
-    asks: FuturesUnordered<PendingAnswer>,
+    /// Made on the first: most sockets are never asked, and an empty set allocates.
+    asks: Option<FuturesUnordered<PendingAnswer>>,
     /// `gateway_messages_dropped_total`, for volatile frames socketioxide has no room for.
     dropped: Counter,
 }
@@ -931,18 +985,22 @@ impl Connection for SocketIoConnection {
     const HEARTBEAT: bool = false;
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Packet>> {
-        while let Poll::Ready(Some((ack, answer))) = self.asks.poll_next_unpin(cx) {
-            if let Some(data) = answer {
-                return Poll::Ready(Received::Message(Packet::Answer { ack, data }));
+        if let Some(asks) = &mut self.asks {
+            while let Poll::Ready(Some((ack, answer))) = asks.poll_next_unpin(cx) {
+                if let Some(data) = answer {
+                    return Poll::Ready(Received::Message(Packet::Answer { ack, data }));
+                }
             }
         }
-        self.inbound.poll_recv(cx).map(|inbound| match inbound {
-            Some(Inbound::Packet(packet)) => {
-                self.queued.fetch_sub(packet.size(), Ordering::AcqRel);
-                Received::Message(packet)
-            }
-            Some(Inbound::Gone) | None => Received::Gone,
-        })
+        self.inbound
+            .poll_next_unpin(cx)
+            .map(|inbound| match inbound {
+                Some(Inbound::Packet(packet)) => {
+                    self.queued.fetch_sub(packet.size(), Ordering::AcqRel);
+                    Received::Message(packet)
+                }
+                Some(Inbound::Gone) | None => Received::Gone,
+            })
     }
 
     fn size(&self, packet: &Packet) -> usize {
@@ -954,7 +1012,7 @@ impl Connection for SocketIoConnection {
             Packet::Message {
                 event,
                 args,
-                first,
+                data,
                 attachments,
                 ack,
             } => {
@@ -962,13 +1020,8 @@ impl Connection for SocketIoConnection {
                 if !attachments.is_empty() {
                     request = request.with_attachments(&attachments[..]);
                 }
-                // The first argument is a slice of `args`, valid JSON: a scan, no copy.
-                if let Some(data) = first
-                    .clone()
-                    .and_then(|range| args.get().get(range))
-                    .and_then(|text| serde_json::from_str::<&RawValue>(text).ok())
-                {
-                    request = request.with_data(data);
+                if let Some(data) = data {
+                    request = request.with_data(&**data);
                 }
                 Decoded::Request(request, ack.clone())
             }
@@ -984,8 +1037,15 @@ impl Connection for SocketIoConnection {
         let Some(ack) = frame.ack() else {
             return self.feed(frame, None).await;
         };
-        let plain = frame.without_ack();
-        let Some((event, payload)) = emission(&plain) else {
+        let plain;
+        let sent = match frame.prepared(|frame| PreparedAsk(Prepared::of(&frame.without_ack()))) {
+            Some(PreparedAsk(prepared)) => prepared.as_ref().map(Prepared::emission),
+            None => {
+                plain = frame.without_ack();
+                emission(&plain)
+            }
+        };
+        let Some((event, payload)) = sent else {
             return Ok(());
         };
         let timeout = deadline.saturating_duration_since(Instant::now());
@@ -997,9 +1057,11 @@ impl Connection for SocketIoConnection {
                 tracing::debug!(target: "gateway", "Socket.IO send failed: {err}");
                 Gone
             })?;
-        self.asks.push(Box::pin(async move {
-            (ack, answer.await.ok().and_then(AnswerArgs::into_json))
-        }));
+        self.asks
+            .get_or_insert_with(FuturesUnordered::new)
+            .push(Box::pin(async move {
+                (ack, answer.await.ok().and_then(AnswerArgs::into_json))
+            }));
         Ok(())
     }
 
@@ -1007,7 +1069,7 @@ impl Connection for SocketIoConnection {
     /// under the request's event and the client asked for one, else as
     /// `socket.emit(event, data)`.
     async fn feed(&mut self, frame: Frame, route: Option<&Option<Ack>>) -> Result<(), Gone> {
-        let Some((event, payload)) = emission(&frame) else {
+        let Some((event, payload)) = prepared_emission(&frame) else {
             return Ok(());
         };
         let ack = route
@@ -1052,8 +1114,11 @@ mod tests {
 
     fn args(text: &str) -> Option<(String, String, Option<String>)> {
         read_args(text).map(|(event, args, first)| {
-            let first = first.map(|range| args.get()[range].to_owned());
-            (event, args.get().to_owned(), first)
+            (
+                event,
+                args.get().to_owned(),
+                first.map(|first| first.get().to_owned()),
+            )
         })
     }
 
@@ -1147,6 +1212,28 @@ mod tests {
             r#"["a.bin",[1,2]]"#
         );
         // socket.io-client receives them as binary attachments: tests/socketio_data.rs.
+    }
+
+    #[test]
+    fn a_shared_frame_is_split_once_for_all_its_receivers() {
+        let frame = Frame::args("pair", &(1, Bytes::from_static(&[7])))
+            .unwrap()
+            .shared();
+        let receiver = frame.clone();
+        let (event, payload) = prepared_emission(&frame).unwrap();
+        let (again, same) = prepared_emission(&receiver).unwrap();
+        assert_eq!(event, "pair");
+        // The second receiver reads the first one's split, not a split of its own.
+        assert!(std::ptr::eq(event.as_ptr(), again.as_ptr()));
+        assert_eq!(serde_json::to_string(&payload).unwrap(), "[1,[7]]");
+        assert_eq!(serde_json::to_string(&same).unwrap(), "[1,[7]]");
+        // A frame for one receiver is split where it is, as before.
+        let single = Frame::event("tick", &2).unwrap();
+        let (event, payload) = prepared_emission(&single).unwrap();
+        assert_eq!(
+            (&*event, serde_json::to_string(&payload).unwrap()),
+            ("tick", "2".into())
+        );
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The JSON wire format of the default transport, NestJS's `WsAdapter` envelope:
 //! text frames `{"event": string, "data": any}`, plus an optional `"id"` that a reply echoes.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -55,18 +56,62 @@ pub const EXCEPTION_EVENT: &str = "exception";
 /// let frame = ws_gateway_core::Frame::event("greeting", &"hello").unwrap();
 /// assert_eq!(frame.as_str(), r#"{"event":"greeting","data":"hello"}"#);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Frame {
     text: Bytes,
     /// Rare, so kept out of line: a frame is one `Bytes` and a pointer.
     extra: Option<Arc<Extra>>,
 }
 
+/// Frames are equal when they carry the same text, attachments and flags: a
+/// [shared](Frame::shared) frame equals the frame it was made from.
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+            && self.binary() == other.binary()
+            && self.is_volatile() == other.is_volatile()
+    }
+}
+
+impl Eq for Frame {}
+
 /// What only some frames have.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Extra {
     binary: Option<BinaryFrame>,
     volatile: bool,
+    /// A transport's own encoding of a [shared](Frame::shared) frame.
+    prepared: Prepared,
+}
+
+/// The slot of [`Frame::prepared`]: filled by the first receiver that asks, read by the
+/// others. Not part of the frame's value: a changed copy (another flag, another text)
+/// starts empty, and frames compare equal whatever their slots hold.
+#[derive(Default)]
+struct Prepared(OnceLock<Box<dyn Any + Send + Sync>>);
+
+impl Clone for Prepared {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Prepared {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Prepared {}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Prepared"
+        } else {
+            "Unprepared"
+        })
+    }
 }
 
 /// A frame with binary attachments, as a transport that has them sends it: the frame's
@@ -130,6 +175,7 @@ pub(crate) fn encode(
                 attachments,
             }),
             volatile: false,
+            prepared: Prepared::default(),
         })),
     })
 }
@@ -222,6 +268,53 @@ impl Frame {
         self.extra.as_ref().is_some_and(|extra| extra.volatile)
     }
 
+    /// The same frame, about to be cloned for many receivers: its clones share one slot
+    /// for [`prepared`](Self::prepared), so that a transport with its own encoding
+    /// (Socket.IO) encodes it once rather than once per receiver. A room's emits and
+    /// broadcasts are shared; a frame for one client need not be.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::Frame;
+    ///
+    /// let frame = Frame::event("tick", &1).unwrap();
+    /// assert!(frame.prepared(|f| f.as_str().len()).is_none());
+    /// let shared = frame.clone().shared();
+    /// assert_eq!(shared.prepared(|f| f.as_str().len()), Some(&25));
+    /// assert_eq!(shared, frame);
+    /// ```
+    #[must_use]
+    pub fn shared(mut self) -> Self {
+        self.extra.get_or_insert_with(Arc::default);
+        self
+    }
+
+    /// A transport's own encoding of a [shared](Self::shared) frame: made by `prepare` for
+    /// the first receiver that asks, and the same value for every other clone of the frame.
+    /// `None` for a frame that is not shared, or whose slot holds another type (another
+    /// transport's encoding): the caller then encodes the frame itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ws_gateway_core::Frame;
+    ///
+    /// let frame = Frame::event("tick", &1).unwrap().shared();
+    /// let receiver = frame.clone();
+    /// assert_eq!(frame.prepared(|f| f.as_str().to_uppercase()).unwrap(), r#"{"EVENT":"TICK","DATA":1}"#);
+    /// // Already made: `prepare` is not called again.
+    /// assert_eq!(receiver.prepared::<String>(|_| unreachable!()).unwrap(), r#"{"EVENT":"TICK","DATA":1}"#);
+    /// assert!(receiver.prepared(|_| 7u8).is_none());
+    /// ```
+    pub fn prepared<T: Send + Sync + 'static>(
+        &self,
+        prepare: impl FnOnce(&Self) -> T,
+    ) -> Option<&T> {
+        let slot = &self.extra.as_ref()?.prepared.0;
+        slot.get_or_init(|| Box::new(prepare(self))).downcast_ref()
+    }
+
     /// The frame with its binary attachments, if its data holds byte strings.
     ///
     /// # Examples
@@ -264,8 +357,10 @@ impl Frame {
         attachments: Vec<Bytes>,
     ) -> Result<Self, std::str::Utf8Error> {
         std::str::from_utf8(&text)?;
-        Arc::make_mut(self.extra.get_or_insert_with(Arc::default)).binary =
-            Some(BinaryFrame { text, attachments });
+        let extra = Arc::make_mut(self.extra.get_or_insert_with(Arc::default));
+        extra.binary = Some(BinaryFrame { text, attachments });
+        // An encoding of the frame without them is stale.
+        extra.prepared = Prepared::default();
         Ok(self)
     }
 
@@ -280,6 +375,7 @@ impl Frame {
                         attachments: binary.attachments.clone(),
                     }),
                     volatile: extra.volatile,
+                    prepared: Prepared::default(),
                 })
             }),
         }

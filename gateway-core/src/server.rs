@@ -680,6 +680,9 @@ impl WsServer {
                     }
                     None => frame,
                 };
+                // One slot for every receiver's copy: a Socket.IO receiver encodes the frame
+                // for all of them.
+                let frame = frame.clone().shared();
                 let state = self.read();
                 let mut sent = 0;
                 state.visit(selection, |member| {
@@ -744,7 +747,7 @@ impl WsServer {
         tx: &AckSender,
     ) -> (usize, bool) {
         let ack = crate::ack::next_ack();
-        let asked = frame.with_ack(ack);
+        let asked = frame.with_ack(ack).shared();
         let state = self.read();
         let mut sent = 0;
         state.visit(selection, |member| {
