@@ -70,7 +70,7 @@ pub struct ArgSite {
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an extractor",
-    note = "extractors are `Client`, `WsServer`, `Inject<T>`, `Event`, `Data<T>`, `TryData<T>`, or types that implement `FromContext`"
+    note = "extractors are `Client`, `WsServer`, `Inject<T>`, `Event`, `Data<T>`, `TryData<T>`, `Args<T>`, `RawArgs`, `Ack`, or types that implement `FromContext`"
 )]
 pub trait FromContext: Sized {
     /// Extracts the value.
@@ -253,7 +253,7 @@ fn deserialize_data<T: DeserializeOwned>(cx: &Context<'_>) -> Result<T, serde_js
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is neither a message body nor an extractor",
     label = "not a handler argument",
-    note = "a handler argument is the message body (a type that implements `serde::Deserialize`) or an extractor: `Client`, `WsServer`, `Inject<T>`, `Event`, `Data<T>`, `TryData<T>`, or a type that implements `FromContext`"
+    note = "a handler argument is the message body (a type that implements `serde::Deserialize`) or an extractor: `Client`, `WsServer`, `Inject<T>`, `Event`, `Data<T>`, `TryData<T>`, `Args<T>`, `RawArgs`, `Ack`, or a type that implements `FromContext`"
 )]
 pub trait MessageBody: DeserializeOwned {}
 
