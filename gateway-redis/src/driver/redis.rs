@@ -213,6 +213,36 @@ struct Shared {
 }
 
 impl Shared {
+    /// Runs `pipe` (`count` messages) on the publisher connection. Fails at once, without
+    /// queueing, while the publisher is disconnected (the adapter's outbox keeps them); a
+    /// lost connection is reported for reconnection. Failed messages count as dropped.
+    async fn publish_pipeline<T: ::redis::FromRedisValue>(
+        &self,
+        pipe: &::redis::Pipeline,
+        count: usize,
+    ) -> Result<T, Error> {
+        let (connection, generation) = {
+            let publisher = lock(&self.publisher);
+            (publisher.connection.clone(), publisher.generation)
+        };
+        let Some(mut connection) = connection else {
+            self.dropped.fetch_add(count as u64, Ordering::Relaxed);
+            return Err(Error::Unavailable {
+                url: self.url.clone(),
+            });
+        };
+        match pipe.query_async::<T>(&mut connection).await {
+            Ok(reply) => Ok(reply),
+            Err(err) => {
+                self.dropped.fetch_add(count as u64, Ordering::Relaxed);
+                if connection_lost(&err) {
+                    self.publisher_failed(generation, &err);
+                }
+                Err(self.command_error(err))
+            }
+        }
+    }
+
     fn connect_error(&self, err: RedisError) -> Error {
         Error::Connect {
             url: self.url.clone(),
@@ -677,45 +707,22 @@ impl Driver for RedisDriver {
     type Error = Error;
 
     /// One pipeline of `PUBLISH`es. Fails at once, without queueing, while the publisher
-    /// is disconnected: the adapter drops rather than buffers during an outage.
+    /// is disconnected: the adapter's outbox keeps them until Redis is back.
     async fn publish(&self, messages: &[ChannelMessage]) -> Result<Vec<usize>, Error> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let shared = &*self.shared;
-        let (connection, generation) = {
-            let publisher = lock(&shared.publisher);
-            (publisher.connection.clone(), publisher.generation)
-        };
-        let Some(mut connection) = connection else {
-            shared
-                .dropped
-                .fetch_add(messages.len() as u64, Ordering::Relaxed);
-            return Err(Error::Unavailable {
-                url: shared.url.clone(),
-            });
-        };
         let mut pipe = ::redis::pipe();
         for message in messages {
             pipe.cmd("PUBLISH")
                 .arg(&message.channel)
                 .arg(&*message.payload);
         }
-        match pipe.query_async::<Vec<i64>>(&mut connection).await {
-            Ok(counts) => Ok(counts
-                .into_iter()
-                .map(|count| usize::try_from(count).unwrap_or(0))
-                .collect()),
-            Err(err) => {
-                shared
-                    .dropped
-                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
-                if connection_lost(&err) {
-                    shared.publisher_failed(generation, &err);
-                }
-                Err(shared.command_error(err))
-            }
-        }
+        let counts: Vec<i64> = self.shared.publish_pipeline(&pipe, messages.len()).await?;
+        Ok(counts
+            .into_iter()
+            .map(|count| usize::try_from(count).unwrap_or(0))
+            .collect())
     }
 
     /// `SUBSCRIBE`, or `PSUBSCRIBE` for a prefix. While disconnected the subscription is
@@ -801,19 +808,6 @@ impl Driver for RedisDriver {
         if payloads.is_empty() {
             return Ok(Vec::new());
         }
-        let shared = &*self.shared;
-        let (connection, generation) = {
-            let publisher = lock(&shared.publisher);
-            (publisher.connection.clone(), publisher.generation)
-        };
-        let Some(mut connection) = connection else {
-            shared
-                .dropped
-                .fetch_add(payloads.len() as u64, Ordering::Relaxed);
-            return Err(Error::Unavailable {
-                url: shared.url.clone(),
-            });
-        };
         let mut pipe = ::redis::pipe();
         for payload in payloads {
             pipe.cmd("XADD")
@@ -825,21 +819,11 @@ impl Driver for RedisDriver {
                 .arg("d")
                 .arg(&**payload);
         }
-        match pipe.query_async::<Vec<String>>(&mut connection).await {
-            Ok(ids) => Ok(ids
-                .iter()
-                .map(|id| id.parse().unwrap_or(StreamId::ZERO))
-                .collect()),
-            Err(err) => {
-                shared
-                    .dropped
-                    .fetch_add(payloads.len() as u64, Ordering::Relaxed);
-                if connection_lost(&err) {
-                    shared.publisher_failed(generation, &err);
-                }
-                Err(shared.command_error(err))
-            }
-        }
+        let ids: Vec<String> = self.shared.publish_pipeline(&pipe, payloads.len()).await?;
+        Ok(ids
+            .iter()
+            .map(|id| id.parse().unwrap_or(StreamId::ZERO))
+            .collect())
     }
 
     /// Starts a reader for `stream` on a connection of its own, from its last entry now
