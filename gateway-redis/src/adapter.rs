@@ -749,14 +749,7 @@ impl Outbox {
                     .take(n)
                     .map(|q| q.payload.clone())
                     .collect();
-                let ids = core
-                    .driver
-                    .append(&core.channels.stream, &payloads, core.config.stream_max_len)
-                    .await
-                    .map_err(|err| err.to_string())?;
-                if let Some(last) = ids.iter().max() {
-                    self.last = self.last.max(*last);
-                }
+                self.append(core, &payloads).await?;
                 let now = Instant::now();
                 for _ in 0..n {
                     if let Some(queued) = self.pop() {
@@ -804,6 +797,23 @@ impl Outbox {
         Ok(())
     }
 
+    /// Appends `payloads` to the prefix's stream, keeping the id of the last one.
+    async fn append<D: Driver>(
+        &mut self,
+        core: &Core<D>,
+        payloads: &[Bytes],
+    ) -> Result<(), String> {
+        let ids = core
+            .driver
+            .append(&core.channels.stream, payloads, core.config.stream_max_len)
+            .await
+            .map_err(|err| err.to_string())?;
+        if let Some(last) = ids.iter().max() {
+            self.last = self.last.max(*last);
+        }
+        Ok(())
+    }
+
     /// After the driver reconnected, appends again what was appended within
     /// [`REPLAY_SPAN`]: a Redis that restarted may have lost it before every follower read
     /// it. Followers skip what they applied already.
@@ -815,14 +825,7 @@ impl Outbox {
         self.trim_recent(core, Instant::now());
         if self.epoch.is_some() && !self.recent.is_empty() {
             let payloads: Vec<Bytes> = self.recent.iter().map(|(_, p)| p.clone()).collect();
-            let ids = core
-                .driver
-                .append(&core.channels.stream, &payloads, core.config.stream_max_len)
-                .await
-                .map_err(|err| err.to_string())?;
-            if let Some(last) = ids.iter().max() {
-                self.last = self.last.max(*last);
-            }
+            self.append(core, &payloads).await?;
             tracing::debug!(target: TARGET, entries = payloads.len(), "appended the latest entries again after a reconnection");
         }
         self.epoch = Some(epoch);

@@ -341,29 +341,25 @@ impl Shared {
 
     /// Opens a connection for a stream reader: its answers may take the whole block time.
     async fn connect_reader(&self) -> Result<MultiplexedConnection, Error> {
-        let timeout = self.connect_timeout;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout + READ_BLOCK));
-        match tokio::time::timeout(
-            timeout,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(err)) => Err(self.connect_error(err)),
-            Err(_) => Err(self.timeout_error()),
-        }
+        self.connect_multiplexed(self.connect_timeout + READ_BLOCK)
+            .await
     }
 
     /// Opens a publisher connection.
     async fn connect_publisher(&self) -> Result<MultiplexedConnection, Error> {
+        self.connect_multiplexed(self.connect_timeout).await
+    }
+
+    /// Opens a multiplexed connection within the connect timeout, whose answers may take
+    /// `response_timeout`.
+    async fn connect_multiplexed(
+        &self,
+        response_timeout: Duration,
+    ) -> Result<MultiplexedConnection, Error> {
         let timeout = self.connect_timeout;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
+            .set_response_timeout(Some(response_timeout));
         match tokio::time::timeout(
             timeout,
             self.client
