@@ -429,3 +429,193 @@ async fn a_session_whose_old_connection_still_looks_alive_is_taken_over() {
     say(&mut bob.client, "lobby", "after").await;
     assert_eq!(said(&mut back.client).await.0, "after");
 }
+
+// Across instances: two apps sharing a Redis (classic mode), a client that dropped from one
+// comes back to the other.
+
+/// An instance of the recovery app on the Redis at 127.0.0.1:6379 under `prefix`.
+async fn instance(prefix: &str) -> (TestServer, Arc<Hooks>) {
+    let hooks = Arc::new(Hooks::default());
+    let redis = ws_gateway_redis::RedisAdapter::connect(
+        ws_gateway_redis::RedisConfig::new("redis://127.0.0.1:6379").prefix(prefix),
+    )
+    .await
+    .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
+    let app = GatewayApp::new()
+        .provide_arc(Arc::clone(&hooks))
+        .adapter(redis)
+        .authenticate::<RecoveryGateway>(TokenAuth)
+        // The name (a `String` in the connection's state) travels with the session.
+        .recover::<RecoveryGateway>(window().carry::<String>())
+        .gateway::<RecoveryGateway>()
+        .build()
+        .unwrap();
+    (TestServer::start(app).await.unwrap(), hooks)
+}
+
+fn prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("recovery-{test}-{nanos}")
+}
+
+/// An offset as its parts, `N` or `N.k`, to check their order.
+fn offset_parts(offset: &str) -> (u64, u32) {
+    match offset.split_once('.') {
+        Some((n, k)) => (n.parse().unwrap(), k.parse().unwrap()),
+        None => (offset.parse().unwrap(), 0),
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_dropped_from_one_instance_recovers_on_another() {
+    let prefix = prefix("move");
+    let (a, hooks_a) = instance(&prefix).await;
+    let (b, hooks_b) = instance(&prefix).await;
+    let (mut alice, mut bob, id) = pair(&a, "lobby").await;
+    let mut carol = connect(&b, "token=carol").await;
+    request(&mut carol.client, "join", json!("lobby")).await;
+    request(&mut alice.client, "name", json!("Alice L.")).await;
+    let alice_pid = alice.pid;
+    // Alice drops before receiving anything: she comes back without an offset.
+    cut(alice.client);
+    hooks_a.wait_for(&format!("disconnect {id}")).await;
+    say(&mut bob.client, "lobby", "one").await;
+
+    // Missed, from both instances: a room emit from each, and one by id from B.
+    say(&mut bob.client, "lobby", "two").await;
+    say(&mut carol.client, "lobby", "three").await;
+    let alice_id: ClientId = id.parse().unwrap();
+    b.app()
+        .server("/recovery")
+        .unwrap()
+        .to_client(alice_id)
+        .emit("said", &"four (to alice)")
+        .unwrap();
+
+    let mut back = connect(&b, &format!("token=alice&pid={alice_pid}")).await;
+    assert!(back.recovered, "recovered on the other instance");
+    assert_eq!(back.pid, alice_pid);
+    let mut offsets = Vec::new();
+    for expected in ["one", "two", "three", "four (to alice)"] {
+        let (text, offset) = said(&mut back.client).await;
+        assert_eq!(text, expected);
+        offsets.push(offset);
+    }
+    let me = request(&mut back.client, "whoami", json!(null)).await;
+    assert_eq!(me["id"], json!(id), "the same client id");
+    assert_eq!(me["user"], json!("alice"));
+    assert_eq!(me["rooms"], json!(["lobby"]));
+    assert_eq!(me["name"], json!("Alice L."), "the state carried");
+    assert_eq!(me["recovered"], json!(true));
+    hooks_b.wait_for(&format!("connect {id} true")).await;
+
+    // Live traffic from both instances, once each, after what was missed.
+    say(&mut bob.client, "lobby", "five").await;
+    let (text, offset) = said(&mut back.client).await;
+    assert_eq!(text, "five");
+    offsets.push(offset);
+    say(&mut carol.client, "lobby", "six").await;
+    let (text, offset) = said(&mut back.client).await;
+    assert_eq!(text, "six");
+    offsets.push(offset);
+    let parts: Vec<_> = offsets.iter().map(|o| offset_parts(o)).collect();
+    assert!(parts.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+
+    // And back to A, from an offset B issued for a frame A handed over.
+    let handed_over = &offsets[1];
+    cut(back.client);
+    hooks_b.wait_for(&format!("disconnect {id}")).await;
+    say(&mut carol.client, "lobby", "seven").await;
+    let mut again = connect(
+        &a,
+        &format!("token=alice&pid={alice_pid}&offset={handed_over}"),
+    )
+    .await;
+    assert!(again.recovered);
+    for expected in ["three", "four (to alice)", "five", "six", "seven"] {
+        assert_eq!(said(&mut again.client).await.0, expected);
+    }
+    let me = request(&mut again.client, "whoami", json!(null)).await;
+    assert_eq!(
+        (me["id"].clone(), me["rooms"].clone()),
+        (json!(id), json!(["lobby"]))
+    );
+}
+
+#[tokio::test]
+async fn frames_sent_from_both_instances_during_a_move_arrive_once_each_in_order() {
+    let prefix = prefix("flood");
+    let (a, hooks_a) = instance(&prefix).await;
+    let (b, _hooks_b) = instance(&prefix).await;
+    let (alice, _bob, id) = pair(&a, "lobby").await;
+    let pid = alice.pid;
+    cut(alice.client);
+    hooks_a.wait_for(&format!("disconnect {id}")).await;
+
+    // Both instances emit numbered frames to the room while Alice comes back to B.
+    const EACH: usize = 600;
+    let senders: Vec<_> = [("a", &a), ("b", &b)]
+        .into_iter()
+        .map(|(name, server)| {
+            let server = server.app().server("/recovery").unwrap();
+            tokio::spawn(async move {
+                for n in 0..EACH {
+                    server
+                        .to("lobby")
+                        .emit("said", &format!("{name}{n}"))
+                        .unwrap();
+                    if n % 5 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    // (A pause only to land the move in the middle of the traffic, not to wait for it.)
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let mut back = connect(&b, &format!("token=alice&pid={pid}")).await;
+    assert!(back.recovered);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let mut next = [0usize; 2];
+    let mut last_offset = (0, 0);
+    while next != [EACH, EACH] {
+        let (text, offset) = said(&mut back.client).await;
+        let (which, n) = text.split_at(1);
+        let (slot, n) = (usize::from(which == "b"), n.parse::<usize>().unwrap());
+        assert_eq!(
+            n, next[slot],
+            "{text} after {next:?}: lost, repeated or out of order"
+        );
+        next[slot] += 1;
+        let parts = offset_parts(&offset);
+        assert!(parts > last_offset, "{offset} after {last_offset:?}");
+        last_offset = parts;
+    }
+}
+
+#[tokio::test]
+async fn another_identity_cannot_take_a_session_from_another_instance() {
+    let prefix = prefix("stranger");
+    let (a, hooks_a) = instance(&prefix).await;
+    let (b, _hooks_b) = instance(&prefix).await;
+    let (alice, mut bob, id) = pair(&a, "lobby").await;
+    cut(alice.client);
+    hooks_a.wait_for(&format!("disconnect {id}")).await;
+    say(&mut bob.client, "lobby", "secret").await;
+
+    let mut mallory = connect(&b, &format!("token=mallory&pid={}", alice.pid)).await;
+    assert!(!mallory.recovered);
+    assert_ne!(mallory.pid, alice.pid);
+    let me = request(&mut mallory.client, "whoami", json!(null)).await;
+    assert_ne!(me["id"], json!(id));
+    assert_eq!(me["rooms"], json!([]));
+
+    let mut back = connect(&b, &format!("token=alice&pid={}", alice.pid)).await;
+    assert!(back.recovered, "the owner still recovers");
+    assert_eq!(said(&mut back.client).await.0, "secret");
+}

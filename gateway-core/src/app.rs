@@ -895,7 +895,7 @@ impl GatewayApp {
     /// The app around the built gateways.
     fn assemble(self, built: Built) -> Result<App, BuildError> {
         let authenticator_of = |d: &GatewayDescriptor| closest(&self.authenticators, d).cloned();
-        let recovery_of = |d: &GatewayDescriptor| closest(&self.recovery, d).copied();
+        let recovery_of = |d: &GatewayDescriptor| closest(&self.recovery, d).cloned();
         let gateways = built
             .gateways
             .into_iter()

@@ -164,7 +164,7 @@ impl fmt::Debug for ReplyRoute {
 }
 
 /// What the HTTP upgrade request said about a client.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Handshake {
     /// The request URI (path and query).
@@ -750,7 +750,7 @@ impl Client {
                 clients: vec![self.id()],
                 ..Default::default()
             };
-            let frame = recording.record(&selection, &frame);
+            let frame = recording.record(&selection, &frame, None);
             return self.inner.sink.send(Outbound::Frame(frame));
         }
         self.inner.sink.send(Outbound::Frame(frame))

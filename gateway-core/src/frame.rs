@@ -433,6 +433,23 @@ impl Frame {
         })
     }
 
+    /// The frame without the offset [`with_offset`](Self::with_offset) gave it (as it was
+    /// before), for another recorder to give it its own.
+    pub(crate) fn without_offset(&self) -> Self {
+        self.map_texts(|text| {
+            let text = text.trim_end();
+            match text.rfind(r#","offset":""#) {
+                Some(at) if text[at..].ends_with("\"}") => {
+                    let mut buf = Vec::with_capacity(at + 1);
+                    buf.extend_from_slice(&text.as_bytes()[..at]);
+                    buf.push(b'}');
+                    buf
+                }
+                _ => text.as_bytes().to_vec(),
+            }
+        })
+    }
+
     /// The acknowledgement number the frame asks under, if it asks for one (see
     /// [`with_ack`](Self::with_ack)); read from the end of the frame, without parsing it.
     ///

@@ -10,6 +10,12 @@
 //! selection matched (its rooms when it dropped, its id) are written before any live
 //! traffic. Frames are numbered and queued to their receivers under one lock, so that the
 //! order of the offsets is the order every client receives them in.
+//!
+//! Across instances (with an adapter that carries sessions, as the Redis adapter does), a
+//! client that comes back to another instance gets its session from the one that held it:
+//! see [`crate::adapter::SessionClaim`] for how the frames are cut between the two. Frames
+//! handed over are recorded again by the new instance, numbered after the last frame it had
+//! recorded (`N.1`, `N.2`, ... before `N+1`), so that its offsets keep their order.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -19,11 +25,12 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
-use crate::adapter::Selection;
-use crate::auth::AuthenticatorRef;
+use crate::adapter::{AdapterRef, Selection, SessionClaim, SessionOffer, Stamp};
+use crate::auth::{AuthenticatorRef, HandshakeRequest};
 use crate::client::{Client, ClientId, ClientSink, Handshake, OutboundQueue};
 use crate::frame::Frame;
 use crate::server::WsServer;
+use crate::state::ClientState;
 
 /// Connection state recovery for a gateway: how long a client that dropped may come back
 /// and find everything as it left it, and the memory the missed frames may take.
@@ -50,11 +57,35 @@ use crate::server::WsServer;
 /// let app = GatewayApp::new().recover_all(recovery).gateway::<Chat>().build().unwrap();
 /// # let _ = app;
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovery {
     window: Duration,
     max_bytes: usize,
     max_sessions: usize,
+    /// The per-connection state that travels to another instance with a session.
+    carried: Vec<Carried>,
+}
+
+/// A type of per-connection state that travels with a session to another instance, as JSON.
+#[derive(Clone, Copy)]
+struct Carried {
+    name: &'static str,
+    encode: fn(&ClientState) -> Option<Box<serde_json::value::RawValue>>,
+    decode: fn(&ClientState, &str) -> bool,
+}
+
+impl PartialEq for Carried {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Carried {}
+
+impl std::fmt::Debug for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
 }
 
 impl Recovery {
@@ -75,6 +106,7 @@ impl Recovery {
             window,
             max_bytes: 32 << 20,
             max_sessions: 10_000,
+            carried: Vec::new(),
         }
     }
 
@@ -124,6 +156,48 @@ impl Recovery {
         self.max_sessions = sessions;
         self
     }
+
+    /// The per-connection state of type `T` ([`ClientState`]) travels with a session that
+    /// moves to another instance (with an adapter that carries sessions, as the Redis
+    /// adapter does), as JSON. Within an instance every value stays with its session
+    /// whatever its type; across instances only the types named here do, so name every type
+    /// your handlers keep. All instances must name the same types.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use ws_gateway_core::Recovery;
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Nickname(String);
+    ///
+    /// let recovery = Recovery::new(Duration::from_secs(120)).carry::<Nickname>();
+    /// assert_ne!(recovery, Recovery::new(Duration::from_secs(120)));
+    /// ```
+    #[must_use]
+    pub fn carry<T>(mut self) -> Self
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let carried = Carried {
+            name: std::any::type_name::<T>(),
+            encode: |state| {
+                let value = state.get::<T>()?;
+                serde_json::value::to_raw_value(&value).ok()
+            },
+            decode: |state, json| match serde_json::from_str::<T>(json) {
+                Ok(value) => {
+                    state.insert(value);
+                    true
+                }
+                Err(_) => false,
+            },
+        };
+        if !self.carried.contains(&carried) {
+            self.carried.push(carried);
+        }
+        self
+    }
 }
 
 /// How a connection's session began.
@@ -138,12 +212,48 @@ pub(crate) struct Opened {
     pub(crate) missed: Vec<Frame>,
 }
 
+/// A frame's offset: its number, and for a frame handed over by another instance its place
+/// after that number (`N.k`, `k >= 1`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Offset {
+    seq: u64,
+    sub: u32,
+}
+
+impl Offset {
+    fn at(seq: u64) -> Self {
+        Self { seq, sub: 0 }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text.split_once('.') {
+            None => Some(Self::at(text.parse().ok()?)),
+            Some((seq, sub)) => Some(Self {
+                seq: seq.parse().ok()?,
+                sub: sub.parse().ok().filter(|sub| *sub > 0)?,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Offset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.sub {
+            0 => write!(f, "{}", self.seq),
+            sub => write!(f, "{}.{sub}", self.seq),
+        }
+    }
+}
+
 /// A frame kept for clients that may come back.
 struct Entry {
-    seq: u64,
+    offset: Offset,
     at: Instant,
     selection: Selection,
     frame: Frame,
+    /// Where the frame stands among its origin's, when other instances received it: a
+    /// frame from another instance, or one of ours handed to the adapter.
+    stamp: Option<Stamp>,
 }
 
 impl Entry {
@@ -191,13 +301,15 @@ enum SessionState {
         client: Client,
         rooms: Vec<Arc<str>>,
         since: Instant,
+        /// Offered to another instance, which has until then to take it.
+        reserved: Option<Instant>,
     },
 }
 
 struct Session {
     /// The offset the session began at: what a client that never received a frame missed
     /// is everything after it.
-    start: u64,
+    start: Offset,
     state: SessionState,
 }
 
@@ -205,59 +317,112 @@ struct Log {
     next_seq: u64,
     /// The highest offset no longer kept: a client that last received an earlier one may
     /// have missed a frame that is gone.
-    trimmed: u64,
+    trimmed: Offset,
     entries: VecDeque<Entry>,
     bytes: usize,
     sessions: FxHashMap<Arc<str>, Session>,
     /// The dropped sessions in the order they dropped (entries may be stale: a session that
     /// was recovered, or dropped again later, is checked against `since`).
     away: VecDeque<(Instant, Arc<str>)>,
+    /// The highest stamp recorded from each other instance.
+    seen: FxHashMap<u64, u64>,
+    /// The number of our last frame handed to the adapter.
+    published: u64,
+    /// A hand-over waits for frames of other instances: notify `progress` on each.
+    waiting: usize,
 }
 
 /// A gateway's recovery log and sessions.
 pub(crate) struct Recorder {
     config: Recovery,
     authenticator: Option<AuthenticatorRef>,
+    /// This gateway's name in other instances' stamps.
+    origin: u64,
+    started: Instant,
     log: Mutex<Log>,
+    /// Frames of other instances were recorded (while a hand-over waits for them).
+    progress: Notify,
 }
+
+/// How long an offered session waits for its claimer to take it, and a hand-over for the
+/// frames the claimer had received.
+const RESERVATION: Duration = Duration::from_secs(10);
+const HAND_OVER_WAIT: Duration = Duration::from_secs(2);
 
 /// The lock held while a frame is numbered and queued to its receivers.
 pub(crate) struct Recording<'a> {
     log: MutexGuard<'a, Log>,
-    config: &'a Recovery,
+    recorder: &'a Recorder,
 }
 
 impl Recording<'_> {
     /// Numbers `frame` (sent to `selection`) and keeps it: returns the frame with its
-    /// `offset`, to be queued to its receivers before this lock is released.
-    pub(crate) fn record(&mut self, selection: &Selection, frame: &Frame) -> Frame {
+    /// `offset`, to be queued to its receivers before this lock is released. `remote` is
+    /// `Some` for a frame from another instance, with its stamp if it came with one.
+    pub(crate) fn record(
+        &mut self,
+        selection: &Selection,
+        frame: &Frame,
+        remote: Option<Option<Stamp>>,
+    ) -> Frame {
         let log = &mut *self.log;
-        let seq = log.next_seq;
+        let offset = Offset::at(log.next_seq);
         log.next_seq += 1;
-        let mut offset = itoa::Buffer::new();
-        let stamped = frame.with_offset(offset.format(seq));
+        let mut text = itoa::Buffer::new();
+        let stamped = frame.with_offset(text.format(offset.seq));
+        let stamp = remote.flatten();
+        if let Some(stamp) = stamp {
+            let seen = log.seen.entry(stamp.origin).or_insert(0);
+            *seen = (*seen).max(stamp.seq);
+            if log.waiting > 0 {
+                self.recorder.progress.notify_waiters();
+            }
+        }
         let now = Instant::now();
-        let entry = Entry {
-            seq,
-            at: now,
-            selection: selection.clone(),
-            frame: stamped.clone(),
-        };
-        log.bytes += entry.size();
-        log.entries.push_back(entry);
-        log.trim(now, self.config);
+        log.push(
+            Entry {
+                offset,
+                at: now,
+                selection: selection.clone(),
+                frame: stamped.clone(),
+                stamp,
+            },
+            &self.recorder.config,
+        );
         stamped
+    }
+
+    /// The frame just [recorded](Self::record), of ours, is handed to the adapter: its
+    /// stamp, for the other instances.
+    pub(crate) fn published(&mut self) -> Stamp {
+        let log = &mut *self.log;
+        let seq = log.next_seq - 1;
+        let stamp = Stamp::new(self.recorder.origin, seq);
+        log.published = seq;
+        if let Some(entry) = log.entries.back_mut()
+            && entry.offset == Offset::at(seq)
+        {
+            entry.stamp = Some(stamp);
+        }
+        stamp
     }
 }
 
 impl Log {
+    fn push(&mut self, entry: Entry, config: &Recovery) {
+        let now = entry.at;
+        self.bytes += entry.size();
+        self.entries.push_back(entry);
+        self.trim(now, config);
+    }
+
     fn trim(&mut self, now: Instant, config: &Recovery) {
         while let Some(front) = self.entries.front() {
             let expired = now.duration_since(front.at) > config.window;
             if !expired && self.bytes <= config.max_bytes {
                 break;
             }
-            self.trimmed = front.seq;
+            self.trimmed = front.offset;
             self.bytes -= front.size();
             self.entries.pop_front();
         }
@@ -286,14 +451,52 @@ impl Log {
         }
     }
 
-    /// The frames after `after` that selected the client.
-    fn missed(&self, after: u64, id: ClientId, rooms: &[Arc<str>]) -> Vec<Frame> {
-        let first = self.entries.partition_point(|e| e.seq <= after);
+    /// The entries after `after` that selected the client.
+    fn missed(
+        &self,
+        after: Offset,
+        id: ClientId,
+        rooms: &[Arc<str>],
+    ) -> impl Iterator<Item = &Entry> {
+        let first = self.entries.partition_point(|e| e.offset <= after);
         self.entries
             .range(first..)
-            .filter(|e| e.selects(id, rooms))
-            .map(|e| e.frame.clone())
-            .collect()
+            .filter(move |e| e.selects(id, rooms))
+    }
+
+    /// Where a session's client last was: `offset` as the client sent it (`None`: it
+    /// received nothing), if this log issued it and still holds what follows it.
+    fn resume_point(&self, session: &Session, offset: Option<&str>) -> Option<Offset> {
+        let after = match offset {
+            None => session.start,
+            // An offset this gateway never issued is no offset of this session.
+            Some(offset) => Offset::parse(offset).filter(|o| o.seq < self.next_seq)?,
+        };
+        (after >= self.trimmed).then_some(after)
+    }
+
+    /// What this instance received from every instance: other ones' highest stamps, and
+    /// its own last frame handed to the adapter.
+    fn seen(&self, origin: u64) -> Vec<Stamp> {
+        let mut seen: Vec<Stamp> = self
+            .seen
+            .iter()
+            .map(|(&origin, &seq)| Stamp::new(origin, seq))
+            .collect();
+        if self.published > 0 {
+            seen.push(Stamp::new(origin, self.published));
+        }
+        seen
+    }
+
+    fn has_seen(&self, stamps: &[Stamp], own: u64) -> bool {
+        stamps.iter().all(|stamp| {
+            stamp.origin == own
+                || self
+                    .seen
+                    .get(&stamp.origin)
+                    .is_some_and(|s| *s >= stamp.seq)
+        })
     }
 }
 
@@ -326,22 +529,34 @@ impl Claim<'_> {
 
 impl Recorder {
     pub(crate) fn new(config: Recovery, authenticator: Option<AuthenticatorRef>) -> Self {
+        let mut origin = [0u8; 8];
+        if getrandom::fill(&mut origin).is_err() {
+            origin = u64::from_str_radix(&new_pid()[..16], 16)
+                .unwrap_or_default()
+                .to_be_bytes();
+        }
         Self {
             config,
             authenticator,
+            origin: u64::from_be_bytes(origin),
+            started: Instant::now(),
             log: Mutex::new(Log {
                 next_seq: 1,
-                trimmed: 0,
+                trimmed: Offset::default(),
                 entries: VecDeque::new(),
                 bytes: 0,
                 sessions: FxHashMap::default(),
                 away: VecDeque::new(),
+                seen: FxHashMap::default(),
+                published: 0,
+                waiting: 0,
             }),
+            progress: Notify::new(),
         }
     }
 
     pub(crate) fn config(&self) -> Recovery {
-        self.config
+        self.config.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Log> {
@@ -353,13 +568,14 @@ impl Recorder {
     pub(crate) fn recording(&self) -> Recording<'_> {
         Recording {
             log: self.lock(),
-            config: &self.config,
+            recorder: self,
         }
     }
 
-    /// Opens a connection's session: the one its `pid` names when it may recover it, else a
-    /// fresh one. A session still live (its old connection not yet seen to drop) is taken
-    /// over: the old connection is closed and saved first.
+    /// Opens a connection's session: the one its `pid` names when it may recover it (here,
+    /// or handed over by the instance that holds it), else a fresh one. A session still
+    /// live (its old connection not yet seen to drop) is taken over: the old connection is
+    /// closed and saved first.
     pub(crate) async fn open(
         &self,
         server: &WsServer,
@@ -371,6 +587,27 @@ impl Recorder {
         let claimed = claim.is_some();
         if let Some((pid, _)) = &claim {
             self.take_over(pid, &handshake).await;
+        }
+        let elsewhere = claim
+            .as_ref()
+            .is_some_and(|(pid, _)| !self.lock().sessions.contains_key(pid.as_str()));
+        let mut handshake = handshake;
+        if let (true, Some((pid, offset)), Some(adapter)) = (elsewhere, &claim, server.adapter()) {
+            match self
+                .open_handed_over(
+                    server,
+                    adapter,
+                    handshake,
+                    pid,
+                    offset.as_deref(),
+                    queue_capacity,
+                    dropped.clone(),
+                )
+                .await
+            {
+                Ok(opened) => return opened,
+                Err(back) => handshake = back,
+            }
         }
         let mut log = self.lock();
         log.expire(Instant::now(), &self.config);
@@ -389,17 +626,13 @@ impl Recorder {
                 let state = old.state().take();
                 let client = Client::resumed(server.clone(), old.id(), sink, handshake, state);
                 server.add(client.clone());
-                for room in &rooms {
-                    if let Err(err) = server.join(client.id(), room.to_string()) {
-                        tracing::debug!(target: "gateway::rejection", client = %client.id(), "a recovered room was refused: {err}");
-                    }
-                }
+                join_all(server, &client, rooms.iter().map(|r| r.to_string()));
                 (client, pid, start, Some(missed))
             }
             None => {
                 let client = Client::new(server.clone(), sink, handshake);
                 server.add(client.clone());
-                (client, new_pid(), log.next_seq - 1, None)
+                (client, new_pid(), Offset::at(log.next_seq - 1), None)
             }
         };
         log.sessions.insert(
@@ -421,6 +654,238 @@ impl Recorder {
             claimed,
             missed: missed.unwrap_or_default(),
         }
+    }
+
+    /// Recovers a session another instance holds: claims it there, takes the client in
+    /// (from now on it receives its live traffic here), then takes the frames it missed
+    /// until then. The handshake back when no instance hands it over.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_handed_over(
+        &self,
+        server: &WsServer,
+        adapter: &AdapterRef,
+        handshake: Handshake,
+        pid: &str,
+        offset: Option<&str>,
+        queue_capacity: usize,
+        dropped: metrics::Counter,
+    ) -> Result<Opened, Handshake> {
+        let claim = SessionClaim::of(&handshake, pid, offset, self.started.elapsed());
+        let Some(offer) = adapter.claim_session(server.path(), &claim).await else {
+            return Err(handshake);
+        };
+        let (sink, queue) = ClientSink::channel(queue_capacity, dropped);
+        let pid: Arc<str> = Arc::from(pid);
+        let fallback = handshake.clone();
+        let (client, seen, start) = {
+            let mut log = self.lock();
+            let state = ClientState::default();
+            for (name, json) in &offer.state {
+                let carried = self.config.carried.iter().find(|c| c.name == name);
+                if !carried.is_some_and(|c| (c.decode)(&state, json.get())) {
+                    tracing::debug!(target: "gateway", state = %name, "per-connection state handed over was not taken: `Recovery::carry` does not name it, or it did not deserialize");
+                }
+            }
+            let client = Client::resumed(server.clone(), offer.client, sink, handshake, state);
+            server.add(client.clone());
+            join_all(server, &client, offer.rooms.iter().cloned());
+            let start = Offset::at(log.next_seq - 1);
+            log.sessions.insert(
+                Arc::clone(&pid),
+                Session {
+                    start,
+                    state: SessionState::Live {
+                        client: client.clone(),
+                        taken_over: false,
+                        ended: Arc::new(Notify::new()),
+                    },
+                },
+            );
+            (client, log.seen(self.origin), start)
+        };
+        let frames = adapter
+            .take_session(server.path(), &offer, &claim, &seen)
+            .await;
+        let mut log = self.lock();
+        let Some(frames) = frames else {
+            tracing::debug!(target: "gateway", client = %client.id(), "the instance holding a session did not hand it over");
+            log.sessions.remove(&pid);
+            drop(log);
+            server.remove(client.id());
+            return Err(fallback);
+        };
+        // Recorded again here, numbered after the last frame recorded before the client
+        // came in and before those recorded since.
+        let at = log.entries.partition_point(|e| e.offset.seq <= start.seq);
+        let selection = Selection {
+            clients: vec![client.id()],
+            ..Selection::default()
+        };
+        let now = Instant::now();
+        let mut missed = Vec::with_capacity(frames.len());
+        for (k, frame) in frames.into_iter().enumerate() {
+            let offset = Offset {
+                seq: start.seq,
+                sub: u32::try_from(k + 1).unwrap_or(u32::MAX),
+            };
+            let stamped = frame.without_offset().with_offset(&offset.to_string());
+            let entry = Entry {
+                offset,
+                at: now,
+                selection: selection.clone(),
+                frame: stamped.clone(),
+                stamp: None,
+            };
+            log.bytes += entry.size();
+            log.entries.insert(at + k, entry);
+            missed.push(stamped);
+        }
+        log.trim(now, &self.config);
+        tracing::debug!(target: "gateway", client = %client.id(), missed = missed.len(), "a session was handed over by another instance");
+        Ok(Opened {
+            client,
+            queue,
+            pid,
+            recovered: true,
+            claimed: true,
+            missed,
+        })
+    }
+
+    /// The handshake a claim from another instance describes, authenticated here: `None`
+    /// when it does not parse or fails authentication.
+    async fn claimant(&self, claim: &SessionClaim) -> Option<Handshake> {
+        let mut handshake = claim.handshake()?;
+        if let Some(auth) = &self.authenticator {
+            let request = HandshakeRequest::new(&handshake.uri, &handshake.headers);
+            let identity = auth.0.authenticate(&request).await.ok()?;
+            identity(&mut handshake.extensions);
+        }
+        Some(handshake)
+    }
+
+    /// Another instance claims a session: reserves it for that claim and offers its client's
+    /// id and rooms, if this gateway holds it, its client dropped (an open connection for it
+    /// is closed first) and the claim authenticates as its owner.
+    pub(crate) async fn offer(&self, claim: &SessionClaim) -> Option<SessionOffer> {
+        if !self.lock().sessions.contains_key(claim.pid.as_str()) {
+            return None;
+        }
+        let handshake = self.claimant(claim).await?;
+        self.take_over(&claim.pid, &handshake).await;
+        let mut log = self.lock();
+        let now = Instant::now();
+        log.expire(now, &self.config);
+        let session = log.sessions.get(claim.pid.as_str())?;
+        let SessionState::Away {
+            client, reserved, ..
+        } = &session.state
+        else {
+            return None;
+        };
+        if reserved.is_some_and(|until| until > now) || !self.same_identity(client, &handshake) {
+            return None;
+        }
+        if log.resume_point(session, claim.offset.as_deref()).is_none() {
+            tracing::debug!(target: "gateway", client = %client.id(), "a session could not be handed over: frames it missed are no longer kept");
+            let forgotten = log.sessions.remove(claim.pid.as_str());
+            if let Some(Session {
+                state: SessionState::Away { client, .. },
+                ..
+            }) = forgotten
+            {
+                client.state().clear();
+            }
+            return None;
+        }
+        let Some(Session {
+            state:
+                SessionState::Away {
+                    client,
+                    rooms,
+                    reserved,
+                    ..
+                },
+            ..
+        }) = log.sessions.get_mut(claim.pid.as_str())
+        else {
+            return None;
+        };
+        *reserved = Some(now + RESERVATION);
+        let state = self
+            .config
+            .carried
+            .iter()
+            .filter_map(|c| Some((c.name.to_owned(), (c.encode)(client.state())?)))
+            .collect();
+        Some(
+            SessionOffer::new(client.id(), rooms.iter().map(|r| r.to_string()).collect())
+                .state(state),
+        )
+    }
+
+    /// The claimer of a session this gateway offered took its client in, having received
+    /// `seen` from each instance: once this one has received as much (two seconds at most),
+    /// hands over the frames the client missed until then and forgets the session.
+    pub(crate) async fn hand_over(
+        &self,
+        claim: &SessionClaim,
+        seen: &[Stamp],
+    ) -> Option<Vec<Frame>> {
+        let deadline = tokio::time::Instant::now() + HAND_OVER_WAIT;
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut log = self.lock();
+                if log.has_seen(seen, self.origin) {
+                    break;
+                }
+                log.waiting += 1;
+            }
+            let timed_out = tokio::time::timeout_at(deadline, notified).await.is_err();
+            self.lock().waiting -= 1;
+            if timed_out {
+                tracing::debug!(target: "gateway", "a hand-over did not receive every frame the claimer had: handing over what is here");
+                break;
+            }
+        }
+        let mut log = self.lock();
+        let now = Instant::now();
+        let session = log.sessions.get(claim.pid.as_str())?;
+        let SessionState::Away {
+            reserved: Some(until),
+            ..
+        } = &session.state
+        else {
+            return None;
+        };
+        if *until < now {
+            return None;
+        }
+        let after = log.resume_point(session, claim.offset.as_deref())?;
+        let session = log.sessions.remove(claim.pid.as_str())?;
+        let SessionState::Away { client, rooms, .. } = session.state else {
+            return None;
+        };
+        let seen: FxHashMap<u64, u64> = seen.iter().map(|s| (s.origin, s.seq)).collect();
+        // Frames of an instance the claimer never heard from that were recorded here
+        // before it began recording never reached it.
+        let before_claimer = now.checked_sub(claim.recording_for);
+        let frames = log
+            .missed(after, client.id(), &rooms)
+            .filter(|entry| match entry.stamp {
+                None => true,
+                Some(stamp) => match seen.get(&stamp.origin) {
+                    Some(last) => stamp.seq <= *last,
+                    None => before_claimer.is_some_and(|t| entry.at < t),
+                },
+            })
+            .map(|entry| entry.frame.clone())
+            .collect();
+        client.state().clear();
+        Some(frames)
     }
 
     /// Whether `handshake` may recover a session opened by `owner`.
@@ -487,11 +952,16 @@ impl Recorder {
             tracing::debug!(target: "gateway::rejection", "a session was claimed by another identity");
             return None;
         }
-        let after = match offset {
-            None => Some(session.start),
-            // An offset this gateway never issued is no offset of this session.
-            Some(offset) => offset.parse::<u64>().ok().filter(|o| *o < log.next_seq),
-        };
+        if let SessionState::Away {
+            reserved: Some(until),
+            ..
+        } = &session.state
+            && *until > Instant::now()
+        {
+            tracing::debug!(target: "gateway", "a session offered to another instance was claimed here");
+            return None;
+        }
+        let after = log.resume_point(session, offset);
         let (pid, session) = log.sessions.remove_entry(pid)?;
         let SessionState::Away {
             client: old, rooms, ..
@@ -499,12 +969,15 @@ impl Recorder {
         else {
             return None;
         };
-        let Some(after) = after.filter(|after| *after >= log.trimmed) else {
+        let Some(after) = after else {
             tracing::debug!(target: "gateway", client = %old.id(), "a session could not be recovered: frames it missed are no longer kept");
             old.state().clear();
             return None;
         };
-        let missed = log.missed(after, old.id(), &rooms);
+        let missed = log
+            .missed(after, old.id(), &rooms)
+            .map(|e| e.frame.clone())
+            .collect();
         Some(Recovered {
             pid,
             start: session.start,
@@ -538,6 +1011,7 @@ impl Recorder {
                 client: client.clone(),
                 rooms,
                 since: now,
+                reserved: None,
             };
             log.away.push_back((now, Arc::from(pid)));
             log.expire(now, &self.config);
@@ -551,10 +1025,19 @@ impl Recorder {
     }
 }
 
+/// Puts a recovered client back in its rooms.
+fn join_all(server: &WsServer, client: &Client, rooms: impl Iterator<Item = String>) {
+    for room in rooms {
+        if let Err(err) = server.join(client.id(), room) {
+            tracing::debug!(target: "gateway::rejection", client = %client.id(), "a recovered room was refused: {err}");
+        }
+    }
+}
+
 /// A session taken out of the log to be recovered.
 struct Recovered {
     pid: Arc<str>,
-    start: u64,
+    start: Offset,
     old: Client,
     rooms: Vec<Arc<str>>,
     missed: Vec<Frame>,

@@ -677,7 +677,7 @@ impl GatewayRuntime {
     /// impl Chat {}
     ///
     /// let recovery = Recovery::new(Duration::from_secs(120));
-    /// let app = GatewayApp::new().recover_all(recovery).gateway::<Chat>().build().unwrap();
+    /// let app = GatewayApp::new().recover_all(recovery.clone()).gateway::<Chat>().build().unwrap();
     /// assert_eq!(app.gateways()[0].recovery(), Some(recovery));
     /// ```
     pub fn recovery(&self) -> Option<crate::Recovery> {

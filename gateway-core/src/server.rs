@@ -13,12 +13,22 @@ use tokio::sync::mpsc;
 
 use crate::ack::{AckSender, AckStream};
 use crate::adapter::{
-    AdapterError, AdapterRef, ClientInfo, LocalServer, Message, Operation, Selection,
+    AdapterError, AdapterRef, ClientInfo, LocalServer, Message, Operation, Selection, Stamp,
 };
 use crate::client::{Client, ClientId, Outbound};
 use crate::error::{RoomError, SendError};
 use crate::frame::Frame;
-use crate::recovery::Recorder;
+use crate::recovery::{Recorder, Recording};
+
+/// Where an operation applied to this instance's clients comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// An emit, a join... made here: handed to the adapter after, unless `publish` is off
+    /// (a [`local`](Broadcast::local) broadcast).
+    Here { publish: bool },
+    /// Published by another instance, with its stamp when it has one.
+    Remote(Option<Stamp>),
+}
 
 /// The server handle of a gateway: every connected client of that gateway, and its rooms.
 ///
@@ -167,7 +177,7 @@ impl WsServer {
             .unwrap_or(crate::ack::DEFAULT_ACK_TIMEOUT)
     }
 
-    fn adapter(&self) -> Option<&AdapterRef> {
+    pub(crate) fn adapter(&self) -> Option<&AdapterRef> {
         self.inner.adapter.get()
     }
 
@@ -663,19 +673,42 @@ impl WsServer {
         self.broadcast().emit(event, data)
     }
 
-    /// Applies an operation to the matching clients of this instance only. Returns how many
-    /// clients it applied to, and whether every client it concerns is connected here (so
-    /// that no other instance needs to hear of it).
-    pub(crate) fn apply_local(&self, selection: &Selection, op: &Operation) -> (usize, bool) {
+    /// Applies an operation another instance published (with its [`Stamp`], when it has
+    /// one) to the matching clients of this instance. Returns how many it applied to.
+    pub(crate) fn apply_remote(
+        &self,
+        selection: &Selection,
+        op: &Operation,
+        stamp: Option<Stamp>,
+    ) -> usize {
+        self.apply(selection, op, Source::Remote(stamp))
+    }
+
+    /// Applies an operation to the matching clients of this instance, and, when it comes
+    /// from here and concerns clients that may be elsewhere, hands it to the adapter.
+    /// Returns how many local clients it applied to.
+    fn apply(&self, selection: &Selection, op: &Operation, source: Source) -> usize {
+        // Handed to the adapter when it comes from here and may concern other instances.
+        let publishes = |all_here: bool| {
+            matches!(source, Source::Here { publish: true })
+                && !all_here
+                && self.adapter().is_some()
+        };
         match op {
             Operation::Emit(frame) => {
-                // With recovery, the frame is numbered and kept, and queued to its receivers
-                // under the recorder's lock, so that every client sees offsets in order.
+                // With recovery, the frame is numbered and kept, queued to its receivers and
+                // handed to the adapter under the recorder's lock, so that every client sees
+                // offsets in order and every instance receives this one's frames in the
+                // order of their numbers.
                 let mut recording = self.recorder().map(|r| r.recording());
                 let stamped;
                 let frame = match &mut recording {
                     Some(recording) => {
-                        stamped = recording.record(selection, frame);
+                        let remote = match source {
+                            Source::Remote(stamp) => Some(stamp),
+                            Source::Here { .. } => None,
+                        };
+                        stamped = recording.record(selection, frame, remote);
                         &stamped
                     }
                     None => frame,
@@ -683,20 +716,53 @@ impl WsServer {
                 // One slot for every receiver's copy: a Socket.IO receiver encodes the frame
                 // for all of them.
                 let frame = frame.clone().shared();
-                let state = self.read();
-                let mut sent = 0;
-                state.visit(selection, |member| {
-                    if member
-                        .client
-                        .sink()
-                        .send(Outbound::Frame(frame.clone()))
-                        .is_ok()
-                    {
-                        sent += 1;
-                    }
-                });
-                (sent, state.all_targets_here(selection))
+                let (sent, all_here) = {
+                    let state = self.read();
+                    let mut sent = 0;
+                    state.visit(selection, |member| {
+                        if member
+                            .client
+                            .sink()
+                            .send(Outbound::Frame(frame.clone()))
+                            .is_ok()
+                        {
+                            sent += 1;
+                        }
+                    });
+                    (sent, state.all_targets_here(selection))
+                };
+                if publishes(all_here) {
+                    let stamp = recording.as_mut().map(Recording::published);
+                    self.publish(selection, op, stamp);
+                }
+                sent
             }
+            _ => {
+                let (applied, all_here) = self.apply_membership(selection, op);
+                if publishes(all_here) {
+                    self.publish(selection, op, None);
+                }
+                applied
+            }
+        }
+    }
+
+    fn publish(&self, selection: &Selection, op: &Operation, stamp: Option<Stamp>) {
+        if let Some(adapter) = self.adapter() {
+            adapter.publish(&Message {
+                path: self.path(),
+                selection,
+                op,
+                stamp,
+            });
+        }
+    }
+
+    /// Applies a join, a leave or a disconnect to the matching clients of this instance.
+    /// Returns how many it applied to, and whether every client it concerns is here.
+    fn apply_membership(&self, selection: &Selection, op: &Operation) -> (usize, bool) {
+        match op {
+            Operation::Emit(_) => (0, false),
             Operation::Disconnect => {
                 let state = self.read();
                 let mut closed = 0;
@@ -1190,6 +1256,7 @@ impl Broadcast {
                     path: self.server.path(),
                     selection: &self.selection,
                     op: &Operation::Emit(frame.clone()),
+                    stamp: None,
                 },
                 timeout,
                 crate::adapter::AckReplies::new(tx),
@@ -1418,18 +1485,13 @@ impl Broadcast {
     }
 
     fn run(&self, op: &Operation) -> usize {
-        let (applied, all_here) = self.server.apply_local(&self.selection, op);
-        if !self.local
-            && !all_here
-            && let Some(adapter) = self.server.adapter()
-        {
-            adapter.publish(&Message {
-                path: self.server.path(),
-                selection: &self.selection,
-                op,
-            });
-        }
-        applied
+        self.server.apply(
+            &self.selection,
+            op,
+            Source::Here {
+                publish: !self.local,
+            },
+        )
     }
 }
 

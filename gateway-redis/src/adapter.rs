@@ -15,8 +15,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use ws_gateway_core::Frame;
 use ws_gateway_core::adapter::{
     AckReplies, Adapter, AdapterError, ClientInfo, LocalServer, Message, Operation, Selection,
+    SessionClaim, SessionOffer, Stamp,
 };
 
 use crate::codec::{self, Incoming};
@@ -243,6 +245,8 @@ struct Core<D> {
     pending: Mutex<HashMap<u64, mpsc::UnboundedSender<Vec<ClientInfo>>>>,
     /// Our emits that want acknowledgements, by request, until their timeout.
     asks: Mutex<HashMap<u64, AckReplies>>,
+    /// Our session claims and takes waiting for answers, by request.
+    sessions: Mutex<HashMap<u64, mpsc::UnboundedSender<SessionReply>>>,
     next_request: AtomicU64,
     /// The outgoing queue overflowed and that was logged.
     overflowing: AtomicBool,
@@ -254,6 +258,12 @@ struct Core<D> {
     reading: Mutex<Reading>,
     /// `gateway_redis_outbox_dropped_total` for this prefix.
     outbox_dropped: metrics::Counter,
+}
+
+/// An answer to one of our session claims or takes.
+enum SessionReply {
+    Offer(u64, Option<SessionOffer>),
+    Handed(Option<Vec<Frame>>),
 }
 
 /// The receiver's view of the operations stream (classic mode).
@@ -382,6 +392,7 @@ impl<D> Core<D> {
                 path,
                 selection,
                 op,
+                stamp,
             } = incoming
                 && from != self.uid
             {
@@ -393,7 +404,7 @@ impl<D> Core<D> {
                     *last = seq;
                     // Applied under the lock: the requests released below come after it.
                     if let Some(server) = self.server(&path) {
-                        server.apply(&selection, &op);
+                        server.apply_stamped(&selection, &op, stamp);
                     }
                 } else {
                     tracing::trace!(target: TARGET, seq, "an entry appended again was skipped");
@@ -420,6 +431,7 @@ impl<D> Core<D> {
                 from,
                 selection,
                 op,
+                stamp,
             } => {
                 // Our own operation, back from the bus: it was applied locally already.
                 if from == self.uid {
@@ -434,7 +446,7 @@ impl<D> Core<D> {
                     _ => path,
                 };
                 if let Some(server) = self.server(path) {
-                    server.apply(&selection, &op);
+                    server.apply_stamped(&selection, &op, stamp);
                 }
             }
             Incoming::Request {
@@ -514,6 +526,56 @@ impl<D> Core<D> {
                     });
                 }
             }
+            Incoming::Claim {
+                from,
+                request,
+                path,
+                claim,
+            } if self.carries_requests(channel) => {
+                if from == self.uid {
+                    // Our own claim: we hold no session we came to claim.
+                    self.session_reply(request, SessionReply::Offer(from, None));
+                    return;
+                }
+                let (server, uid, tx) = (self.server(&path), self.uid, self.tx.clone());
+                let channel = response_channel(&self.config.prefix, from);
+                tokio::spawn(async move {
+                    let offer = match server {
+                        Some(server) => server.offer_session(&claim).await,
+                        None => None,
+                    };
+                    let payload = codec::encode_offer(uid, request, offer.as_ref());
+                    let _ = tx.send(Outgoing::channel(channel, payload)).await;
+                });
+            }
+            Incoming::Offer {
+                from,
+                request,
+                offer,
+            } if channel == self.channels.response => {
+                self.session_reply(request, SessionReply::Offer(from, offer));
+            }
+            Incoming::Take {
+                from,
+                request,
+                path,
+                claim,
+                seen,
+            } if channel == self.channels.response => {
+                let (server, uid, tx) = (self.server(&path), self.uid, self.tx.clone());
+                let channel = response_channel(&self.config.prefix, from);
+                tokio::spawn(async move {
+                    let frames = match server {
+                        Some(server) => server.hand_over_session(&claim, &seen).await,
+                        None => None,
+                    };
+                    let payload = codec::encode_handed(uid, request, frames.as_deref());
+                    let _ = tx.send(Outgoing::channel(channel, payload)).await;
+                });
+            }
+            Incoming::Handed { request, frames } if channel == self.channels.response => {
+                self.session_reply(request, SessionReply::Handed(frames));
+            }
             Incoming::AckSent { request, count } if channel == self.channels.response => {
                 if let Some(replies) = self.ask(request) {
                     replies.sent(count);
@@ -587,6 +649,26 @@ impl<D> Core<D> {
             return None;
         }
         Some(replies.clone())
+    }
+
+    fn session_reply(&self, request: u64, reply: SessionReply) {
+        if let Some(tx) = lock(&self.sessions).get(&request) {
+            let _ = tx.send(reply);
+        }
+    }
+
+    /// Registers a session request's answers, forgotten when the guard drops.
+    fn session_request(
+        &self,
+    ) -> (
+        u64,
+        mpsc::UnboundedReceiver<SessionReply>,
+        SessionGuard<'_, D>,
+    ) {
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.sessions).insert(request, tx);
+        (request, rx, SessionGuard(self, request))
     }
 
     fn answer(&self, request: u64, clients: Vec<ClientInfo>) {
@@ -986,6 +1068,15 @@ async fn run_subscriptions<D: Driver>(
     }
 }
 
+/// Forgets a session claim or take however its future ends.
+struct SessionGuard<'a, D>(&'a Core<D>, u64);
+
+impl<D> Drop for SessionGuard<'_, D> {
+    fn drop(&mut self) {
+        lock(&self.0.sessions).remove(&self.1);
+    }
+}
+
 /// Forgets a pending request however its future ends.
 struct PendingGuard<'a, D>(&'a Core<D>, u64);
 
@@ -1125,6 +1216,7 @@ impl<D: Driver> RedisAdapter<D> {
             servers: RwLock::default(),
             pending: Mutex::default(),
             asks: Mutex::default(),
+            sessions: Mutex::default(),
             next_request: AtomicU64::new(0),
             overflowing: AtomicBool::new(false),
             occupied: Mutex::default(),
@@ -1205,12 +1297,19 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
             for (channel, selection) in
                 per_room_routes(&core.channels, message.path, message.selection)
             {
-                let payload = codec::encode_operation(core.uid, &selection, message.op);
+                let payload =
+                    codec::encode_operation(core.uid, &selection, message.op, message.stamp);
                 core.enqueue(Outgoing::channel(channel, payload));
             }
             return;
         }
-        let payload = codec::encode_entry(core.uid, message.path, message.selection, message.op);
+        let payload = codec::encode_entry(
+            core.uid,
+            message.path,
+            message.selection,
+            message.op,
+            message.stamp,
+        );
         core.enqueue(Outgoing {
             lane: Lane::Entry,
             payload,
@@ -1296,6 +1395,73 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
                 lock(&core.asks).remove(&request);
             }
         });
+    }
+
+    /// Asks every instance (where requests go: the request channel, or in per-room mode
+    /// the gateway's channel) for the session; the first offer wins, the others answer
+    /// that they do not hold it.
+    async fn claim_session(
+        &self,
+        path: &'static str,
+        claim: &SessionClaim,
+    ) -> Option<SessionOffer> {
+        let core = &*self.inner.core;
+        let deadline = tokio::time::Instant::now() + core.config.request_timeout;
+        let (request, mut replies, _guard) = core.session_request();
+        let channel = core
+            .request_routes(path, &Selection::default())
+            .into_iter()
+            .next()?
+            .0;
+        let (reply, receiver) = oneshot::channel();
+        if !core.enqueue(Outgoing {
+            lane: Lane::Channel(channel),
+            payload: codec::encode_claim(core.uid, request, path, claim),
+            reply: Some(reply),
+        }) {
+            return None;
+        }
+        let Ok(Ok(Ok(expected))) = tokio::time::timeout_at(deadline, receiver).await else {
+            return None;
+        };
+        for _ in 0..expected {
+            match tokio::time::timeout_at(deadline, replies.recv()).await {
+                Ok(Some(SessionReply::Offer(from, Some(offer)))) => {
+                    return Some(offer.holder(from));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Asks the holder for the frames, on its response channel.
+    async fn take_session(
+        &self,
+        path: &'static str,
+        offer: &SessionOffer,
+        claim: &SessionClaim,
+        seen: &[Stamp],
+    ) -> Option<Vec<Frame>> {
+        let core = &*self.inner.core;
+        // The holder may wait for frames the claimer had (two seconds at most).
+        let deadline =
+            tokio::time::Instant::now() + core.config.request_timeout + Duration::from_secs(2);
+        let (request, mut replies, _guard) = core.session_request();
+        if !core.enqueue(Outgoing::channel(
+            response_channel(&core.config.prefix, offer.holder),
+            codec::encode_take(core.uid, request, path, claim, seen),
+        )) {
+            return None;
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, replies.recv()).await {
+                Ok(Some(SessionReply::Handed(frames))) => return frames,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
     }
 
     async fn fetch_clients(
@@ -1543,8 +1709,13 @@ mod tests {
         // The gateway channel is nobody's in classic mode (operations are on the stream).
         assert_eq!(stranger.publish(&garbage).await.unwrap(), [0, 1, 0]);
         let frame = Frame::event("ok", &1).unwrap();
-        let mut valid =
-            codec::encode_entry(7, "/unit", &Selection::default(), &Operation::Emit(frame));
+        let mut valid = codec::encode_entry(
+            7,
+            "/unit",
+            &Selection::default(),
+            &Operation::Emit(frame),
+            None,
+        );
         valid[codec::SEQ].copy_from_slice(&1u64.to_be_bytes());
         // Garbage on the stream too, then the valid entry.
         stranger

@@ -11,6 +11,10 @@
 //! ask        (on <prefix>#request)         1 | uid u64 | 6 | after [16] | request u64 | timeout_ms u32 | path_len u16 | path | sel_len u32 | selection | frame
 //! ack sent   (on <prefix>#response#<uid>)  1 | uid u64 | 7 | request u64 | count u32
 //! ack answer (on <prefix>#response#<uid>)  1 | uid u64 | 8 | request u64 | client u64 | gone u8 | answer JSON
+//! claim      (on <prefix>#request)         1 | uid u64 | 11 | request u64 | path_len u16 | path | claim JSON
+//! offer      (on <prefix>#response#<uid>)  1 | uid u64 | 12 | request u64 | offer JSON (null: not here)
+//! take       (on <prefix>#response#<uid>)  1 | uid u64 | 13 | request u64 | path_len u16 | path | take JSON
+//! handed     (on <prefix>#response#<uid>)  1 | uid u64 | 14 | request u64 | found u8 | count u32 | (len u32 | flagged frame)*
 //! ```
 //!
 //! In classic mode operations are entries of the prefix's stream: `seq` numbers one
@@ -24,9 +28,15 @@
 //! In per-room mode operations, requests and asks travel on `<prefix>:<path>` or on a room's
 //! `<prefix>:<path>#<room>`, whose selection leaves the room out (the channel names it).
 //!
-//! A volatile frame (flag 1) or one with binary attachments (flag 2) is a flagged emit, so
-//! that the receiving instances drop it for a full queue, or send the attachments as such;
-//! any other emit is the frame's bytes alone. An ask carries the frame's JSON text only.
+//! A volatile frame (flag 1), one with binary attachments (flag 2) or one with a recovery
+//! stamp (flag 4: origin u64 | seq u64 after the flags) is a flagged emit, so that the
+//! receiving instances drop it for a full queue, send the attachments as such, or record it
+//! with its stamp; any other emit is the frame's bytes alone.
+//!
+//! A claim, an offer, a take and a hand-over carry connection state recovery across
+//! instances: the instance a client came back to claims its session from every instance,
+//! the one holding it offers the client's id and rooms, is asked to take it (with what the
+//! claimer had received from each instance), and hands over the frames the client missed. An ask carries the frame's JSON text only.
 //!
 //! An ask is an emit that wants acknowledgements: each instance sends the frame to its
 //! matching clients, answers `ack sent` with how many, then forwards each answer.
@@ -40,7 +50,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use ws_gateway_core::adapter::{ClientInfo, Operation, Selection};
+use ws_gateway_core::adapter::{
+    ClientInfo, Operation, Selection, SessionClaim, SessionOffer, Stamp,
+};
 use ws_gateway_core::{ClientId, Frame};
 
 use crate::driver::StreamId;
@@ -57,9 +69,14 @@ const ACK_SENT: u8 = 7;
 const ACK_ANSWER: u8 = 8;
 const EMIT_FLAGGED: u8 = 9;
 const ENTRY: u8 = 10;
+const CLAIM: u8 = 11;
+const OFFER: u8 = 12;
+const TAKE: u8 = 13;
+const HANDED: u8 = 14;
 
 const VOLATILE: u8 = 1;
 const BINARY: u8 = 2;
+const STAMPED: u8 = 4;
 
 /// Where an entry's `seq` is: the publisher task numbers entries as it appends them.
 pub(crate) const SEQ: std::ops::Range<usize> = 10..18;
@@ -90,12 +107,40 @@ pub(crate) enum Incoming {
         path: String,
         selection: Selection,
         op: Operation,
+        stamp: Option<Stamp>,
     },
     /// An operation for the gateway named by the channel.
     Operation {
         from: u64,
         selection: Selection,
         op: Operation,
+        stamp: Option<Stamp>,
+    },
+    /// Another instance claims a session of gateway `path`.
+    Claim {
+        from: u64,
+        request: u64,
+        path: String,
+        claim: SessionClaim,
+    },
+    /// An instance's answer to one of our claims.
+    Offer {
+        from: u64,
+        request: u64,
+        offer: Option<SessionOffer>,
+    },
+    /// The claimer of a session we offered takes it, having received `seen`.
+    Take {
+        from: u64,
+        request: u64,
+        path: String,
+        claim: SessionClaim,
+        seen: Vec<Stamp>,
+    },
+    /// The frames a session we took missed (`None`: it was not handed over).
+    Handed {
+        request: u64,
+        frames: Option<Vec<Frame>>,
     },
     /// Another instance asks for the clients matching a selection.
     Request {
@@ -211,17 +256,28 @@ fn header(uid: u64, kind: u8, capacity: usize) -> Vec<u8> {
 }
 
 /// Encodes an operation for the other instances.
-pub(crate) fn encode_operation(uid: u64, selection: &Selection, op: &Operation) -> Vec<u8> {
+pub(crate) fn encode_operation(
+    uid: u64,
+    selection: &Selection,
+    op: &Operation,
+    stamp: Option<Stamp>,
+) -> Vec<u8> {
     let mut buf = Vec::new();
-    write_operation(&mut buf, uid, None, selection, op);
+    write_operation(&mut buf, uid, None, selection, op, stamp);
     buf
 }
 
 /// Encodes an operation of gateway `path` as an entry of the prefix's stream, its `seq`
 /// left for the publisher task to write.
-pub(crate) fn encode_entry(uid: u64, path: &str, selection: &Selection, op: &Operation) -> Vec<u8> {
+pub(crate) fn encode_entry(
+    uid: u64,
+    path: &str,
+    selection: &Selection,
+    op: &Operation,
+    stamp: Option<Stamp>,
+) -> Vec<u8> {
     let mut buf = Vec::new();
-    write_operation(&mut buf, uid, Some(path), selection, op);
+    write_operation(&mut buf, uid, Some(path), selection, op, stamp);
     buf
 }
 
@@ -231,10 +287,13 @@ fn write_operation(
     path: Option<&str>,
     selection: &Selection,
     op: &Operation,
+    stamp: Option<Stamp>,
 ) {
     let (kind, body): (u8, Cow<'_, [u8]>) = match op {
-        Operation::Emit(frame) if frame.is_volatile() || frame.binary().is_some() => {
-            (EMIT_FLAGGED, Cow::Owned(flagged_frame(frame)))
+        Operation::Emit(frame)
+            if frame.is_volatile() || frame.binary().is_some() || stamp.is_some() =>
+        {
+            (EMIT_FLAGGED, Cow::Owned(flagged_frame(frame, stamp)))
         }
         Operation::Emit(frame) => (EMIT, Cow::Borrowed(&frame.as_bytes()[..])),
         Operation::Join(room) => (JOIN, Cow::Borrowed(room.as_bytes())),
@@ -270,8 +329,8 @@ fn push_len(buf: &mut Vec<u8>, len: usize) {
     buf.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
 }
 
-/// A volatile or binary frame: its flags, its text, and its binary form.
-fn flagged_frame(frame: &Frame) -> Vec<u8> {
+/// A volatile, binary or stamped frame: its flags, its stamp, its text, and its binary form.
+fn flagged_frame(frame: &Frame, stamp: Option<Stamp>) -> Vec<u8> {
     let binary = frame.binary();
     let mut flags = 0;
     if frame.is_volatile() {
@@ -280,9 +339,16 @@ fn flagged_frame(frame: &Frame) -> Vec<u8> {
     if binary.is_some() {
         flags |= BINARY;
     }
+    if stamp.is_some() {
+        flags |= STAMPED;
+    }
     let text = frame.as_bytes();
-    let mut buf = Vec::with_capacity(5 + text.len() * 2);
+    let mut buf = Vec::with_capacity(21 + text.len() * 2);
     buf.push(flags);
+    if let Some(stamp) = stamp {
+        buf.extend_from_slice(&stamp.origin.to_be_bytes());
+        buf.extend_from_slice(&stamp.seq.to_be_bytes());
+    }
     push_len(&mut buf, text.len());
     buf.extend_from_slice(text);
     if let Some(binary) = binary {
@@ -309,8 +375,15 @@ fn len_at(bytes: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
 }
 
 /// Reads what [`flagged_frame`] wrote; the frame shares `payload`'s bytes.
-fn read_flagged_frame(payload: &Bytes, body: &[u8]) -> Result<Frame, DecodeError> {
+fn read_flagged_frame(payload: &Bytes, body: &[u8]) -> Result<(Frame, Option<Stamp>), DecodeError> {
     let (flags, rest) = split(body, 1)?;
+    let (stamp, rest) = if flags[0] & STAMPED != 0 {
+        let (origin, rest) = u64_at(rest)?;
+        let (seq, rest) = u64_at(rest)?;
+        (Some(Stamp::new(origin, seq)), rest)
+    } else {
+        (None, rest)
+    };
     let (len, rest) = len_at(rest)?;
     let (text, rest) = split(rest, len)?;
     let mut frame = Frame::from_encoded(payload.slice_ref(text))?;
@@ -331,7 +404,7 @@ fn read_flagged_frame(payload: &Bytes, body: &[u8]) -> Result<Frame, DecodeError
     if flags[0] & VOLATILE != 0 {
         frame = frame.volatile();
     }
-    Ok(frame)
+    Ok((frame, stamp))
 }
 
 /// Encodes a `fetch_clients` request.
@@ -435,7 +508,7 @@ fn operation_at(
     payload: &Bytes,
     kind: u8,
     rest: &[u8],
-) -> Result<(Selection, Operation), DecodeError> {
+) -> Result<(Selection, Operation, Option<Stamp>), DecodeError> {
     let (len, rest) = split(rest, 4)?;
     let mut n = [0; 4];
     n.copy_from_slice(len);
@@ -445,15 +518,20 @@ fn operation_at(
     let room = || -> Result<Cow<'static, str>, DecodeError> {
         Ok(Cow::Owned(std::str::from_utf8(body)?.to_owned()))
     };
+    let mut stamp = None;
     let op = match kind {
         EMIT => Operation::Emit(Frame::from_encoded(payload.slice_ref(body))?),
-        EMIT_FLAGGED => Operation::Emit(read_flagged_frame(payload, body)?),
+        EMIT_FLAGGED => {
+            let (frame, stamped) = read_flagged_frame(payload, body)?;
+            stamp = stamped;
+            Operation::Emit(frame)
+        }
         JOIN => Operation::Join(room()?),
         LEAVE => Operation::Leave(room()?),
         DISCONNECT => Operation::Disconnect,
         _ => return Err(DecodeError::Malformed),
     };
-    Ok((selection, op))
+    Ok((selection, op, stamp))
 }
 
 /// Decodes what arrived on a subscription. A frame keeps sharing `payload`'s bytes.
@@ -466,24 +544,26 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
     let (kind, rest) = split(rest, 1)?;
     match kind[0] {
         kind @ (EMIT | JOIN | LEAVE | DISCONNECT | EMIT_FLAGGED) => {
-            let (selection, op) = operation_at(payload, kind, rest)?;
+            let (selection, op, stamp) = operation_at(payload, kind, rest)?;
             Ok(Incoming::Operation {
                 from,
                 selection,
                 op,
+                stamp,
             })
         }
         ENTRY => {
             let (seq, rest) = u64_at(rest)?;
             let (path, rest) = path_at(rest)?;
             let (kind, rest) = split(rest, 1)?;
-            let (selection, op) = operation_at(payload, kind[0], rest)?;
+            let (selection, op, stamp) = operation_at(payload, kind[0], rest)?;
             Ok(Incoming::Entry {
                 from,
                 seq,
                 path,
                 selection,
                 op,
+                stamp,
             })
         }
         REQUEST => {
@@ -558,8 +638,198 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
                 answer,
             })
         }
+        CLAIM => {
+            let (request, rest) = u64_at(rest)?;
+            let (path, rest) = path_at(rest)?;
+            let claim: WireClaim<'_> = serde_json::from_slice(rest)?;
+            Ok(Incoming::Claim {
+                from,
+                request,
+                path,
+                claim: claim.into_claim(),
+            })
+        }
+        OFFER => {
+            let (request, rest) = u64_at(rest)?;
+            let offer: Option<WireOffer> = serde_json::from_slice(rest)?;
+            let offer = match offer {
+                Some(offer) => Some(
+                    SessionOffer::new(
+                        offer.client.parse().map_err(|_| DecodeError::ClientId)?,
+                        offer.rooms,
+                    )
+                    .state(offer.state),
+                ),
+                None => None,
+            };
+            Ok(Incoming::Offer {
+                from,
+                request,
+                offer,
+            })
+        }
+        TAKE => {
+            let (request, rest) = u64_at(rest)?;
+            let (path, rest) = path_at(rest)?;
+            let take: WireTake<'_> = serde_json::from_slice(rest)?;
+            let seen = take
+                .seen
+                .iter()
+                .map(|&(origin, seq)| Stamp::new(origin, seq))
+                .collect();
+            Ok(Incoming::Take {
+                from,
+                request,
+                path,
+                claim: take.claim.into_claim(),
+                seen,
+            })
+        }
+        HANDED => {
+            let (request, rest) = u64_at(rest)?;
+            let (found, rest) = split(rest, 1)?;
+            if found[0] == 0 {
+                return Ok(Incoming::Handed {
+                    request,
+                    frames: None,
+                });
+            }
+            let (count, mut rest) = len_at(rest)?;
+            let mut frames = Vec::with_capacity(count.min(4096));
+            for _ in 0..count {
+                let (len, tail) = len_at(rest)?;
+                let (body, tail) = split(tail, len)?;
+                frames.push(read_flagged_frame(payload, body)?.0);
+                rest = tail;
+            }
+            Ok(Incoming::Handed {
+                request,
+                frames: Some(frames),
+            })
+        }
         _ => Err(DecodeError::Malformed),
     }
+}
+
+/// A session claim as JSON.
+#[derive(Serialize, Deserialize)]
+struct WireClaim<'a> {
+    #[serde(borrow)]
+    pid: Cow<'a, str>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    offset: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    uri: Cow<'a, str>,
+    #[serde(borrow, default)]
+    headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// How long the claimer has been recording, in milliseconds.
+    age: u64,
+}
+
+impl<'a> WireClaim<'a> {
+    fn of(claim: &'a SessionClaim) -> Self {
+        Self {
+            pid: Cow::Borrowed(&claim.pid),
+            offset: claim.offset.as_deref().map(Cow::Borrowed),
+            uri: Cow::Borrowed(&claim.uri),
+            headers: claim
+                .headers
+                .iter()
+                .map(|(n, v)| (Cow::Borrowed(n.as_str()), Cow::Borrowed(v.as_str())))
+                .collect(),
+            age: u64::try_from(claim.recording_for.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn into_claim(self) -> SessionClaim {
+        let mut claim = SessionClaim::new(
+            &self.pid,
+            self.offset.map(Cow::into_owned),
+            self.uri.into_owned(),
+        )
+        .recording_for(Duration::from_millis(self.age));
+        for (name, value) in &self.headers {
+            claim = claim.header(name, value);
+        }
+        claim
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireOffer {
+    client: String,
+    rooms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    state: Vec<(String, Box<RawValue>)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireTake<'a> {
+    #[serde(borrow)]
+    claim: WireClaim<'a>,
+    seen: Vec<(u64, u64)>,
+}
+
+/// Encodes a claim of session `claim.pid` of gateway `path`, for every instance.
+pub(crate) fn encode_claim(uid: u64, request: u64, path: &str, claim: &SessionClaim) -> Vec<u8> {
+    let mut buf = header(uid, CLAIM, 64 + path.len() + claim.uri.len());
+    buf.extend_from_slice(&request.to_be_bytes());
+    write_path(&mut buf, path);
+    let _ = serde_json::to_writer(&mut buf, &WireClaim::of(claim));
+    buf
+}
+
+/// Encodes an instance's answer to a claim.
+pub(crate) fn encode_offer(uid: u64, request: u64, offer: Option<&SessionOffer>) -> Vec<u8> {
+    let mut buf = header(uid, OFFER, 64);
+    buf.extend_from_slice(&request.to_be_bytes());
+    let wire = offer.map(|offer| WireOffer {
+        client: offer.client.to_string(),
+        rooms: offer.rooms.clone(),
+        state: offer.state.clone(),
+    });
+    let _ = serde_json::to_writer(&mut buf, &wire);
+    buf
+}
+
+/// Encodes the claimer's taking of an offered session, with what it had received.
+pub(crate) fn encode_take(
+    uid: u64,
+    request: u64,
+    path: &str,
+    claim: &SessionClaim,
+    seen: &[Stamp],
+) -> Vec<u8> {
+    let mut buf = header(
+        uid,
+        TAKE,
+        64 + path.len() + claim.uri.len() + 40 * seen.len(),
+    );
+    buf.extend_from_slice(&request.to_be_bytes());
+    write_path(&mut buf, path);
+    let take = WireTake {
+        claim: WireClaim::of(claim),
+        seen: seen.iter().map(|s| (s.origin, s.seq)).collect(),
+    };
+    let _ = serde_json::to_writer(&mut buf, &take);
+    buf
+}
+
+/// Encodes the frames a session handed over missed (`None`: not handed over).
+pub(crate) fn encode_handed(uid: u64, request: u64, frames: Option<&[Frame]>) -> Vec<u8> {
+    let size = frames.map_or(0, |f| f.iter().map(|f| f.as_bytes().len() + 9).sum());
+    let mut buf = header(uid, HANDED, 13 + size);
+    buf.extend_from_slice(&request.to_be_bytes());
+    buf.push(u8::from(frames.is_some()));
+    if let Some(frames) = frames {
+        push_len(&mut buf, frames.len());
+        for frame in frames {
+            let body = flagged_frame(frame, None);
+            push_len(&mut buf, body.len());
+            buf.extend_from_slice(&body);
+        }
+    }
+    buf
 }
 
 #[cfg(test)]
@@ -573,12 +843,18 @@ mod tests {
     #[test]
     fn a_broadcast_is_the_frame_plus_fourteen_bytes() {
         let frame = Frame::event("m", &1).unwrap();
-        let bytes = encode_operation(7, &Selection::default(), &Operation::Emit(frame.clone()));
+        let bytes = encode_operation(
+            7,
+            &Selection::default(),
+            &Operation::Emit(frame.clone()),
+            None,
+        );
         assert_eq!(bytes.len(), frame.as_bytes().len() + 14);
         let Incoming::Operation {
             from,
             selection,
             op,
+            ..
         } = decode(&Bytes::from(bytes)).unwrap()
         else {
             panic!("not an operation");
@@ -597,7 +873,12 @@ mod tests {
             Frame::args("file", &("a", file)).unwrap().volatile(),
         ];
         for frame in frames {
-            let bytes = encode_operation(2, &Selection::default(), &Operation::Emit(frame.clone()));
+            let bytes = encode_operation(
+                2,
+                &Selection::default(),
+                &Operation::Emit(frame.clone()),
+                None,
+            );
             let Incoming::Operation { op, .. } = decode(&Bytes::from(bytes)).unwrap() else {
                 panic!("not an operation");
             };
@@ -605,7 +886,7 @@ mod tests {
         }
         // Truncated attachments are refused.
         let frame = Frame::event("f", &Bytes::from_static(&[1; 8])).unwrap();
-        let mut bytes = encode_operation(2, &Selection::default(), &Operation::Emit(frame));
+        let mut bytes = encode_operation(2, &Selection::default(), &Operation::Emit(frame), None);
         bytes.truncate(bytes.len() - 1);
         assert!(decode(&Bytes::from(bytes)).is_err());
     }
@@ -622,7 +903,7 @@ mod tests {
             Operation::Leave("vip".into()),
             Operation::Disconnect,
         ] {
-            let bytes = encode_operation(1, &selection, &op);
+            let bytes = encode_operation(1, &selection, &op, None);
             match decode(&Bytes::from(bytes)).unwrap() {
                 Incoming::Operation {
                     selection: s,
@@ -674,7 +955,13 @@ mod tests {
         let mut selection = Selection::default();
         selection.rooms = vec!["r".into()];
         let frame = Frame::event("m", &1).unwrap();
-        let mut bytes = encode_entry(7, "/chat", &selection, &Operation::Emit(frame.clone()));
+        let mut bytes = encode_entry(
+            7,
+            "/chat",
+            &selection,
+            &Operation::Emit(frame.clone()),
+            None,
+        );
         bytes[SEQ].copy_from_slice(&42u64.to_be_bytes());
         match decode(&Bytes::from(bytes)).unwrap() {
             Incoming::Entry {
@@ -683,6 +970,7 @@ mod tests {
                 path,
                 selection: s,
                 op,
+                ..
             } => {
                 assert_eq!((from, seq, path.as_str()), (7, 42, "/chat"));
                 assert_eq!(s, selection);
@@ -716,5 +1004,88 @@ mod tests {
         ] {
             assert!(decode(&Bytes::from_static(bytes)).is_err(), "{bytes:?}");
         }
+    }
+
+    #[test]
+    fn a_stamped_emit_keeps_its_stamp_and_its_frame() {
+        let frame = Frame::event("m", &"hi").unwrap();
+        let stamp = Some(Stamp::new(0xdead_beef, 42));
+        let bytes = encode_entry(
+            3,
+            "/chat",
+            &Selection::default(),
+            &Operation::Emit(frame.clone()),
+            stamp,
+        );
+        let Incoming::Entry { op, stamp: got, .. } = decode(&Bytes::from(bytes)).unwrap() else {
+            panic!("not an entry");
+        };
+        assert_eq!(op, Operation::Emit(frame));
+        assert_eq!(got, stamp);
+    }
+
+    #[test]
+    fn claims_offers_takes_and_hand_overs_round_trip() {
+        let claim = SessionClaim::new("0a1b", Some("7.2".into()), "/chat?pid=0a1b".into())
+            .header("authorization", "Bearer alice")
+            .recording_for(Duration::from_millis(1500));
+        let Incoming::Claim {
+            from,
+            request,
+            path,
+            claim: got,
+        } = decode(&Bytes::from(encode_claim(1, 9, "/chat", &claim))).unwrap()
+        else {
+            panic!("not a claim");
+        };
+        assert_eq!((from, request, path.as_str()), (1, 9, "/chat"));
+        assert_eq!(got, claim);
+
+        let id: ClientId = "00000000000000aa".parse().unwrap();
+        let nick = serde_json::value::to_raw_value("Al").unwrap();
+        let offer = SessionOffer::new(id, vec!["lobby".into()]).state(vec![("Nick".into(), nick)]);
+        let Incoming::Offer { offer: got, .. } =
+            decode(&Bytes::from(encode_offer(2, 9, Some(&offer)))).unwrap()
+        else {
+            panic!("not an offer");
+        };
+        let got = got.unwrap();
+        assert_eq!((got.client, &got.rooms), (offer.client, &offer.rooms));
+        assert_eq!(got.state[0].0, "Nick");
+        assert_eq!(got.state[0].1.get(), r#""Al""#);
+        let Incoming::Offer { offer: none, .. } =
+            decode(&Bytes::from(encode_offer(2, 9, None))).unwrap()
+        else {
+            panic!("not an offer");
+        };
+        assert!(none.is_none());
+
+        let seen = [Stamp::new(5, 10), Stamp::new(6, 1)];
+        let Incoming::Take {
+            claim: got,
+            seen: got_seen,
+            ..
+        } = decode(&Bytes::from(encode_take(1, 10, "/chat", &claim, &seen))).unwrap()
+        else {
+            panic!("not a take");
+        };
+        assert_eq!((got, got_seen.as_slice()), (claim, &seen[..]));
+
+        let frames = [
+            Frame::event("a", &1).unwrap().with_offset("3"),
+            Frame::event("b", &[1, 2]).unwrap().volatile(),
+        ];
+        let Incoming::Handed { frames: got, .. } =
+            decode(&Bytes::from(encode_handed(2, 10, Some(&frames)))).unwrap()
+        else {
+            panic!("not a hand-over");
+        };
+        assert_eq!(got.as_deref(), Some(&frames[..]));
+        let Incoming::Handed { frames: none, .. } =
+            decode(&Bytes::from(encode_handed(2, 10, None))).unwrap()
+        else {
+            panic!("not a hand-over");
+        };
+        assert!(none.is_none());
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::{ClientInfo, Operation, Selection};
+use super::{ClientInfo, Operation, Selection, SessionClaim, SessionOffer, Stamp};
 use crate::ack::AckStream;
 use crate::frame::Frame;
 use crate::server::{WeakServer, WsServer};
@@ -121,8 +121,93 @@ impl LocalServer {
     /// assert_eq!(clients[0].rooms, ["room"]);
     /// ```
     pub fn apply(&self, selection: &Selection, op: &Operation) -> Option<usize> {
+        self.apply_stamped(selection, op, None)
+    }
+
+    /// [`apply`](Self::apply) of an operation that came with a [`Stamp`]
+    /// ([`Message::stamp`](super::Message::stamp)): with connection state recovery on, the
+    /// frame is recorded with it.
+    ///
+    /// ```
+    /// # use ws_gateway_core::adapter::{Adapter, LocalServer, Message, Operation, Selection, Stamp};
+    /// # use ws_gateway_core::prelude::*;
+    /// # use ws_gateway_core::{Frame, Handshake};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Keep(Arc<Mutex<Vec<LocalServer>>>);
+    /// # impl Adapter for Keep {
+    /// #     fn attach(&self, server: LocalServer) { self.0.lock().unwrap().push(server); }
+    /// #     fn publish(&self, _: &Message<'_>) {}
+    /// # }
+    /// # #[websocket_gateway(path = "/doc-local-stamped")] struct Here;
+    /// # #[websocket_gateway] impl Here {}
+    /// # let keep = Keep::default();
+    /// # let app = GatewayApp::new().adapter(keep.clone()).gateway::<Here>().build().unwrap();
+    /// # let local = keep.0.lock().unwrap()[0].clone();
+    /// let (_client, mut queue) = app.gateways()[0].open(Handshake::default(), 8);
+    /// let op = Operation::Emit(Frame::event("hi", &1).unwrap());
+    /// assert_eq!(local.apply_stamped(&Selection::default(), &op, Some(Stamp::new(9, 1))), Some(1));
+    /// assert!(queue.try_recv().is_some());
+    /// ```
+    pub fn apply_stamped(
+        &self,
+        selection: &Selection,
+        op: &Operation,
+        stamp: Option<Stamp>,
+    ) -> Option<usize> {
         let server = self.server.upgrade()?;
-        Some(server.apply_local(selection, op).0)
+        Some(server.apply_remote(selection, op, stamp))
+    }
+
+    /// Connection state recovery across instances, on the instance that may hold a
+    /// session: answers another instance's
+    /// [`claim_session`](super::Adapter::claim_session). When this gateway holds the
+    /// session `claim` names, its client dropped (a connection still open for it is closed
+    /// first), and the claim's handshake authenticates as the session's owner, the session
+    /// is reserved for the claimer (a few seconds) and its client's id and rooms offered.
+    /// `None` otherwise, and once the app is gone.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # use ws_gateway_core::adapter::{Adapter, LocalServer, Message, SessionClaim};
+    /// # use ws_gateway_core::prelude::*;
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Clone, Default)]
+    /// # struct Keep(Arc<Mutex<Vec<LocalServer>>>);
+    /// # impl Adapter for Keep {
+    /// #     fn attach(&self, server: LocalServer) { self.0.lock().unwrap().push(server); }
+    /// #     fn publish(&self, _: &Message<'_>) {}
+    /// # }
+    /// # #[websocket_gateway(path = "/doc-local-offer")] struct Here;
+    /// # #[websocket_gateway] impl Here {}
+    /// # let keep = Keep::default();
+    /// # let app = GatewayApp::new().adapter(keep.clone()).gateway::<Here>().build().unwrap();
+    /// # let local = keep.0.lock().unwrap()[0].clone();
+    /// // Without recovery on, or for a session it never issued, a gateway holds nothing.
+    /// let claim = SessionClaim::new("0123", None, "/doc-local-offer?pid=0123".into());
+    /// assert!(local.offer_session(&claim).await.is_none());
+    /// # }
+    /// ```
+    pub async fn offer_session(&self, claim: &SessionClaim) -> Option<SessionOffer> {
+        let server = self.server.upgrade()?;
+        let recorder = server.recorder()?.clone();
+        recorder.offer(claim).await
+    }
+
+    /// Then, when the claimer took the client in: hands over the frames its client missed,
+    /// up to what the claimer had received from each instance (`seen`): waits (two seconds
+    /// at most) until this instance has received as much, and forgets the session. `None`
+    /// when this gateway does not hold the session reserved for that claim.
+    /// (See [`offer_session`](Self::offer_session).)
+    pub async fn hand_over_session(
+        &self,
+        claim: &SessionClaim,
+        seen: &[Stamp],
+    ) -> Option<Vec<Frame>> {
+        let server = self.server.upgrade()?;
+        let recorder = server.recorder()?.clone();
+        recorder.hand_over(claim, seen).await
     }
 
     /// Asks the matching clients of this instance for an acknowledgement of `frame` (an

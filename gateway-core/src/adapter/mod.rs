@@ -10,6 +10,7 @@
 //! Without an adapter (the embedded default) everything stays in one process. The Redis
 //! adapter lives in the `ws-gateway-redis` crate; write your own by implementing [`Adapter`].
 
+mod handover;
 mod local;
 
 use std::borrow::Cow;
@@ -25,6 +26,7 @@ use crate::ack::{AckEvent, AckSender};
 use crate::client::ClientId;
 use crate::frame::Frame;
 
+pub use handover::{SessionClaim, SessionOffer, Stamp};
 pub use local::LocalServer;
 
 /// Which clients of a gateway an operation concerns: the members of any of `rooms`, plus
@@ -112,6 +114,11 @@ pub struct Message<'a> {
     pub selection: &'a Selection,
     /// What to do.
     pub op: &'a Operation,
+    /// With connection state recovery on, an emit's place among the frames of the instance
+    /// that sent it: the receiving instance records it with the frame
+    /// ([`LocalServer::apply_stamped`]), so that a client moving between instances gets
+    /// each frame once.
+    pub stamp: Option<Stamp>,
 }
 
 /// A client as a membership query returns it.
@@ -255,6 +262,38 @@ pub trait Adapter: Send + Sync + 'static {
     fn synced(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// Connection state recovery across instances, on the instance a client came back to:
+    /// asks the other instances whether one holds the session `claim` names for gateway
+    /// `path`; the one that does answers with
+    /// [`LocalServer::offer_session`](LocalServer::offer_session), which reserves the
+    /// session for this claim. Return its offer with [`holder`](SessionOffer::holder) set
+    /// to whatever [`take_session`](Self::take_session) needs to reach that instance.
+    /// The default: no other instance holds sessions.
+    fn claim_session(
+        &self,
+        path: &'static str,
+        claim: &SessionClaim,
+    ) -> impl Future<Output = Option<SessionOffer>> + Send {
+        let _ = (path, claim);
+        async { None }
+    }
+
+    /// Then, once this instance took the client in: asks the holder of `offer` for the
+    /// frames the client missed, up to what this instance had received from each instance
+    /// then (`seen`); the holder answers with
+    /// [`LocalServer::hand_over_session`](LocalServer::hand_over_session). `None` when it
+    /// does not answer (the client then starts a fresh session). The default: `None`.
+    fn take_session(
+        &self,
+        path: &'static str,
+        offer: &SessionOffer,
+        claim: &SessionClaim,
+        seen: &[Stamp],
+    ) -> impl Future<Output = Option<Vec<Frame>>> + Send {
+        let _ = (path, offer, claim, seen);
+        async { None }
+    }
 }
 
 /// Where an [`Adapter`] reports what the other instances did with an emit that asks for
@@ -335,6 +374,18 @@ trait ErasedAdapter: Send + Sync {
     fn emit_with_ack(&self, message: &Message<'_>, timeout: Duration, replies: AckReplies);
     fn room_changed(&self, path: &'static str, room: &str, occupied: bool);
     fn synced(&self) -> BoxFuture<'_, ()>;
+    fn claim_session<'a>(
+        &'a self,
+        path: &'static str,
+        claim: &'a SessionClaim,
+    ) -> BoxFuture<'a, Option<SessionOffer>>;
+    fn take_session<'a>(
+        &'a self,
+        path: &'static str,
+        offer: &'a SessionOffer,
+        claim: &'a SessionClaim,
+        seen: &'a [Stamp],
+    ) -> BoxFuture<'a, Option<Vec<Frame>>>;
 }
 
 impl<A: Adapter> ErasedAdapter for A {
@@ -364,6 +415,24 @@ impl<A: Adapter> ErasedAdapter for A {
 
     fn synced(&self) -> BoxFuture<'_, ()> {
         Box::pin(Adapter::synced(self))
+    }
+
+    fn claim_session<'a>(
+        &'a self,
+        path: &'static str,
+        claim: &'a SessionClaim,
+    ) -> BoxFuture<'a, Option<SessionOffer>> {
+        Box::pin(Adapter::claim_session(self, path, claim))
+    }
+
+    fn take_session<'a>(
+        &'a self,
+        path: &'static str,
+        offer: &'a SessionOffer,
+        claim: &'a SessionClaim,
+        seen: &'a [Stamp],
+    ) -> BoxFuture<'a, Option<Vec<Frame>>> {
+        Box::pin(Adapter::take_session(self, path, offer, claim, seen))
     }
 }
 
@@ -407,6 +476,24 @@ impl AdapterRef {
 
     pub(crate) async fn synced(&self) {
         self.0.synced().await;
+    }
+
+    pub(crate) async fn claim_session(
+        &self,
+        path: &'static str,
+        claim: &SessionClaim,
+    ) -> Option<SessionOffer> {
+        self.0.claim_session(path, claim).await
+    }
+
+    pub(crate) async fn take_session(
+        &self,
+        path: &'static str,
+        offer: &SessionOffer,
+        claim: &SessionClaim,
+        seen: &[Stamp],
+    ) -> Option<Vec<Frame>> {
+        self.0.take_session(path, offer, claim, seen).await
     }
 }
 
