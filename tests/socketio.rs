@@ -1131,7 +1131,7 @@ impl DataGateway {
         Args((n * 2, name))
     }
 
-    /// How many arguments came; over plain WebSockets `data` is one.
+    /// How many arguments came; over plain WebSockets `data` is one, `args` several.
     #[subscribe("count_args")]
     fn count_args(&self, Args(args): Args<Vec<Value>>) -> usize {
         args.len()
@@ -1220,7 +1220,7 @@ async fn binary_attachments_arrive_as_bytes_and_go_out_as_attachments() {
 }
 
 #[tokio::test]
-async fn plain_websocket_clients_have_one_argument_and_get_args_arrays() {
+async fn plain_websocket_clients_send_one_argument_or_several_and_get_args_arrays() {
     let server = data_server().await;
     let mut ws = server.connect("/data").await.unwrap();
     ws.send_text(r#"{"event":"count_args","data":[1,2]}"#)
@@ -1245,6 +1245,41 @@ async fn plain_websocket_clients_have_one_argument_and_get_args_arrays() {
             .starts_with("Invalid message arguments"),
         "{err}"
     );
+    // Several arguments from a plain client: `args`, as the server sends them.
+    ws.send_text(r#"{"event":"pair","args":["ann",2]}"#)
+        .await
+        .unwrap();
+    let reply = ws.expect_frame("pair").await.unwrap();
+    let reply: Value = serde_json::from_str(&reply.raw).unwrap();
+    assert_eq!(reply["args"], json!([4, "ann"]), "{reply}"); // `pair` doubles n
+    ws.send_text(r#"{"event":"count_args","args":[1,"two",null]}"#)
+        .await
+        .unwrap();
+    assert_eq!(ws.expect("count_args").await.unwrap(), json!(3));
+    // `data` is the first argument for a one-argument handler.
+    ws.send_text(r#"{"event":"upload_body","args":[{"name":"d","data":[8]}]}"#)
+        .await
+        .unwrap();
+    assert_eq!(ws.expect("upload_body").await.unwrap(), json!(["d", [8]]));
+    for (bad, message) in [
+        (
+            r#"{"event":"pair","args":3}"#,
+            r#"Invalid frame: "args" must be an array of the event's arguments"#,
+        ),
+        (
+            r#"{"event":"pair","data":1,"args":[1]}"#,
+            r#"Invalid frame: send either "data" (one argument) or "args" (several), not both"#,
+        ),
+    ] {
+        ws.send_text(bad).await.unwrap();
+        let err = ws.expect("exception").await.unwrap();
+        assert_eq!(err["message"], json!(message), "{bad}");
+    }
+    // The connection survives all of it.
+    ws.send_text(r#"{"event":"count_args","data":1}"#)
+        .await
+        .unwrap();
+    assert_eq!(ws.expect("count_args").await.unwrap(), json!(1));
 }
 
 #[websocket_gateway(path = "/volatile")]

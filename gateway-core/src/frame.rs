@@ -662,6 +662,8 @@ struct RawFrame<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     ack: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    args: Option<&'a RawValue>,
 }
 
 /// The `event` field, read in the one pass over the frame: borrowed from the text when it
@@ -761,6 +763,12 @@ pub enum FrameError {
     /// An answer (`{"ack": N, ...}` without `event`) whose `ack` is not a positive integer.
     #[error(r#"Invalid answer: "ack" must be a positive integer"#)]
     InvalidAck,
+    /// A request's `args` is not a JSON array.
+    #[error(r#"Invalid frame: "args" must be an array of the event's arguments"#)]
+    ArgsNotArray,
+    /// A request has both `data` and `args`.
+    #[error(r#"Invalid frame: send either "data" (one argument) or "args" (several), not both"#)]
+    DataAndArgs,
     /// A binary frame reached the JSON transport.
     #[error(r#"Binary frames are not supported: send JSON text frames like {{"event": "name", "data": ...}}"#)]
     Binary,
@@ -844,6 +852,13 @@ impl<'a> From<Request<'a>> for Incoming<'a> {
 ///
 /// let err = parse_incoming(r#"{"ack":"x"}"#).unwrap_err();
 /// assert_eq!(err.to_string(), r#"Invalid answer: "ack" must be a positive integer"#);
+///
+/// // Several arguments: `data` is the first.
+/// let Ok(Incoming::Request(request)) = parse_incoming(r#"{"event":"move","args":["north",3]}"#) else {
+///     panic!("a request")
+/// };
+/// assert_eq!(request.data().unwrap().get(), r#""north""#);
+/// assert!(parse_incoming(r#"{"event":"move","args":3}"#).is_err());
 /// ```
 pub fn parse_incoming<'a>(text: &'a str) -> Result<Incoming<'a>, FrameError> {
     if !text.trim_start().starts_with('{') {
@@ -874,10 +889,20 @@ pub fn parse_incoming<'a>(text: &'a str) -> Result<Incoming<'a>, FrameError> {
         EventName::Name(name) => name,
         EventName::NotString => return Err(FrameError::EventNotString),
     };
+    // Several arguments (Socket.IO's model): `data` is the first of them.
+    let (data, args) = match raw.args {
+        None => (raw.data, None),
+        Some(_) if raw.data.is_some() => return Err(FrameError::DataAndArgs),
+        Some(args) => {
+            let items: Vec<&'a RawValue> =
+                serde_json::from_str(args.get()).map_err(|_| FrameError::ArgsNotArray)?;
+            (items.first().copied(), Some(args))
+        }
+    };
     Ok(Incoming::Request(Request {
         event,
-        data: raw.data.map(Cow::Borrowed),
-        args: None,
+        data: data.map(Cow::Borrowed),
+        args: args.map(Cow::Borrowed),
         attachments: Cow::Borrowed(&[]),
         id: raw.id.map(Cow::Borrowed),
         route: None,

@@ -8,7 +8,7 @@
 //! binary                                   bin_len u32 | text with placeholders | count u16 | (len u32 | bytes)*
 //! request    (on <prefix>#request)         1 | uid u64 | 4 | after [16] | request u64 | path_len u16 | path | selection
 //! response   (on <prefix>#response#<uid>)  1 | uid u64 | 5 | request u64 | clients JSON
-//! ask        (on <prefix>#request)         1 | uid u64 | 6 | after [16] | request u64 | timeout_ms u32 | path_len u16 | path | sel_len u32 | selection | frame
+//! ask        (on <prefix>#request)         1 | uid u64 | 6 | after [16] | request u64 | timeout_ms u32 | path_len u16 | path | sel_len u32 | selection | flagged frame
 //! ack sent   (on <prefix>#response#<uid>)  1 | uid u64 | 7 | request u64 | count u32
 //! ack answer (on <prefix>#response#<uid>)  1 | uid u64 | 8 | request u64 | client u64 | gone u8 | answer JSON
 //! claim      (on <prefix>#request)         1 | uid u64 | 11 | request u64 | path_len u16 | path | claim JSON
@@ -31,12 +31,13 @@
 //! A volatile frame (flag 1), one with binary attachments (flag 2) or one with a recovery
 //! stamp (flag 4: origin u64 | seq u64 after the flags) is a flagged emit, so that the
 //! receiving instances drop it for a full queue, send the attachments as such, or record it
-//! with its stamp; any other emit is the frame's bytes alone.
+//! with its stamp; any other emit is the frame's bytes alone. An ask carries its frame
+//! flagged, binary attachments included.
 //!
 //! A claim, an offer, a take and a hand-over carry connection state recovery across
 //! instances: the instance a client came back to claims its session from every instance,
 //! the one holding it offers the client's id and rooms, is asked to take it (with what the
-//! claimer had received from each instance), and hands over the frames the client missed. An ask carries the frame's JSON text only.
+//! claimer had received from each instance), and hands over the frames the client missed.
 //!
 //! An ask is an emit that wants acknowledgements: each instance sends the frame to its
 //! matching clients, answers `ack sent` with how many, then forwards each answer.
@@ -447,7 +448,8 @@ pub(crate) fn encode_ask(
     write_selection(&mut buf, selection);
     let len = u32::try_from(buf.len() - at - 4).unwrap_or(u32::MAX);
     buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    buf.extend_from_slice(frame.as_bytes());
+    // Flagged: the question's binary attachments travel as such.
+    buf.extend_from_slice(&flagged_frame(frame, None));
     buf
 }
 
@@ -611,7 +613,7 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
                 timeout: Duration::from_millis(u64::from(millis)),
                 path,
                 selection: read_selection(selection)?,
-                frame: Frame::from_encoded(payload.slice_ref(frame))?,
+                frame: read_flagged_frame(payload, frame)?.0,
             })
         }
         ACK_SENT => {
@@ -988,6 +990,14 @@ mod tests {
                 path,
                 ..
             } => assert_eq!((after, request, path.as_str()), (id, 2, "/p")),
+            other => panic!("{other:?}"),
+        }
+        // A question with binary attachments keeps them.
+        let binary = Frame::args("photo", &(bytes::Bytes::from_static(b"\x00\x01"),)).unwrap();
+        assert!(binary.binary().is_some());
+        let ask = encode_ask(1, 3, Duration::from_secs(1), "/p", &selection, &binary);
+        match decode(&Bytes::from(ask)).unwrap() {
+            Incoming::Ask { frame, .. } => assert_eq!(frame, binary),
             other => panic!("{other:?}"),
         }
     }
