@@ -313,6 +313,20 @@ struct Session {
     state: SessionState,
 }
 
+impl Session {
+    /// A session whose client is connected, beginning after `start`.
+    fn live(start: Offset, client: &Client) -> Self {
+        Self {
+            start,
+            state: SessionState::Live {
+                client: client.clone(),
+                taken_over: false,
+                ended: Arc::new(Notify::new()),
+            },
+        }
+    }
+}
+
 struct Log {
     next_seq: u64,
     /// The highest offset no longer kept: a client that last received an earlier one may
@@ -635,17 +649,8 @@ impl Recorder {
                 (client, new_pid(), Offset::at(log.next_seq - 1), None)
             }
         };
-        log.sessions.insert(
-            Arc::clone(&pid),
-            Session {
-                start,
-                state: SessionState::Live {
-                    client: client.clone(),
-                    taken_over: false,
-                    ended: Arc::new(Notify::new()),
-                },
-            },
-        );
+        log.sessions
+            .insert(Arc::clone(&pid), Session::live(start, &client));
         Opened {
             client,
             queue,
@@ -690,17 +695,8 @@ impl Recorder {
             server.add(client.clone());
             join_all(server, &client, offer.rooms.iter().cloned());
             let start = Offset::at(log.next_seq - 1);
-            log.sessions.insert(
-                Arc::clone(&pid),
-                Session {
-                    start,
-                    state: SessionState::Live {
-                        client: client.clone(),
-                        taken_over: false,
-                        ended: Arc::new(Notify::new()),
-                    },
-                },
-            );
+            log.sessions
+                .insert(Arc::clone(&pid), Session::live(start, &client));
             (client, log.seen(self.origin), start)
         };
         let frames = adapter

@@ -9,6 +9,12 @@
 //! publisher: pushed messages, command replies), RESP framing included, counted from just
 //! before the first emit until every member received every emit. Printed per mode and per
 //! spread (the share of rooms whose members are on two instances), with the ratio.
+//!
+//! With `REDIS_CLUSTER=127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002` (the test script's
+//! cluster) it also runs on a Redis Cluster, where an instance talks to every shard and a
+//! proxy cannot stand in the way of the redirections: there the figures are what each shard
+//! wrote in all (`INFO stats`' `total_net_output_bytes`, before and after), so the total over
+//! the shards divided by the instances is what an instance received on average.
 
 #![allow(
     missing_docs,
@@ -89,30 +95,79 @@ fn hosts(instances: usize, room: usize, two_hosts: usize) -> Vec<usize> {
     }
 }
 
-/// Bytes each instance received from Redis during the emits.
-async fn run(upstream: &str, instances: usize, mode: ChannelMode, two_hosts: usize) -> Vec<u64> {
+/// Where the instances reach Redis, and what is counted.
+enum Backend<'a> {
+    /// One Redis at this address: bytes per instance, through a proxy each.
+    Single(&'a str),
+    /// A Redis Cluster of these nodes: bytes per shard, from the shards' own counters.
+    Cluster(&'a [String]),
+}
+
+fn traffic_app(adapter: impl ws_gateway_core::adapter::Adapter) -> App {
+    GatewayApp::new()
+        .adapter(adapter)
+        .gateway::<Traffic>()
+        .build()
+        .unwrap()
+}
+
+/// What a shard wrote to its clients so far.
+async fn net_output(node: &str) -> u64 {
+    let client = redis::Client::open(format!("redis://{node}")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_net_output_bytes:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// Bytes each instance (one Redis) or each shard (a cluster) sent during the emits.
+async fn run(
+    backend: &Backend<'_>,
+    instances: usize,
+    mode: ChannelMode,
+    two_hosts: usize,
+) -> Vec<u64> {
     // Short, as an app's would be (it is in every channel name), and this run's own.
     let prefix = format!("rt{}", RUN.fetch_add(1, Ordering::Relaxed));
     let mut apps: Vec<App> = Vec::new();
     let mut counters = Vec::new();
     for _ in 0..instances {
-        let (port, received) = counting_proxy(upstream.to_owned()).await;
-        let config = RedisConfig::new(format!("redis://127.0.0.1:{port}")).prefix(prefix.clone());
-        let config = if mode == ChannelMode::PerRoom {
-            config.per_room()
-        } else {
-            config
+        let app = match backend {
+            Backend::Single(upstream) => {
+                let (port, received) = counting_proxy((*upstream).to_owned()).await;
+                counters.push(received);
+                let config =
+                    RedisConfig::new(format!("redis://127.0.0.1:{port}")).prefix(prefix.clone());
+                let config = if mode == ChannelMode::PerRoom {
+                    config.per_room()
+                } else {
+                    config
+                };
+                traffic_app(RedisAdapter::connect(config).await.unwrap())
+            }
+            Backend::Cluster(nodes) => {
+                let config = RedisConfig::cluster(nodes.iter().map(|n| format!("redis://{n}")))
+                    .prefix(prefix.clone());
+                let config = if mode == ChannelMode::PerRoom {
+                    config.per_room()
+                } else {
+                    config
+                };
+                traffic_app(RedisAdapter::connect_cluster(config).await.unwrap())
+            }
         };
-        let redis = RedisAdapter::connect(config).await.unwrap();
-        apps.push(
-            GatewayApp::new()
-                .adapter(redis)
-                .gateway::<Traffic>()
-                .build()
-                .unwrap(),
-        );
-        counters.push(received);
+        apps.push(app);
     }
+    let shards = match backend {
+        Backend::Single(_) => Vec::new(),
+        Backend::Cluster(nodes) => nodes.to_vec(),
+    };
     // Members, their queues drained by counting tasks.
     let delivered = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();
@@ -145,6 +200,10 @@ async fn run(upstream: &str, instances: usize, mode: ChannelMode, two_hosts: usi
         app.server("/traffic").unwrap().synced().await;
     }
     let before: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let mut shards_before = Vec::new();
+    for node in &shards {
+        shards_before.push(net_output(node).await);
+    }
     let text = "x".repeat(100);
     for n in 0..EMITS_PER_ROOM {
         for (room, sender) in senders.iter().enumerate() {
@@ -171,11 +230,14 @@ async fn run(upstream: &str, instances: usize, mode: ChannelMode, two_hosts: usi
             .fetch_clients()
             .await;
     }
-    let got = counters
+    let mut got: Vec<u64> = counters
         .iter()
         .zip(before)
         .map(|(c, before)| c.load(Ordering::Relaxed) - before)
         .collect();
+    for (node, before) in shards.iter().zip(shards_before) {
+        got.push(net_output(node).await - before);
+    }
     drop(clients);
     got
 }
@@ -200,8 +262,9 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|");
     for (instances, two_hosts) in [(4, 0), (4, 25), (4, 50), (4, 100), (8, 50)] {
-        let classic = run(&upstream, instances, ChannelMode::Classic, two_hosts).await;
-        let per_room = run(&upstream, instances, ChannelMode::PerRoom, two_hosts).await;
+        let backend = Backend::Single(&upstream);
+        let classic = run(&backend, instances, ChannelMode::Classic, two_hosts).await;
+        let per_room = run(&backend, instances, ChannelMode::PerRoom, two_hosts).await;
         let total = |v: &[u64]| v.iter().sum::<u64>();
         let range = |v: &[u64]| {
             format!(
@@ -222,5 +285,37 @@ async fn main() {
             mib(total(&per_room)),
             ratio * 100.0
         );
+    }
+    let Ok(nodes) = std::env::var("REDIS_CLUSTER") else {
+        return;
+    };
+    let nodes: Vec<String> = nodes.split(',').map(str::to_owned).collect();
+    println!();
+    println!(
+        "Redis Cluster of {} shards: bytes each shard wrote to the instances (all of them)",
+        nodes.len()
+    );
+    println!(
+        "| instances | rooms on two instances | mode | per shard | total | per instance (average) | per-room / classic |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (instances, two_hosts) in [(4, 0), (4, 25), (4, 50), (4, 100)] {
+        let backend = Backend::Cluster(&nodes);
+        let classic = run(&backend, instances, ChannelMode::Classic, two_hosts).await;
+        let per_room = run(&backend, instances, ChannelMode::PerRoom, two_hosts).await;
+        let total = |v: &[u64]| v.iter().sum::<u64>();
+        let shards = |v: &[u64]| v.iter().map(|b| mib(*b)).collect::<Vec<_>>().join(" / ");
+        let ratio = total(&per_room) as f64 / total(&classic) as f64;
+        for (mode, bytes, ratio) in [
+            ("classic", &classic, String::new()),
+            ("per-room", &per_room, format!("{:.1}%", ratio * 100.0)),
+        ] {
+            println!(
+                "| {instances} | {two_hosts}% | {mode} | {} | {} | {} | {ratio} |",
+                shards(bytes),
+                mib(total(bytes)),
+                mib(total(bytes) / instances as u64),
+            );
+        }
     }
 }
