@@ -619,3 +619,35 @@ async fn another_identity_cannot_take_a_session_from_another_instance() {
     assert!(back.recovered, "the owner still recovers");
     assert_eq!(said(&mut back.client).await.0, "secret");
 }
+
+#[tokio::test]
+async fn a_session_still_open_on_one_instance_is_taken_over_from_another() {
+    let prefix = prefix("takeover");
+    let (a, _hooks_a) = instance(&prefix).await;
+    let (b, _hooks_b) = instance(&prefix).await;
+    let (mut alice, mut bob, id) = pair(&a, "lobby").await;
+    say(&mut bob.client, "lobby", "before").await;
+    let (_, offset) = said(&mut alice.client).await;
+
+    // The old connection on A still looks open; the client comes back to B.
+    let mut back = connect(
+        &b,
+        &format!("token=alice&pid={}&offset={offset}", alice.pid),
+    )
+    .await;
+    assert!(back.recovered);
+    let close = alice
+        .client
+        .expect_close()
+        .await
+        .unwrap()
+        .expect("a close frame");
+    assert_eq!(u16::from(close.code), 1001);
+    let me = request(&mut back.client, "whoami", json!(null)).await;
+    assert_eq!(
+        (me["id"].clone(), me["rooms"].clone()),
+        (json!(id), json!(["lobby"]))
+    );
+    say(&mut bob.client, "lobby", "after").await;
+    assert_eq!(said(&mut back.client).await.0, "after");
+}
