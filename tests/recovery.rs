@@ -435,12 +435,14 @@ async fn a_session_whose_old_connection_still_looks_alive_is_taken_over() {
 
 /// An instance of the recovery app on the Redis at 127.0.0.1:6379 under `prefix`.
 async fn instance(prefix: &str) -> (TestServer, Arc<Hooks>) {
+    instance_with(ws_gateway_redis::RedisConfig::new("redis://127.0.0.1:6379").prefix(prefix)).await
+}
+
+async fn instance_with(config: ws_gateway_redis::RedisConfig) -> (TestServer, Arc<Hooks>) {
     let hooks = Arc::new(Hooks::default());
-    let redis = ws_gateway_redis::RedisAdapter::connect(
-        ws_gateway_redis::RedisConfig::new("redis://127.0.0.1:6379").prefix(prefix),
-    )
-    .await
-    .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
+    let redis = ws_gateway_redis::RedisAdapter::connect(config)
+        .await
+        .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
     let app = GatewayApp::new()
         .provide_arc(Arc::clone(&hooks))
         .adapter(redis)
@@ -650,4 +652,35 @@ async fn a_session_still_open_on_one_instance_is_taken_over_from_another() {
     );
     say(&mut bob.client, "lobby", "after").await;
     assert_eq!(said(&mut back.client).await.0, "after");
+}
+
+#[tokio::test]
+async fn with_per_room_channels_a_dropped_clients_rooms_stay_subscribed_for_it() {
+    let prefix = prefix("per-room");
+    let config = || {
+        ws_gateway_redis::RedisConfig::new("redis://127.0.0.1:6379")
+            .prefix(&prefix)
+            .per_room()
+    };
+    let (a, hooks_a) = instance_with(config()).await;
+    let (b, _hooks_b) = instance_with(config()).await;
+    // Alice is the room's only member on A; Carol is on B.
+    let mut alice = connect(&a, "token=alice").await;
+    request(&mut alice.client, "join", json!("solo")).await;
+    let me = request(&mut alice.client, "whoami", json!(null)).await;
+    let id = me["id"].as_str().unwrap().to_owned();
+    let mut carol = connect(&b, "token=carol").await;
+    request(&mut carol.client, "join", json!("solo")).await;
+    a.app().server("/recovery").unwrap().synced().await;
+    b.app().server("/recovery").unwrap().synced().await;
+    cut(alice.client);
+    hooks_a.wait_for(&format!("disconnect {id}")).await;
+
+    // What B sends the room while Alice is away still reaches A, to be kept for her.
+    say(&mut carol.client, "solo", "while away").await;
+    let mut back = connect(&a, &format!("token=alice&pid={}", alice.pid)).await;
+    assert!(back.recovered);
+    assert_eq!(said(&mut back.client).await.0, "while away");
+    say(&mut carol.client, "solo", "live").await;
+    assert_eq!(said(&mut back.client).await.0, "live");
 }

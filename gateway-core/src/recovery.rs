@@ -356,6 +356,8 @@ pub(crate) struct Recorder {
     log: Mutex<Log>,
     /// Frames of other instances were recorded (while a hand-over waits for them).
     progress: Notify,
+    /// The gateway, to release the rooms a dropped session held when it ends.
+    server: std::sync::OnceLock<crate::server::WeakServer>,
 }
 
 /// How long an offered session waits for its claimer to take it, and a hand-over for the
@@ -445,8 +447,10 @@ impl Log {
         }
     }
 
-    /// Forgets dropped sessions whose window passed, and the oldest past the bound.
-    fn expire(&mut self, now: Instant, config: &Recovery) {
+    /// Forgets dropped sessions whose window passed, and the oldest past the bound; returns
+    /// the rooms they held.
+    fn expire(&mut self, now: Instant, config: &Recovery) -> Vec<Arc<str>> {
+        let mut released = Vec::new();
         while let Some((since, pid)) = self.away.front() {
             let over = self.away.len() > config.max_sessions;
             if !over && now.duration_since(*since) <= config.window {
@@ -459,10 +463,15 @@ impl Log {
                 ..
             }) = self.sessions.get(&pid)
                 && *at == since
+                && let Some(Session {
+                    state: SessionState::Away { rooms, .. },
+                    ..
+                }) = self.sessions.remove(&pid)
             {
-                self.sessions.remove(&pid);
+                released.extend(rooms);
             }
         }
+        released
     }
 
     /// The entries after `after` that selected the client.
@@ -566,7 +575,33 @@ impl Recorder {
                 waiting: 0,
             }),
             progress: Notify::new(),
+            server: std::sync::OnceLock::new(),
         }
+    }
+
+    pub(crate) fn attach(&self, server: crate::server::WeakServer) {
+        let _ = self.server.set(server);
+    }
+
+    /// The rooms of dropped sessions that ended are no longer held for them. Called with
+    /// the log locked (the recorder's lock comes before the server's).
+    fn release(&self, rooms: &[Arc<str>]) {
+        if rooms.is_empty() {
+            return;
+        }
+        if let Some(server) = self
+            .server
+            .get()
+            .and_then(crate::server::WeakServer::upgrade)
+        {
+            server.release_rooms(rooms);
+        }
+    }
+
+    /// [`Log::expire`], releasing the rooms of the sessions it forgets.
+    fn expire(&self, log: &mut Log, now: Instant) {
+        let released = log.expire(now, &self.config);
+        self.release(&released);
     }
 
     pub(crate) fn config(&self) -> Recovery {
@@ -624,7 +659,7 @@ impl Recorder {
             }
         }
         let mut log = self.lock();
-        log.expire(Instant::now(), &self.config);
+        self.expire(&mut log, Instant::now());
         let (sink, queue) = ClientSink::channel(queue_capacity, dropped);
         let recovered = claim.and_then(|(pid, offset)| {
             self.recoverable(&mut log, &pid, offset.as_deref(), &handshake)
@@ -641,6 +676,7 @@ impl Recorder {
                 let client = Client::resumed(server.clone(), old.id(), sink, handshake, state);
                 server.add(client.clone());
                 join_all(server, &client, rooms.iter().map(|r| r.to_string()));
+                server.release_rooms(&rooms);
                 (client, pid, start, Some(missed))
             }
             None => {
@@ -771,7 +807,7 @@ impl Recorder {
         self.take_over(&claim.pid, &handshake).await;
         let mut log = self.lock();
         let now = Instant::now();
-        log.expire(now, &self.config);
+        self.expire(&mut log, now);
         let session = log.sessions.get(claim.pid.as_str())?;
         let SessionState::Away {
             client, reserved, ..
@@ -786,11 +822,12 @@ impl Recorder {
             tracing::debug!(target: "gateway", client = %client.id(), "a session could not be handed over: frames it missed are no longer kept");
             let forgotten = log.sessions.remove(claim.pid.as_str());
             if let Some(Session {
-                state: SessionState::Away { client, .. },
+                state: SessionState::Away { client, rooms, .. },
                 ..
             }) = forgotten
             {
                 client.state().clear();
+                self.release(&rooms);
             }
             return None;
         }
@@ -881,6 +918,7 @@ impl Recorder {
             .map(|entry| entry.frame.clone())
             .collect();
         client.state().clear();
+        self.release(&rooms);
         Some(frames)
     }
 
@@ -968,6 +1006,7 @@ impl Recorder {
         let Some(after) = after else {
             tracing::debug!(target: "gateway", client = %old.id(), "a session could not be recovered: frames it missed are no longer kept");
             old.state().clear();
+            self.release(&rooms);
             return None;
         };
         let missed = log
@@ -1010,7 +1049,7 @@ impl Recorder {
                 reserved: None,
             };
             log.away.push_back((now, Arc::from(pid)));
-            log.expire(now, &self.config);
+            self.expire(&mut log, now);
         } else {
             server.remove(client.id());
             log.sessions.remove(pid);

@@ -84,6 +84,10 @@ struct State {
     clients: FxHashMap<ClientId, Member>,
     rooms: FxHashMap<Arc<str>, FxHashSet<ClientId>>,
     limits: RoomLimits,
+    /// Rooms held for clients that dropped and may recover (connection state recovery), by
+    /// how many: still occupied for the adapter, so that what other instances send to them
+    /// keeps arriving here to be kept for those clients.
+    held: FxHashMap<Arc<str>, usize>,
 }
 
 struct Member {
@@ -246,6 +250,7 @@ impl WsServer {
 
     /// Switches connection state recovery on (once; later calls are ignored).
     pub(crate) fn enable_recovery(&self, recorder: Recorder) {
+        recorder.attach(self.downgrade());
         let _ = self.inner.recorder.set(Arc::new(recorder));
     }
 
@@ -255,6 +260,8 @@ impl WsServer {
     }
 
     /// Removes a client of this instance, returning the rooms it was in.
+    /// Removes a client that may recover, returning its rooms, which stay held (occupied
+    /// for the adapter) until [`release_rooms`](Self::release_rooms).
     pub(crate) fn remove_returning_rooms(&self, id: ClientId) -> Vec<Arc<str>> {
         let mut state = self.write();
         let Some(member) = state.clients.remove(&id) else {
@@ -262,11 +269,29 @@ impl WsServer {
         };
         let rooms: Vec<Arc<str>> = member.rooms.into_iter().collect();
         for room in &rooms {
-            if state.leave_room(room, id) {
-                self.room_changed(room, false);
-            }
+            *state.held.entry(Arc::clone(room)).or_insert(0) += 1;
+            state.leave_room(room, id);
         }
         rooms
+    }
+
+    /// A dropped client recovered (after joining its rooms again) or will not: the rooms
+    /// it held are released, and a room nobody is in here any more is reported empty.
+    pub(crate) fn release_rooms(&self, rooms: &[Arc<str>]) {
+        let mut state = self.write();
+        for room in rooms {
+            let Some(count) = state.held.get_mut(room) else {
+                continue;
+            };
+            *count -= 1;
+            if *count == 0 {
+                state.held.remove(room);
+                state.held.shrink_if_sparse();
+                if !state.rooms.contains_key(room) {
+                    self.room_changed(room, false);
+                }
+            }
+        }
     }
 
     pub(crate) fn remove(&self, id: ClientId) {
@@ -856,6 +881,7 @@ impl State {
             clients,
             rooms,
             limits,
+            held,
         } = self;
         if room.len() > limits.name_len {
             return Err(RoomError::NameTooLong {
@@ -876,6 +902,8 @@ impl State {
         }
         let (key, joined) = match rooms.get_key_value(room) {
             Some((key, _)) => (Arc::clone(key), Joined::Added),
+            // Held for a dropped client: the adapter already has it as occupied.
+            None if held.contains_key(room) => (Arc::from(room), Joined::Added),
             None => (Arc::from(room), Joined::Opened),
         };
         rooms.entry(Arc::clone(&key)).or_default().insert(id);
@@ -895,7 +923,8 @@ impl State {
         false
     }
 
-    /// Removes `id` from the members of `room`; `true` if that emptied the room.
+    /// Removes `id` from the members of `room`; `true` if that emptied the room (and no
+    /// dropped client holds it).
     fn leave_room(&mut self, room: &str, id: ClientId) -> bool {
         if let Some(members) = self.rooms.get_mut(room) {
             members.remove(&id);
@@ -903,7 +932,7 @@ impl State {
             if members.is_empty() {
                 self.rooms.remove(room);
                 self.rooms.shrink_if_sparse();
-                return true;
+                return !self.held.contains_key(room);
             }
         }
         false
