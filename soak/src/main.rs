@@ -264,7 +264,9 @@ async fn run(options: &Options) -> Result<bool, Failure> {
     let mut readers = Vec::with_capacity(stable);
     for i in 0..stable {
         let room = format!("room-{}", i % options.rooms);
-        let (ws, _) = tokio_tungstenite::connect_async(&urls[i % 2])
+        // Every room's members spread over the instances (client `i % rooms + k * rooms` on
+        // instance `k % 2`), so that room traffic crosses between them.
+        let (ws, _) = tokio_tungstenite::connect_async(&urls[(i / options.rooms) % 2])
             .await
             .map_err(|err| Failure::runtime(format!("client {i} cannot connect: {err}")))?;
         let (mut sink, mut stream) = ws.split();
@@ -350,12 +352,15 @@ async fn run(options: &Options) -> Result<bool, Failure> {
     let mut expected: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
     let mut rng = Rng(42);
     let mut seqs = vec![0u32; stable];
-    let per_tick = (options.rate / 1000).max(1);
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     let mut sent = 0;
+    let traffic = Instant::now();
     while sent < options.messages {
         tick.tick().await;
-        for _ in 0..per_tick.min(options.messages - sent) {
+        // Whatever is due by now, so that a rate below 1,000/s is kept too.
+        let due = ((traffic.elapsed().as_secs_f64() * options.rate as f64) as usize)
+            .min(options.messages);
+        while sent < due {
             let sender = rng.below(stable);
             let seq = seqs[sender];
             seqs[sender] += 1;
