@@ -121,6 +121,10 @@ struct Options {
     /// The Redis both instances share rooms through.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,
+    /// About how many operations the Redis stream keeps (`RedisConfig::stream_max_len`):
+    /// an outage longer than this many messages take loses the oldest of them.
+    #[arg(long, env = "SOAK_STREAM_MAX_LEN", default_value_t = 10_000, value_parser = at_least_one())]
+    stream_max_len: usize,
     /// App instances: 2 share rooms through Redis, 1 runs alone, in memory (no Redis).
     #[arg(long, env = "SOAK_INSTANCES", default_value_t = 2,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=2))]
@@ -245,7 +249,7 @@ fn peak_rss_kib() -> u64 {
 /// Starts one instance, sharing rooms through the Redis at `redis` when given (its adapter
 /// is returned too, to watch it reconnect), with recovery on when `recover` gives a window.
 async fn instance(
-    redis: Option<&str>,
+    redis: Option<(&str, usize)>,
     prefix: &str,
     recover: Option<u64>,
 ) -> Result<(String, Option<RedisAdapter>), Failure> {
@@ -254,8 +258,11 @@ async fn instance(
     config.outbound_queue = 8_192;
     let mut app = GatewayApp::new().config(config);
     let mut handle = None;
-    if let Some(redis) = redis {
-        let adapter = RedisAdapter::connect(RedisConfig::new(redis).prefix(prefix))
+    if let Some((redis, stream_max_len)) = redis {
+        let config = RedisConfig::new(redis)
+            .prefix(prefix)
+            .stream_max_len(stream_max_len);
+        let adapter = RedisAdapter::connect(config)
             .await
             .map_err(Failure::Redis)?;
         handle = Some(adapter.clone());
@@ -387,7 +394,7 @@ async fn run(options: &Options) -> Result<bool, Failure> {
     let mut urls = Vec::with_capacity(options.instances);
     let mut adapters = Vec::new();
     for _ in 0..options.instances {
-        let redis = through_redis.then_some(redis_url.as_str());
+        let redis = through_redis.then_some((redis_url.as_str(), options.stream_max_len));
         let (url, adapter) = instance(redis, &prefix, options.recover).await?;
         urls.push(url);
         adapters.extend(adapter);

@@ -16,6 +16,7 @@ pub(crate) fn soak() -> Command {
         "SOAK_MESSAGES",
         "SOAK_RATE",
         "SOAK_CHURN",
+        "SOAK_STREAM_MAX_LEN",
         "SOAK_INSTANCES",
         "SOAK_RECOVER",
         "SOAK_RECONNECT",
