@@ -125,6 +125,7 @@ pub(crate) struct Setup {
     pub(crate) room: String,
     /// The seed of its stays' lengths and of `--reconnect any`.
     pub(crate) seed: u64,
+    /// The instance it comes back to.
     pub(crate) reconnect: Reconnect,
     /// The longest it stays away after a drop (uniformly from none to this).
     pub(crate) away: Duration,
