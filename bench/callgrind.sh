@@ -8,6 +8,9 @@
 #   bench/callgrind.sh --acks       # also a room's acknowledgements, against socketioxide
 #   bench/callgrind.sh --acks-only  # only those: ours, ours over Socket.IO, socketioxide
 #   bench/callgrind.sh --recovery   # also ours with connection state recovery on, in memory
+#   bench/callgrind.sh --redis      # also ours broadcasting through the Redis adapter (one
+#                                   # instance, the Redis at $REDIS_URL), with --recovery
+#                                   # also with recovery on; broadcast rows only
 #   bench/callgrind.sh --rounds 3   # every pair of runs three times; each cell the median
 #   bench/callgrind.sh --short 3 --long 9   # seconds of load of the two runs (the default)
 #   bench/callgrind.sh --event echo_value   # our echo reads the data into a serde_json::Value
@@ -59,9 +62,11 @@ LONG=9
 EVENT=echo
 FEATURES=
 RECOVERY=0
+REDIS=0
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 ONLY=
 usage() {
-  echo "usage: $0 [--socketio] [--acks | --acks-only] [--recovery] [--rounds N] [--short SECS] [--long SECS] [--event NAME] [--features LIST] [--only SERVERS]" >&2
+  echo "usage: $0 [--socketio] [--acks | --acks-only] [--recovery] [--redis] [--rounds N] [--short SECS] [--long SECS] [--event NAME] [--features LIST] [--only SERVERS]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -70,12 +75,13 @@ while [ $# -gt 0 ]; do
     --acks) ACKS=1 ;;
     --acks-only) ACKS=2 ;;
     --recovery) RECOVERY=1 ;;
+    --redis) REDIS=1 ;;
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
     --short) SHORT=${2:?--short needs seconds}; shift ;;
     --long) LONG=${2:?--long needs seconds}; shift ;;
     --event) EVENT=${2:?--event needs an event name}; shift ;;
     --features) FEATURES=${2:?--features needs a list}; shift ;;
-    --only) ONLY=${2:?--only needs a list of servers: ours, raw, sio, sioxide, ours-rec}; shift ;;
+    --only) ONLY=${2:?--only needs a list of servers: ours, raw, sio, sioxide, ours-rec, ours-redis, ours-redis-rec}; shift ;;
     *) usage ;;
   esac
   shift
@@ -134,7 +140,7 @@ fi
 # echo runs, what the load generator speaks.
 binary_of() {
   case "$1" in
-    ours|ours-rec) echo bench-server ;;
+    ours|ours-rec|ours-redis|ours-redis-rec) echo bench-server ;;
     raw) echo raw-axum ;;
     sio) echo socketio-bench-server ;;
     sioxide) echo raw-socketioxide ;;
@@ -158,7 +164,11 @@ protocol_of() {
 start() {
   rm -f "$2"
   local recovery=()
-  [ "$1" = ours-rec ] && recovery=(--recovery 120)
+  case "$1" in
+    ours-rec) recovery=(--recovery 120) ;;
+    ours-redis) recovery=(--redis "$REDIS_URL" --redis-prefix callgrind-recovery) ;;
+    ours-redis-rec) recovery=(--redis "$REDIS_URL" --redis-prefix callgrind-recovery --recovery 120) ;;
+  esac
   PORT=$PORT "${SERVER_PIN[@]}" valgrind --tool=callgrind --callgrind-out-file="$2" \
     "$BIN/$(binary_of "$1")" "${recovery[@]}" >"${2%.out}.log" 2>&1 &
   SERVER_PID=$!
@@ -256,6 +266,8 @@ else
   [ "$SOCKETIO" = 1 ] && SERVERS+=(sio sioxide)
   [ "$ACKS" = 1 ] && [ "$SOCKETIO" = 0 ] && SERVERS+=(sioxide)
   [ "$RECOVERY" = 1 ] && SERVERS+=(ours-rec)
+  [ "$REDIS" = 1 ] && SERVERS+=(ours-redis)
+  [ "$REDIS" = 1 ] && [ "$RECOVERY" = 1 ] && SERVERS+=(ours-redis-rec)
 fi
 # --only: the servers kept (their rows show "-" for the servers left out).
 if [ -n "$ONLY" ]; then
@@ -269,7 +281,9 @@ SCENARIOS=(echo broadcast ask)
 # runs NAME SCENARIO: whether that server runs that scenario.
 runs() {
   case "$2" in
-    ask) [ "$ACKS" != 0 ] && [ "$1" != raw ] && [ "$1" != ours-rec ] ;;
+    ask) [ "$ACKS" != 0 ] && [ "$1" != raw ] && [ "$1" != ours-rec ] && [[ "$1" != ours-redis* ]] ;;
+    # Replies do not go through the adapter: the Redis servers echo as ours does.
+    echo) [ "$ACKS" != 2 ] && [[ "$1" != ours-redis* ]] && { [ "$1" != sioxide ] || [ "$SOCKETIO" = 1 ]; } ;;
     *) [ "$ACKS" != 2 ] && { [ "$1" != sioxide ] || [ "$SOCKETIO" = 1 ]; } ;;
   esac
 }
@@ -327,6 +341,12 @@ ROWS=()
 [ "$RECOVERY" = 1 ] && [ "$ACKS" != 2 ] && ROWS+=(
   "ours-rec:ours:echo:echo round trip with recovery on, $ECHO_CONNS connections (peer: ours, recovery off)"
   "ours-rec:ours:broadcast:broadcast delivery with recovery on, $(n "$RECEIVERS") receivers (peer: ours, recovery off)"
+)
+[ "$REDIS" = 1 ] && [ "$ACKS" != 2 ] && ROWS+=(
+  "ours-redis:ours:broadcast:broadcast delivery through Redis, $(n "$RECEIVERS") receivers (peer: ours in memory)"
+)
+[ "$REDIS" = 1 ] && [ "$RECOVERY" = 1 ] && [ "$ACKS" != 2 ] && ROWS+=(
+  "ours-redis-rec:ours-redis:broadcast:broadcast delivery through Redis with recovery on, $(n "$RECEIVERS") receivers (peer: ours through Redis, recovery off)"
 )
 [ "$ACKS" != 0 ] && ROWS+=(
   "ours:sioxide:ask:answer to a room's emit_with_ack, $(n "$RECEIVERS") receivers (peer: socketioxide)"

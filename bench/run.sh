@@ -14,7 +14,9 @@
 #   bench/run.sh --no-socketio  # without the two Socket.IO rows
 #   bench/run.sh --acks-only    # only the acknowledgements table (about 1 minute a round)
 #   bench/run.sh --recovery     # only the recovery table: broadcast with connection state
-#                               # recovery on (in memory) beside off (about 1 minute a round)
+#                               # recovery on beside off, in memory and through the Redis
+#                               # adapter (the Redis at $REDIS_URL, default 127.0.0.1:6379;
+#                               # without one, in memory only); about 2 minutes a round
 #   bench/run.sh --rounds 3     # every server three times, interleaved; each cell the median
 #   bench/run.sh --scale-out [ARGS]   # only the cross-instance table: bench/scale_out.sh ARGS
 #
@@ -48,6 +50,9 @@ BIN="$TARGET_DIR/release"
 LOG=${LOG:-target/bench-run.log}
 TABLE=target/bench-table.md
 PORT=${BENCH_PORT:-3900}
+# The Redis of the recovery table's Redis rows (one instance with the Redis adapter: every
+# broadcast also goes to Redis, as it would to the other instances).
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 mkdir -p target
 : >"$LOG"
 
@@ -90,6 +95,8 @@ start() { # start NAME: starts a server on $PORT, sets SERVER_PID
   case "$1" in
     ours) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/bench-server" >>"$LOG" 2>&1 & ;;
     ours-rec) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/bench-server" --recovery 120 >>"$LOG" 2>&1 & ;;
+    ours-redis) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/bench-server" --redis "$REDIS_URL" --redis-prefix bench-recovery >>"$LOG" 2>&1 & ;;
+    ours-redis-rec) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/bench-server" --redis "$REDIS_URL" --redis-prefix bench-recovery --recovery 120 >>"$LOG" 2>&1 & ;;
     raw) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/raw-axum" >>"$LOG" 2>&1 & ;;
     nest) PORT=$PORT "${SERVER_PIN[@]}" node bench/peers/nest/dist/main.js >>"$LOG" 2>&1 & ;;
     sio) PORT=$PORT "${SERVER_PIN[@]}" "$BIN/socketio-bench-server" >>"$LOG" 2>&1 & ;;
@@ -213,8 +220,23 @@ settle_time_wait() {
   done
 }
 
+# redis_reachable: whether the Redis at $REDIS_URL (redis://[user:pass@]host[:port][/db])
+# accepts connections.
+redis_reachable() {
+  local hostport=${REDIS_URL#*://}
+  hostport=${hostport##*@}; hostport=${hostport%%/*}
+  local host=${hostport%%:*} port=6379
+  [ "$hostport" != "$host" ] && port=${hostport##*:}
+  (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
 if [ "$RECOVERY_ONLY" = 1 ]; then
   SERVERS=(ours ours-rec)
+  if redis_reachable; then
+    SERVERS+=(ours-redis ours-redis-rec)
+  else
+    echo "run.sh: no Redis at $REDIS_URL: no Redis rows in the recovery table" >&2
+  fi
 elif [ "$ACKS_ONLY" = 1 ]; then
   SERVERS=(ours)
 else
@@ -270,6 +292,8 @@ done
 declare -A LABEL=(
   [ours]="ours (bench-server)"
   [ours-rec]="ours with recovery on, in memory (bench-server --recovery 120)"
+  [ours-redis]="ours through Redis, recovery off (bench-server --redis)"
+  [ours-redis-rec]="ours through Redis, recovery on (bench-server --redis --recovery 120)"
   [raw]="raw axum 0.8, 4 KiB buffers"
   [nest]="NestJS 12 + @nestjs/platform-ws"
   [sio]="ours over Socket.IO (socketio-bench-server)"
@@ -336,14 +360,23 @@ acks_table() {
 recovery_table() {
   echo "| server | broadcast deliveries/s, 1,000 receivers | server CPU per delivery | delivery p99, 1,000 receivers | broadcast deliveries/s, $(k "$BIG_RECEIVERS") receivers |"
   echo "|---|---|---|---|---|"
-  for s in ours ours-rec; do
+  for s in "${SERVERS[@]}"; do
     row="| ${LABEL[$s]} |"
     for c in b1k bcpu bp99 b10k; do row+=" $(cell "$s" "$c") |"; done
     echo "$row"
   done
-  row="| recovery on / off |"
-  for c in b1k bcpu bp99 b10k; do row+=" $(ratio "${R[ours-rec,$c]:--}" "${R[ours,$c]:--}") |"; done
-  echo "$row"
+  # Ratio rows: "on:off:label", the first divided by the second, measured in the same run.
+  local specs=("ours-rec:ours:recovery on / off, in memory")
+  if [[ " ${SERVERS[*]} " == *" ours-redis "* ]]; then
+    specs+=("ours-redis-rec:ours-redis:recovery on / off, through Redis"
+      "ours-redis:ours:through Redis / in memory, recovery off")
+  fi
+  for spec in "${specs[@]}"; do
+    IFS=: read -r on off label <<<"$spec"
+    row="| $label |"
+    for c in b1k bcpu bp99 b10k; do row+=" $(ratio "${R[$on,$c]:--}" "${R[$off,$c]:--}") |"; done
+    echo "$row"
+  done
 }
 {
   if [ "$RECOVERY_ONLY" = 1 ]; then
