@@ -684,3 +684,53 @@ async fn with_per_room_channels_a_dropped_clients_rooms_stay_subscribed_for_it()
     say(&mut carol.client, "solo", "live").await;
     assert_eq!(said(&mut back.client).await.0, "live");
 }
+
+/// An adapter whose other instances cannot be asked right now (their Redis is down).
+struct Unreachable;
+
+impl ws_gateway_core::adapter::Adapter for Unreachable {
+    fn attach(&self, _server: ws_gateway_core::adapter::LocalServer) {}
+
+    fn publish(&self, _message: &ws_gateway_core::adapter::Message<'_>) {}
+
+    async fn claim_session(
+        &self,
+        _path: &'static str,
+        _claim: &ws_gateway_core::adapter::SessionClaim,
+    ) -> Result<
+        Option<ws_gateway_core::adapter::SessionOffer>,
+        ws_gateway_core::adapter::AdapterError,
+    > {
+        Err(ws_gateway_core::adapter::AdapterError::Unavailable(
+            "Redis is unreachable".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_claim_the_other_instances_cannot_answer_is_closed_to_try_again() {
+    let hooks = Arc::new(Hooks::default());
+    let app = GatewayApp::new()
+        .provide_arc(Arc::clone(&hooks))
+        .adapter(Unreachable)
+        .authenticate::<RecoveryGateway>(TokenAuth)
+        .recover::<RecoveryGateway>(window())
+        .gateway::<RecoveryGateway>()
+        .build()
+        .unwrap();
+    let server = TestServer::start(app).await.unwrap();
+    // A pid this instance does not know may be held by another: not a fresh session but
+    // 1013, so that the client comes back once the others can be asked.
+    let url = format!(
+        "{}?token=alice&pid={}",
+        server.url("/recovery"),
+        "ab".repeat(16)
+    );
+    let mut client = TestClient::connect(&url).await.unwrap();
+    let close = client.expect_close().await.unwrap().expect("a close frame");
+    assert_eq!(u16::from(close.code), 1013);
+    assert_eq!(hooks.count(&"connect".to_owned()), 0);
+    // Without a claim, a connection opens as usual.
+    let fresh = connect(&server, "token=alice").await;
+    assert!(!fresh.recovered);
+}

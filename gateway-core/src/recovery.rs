@@ -631,7 +631,7 @@ impl Recorder {
         handshake: Handshake,
         queue_capacity: usize,
         dropped: metrics::Counter,
-    ) -> Opened {
+    ) -> Result<Opened, crate::adapter::AdapterError> {
         let claim = Claim::of(&handshake).map(|c| (c.pid.to_owned(), c.offset.map(str::to_owned)));
         let claimed = claim.is_some();
         if let Some((pid, _)) = &claim {
@@ -654,8 +654,9 @@ impl Recorder {
                 )
                 .await
             {
-                Ok(opened) => return opened,
-                Err(back) => handshake = back,
+                Ok(opened) => return Ok(opened),
+                Err(Unopened::Fresh(back)) => handshake = *back,
+                Err(Unopened::Unavailable(err)) => return Err(err),
             }
         }
         let mut log = self.lock();
@@ -687,14 +688,14 @@ impl Recorder {
         };
         log.sessions
             .insert(Arc::clone(&pid), Session::live(start, &client));
-        Opened {
+        Ok(Opened {
             client,
             queue,
             pid,
             recovered: missed.is_some(),
             claimed,
             missed: missed.unwrap_or_default(),
-        }
+        })
     }
 
     /// Recovers a session another instance holds: claims it there, takes the client in
@@ -710,10 +711,15 @@ impl Recorder {
         offset: Option<&str>,
         queue_capacity: usize,
         dropped: metrics::Counter,
-    ) -> Result<Opened, Handshake> {
+    ) -> Result<Opened, Unopened> {
         let claim = SessionClaim::of(&handshake, pid, offset, self.started.elapsed());
-        let Some(offer) = adapter.claim_session(server.path(), &claim).await else {
-            return Err(handshake);
+        let offer = match adapter.claim_session(server.path(), &claim).await {
+            Ok(Some(offer)) => offer,
+            Ok(None) => return Err(Unopened::Fresh(Box::new(handshake))),
+            Err(err) => {
+                tracing::debug!(target: "gateway", "a session could not be claimed from the other instances: {err}");
+                return Err(Unopened::Unavailable(err));
+            }
         };
         let (sink, queue) = ClientSink::channel(queue_capacity, dropped);
         let pid: Arc<str> = Arc::from(pid);
@@ -744,7 +750,7 @@ impl Recorder {
             log.sessions.remove(&pid);
             drop(log);
             server.remove(client.id());
-            return Err(fallback);
+            return Err(Unopened::Fresh(Box::new(fallback)));
         };
         // Recorded again here, numbered after the last frame recorded before the client
         // came in and before those recorded since.
@@ -1058,6 +1064,14 @@ impl Recorder {
         drop(log);
         ended.notify_waiters();
     }
+}
+
+/// Why a session held elsewhere was not opened.
+enum Unopened {
+    /// No instance handed it over: a fresh session, with this handshake.
+    Fresh(Box<Handshake>),
+    /// The other instances could not be asked.
+    Unavailable(crate::adapter::AdapterError),
 }
 
 /// Puts a recovered client back in its rooms.

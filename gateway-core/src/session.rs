@@ -146,6 +146,22 @@ impl Session {
                             gateway.metrics().messages_dropped.clone(),
                         )
                         .await;
+                    let opened = match opened {
+                        Ok(opened) => opened,
+                        // The session may be held by an instance that cannot be asked now:
+                        // the client tries again (a fresh session would lose it).
+                        Err(err) => {
+                            tracing::debug!(target: "gateway", "a session claim could not be answered: {err}");
+                            let mut connection = connection;
+                            connection
+                                .close(Closing::Server(CloseRequest {
+                                    code: 1013,
+                                    reason: "session unavailable, try again later".into(),
+                                }))
+                                .await;
+                            return;
+                        }
+                    };
                     let outcome = match (opened.recovered, opened.claimed) {
                         (true, _) => 1,
                         (false, true) => 2,

@@ -40,7 +40,7 @@ const INBOX_CAPACITY: usize = 4096;
 /// How long appended entries are kept to be appended again after the driver reconnects: a
 /// Redis that restarted lost what it took just before, which followers may not have read.
 /// (Appended twice is applied once: entries carry their sender's sequence number.)
-const REPLAY_SPAN: Duration = Duration::from_secs(2);
+const REPLAY_SPAN: Duration = Duration::from_secs(10);
 
 /// How many requests, waiting for the entries before them, are kept at most.
 const MAX_PARKED: usize = 4096;
@@ -700,6 +700,9 @@ struct Outbox {
     recent_bytes: usize,
     /// The driver's epoch at the last append.
     epoch: Option<u64>,
+    /// When the driver last took an append: what was appended in the span before it is
+    /// what a restarted Redis may have lost.
+    appended_at: Option<Instant>,
     /// Publishing failed since the outbox was last empty.
     failing: Option<String>,
     /// Messages dropped past the bound during this outage (logged once).
@@ -721,6 +724,7 @@ impl Outbox {
             recent: VecDeque::new(),
             recent_bytes: 0,
             epoch: None,
+            appended_at: None,
             failing: None,
             dropped: 0,
         }
@@ -893,18 +897,20 @@ impl Outbox {
         if let Some(last) = ids.iter().max() {
             self.last = self.last.max(*last);
         }
+        self.appended_at = Some(Instant::now());
         Ok(())
     }
 
     /// After the driver reconnected, appends again what was appended within
-    /// [`REPLAY_SPAN`]: a Redis that restarted may have lost it before every follower read
-    /// it. Followers skip what they applied already.
+    /// [`REPLAY_SPAN`] before the last append Redis took (however long the outage lasted):
+    /// a Redis that restarted may have lost it before every follower read it. Followers
+    /// skip what they applied already.
     async fn replay<D: Driver>(&mut self, core: &Core<D>) -> Result<(), String> {
         let epoch = core.driver.epoch();
         if self.epoch == Some(epoch) {
             return Ok(());
         }
-        self.trim_recent(core, Instant::now());
+        self.trim_recent(core, self.appended_at.unwrap_or_else(Instant::now));
         if self.epoch.is_some() && !self.recent.is_empty() {
             let payloads: Vec<Bytes> = self.recent.iter().map(|(_, p)| p.clone()).collect();
             self.append(core, &payloads).await?;
@@ -916,7 +922,7 @@ impl Outbox {
 
     fn trim_recent<D>(&mut self, core: &Core<D>, now: Instant) {
         while let Some((at, payload)) = self.recent.front() {
-            if now.duration_since(*at) <= REPLAY_SPAN
+            if now.saturating_duration_since(*at) <= REPLAY_SPAN
                 && self.recent_bytes <= core.config.outbox_bytes
             {
                 break;
@@ -1404,36 +1410,54 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
         &self,
         path: &'static str,
         claim: &SessionClaim,
-    ) -> Option<SessionOffer> {
+    ) -> Result<Option<SessionOffer>, AdapterError> {
         let core = &*self.inner.core;
-        let deadline = tokio::time::Instant::now() + core.config.request_timeout;
+        let timeout = core.config.request_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         let (request, mut replies, _guard) = core.session_request();
-        let channel = core
+        let Some((channel, _)) = core
             .request_routes(path, &Selection::default())
             .into_iter()
-            .next()?
-            .0;
+            .next()
+        else {
+            return Ok(None);
+        };
         let (reply, receiver) = oneshot::channel();
         if !core.enqueue(Outgoing {
             lane: Lane::Channel(channel),
             payload: codec::encode_claim(core.uid, request, path, claim),
             reply: Some(reply),
         }) {
-            return None;
+            return Err(AdapterError::Unavailable(
+                "cannot queue a session claim: the publish queue is full".into(),
+            ));
         }
-        let Ok(Ok(Ok(expected))) = tokio::time::timeout_at(deadline, receiver).await else {
-            return None;
+        let expected = match tokio::time::timeout_at(deadline, receiver).await {
+            Ok(Ok(Ok(count))) => count,
+            Ok(Ok(Err(reason))) => return Err(AdapterError::Unavailable(reason)),
+            Ok(Err(_)) => return Err(AdapterError::Unavailable("the adapter stopped".into())),
+            Err(_) => {
+                return Err(AdapterError::Unavailable(format!(
+                    "the claim could not be published within {timeout:?}"
+                )));
+            }
         };
-        for _ in 0..expected {
+        for answered in 0..expected {
             match tokio::time::timeout_at(deadline, replies.recv()).await {
                 Ok(Some(SessionReply::Offer(from, Some(offer)))) => {
-                    return Some(offer.holder(from));
+                    return Ok(Some(offer.holder(from)));
                 }
                 Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return None,
+                Ok(None) => return Err(AdapterError::Unavailable("the adapter stopped".into())),
+                Err(_) => {
+                    return Err(AdapterError::Timeout {
+                        missing: expected - answered,
+                        timeout,
+                    });
+                }
             }
         }
-        None
+        Ok(None)
     }
 
     /// Asks the holder for the frames, on its response channel.

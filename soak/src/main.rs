@@ -27,7 +27,7 @@ mod recovering;
 mod redis_server;
 mod tally;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,8 +122,9 @@ struct Options {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,
     /// About how many operations the Redis stream keeps (`RedisConfig::stream_max_len`):
-    /// an outage longer than this many messages take loses the oldest of them.
-    #[arg(long, env = "SOAK_STREAM_MAX_LEN", default_value_t = 10_000, value_parser = at_least_one())]
+    /// an outage longer than this many messages take loses the oldest of them (default: the
+    /// adapter's).
+    #[arg(long, env = "SOAK_STREAM_MAX_LEN", default_value_t = 100_000, value_parser = at_least_one())]
     stream_max_len: usize,
     /// App instances: 2 share rooms through Redis, 1 runs alone, in memory (no Redis).
     #[arg(long, env = "SOAK_INSTANCES", default_value_t = 2,
@@ -429,6 +430,8 @@ async fn run(options: &Options) -> Result<bool, Failure> {
     let mut checked: Vec<(String, Arc<Mutex<Seen>>, bool)> = Vec::new();
     // Stable clients: connect, join, then read and record; send what the scheduler says.
     let mut senders = Vec::with_capacity(stable);
+    // Why stable clients' connections ended before the run did (a close code, or "broken").
+    let ended: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
     for i in 0..stable {
         let room = format!("room-{}", i % options.rooms);
         // Every room's members spread over the instances (client `i % rooms + k * rooms` on
@@ -464,8 +467,31 @@ async fn run(options: &Options) -> Result<bool, Failure> {
         });
         let record = Arc::new(Mutex::new(Seen::default()));
         checked.push((room, record.clone(), false));
+        let ended = ended.clone();
         tokio::spawn(async move {
-            while let Some(Ok(message)) = stream.next().await {
+            loop {
+                let message = match stream.next().await {
+                    Some(Ok(Message::Close(close))) => {
+                        let why = close.map_or("closed without a code".to_owned(), |c| {
+                            format!("closed {} {}", u16::from(c.code), c.reason)
+                        });
+                        *ended
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(why)
+                            .or_default() += 1;
+                        return;
+                    }
+                    Some(Ok(message)) => message,
+                    Some(Err(_)) | None => {
+                        *ended
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry("broken".to_owned())
+                            .or_default() += 1;
+                        return;
+                    }
+                };
                 let Message::Text(text) = message else {
                     continue;
                 };
@@ -685,6 +711,14 @@ async fn run(options: &Options) -> Result<bool, Failure> {
         println!(
             "redis restart:     killed at {:.1} s, started again at {:.1} s, every instance connected again {reconnected}",
             restarted.killed, restarted.started
+        );
+    }
+    let ended = std::mem::take(&mut *ended.lock().unwrap_or_else(|e| e.into_inner()));
+    if !ended.is_empty() {
+        let why: Vec<String> = ended.iter().map(|(why, n)| format!("{n} {why}")).collect();
+        println!(
+            "stable ended:      {} (their connections ended before the run did)",
+            why.join(", ")
         );
     }
     println!(

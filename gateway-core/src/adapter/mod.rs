@@ -268,15 +268,22 @@ pub trait Adapter: Send + Sync + 'static {
     /// `path`; the one that does answers with
     /// [`LocalServer::offer_session`](LocalServer::offer_session), which reserves the
     /// session for this claim. Return its offer with [`holder`](SessionOffer::holder) set
-    /// to whatever [`take_session`](Self::take_session) needs to reach that instance.
-    /// The default: no other instance holds sessions.
+    /// to whatever [`take_session`](Self::take_session) needs to reach that instance, or
+    /// `Ok(None)` when every instance answered that it does not hold it. The default: no
+    /// other instance holds sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError`] when the other instances cannot be asked or do not all answer in
+    /// time: the connection is then closed with 1013 (try again later) rather than given a
+    /// fresh session, so that a session held elsewhere is recovered once they can be.
     fn claim_session(
         &self,
         path: &'static str,
         claim: &SessionClaim,
-    ) -> impl Future<Output = Option<SessionOffer>> + Send {
+    ) -> impl Future<Output = Result<Option<SessionOffer>, AdapterError>> + Send {
         let _ = (path, claim);
-        async { None }
+        async { Ok(None) }
     }
 
     /// Then, once this instance took the client in: asks the holder of `offer` for the
@@ -378,7 +385,7 @@ trait ErasedAdapter: Send + Sync {
         &'a self,
         path: &'static str,
         claim: &'a SessionClaim,
-    ) -> BoxFuture<'a, Option<SessionOffer>>;
+    ) -> BoxFuture<'a, Result<Option<SessionOffer>, AdapterError>>;
     fn take_session<'a>(
         &'a self,
         path: &'static str,
@@ -421,7 +428,7 @@ impl<A: Adapter> ErasedAdapter for A {
         &'a self,
         path: &'static str,
         claim: &'a SessionClaim,
-    ) -> BoxFuture<'a, Option<SessionOffer>> {
+    ) -> BoxFuture<'a, Result<Option<SessionOffer>, AdapterError>> {
         Box::pin(Adapter::claim_session(self, path, claim))
     }
 
@@ -482,7 +489,7 @@ impl AdapterRef {
         &self,
         path: &'static str,
         claim: &SessionClaim,
-    ) -> Option<SessionOffer> {
+    ) -> Result<Option<SessionOffer>, AdapterError> {
         self.0.claim_session(path, claim).await
     }
 
