@@ -82,6 +82,30 @@ pub trait Codec: Send + Sync + 'static {
 
     /// The message that carries an outgoing frame.
     fn encode(&self, frame: Frame) -> Message;
+
+    /// Whether every outgoing frame is a text message of the frame's own bytes
+    /// ([`Frame::as_bytes`]), unchanged. Then the connection writes those bytes itself and
+    /// [`encode`](Self::encode) is not called: a frame is UTF-8 by construction, and
+    /// written this way its text is not checked again for every receiver of a broadcast
+    /// (making axum's `Utf8Bytes` would). `false` by default; [`JsonCodec`]'s is `true`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::extract::ws::Message;
+    /// use ws_gateway_axum::{Codec, JsonCodec};
+    /// use ws_gateway_core::Frame;
+    ///
+    /// let codec = JsonCodec::new();
+    /// assert!(codec.frames_as_text());
+    /// // What the connection then writes is what `encode` would have made.
+    /// let frame = Frame::event("tick", &1).unwrap();
+    /// let Message::Text(text) = codec.encode(frame.clone()) else { unreachable!() };
+    /// assert_eq!(text.as_bytes(), &frame.as_bytes()[..]);
+    /// ```
+    fn frames_as_text(&self) -> bool {
+        false
+    }
 }
 
 /// Turns one text frame into a request: NestJS's `messageParser` option of `WsAdapter`.
@@ -187,6 +211,11 @@ impl Codec for JsonCodec {
             Ok(text) => Message::Text(text),
             Err(_) => Message::Text(Utf8Bytes::from_static("")),
         }
+    }
+
+    /// `true`: a frame goes out as its own text, whatever the message parser.
+    fn frames_as_text(&self) -> bool {
+        true
     }
 }
 

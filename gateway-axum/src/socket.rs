@@ -186,7 +186,11 @@ impl<C: Codec> Connection for WebSocketConnection<C> {
     }
 
     async fn feed(&mut self, frame: Frame, _: Option<&()>) -> Result<(), Gone> {
-        let message = outgoing(self.codec.encode(frame));
+        let message = if self.codec.frames_as_text() {
+            text(frame.into_bytes())
+        } else {
+            outgoing(self.codec.encode(frame))
+        };
         self.socket.feed(message).await.map_err(|_| Gone)
     }
 
@@ -223,11 +227,7 @@ impl<C: Codec> Connection for WebSocketConnection<C> {
 /// codec's `Utf8Bytes` is UTF-8 already, and tungstenite's would check it again.
 fn outgoing(message: Message) -> protocol::Message {
     match message {
-        Message::Text(text) => protocol::Message::Frame(frame::Frame::message(
-            Bytes::from(text),
-            OpCode::Data(OpData::Text),
-            true,
-        )),
+        Message::Text(utf8) => text(Bytes::from(utf8)),
         Message::Binary(bytes) => protocol::Message::Binary(bytes),
         Message::Ping(bytes) => protocol::Message::Ping(bytes),
         Message::Pong(bytes) => protocol::Message::Pong(bytes),
@@ -238,6 +238,15 @@ fn outgoing(message: Message) -> protocol::Message {
             }))
         }
     }
+}
+
+/// UTF-8 bytes as one text message, written as they are.
+fn text(utf8: Bytes) -> protocol::Message {
+    protocol::Message::Frame(frame::Frame::message(
+        utf8,
+        OpCode::Data(OpData::Text),
+        true,
+    ))
 }
 
 /// Remembers whether the socket's read side woke the task since it was last polled.

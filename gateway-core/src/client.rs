@@ -10,12 +10,12 @@ use std::sync::{Arc, LazyLock};
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
 
 use crate::ack::{AckFuture, AckSender, AckStream, AckTable};
+use crate::channel::{self, TrySendError};
 use crate::error::{RoomError, SendError};
 use crate::exception::CloseRequest;
 use crate::frame::Frame;
@@ -218,10 +218,7 @@ impl Handshake {
 /// The receiving end of a client's outbound queue, drained by its connection task.
 #[derive(Debug)]
 pub struct OutboundQueue {
-    rx: flume::Receiver<Outbound>,
-    /// `rx` as a stream: it keeps its waker registered between `recv` calls, so a
-    /// connection loop that polls `recv` on every turn does not register it again.
-    frames: flume::r#async::RecvStream<'static, Outbound>,
+    rx: channel::Receiver<Outbound>,
     overflow: Arc<Overflow>,
 }
 
@@ -252,7 +249,7 @@ impl OutboundQueue {
     /// # }
     /// ```
     pub async fn recv(&mut self) -> Option<Outbound> {
-        self.frames.next().await
+        std::future::poll_fn(|cx| self.rx.poll_recv(cx)).await
     }
 
     /// The next frame if one is already queued.
@@ -273,7 +270,7 @@ impl OutboundQueue {
     /// assert!(queue.try_recv().is_some());
     /// ```
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv()
     }
 
     /// A handle that completes once this queue overflowed.
@@ -377,7 +374,7 @@ pub(crate) struct Overflow {
 /// The sending end of a client's outbound queue.
 #[derive(Clone, Debug)]
 pub(crate) struct ClientSink {
-    tx: flume::Sender<Outbound>,
+    tx: channel::Sender<Outbound>,
     overflow: Arc<Overflow>,
     /// `gateway_messages_dropped_total`.
     dropped: metrics::Counter,
@@ -385,9 +382,9 @@ pub(crate) struct ClientSink {
 
 impl ClientSink {
     pub(crate) fn channel(capacity: usize, dropped: metrics::Counter) -> (Self, OutboundQueue) {
-        // flume's bounded channel allocates its buffer as frames arrive: an idle client's
-        // queue is a few hundred bytes (tokio's mpsc allocates a 32-slot block up front).
-        let (tx, rx) = flume::bounded(capacity.max(1));
+        // The queue allocates as frames arrive: an idle client's is one small allocation
+        // (tokio's mpsc allocates a 32-slot block up front).
+        let (tx, rx) = channel::bounded(capacity);
         let overflow = Arc::new(Overflow::default());
         (
             Self {
@@ -395,23 +392,19 @@ impl ClientSink {
                 overflow: Arc::clone(&overflow),
                 dropped,
             },
-            OutboundQueue {
-                frames: rx.clone().into_stream(),
-                rx,
-                overflow,
-            },
+            OutboundQueue { rx, overflow },
         )
     }
 
     pub(crate) fn send(&self, out: Outbound) -> Result<(), SendError> {
         match self.tx.try_send(out) {
             Ok(()) => Ok(()),
-            Err(flume::TrySendError::Disconnected(_)) => Err(SendError::Disconnected),
-            Err(flume::TrySendError::Full(Outbound::Frame(frame))) if frame.is_volatile() => {
+            Err(TrySendError::Disconnected(_)) => Err(SendError::Disconnected),
+            Err(TrySendError::Full(Outbound::Frame(frame))) if frame.is_volatile() => {
                 self.dropped.increment(1);
                 Err(SendError::Dropped)
             }
-            Err(flume::TrySendError::Full(_)) => {
+            Err(TrySendError::Full(_)) => {
                 if !self.overflow.flag.swap(true, Ordering::AcqRel) {
                     // Every waiter: the connection loop and a blocked write may both wait.
                     self.overflow.notify.notify_waiters();

@@ -61,6 +61,7 @@ mod args;
 #[cfg_attr(docsrs, doc(cfg(feature = "asyncapi")))]
 pub mod asyncapi;
 mod auth;
+mod channel;
 mod client;
 mod config;
 mod connections;
