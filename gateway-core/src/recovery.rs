@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
-use crate::adapter::{AdapterRef, Selection, SessionClaim, SessionOffer, Stamp};
+use crate::adapter::{AdapterRef, Selection, SessionAnswer, SessionClaim, SessionOffer, Stamp};
 use crate::auth::{AuthenticatorRef, HandshakeRequest};
 use crate::client::{Client, ClientId, ClientSink, Handshake, OutboundQueue};
 use crate::frame::Frame;
@@ -225,7 +225,9 @@ impl Offset {
         Self { seq, sub: 0 }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// Reads an offset this log issued: `<tag>-N` or `<tag>-N.k`.
+    fn parse(text: &str, tag: &str) -> Option<Self> {
+        let text = text.strip_prefix(tag)?.strip_prefix('-')?;
         match text.split_once('.') {
             None => Some(Self::at(text.parse().ok()?)),
             Some((seq, sub)) => Some(Self {
@@ -236,12 +238,19 @@ impl Offset {
     }
 }
 
-impl std::fmt::Display for Offset {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.sub {
-            0 => write!(f, "{}", self.seq),
-            sub => write!(f, "{}.{sub}", self.seq),
+impl Offset {
+    /// The offset as the client sees it: the log's tag (so that an offset another instance
+    /// issued is never taken for one of this log's), then `N` or `N.k`.
+    fn text(&self, tag: &str) -> String {
+        let mut text = String::with_capacity(tag.len() + 24);
+        text.push_str(tag);
+        text.push('-');
+        text.push_str(itoa::Buffer::new().format(self.seq));
+        if self.sub > 0 {
+            text.push('.');
+            text.push_str(itoa::Buffer::new().format(self.sub));
         }
+        text
     }
 }
 
@@ -301,8 +310,9 @@ enum SessionState {
         client: Client,
         rooms: Vec<Arc<str>>,
         since: Instant,
-        /// Offered to another instance, which has until then to take it.
-        reserved: Option<Instant>,
+        /// Offered to another instance, which has until then to take it with this token.
+        /// A later claim by the owner takes the reservation over (the client tried again).
+        reserved: Option<(Instant, u64)>,
     },
 }
 
@@ -310,6 +320,9 @@ struct Session {
     /// The offset the session began at: what a client that never received a frame missed
     /// is everything after it.
     start: Offset,
+    /// The offset the client presented when its session moved here from another instance:
+    /// presented again, it means the client received nothing here yet (from `start` on).
+    moved_from: Option<Arc<str>>,
     state: SessionState,
 }
 
@@ -318,6 +331,7 @@ impl Session {
     fn live(start: Offset, client: &Client) -> Self {
         Self {
             start,
+            moved_from: None,
             state: SessionState::Live {
                 client: client.clone(),
                 taken_over: false,
@@ -328,6 +342,8 @@ impl Session {
 }
 
 struct Log {
+    /// What begins every offset this log issues.
+    tag: Arc<str>,
     next_seq: u64,
     /// The highest offset no longer kept: a client that last received an earlier one may
     /// have missed a frame that is gone.
@@ -358,12 +374,41 @@ pub(crate) struct Recorder {
     progress: Notify,
     /// The gateway, to release the rooms a dropped session held when it ends.
     server: std::sync::OnceLock<crate::server::WeakServer>,
+    /// Connections claiming a session, one at a time for each `pid` (a client that retries
+    /// while its first attempt still waits for another instance waits for it).
+    claims: Mutex<FxHashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+    /// Numbers the reservations of sessions offered to other instances.
+    next_token: std::sync::atomic::AtomicU64,
+}
+
+/// A connection's turn to claim a session (see `Recorder::claims`).
+struct ClaimTurn<'a> {
+    recorder: &'a Recorder,
+    pid: Arc<str>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for ClaimTurn<'_> {
+    fn drop(&mut self) {
+        let mut claims = self
+            .recorder
+            .claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Only the map and this turn hold it: nobody waits, forget it.
+        if claims
+            .get(&self.pid)
+            .is_some_and(|m| Arc::strong_count(m) <= 2)
+        {
+            claims.remove(&self.pid);
+        }
+    }
 }
 
 /// How long an offered session waits for its claimer to take it, and a hand-over for the
 /// frames the claimer had received.
-const RESERVATION: Duration = Duration::from_secs(10);
-const HAND_OVER_WAIT: Duration = Duration::from_secs(2);
+const RESERVATION: Duration = Duration::from_secs(30);
+const HAND_OVER_WAIT: Duration = Duration::from_secs(20);
 
 /// The lock held while a frame is numbered and queued to its receivers.
 pub(crate) struct Recording<'a> {
@@ -384,8 +429,7 @@ impl Recording<'_> {
         let log = &mut *self.log;
         let offset = Offset::at(log.next_seq);
         log.next_seq += 1;
-        let mut text = itoa::Buffer::new();
-        let stamped = frame.with_offset(text.format(offset.seq));
+        let stamped = frame.with_offset(&offset.text(&log.tag));
         let stamp = remote.flatten();
         if let Some(stamp) = stamp {
             let seen = log.seen.entry(stamp.origin).or_insert(0);
@@ -492,8 +536,10 @@ impl Log {
     fn resume_point(&self, session: &Session, offset: Option<&str>) -> Option<Offset> {
         let after = match offset {
             None => session.start,
+            // What the client had when its session moved here: it received nothing since.
+            Some(offset) if session.moved_from.as_deref() == Some(offset) => session.start,
             // An offset this gateway never issued is no offset of this session.
-            Some(offset) => Offset::parse(offset).filter(|o| o.seq < self.next_seq)?,
+            Some(offset) => Offset::parse(offset, &self.tag).filter(|o| o.seq < self.next_seq)?,
         };
         (after >= self.trimmed).then_some(after)
     }
@@ -564,6 +610,7 @@ impl Recorder {
             origin: u64::from_be_bytes(origin),
             started: Instant::now(),
             log: Mutex::new(Log {
+                tag: Arc::from(format!("{:08x}", u64::from_be_bytes(origin) >> 32)),
                 next_seq: 1,
                 trimmed: Offset::default(),
                 entries: VecDeque::new(),
@@ -576,6 +623,28 @@ impl Recorder {
             }),
             progress: Notify::new(),
             server: std::sync::OnceLock::new(),
+            claims: Mutex::default(),
+            next_token: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// Waits for the turn of a connection claiming session `pid`.
+    async fn claim_turn(&self, pid: &str) -> ClaimTurn<'_> {
+        let (pid, turn) = {
+            let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            match claims.get_key_value(pid) {
+                Some((pid, turn)) => (Arc::clone(pid), Arc::clone(turn)),
+                None => {
+                    let (pid, turn): (Arc<str>, _) = (Arc::from(pid), Arc::default());
+                    claims.insert(Arc::clone(&pid), Arc::clone(&turn));
+                    (pid, turn)
+                }
+            }
+        };
+        ClaimTurn {
+            recorder: self,
+            pid,
+            _turn: turn.lock_owned().await,
         }
     }
 
@@ -634,8 +703,23 @@ impl Recorder {
     ) -> Result<Opened, crate::adapter::AdapterError> {
         let claim = Claim::of(&handshake).map(|c| (c.pid.to_owned(), c.offset.map(str::to_owned)));
         let claimed = claim.is_some();
+        let _turn = match &claim {
+            Some((pid, _)) => Some(self.claim_turn(pid).await),
+            None => None,
+        };
         if let Some((pid, _)) = &claim {
             self.take_over(pid, &handshake).await;
+            // Its old connection did not end in time: not a fresh session (that would lose
+            // this one), the client tries again.
+            let still_live = matches!(
+                self.lock().sessions.get(pid.as_str()).map(|s| &s.state),
+                Some(SessionState::Live { client, .. }) if self.same_identity(client, &handshake)
+            );
+            if still_live {
+                return Err(crate::adapter::AdapterError::Unavailable(
+                    "the session's old connection has not ended yet".into(),
+                ));
+            }
         }
         let elsewhere = claim
             .as_ref()
@@ -665,14 +749,17 @@ impl Recorder {
         let recovered = claim.and_then(|(pid, offset)| {
             self.recoverable(&mut log, &pid, offset.as_deref(), &handshake)
         });
+        let mut moved_from = None;
         let (client, pid, start, missed) = match recovered {
             Some(Recovered {
                 pid,
                 start,
+                moved_from: moved,
                 old,
                 rooms,
                 missed,
             }) => {
+                moved_from = moved;
                 let state = old.state().take();
                 let client = Client::resumed(server.clone(), old.id(), sink, handshake, state);
                 server.add(client.clone());
@@ -686,8 +773,9 @@ impl Recorder {
                 (client, new_pid(), Offset::at(log.next_seq - 1), None)
             }
         };
-        log.sessions
-            .insert(Arc::clone(&pid), Session::live(start, &client));
+        let mut session = Session::live(start, &client);
+        session.moved_from = moved_from;
+        log.sessions.insert(Arc::clone(&pid), session);
         Ok(Opened {
             client,
             queue,
@@ -723,7 +811,6 @@ impl Recorder {
         };
         let (sink, queue) = ClientSink::channel(queue_capacity, dropped);
         let pid: Arc<str> = Arc::from(pid);
-        let fallback = handshake.clone();
         let (client, seen, start) = {
             let mut log = self.lock();
             let state = ClientState::default();
@@ -737,8 +824,9 @@ impl Recorder {
             server.add(client.clone());
             join_all(server, &client, offer.rooms.iter().cloned());
             let start = Offset::at(log.next_seq - 1);
-            log.sessions
-                .insert(Arc::clone(&pid), Session::live(start, &client));
+            let mut session = Session::live(start, &client);
+            session.moved_from = offset.map(Arc::from);
+            log.sessions.insert(Arc::clone(&pid), session);
             (client, log.seen(self.origin), start)
         };
         let frames = adapter
@@ -746,11 +834,17 @@ impl Recorder {
             .await;
         let mut log = self.lock();
         let Some(frames) = frames else {
-            tracing::debug!(target: "gateway", client = %client.id(), "the instance holding a session did not hand it over");
+            // The holder did not answer in time: it may still hold the session (it keeps it
+            // reserved a while, then offers it again), so the client tries again.
+            tracing::debug!(target: "gateway", client = %client.id(), "the instance holding a session did not hand it over in time");
             log.sessions.remove(&pid);
             drop(log);
             server.remove(client.id());
-            return Err(Unopened::Fresh(Box::new(fallback)));
+            return Err(Unopened::Unavailable(
+                crate::adapter::AdapterError::Unavailable(
+                    "the instance holding the session did not hand it over in time".into(),
+                ),
+            ));
         };
         // Recorded again here, numbered after the last frame recorded before the client
         // came in and before those recorded since.
@@ -766,7 +860,7 @@ impl Recorder {
                 seq: start.seq,
                 sub: u32::try_from(k + 1).unwrap_or(u32::MAX),
             };
-            let stamped = frame.without_offset().with_offset(&offset.to_string());
+            let stamped = frame.without_offset().with_offset(&offset.text(&log.tag));
             let entry = Entry {
                 offset,
                 at: now,
@@ -805,24 +899,46 @@ impl Recorder {
     /// Another instance claims a session: reserves it for that claim and offers its client's
     /// id and rooms, if this gateway holds it, its client dropped (an open connection for it
     /// is closed first) and the claim authenticates as its owner.
-    pub(crate) async fn offer(&self, claim: &SessionClaim) -> Option<SessionOffer> {
-        if !self.lock().sessions.contains_key(claim.pid.as_str()) {
-            return None;
+    pub(crate) async fn offer(&self, claim: &SessionClaim) -> SessionAnswer {
+        match self.offer_here(claim).await {
+            Ok(Some(offer)) => SessionAnswer::Offered(offer),
+            Ok(None) => SessionAnswer::NotHere,
+            Err(Busy) => SessionAnswer::Busy,
         }
-        let handshake = self.claimant(claim).await?;
+    }
+
+    async fn offer_here(&self, claim: &SessionClaim) -> Result<Option<SessionOffer>, Busy> {
+        if !self.lock().sessions.contains_key(claim.pid.as_str()) {
+            return Ok(None);
+        }
+        let Some(handshake) = self.claimant(claim).await else {
+            return Ok(None);
+        };
         self.take_over(&claim.pid, &handshake).await;
         let mut log = self.lock();
         let now = Instant::now();
         self.expire(&mut log, now);
-        let session = log.sessions.get(claim.pid.as_str())?;
-        let SessionState::Away {
-            client, reserved, ..
-        } = &session.state
-        else {
-            return None;
+        let Some(session) = log.sessions.get(claim.pid.as_str()) else {
+            return Ok(None);
         };
-        if reserved.is_some_and(|until| until > now) || !self.same_identity(client, &handshake) {
-            return None;
+        let (client, reserved) = match &session.state {
+            SessionState::Away {
+                client, reserved, ..
+            } => (client, reserved),
+            // Still connected here (its close did not end in time), or being taken in here.
+            SessionState::Live { client, .. } => {
+                return if self.same_identity(client, &handshake) {
+                    Err(Busy)
+                } else {
+                    Ok(None)
+                };
+            }
+        };
+        if !self.same_identity(client, &handshake) {
+            return Ok(None);
+        }
+        if reserved.is_some() {
+            tracing::debug!(target: "gateway", client = %client.id(), "a session offered before is offered again: the client tried again");
         }
         if log.resume_point(session, claim.offset.as_deref()).is_none() {
             tracing::debug!(target: "gateway", client = %client.id(), "a session could not be handed over: frames it missed are no longer kept");
@@ -835,7 +951,7 @@ impl Recorder {
                 client.state().clear();
                 self.release(&rooms);
             }
-            return None;
+            return Ok(None);
         }
         let Some(Session {
             state:
@@ -848,27 +964,33 @@ impl Recorder {
             ..
         }) = log.sessions.get_mut(claim.pid.as_str())
         else {
-            return None;
+            return Ok(None);
         };
-        *reserved = Some(now + RESERVATION);
+        let token = self
+            .next_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *reserved = Some((now + RESERVATION, token));
         let state = self
             .config
             .carried
             .iter()
             .filter_map(|c| Some((c.name.to_owned(), (c.encode)(client.state())?)))
             .collect();
-        Some(
+        Ok(Some(
             SessionOffer::new(client.id(), rooms.iter().map(|r| r.to_string()).collect())
-                .state(state),
-        )
+                .state(state)
+                .token(token),
+        ))
     }
 
     /// The claimer of a session this gateway offered took its client in, having received
-    /// `seen` from each instance: once this one has received as much (two seconds at most),
+    /// `seen` from each instance: once this one has received as much (twenty seconds at most:
+    /// they are on their way, behind a backlog at worst),
     /// hands over the frames the client missed until then and forgets the session.
     pub(crate) async fn hand_over(
         &self,
         claim: &SessionClaim,
+        token: u64,
         seen: &[Stamp],
     ) -> Option<Vec<Frame>> {
         let deadline = tokio::time::Instant::now() + HAND_OVER_WAIT;
@@ -894,13 +1016,14 @@ impl Recorder {
         let now = Instant::now();
         let session = log.sessions.get(claim.pid.as_str())?;
         let SessionState::Away {
-            reserved: Some(until),
+            reserved: Some((until, reserved_for)),
             ..
         } = &session.state
         else {
             return None;
         };
-        if *until < now {
+        // Offered to a later attempt meanwhile, or too late: that attempt takes it.
+        if *until < now || *reserved_for != token {
             return None;
         }
         let after = log.resume_point(session, claim.offset.as_deref())?;
@@ -992,15 +1115,6 @@ impl Recorder {
             tracing::debug!(target: "gateway::rejection", "a session was claimed by another identity");
             return None;
         }
-        if let SessionState::Away {
-            reserved: Some(until),
-            ..
-        } = &session.state
-            && *until > Instant::now()
-        {
-            tracing::debug!(target: "gateway", "a session offered to another instance was claimed here");
-            return None;
-        }
         let after = log.resume_point(session, offset);
         let (pid, session) = log.sessions.remove_entry(pid)?;
         let SessionState::Away {
@@ -1022,6 +1136,7 @@ impl Recorder {
         Some(Recovered {
             pid,
             start: session.start,
+            moved_from: session.moved_from,
             old,
             rooms,
             missed,
@@ -1066,6 +1181,9 @@ impl Recorder {
     }
 }
 
+/// A session claimed here is still connected, or being taken in: ask again shortly.
+struct Busy;
+
 /// Why a session held elsewhere was not opened.
 enum Unopened {
     /// No instance handed it over: a fresh session, with this handshake.
@@ -1087,6 +1205,7 @@ fn join_all(server: &WsServer, client: &Client, rooms: impl Iterator<Item = Stri
 struct Recovered {
     pid: Arc<str>,
     start: Offset,
+    moved_from: Option<Arc<str>>,
     old: Client,
     rooms: Vec<Arc<str>>,
     missed: Vec<Frame>,

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use ws_gateway_core::Frame;
 use ws_gateway_core::adapter::{
     AckReplies, Adapter, AdapterError, ClientInfo, LocalServer, Message, Operation, Selection,
-    SessionClaim, SessionOffer, Stamp,
+    SessionAnswer, SessionClaim, SessionOffer, Stamp,
 };
 
 use crate::codec::{self, Incoming};
@@ -262,7 +262,7 @@ struct Core<D> {
 
 /// An answer to one of our session claims or takes.
 enum SessionReply {
-    Offer(u64, Option<SessionOffer>),
+    Offer(u64, SessionAnswer),
     Handed(Option<Vec<Frame>>),
 }
 
@@ -534,17 +534,17 @@ impl<D> Core<D> {
             } if self.carries_requests(channel) => {
                 if from == self.uid {
                     // Our own claim: we hold no session we came to claim.
-                    self.session_reply(request, SessionReply::Offer(from, None));
+                    self.session_reply(request, SessionReply::Offer(from, SessionAnswer::NotHere));
                     return;
                 }
                 let (server, uid, tx) = (self.server(&path), self.uid, self.tx.clone());
                 let channel = response_channel(&self.config.prefix, from);
                 tokio::spawn(async move {
-                    let offer = match server {
+                    let answer = match server {
                         Some(server) => server.offer_session(&claim).await,
-                        None => None,
+                        None => SessionAnswer::NotHere,
                     };
-                    let payload = codec::encode_offer(uid, request, offer.as_ref());
+                    let payload = codec::encode_offer(uid, request, &answer);
                     let _ = tx.send(Outgoing::channel(channel, payload)).await;
                 });
             }
@@ -560,13 +560,14 @@ impl<D> Core<D> {
                 request,
                 path,
                 claim,
+                token,
                 seen,
             } if channel == self.channels.response => {
                 let (server, uid, tx) = (self.server(&path), self.uid, self.tx.clone());
                 let channel = response_channel(&self.config.prefix, from);
                 tokio::spawn(async move {
                     let frames = match server {
-                        Some(server) => server.hand_over_session(&claim, &seen).await,
+                        Some(server) => server.hand_over_session(&claim, token, &seen).await,
                         None => None,
                     };
                     let payload = codec::encode_handed(uid, request, frames.as_deref());
@@ -1442,11 +1443,13 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
                 )));
             }
         };
+        let mut busy = false;
         for answered in 0..expected {
             match tokio::time::timeout_at(deadline, replies.recv()).await {
-                Ok(Some(SessionReply::Offer(from, Some(offer)))) => {
+                Ok(Some(SessionReply::Offer(from, SessionAnswer::Offered(offer)))) => {
                     return Ok(Some(offer.holder(from)));
                 }
+                Ok(Some(SessionReply::Offer(_, SessionAnswer::Busy))) => busy = true,
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(AdapterError::Unavailable("the adapter stopped".into())),
                 Err(_) => {
@@ -1456,6 +1459,11 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
                     });
                 }
             }
+        }
+        if busy {
+            return Err(AdapterError::Unavailable(
+                "the session is still connected to, or being taken in by, another instance".into(),
+            ));
         }
         Ok(None)
     }
@@ -1469,13 +1477,15 @@ impl<D: Driver> Adapter for RedisAdapter<D> {
         seen: &[Stamp],
     ) -> Option<Vec<Frame>> {
         let core = &*self.inner.core;
-        // The holder may wait for frames the claimer had (two seconds at most).
-        let deadline =
-            tokio::time::Instant::now() + core.config.request_timeout + Duration::from_secs(2);
+        // The holder may wait for frames the claimer had (twenty seconds at most), and its
+        // answer may wait in its outbox while Redis is unreachable or behind a backlog:
+        // long, but shorter than the holder's reservation (30 s). A client that gives up
+        // meanwhile tries again; its next attempt takes the reservation over.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
         let (request, mut replies, _guard) = core.session_request();
         if !core.enqueue(Outgoing::channel(
             response_channel(&core.config.prefix, offer.holder),
-            codec::encode_take(core.uid, request, path, claim, seen),
+            codec::encode_take(core.uid, request, path, claim, offer.token, seen),
         )) {
             return None;
         }

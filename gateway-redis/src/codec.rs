@@ -52,7 +52,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ws_gateway_core::adapter::{
-    ClientInfo, Operation, Selection, SessionClaim, SessionOffer, Stamp,
+    ClientInfo, Operation, Selection, SessionAnswer, SessionClaim, SessionOffer, Stamp,
 };
 use ws_gateway_core::{ClientId, Frame};
 
@@ -128,7 +128,7 @@ pub(crate) enum Incoming {
     Offer {
         from: u64,
         request: u64,
-        offer: Option<SessionOffer>,
+        offer: SessionAnswer,
     },
     /// The claimer of a session we offered takes it, having received `seen`.
     Take {
@@ -136,6 +136,7 @@ pub(crate) enum Incoming {
         request: u64,
         path: String,
         claim: SessionClaim,
+        token: u64,
         seen: Vec<Stamp>,
     },
     /// The frames a session we took missed (`None`: it was not handed over).
@@ -653,16 +654,20 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
         }
         OFFER => {
             let (request, rest) = u64_at(rest)?;
-            let offer: Option<WireOffer> = serde_json::from_slice(rest)?;
-            let offer = match offer {
-                Some(offer) => Some(
-                    SessionOffer::new(
-                        offer.client.parse().map_err(|_| DecodeError::ClientId)?,
-                        offer.rooms,
+            let offer = match rest {
+                b"null" => SessionAnswer::NotHere,
+                BUSY => SessionAnswer::Busy,
+                offer => {
+                    let offer: WireOffer = serde_json::from_slice(offer)?;
+                    SessionAnswer::Offered(
+                        SessionOffer::new(
+                            offer.client.parse().map_err(|_| DecodeError::ClientId)?,
+                            offer.rooms,
+                        )
+                        .state(offer.state)
+                        .token(offer.token),
                     )
-                    .state(offer.state),
-                ),
-                None => None,
+                }
             };
             Ok(Incoming::Offer {
                 from,
@@ -684,6 +689,7 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
                 request,
                 path,
                 claim: take.claim.into_claim(),
+                token: take.token,
                 seen,
             })
         }
@@ -757,12 +763,17 @@ impl<'a> WireClaim<'a> {
     }
 }
 
+/// An answer to a claim that is busy (else the offer as JSON, or `null`: not here).
+const BUSY: &[u8] = br#""busy""#;
+
 #[derive(Serialize, Deserialize)]
 struct WireOffer {
     client: String,
     rooms: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     state: Vec<(String, Box<RawValue>)>,
+    #[serde(default)]
+    token: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -770,6 +781,7 @@ struct WireTake<'a> {
     #[serde(borrow)]
     claim: WireClaim<'a>,
     seen: Vec<(u64, u64)>,
+    token: u64,
 }
 
 /// Encodes a claim of session `claim.pid` of gateway `path`, for every instance.
@@ -782,15 +794,22 @@ pub(crate) fn encode_claim(uid: u64, request: u64, path: &str, claim: &SessionCl
 }
 
 /// Encodes an instance's answer to a claim.
-pub(crate) fn encode_offer(uid: u64, request: u64, offer: Option<&SessionOffer>) -> Vec<u8> {
+pub(crate) fn encode_offer(uid: u64, request: u64, answer: &SessionAnswer) -> Vec<u8> {
     let mut buf = header(uid, OFFER, 64);
     buf.extend_from_slice(&request.to_be_bytes());
-    let wire = offer.map(|offer| WireOffer {
-        client: offer.client.to_string(),
-        rooms: offer.rooms.clone(),
-        state: offer.state.clone(),
-    });
-    let _ = serde_json::to_writer(&mut buf, &wire);
+    match answer {
+        SessionAnswer::Offered(offer) => {
+            let wire = WireOffer {
+                client: offer.client.to_string(),
+                rooms: offer.rooms.clone(),
+                state: offer.state.clone(),
+                token: offer.token,
+            };
+            let _ = serde_json::to_writer(&mut buf, &wire);
+        }
+        SessionAnswer::Busy => buf.extend_from_slice(BUSY),
+        _ => buf.extend_from_slice(b"null"),
+    }
     buf
 }
 
@@ -800,6 +819,7 @@ pub(crate) fn encode_take(
     request: u64,
     path: &str,
     claim: &SessionClaim,
+    token: u64,
     seen: &[Stamp],
 ) -> Vec<u8> {
     let mut buf = header(
@@ -812,6 +832,7 @@ pub(crate) fn encode_take(
     let take = WireTake {
         claim: WireClaim::of(claim),
         seen: seen.iter().map(|s| (s.origin, s.seq)).collect(),
+        token,
     };
     let _ = serde_json::to_writer(&mut buf, &take);
     buf
@@ -1054,28 +1075,39 @@ mod tests {
         let id: ClientId = "00000000000000aa".parse().unwrap();
         let nick = serde_json::value::to_raw_value("Al").unwrap();
         let offer = SessionOffer::new(id, vec!["lobby".into()]).state(vec![("Nick".into(), nick)]);
-        let Incoming::Offer { offer: got, .. } =
-            decode(&Bytes::from(encode_offer(2, 9, Some(&offer)))).unwrap()
-        else {
+        let Incoming::Offer { offer: got, .. } = decode(&Bytes::from(encode_offer(
+            2,
+            9,
+            &SessionAnswer::Offered(offer.clone()),
+        )))
+        .unwrap() else {
             panic!("not an offer");
         };
-        let got = got.unwrap();
+        let SessionAnswer::Offered(got) = got else {
+            panic!("not offered: {got:?}");
+        };
         assert_eq!((got.client, &got.rooms), (offer.client, &offer.rooms));
         assert_eq!(got.state[0].0, "Nick");
         assert_eq!(got.state[0].1.get(), r#""Al""#);
         let Incoming::Offer { offer: none, .. } =
-            decode(&Bytes::from(encode_offer(2, 9, None))).unwrap()
+            decode(&Bytes::from(encode_offer(2, 9, &SessionAnswer::NotHere))).unwrap()
         else {
             panic!("not an offer");
         };
-        assert!(none.is_none());
+        assert!(matches!(none, SessionAnswer::NotHere));
+        let Incoming::Offer { offer: busy, .. } =
+            decode(&Bytes::from(encode_offer(2, 9, &SessionAnswer::Busy))).unwrap()
+        else {
+            panic!("not an offer");
+        };
+        assert!(matches!(busy, SessionAnswer::Busy));
 
         let seen = [Stamp::new(5, 10), Stamp::new(6, 1)];
         let Incoming::Take {
             claim: got,
             seen: got_seen,
             ..
-        } = decode(&Bytes::from(encode_take(1, 10, "/chat", &claim, &seen))).unwrap()
+        } = decode(&Bytes::from(encode_take(1, 10, "/chat", &claim, 4, &seen))).unwrap()
         else {
             panic!("not a take");
         };

@@ -295,6 +295,13 @@ async fn instance(
 async fn main() -> ExitCode {
     // A usage error exits here with code 2, `--help` with 0.
     let options = <Options as clap::Parser>::parse();
+    // The servers' logs on stderr when `RUST_LOG` asks for them (e.g. `gateway=debug`).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match run(&options).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {

@@ -165,6 +165,28 @@ impl SessionClaim {
     }
 }
 
+/// What an instance answers to a session claim
+/// ([`LocalServer::offer_session`](super::LocalServer::offer_session)).
+///
+/// # Examples
+///
+/// ```
+/// use ws_gateway_core::adapter::SessionAnswer;
+///
+/// assert!(matches!(SessionAnswer::NotHere, SessionAnswer::NotHere));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SessionAnswer {
+    /// The session is here, reserved for the claim.
+    Offered(SessionOffer),
+    /// The session is here but its client is still connected here, or it is being taken in
+    /// here by an earlier attempt of the client's: ask again shortly.
+    Busy,
+    /// No such session here (or not for this claimer).
+    NotHere,
+}
+
 /// A session another instance holds and reserved for the claimer: its client's id and
 /// rooms, and which instance it is (`holder`, the adapter's own id for it).
 ///
@@ -190,6 +212,8 @@ pub struct SessionOffer {
     /// Its per-connection state of the types [`Recovery::carry`](crate::Recovery::carry)
     /// names, each as JSON under its type's name.
     pub state: Vec<(String, Box<RawValue>)>,
+    /// The holder's reservation of the session for this offer, to take it with.
+    pub token: u64,
 }
 
 impl SessionOffer {
@@ -206,6 +230,7 @@ impl SessionOffer {
             rooms,
             holder: 0,
             state: Vec::new(),
+            token: 0,
         }
     }
 
@@ -234,6 +259,19 @@ impl SessionOffer {
     #[must_use]
     pub fn state(mut self, state: Vec<(String, Box<RawValue>)>) -> Self {
         self.state = state;
+        self
+    }
+
+    /// The same offer, under the holder's reservation `token`.
+    ///
+    /// ```
+    /// # use ws_gateway_core::adapter::SessionOffer;
+    /// let offer = SessionOffer::new("00000000000000aa".parse().unwrap(), Vec::new()).token(5);
+    /// assert_eq!(offer.token, 5);
+    /// ```
+    #[must_use]
+    pub fn token(mut self, token: u64) -> Self {
+        self.token = token;
         self
     }
 }

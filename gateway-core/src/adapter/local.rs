@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::{ClientInfo, Operation, Selection, SessionClaim, SessionOffer, Stamp};
+use super::{ClientInfo, Operation, Selection, SessionAnswer, SessionClaim, Stamp};
 use crate::ack::AckStream;
 use crate::frame::Frame;
 use crate::server::{WeakServer, WsServer};
@@ -164,13 +164,15 @@ impl LocalServer {
     /// [`claim_session`](super::Adapter::claim_session). When this gateway holds the
     /// session `claim` names, its client dropped (a connection still open for it is closed
     /// first), and the claim's handshake authenticates as the session's owner, the session
-    /// is reserved for the claimer (a few seconds) and its client's id and rooms offered.
-    /// `None` otherwise, and once the app is gone.
+    /// is reserved for the claimer (half a minute) and its client's id and rooms offered;
+    /// [`SessionAnswer::Busy`] when its client is still connected here (closed, it did not
+    /// end in time) or an earlier attempt is taking it in here; else, and once the app is
+    /// gone, [`SessionAnswer::NotHere`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// # use ws_gateway_core::adapter::{Adapter, LocalServer, Message, SessionClaim};
+    /// # use ws_gateway_core::adapter::{Adapter, LocalServer, Message, SessionAnswer, SessionClaim};
     /// # use ws_gateway_core::prelude::*;
     /// # use std::sync::{Arc, Mutex};
     /// # #[derive(Clone, Default)]
@@ -186,28 +188,34 @@ impl LocalServer {
     /// # let local = keep.0.lock().unwrap()[0].clone();
     /// // Without recovery on, or for a session it never issued, a gateway holds nothing.
     /// let claim = SessionClaim::new("0123", None, "/doc-local-offer?pid=0123".into());
-    /// assert!(local.offer_session(&claim).await.is_none());
+    /// assert!(matches!(local.offer_session(&claim).await, SessionAnswer::NotHere));
     /// # }
     /// ```
-    pub async fn offer_session(&self, claim: &SessionClaim) -> Option<SessionOffer> {
-        let server = self.server.upgrade()?;
-        let recorder = server.recorder()?.clone();
+    pub async fn offer_session(&self, claim: &SessionClaim) -> SessionAnswer {
+        let Some(server) = self.server.upgrade() else {
+            return SessionAnswer::NotHere;
+        };
+        let Some(recorder) = server.recorder().cloned() else {
+            return SessionAnswer::NotHere;
+        };
         recorder.offer(claim).await
     }
 
     /// Then, when the claimer took the client in: hands over the frames its client missed,
-    /// up to what the claimer had received from each instance (`seen`): waits (two seconds
+    /// up to what the claimer had received from each instance (`seen`): waits (twenty seconds
     /// at most) until this instance has received as much, and forgets the session. `None`
-    /// when this gateway does not hold the session reserved for that claim.
-    /// (See [`offer_session`](Self::offer_session).)
+    /// when this gateway does not hold the session reserved for the offer `token` (its
+    /// [`SessionOffer::token`]: a later attempt of the client's took the reservation over,
+    /// or it expired). (See [`offer_session`](Self::offer_session).)
     pub async fn hand_over_session(
         &self,
         claim: &SessionClaim,
+        token: u64,
         seen: &[Stamp],
     ) -> Option<Vec<Frame>> {
         let server = self.server.upgrade()?;
         let recorder = server.recorder()?.clone();
-        recorder.hand_over(claim, seen).await
+        recorder.hand_over(claim, token, seen).await
     }
 
     /// Asks the matching clients of this instance for an acknowledgement of `frame` (an

@@ -26,7 +26,7 @@ use crate::ack::{AckEvent, AckSender};
 use crate::client::ClientId;
 use crate::frame::Frame;
 
-pub use handover::{SessionClaim, SessionOffer, Stamp};
+pub use handover::{SessionAnswer, SessionClaim, SessionOffer, Stamp};
 pub use local::LocalServer;
 
 /// Which clients of a gateway an operation concerns: the members of any of `rooms`, plus
