@@ -732,7 +732,12 @@ async fn a_claim_the_other_instances_cannot_answer_is_closed_to_try_again() {
     let close = client.expect_close().await.unwrap().expect("a close frame");
     assert_eq!(u16::from(close.code), 1013);
     assert!(
-        !hooks.seen.lock().unwrap().iter().any(|e| e.starts_with("connect")),
+        !hooks
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.starts_with("connect")),
         "no connection hook ran"
     );
     // Without a claim, a connection opens as usual.
