@@ -358,8 +358,9 @@ struct Log {
     seen: FxHashMap<u64, u64>,
     /// The number of our last frame handed to the adapter.
     published: u64,
-    /// A hand-over waits for frames of other instances: notify `progress` on each.
-    waiting: usize,
+    /// Hand-overs waiting for a frame of another instance: its stamp, and whom to wake
+    /// once a frame that far is recorded.
+    waiting: Vec<(Stamp, Arc<Notify>)>,
 }
 
 /// A gateway's recovery log and sessions.
@@ -370,8 +371,6 @@ pub(crate) struct Recorder {
     origin: u64,
     started: Instant,
     log: Mutex<Log>,
-    /// Frames of other instances were recorded (while a hand-over waits for them).
-    progress: Notify,
     /// The gateway, to release the rooms a dropped session held when it ends.
     server: std::sync::OnceLock<crate::server::WeakServer>,
     /// Connections claiming a session, one at a time for each `pid` (a client that retries
@@ -434,8 +433,14 @@ impl Recording<'_> {
         if let Some(stamp) = stamp {
             let seen = log.seen.entry(stamp.origin).or_insert(0);
             *seen = (*seen).max(stamp.seq);
-            if log.waiting > 0 {
-                self.recorder.progress.notify_waiters();
+            if !log.waiting.is_empty() {
+                log.waiting.retain(|(wanted, waiter)| {
+                    let reached = wanted.origin == stamp.origin && wanted.seq <= stamp.seq;
+                    if reached {
+                        waiter.notify_one();
+                    }
+                    !reached
+                });
             }
         }
         let now = Instant::now();
@@ -558,13 +563,10 @@ impl Log {
         seen
     }
 
-    fn has_seen(&self, stamps: &[Stamp], own: u64) -> bool {
-        stamps.iter().all(|stamp| {
-            stamp.origin == own
-                || self
-                    .seen
-                    .get(&stamp.origin)
-                    .is_some_and(|s| *s >= stamp.seq)
+    /// The first of `stamps` (of other instances than `own`) not recorded yet.
+    fn unmet<'s>(&self, stamps: &'s [Stamp], own: u64) -> Option<&'s Stamp> {
+        stamps.iter().find(|stamp| {
+            stamp.origin != own && self.seen.get(&stamp.origin).is_none_or(|s| *s < stamp.seq)
         })
     }
 }
@@ -619,9 +621,8 @@ impl Recorder {
                 away: VecDeque::new(),
                 seen: FxHashMap::default(),
                 published: 0,
-                waiting: 0,
+                waiting: Vec::new(),
             }),
-            progress: Notify::new(),
             server: std::sync::OnceLock::new(),
             claims: Mutex::default(),
             next_token: std::sync::atomic::AtomicU64::new(1),
@@ -994,20 +995,23 @@ impl Recorder {
         seen: &[Stamp],
     ) -> Option<Vec<Frame>> {
         let deadline = tokio::time::Instant::now() + HAND_OVER_WAIT;
+        // Woken only by the frame it waits for (each frame scans the few waiting).
+        let waiter = Arc::new(Notify::new());
         loop {
-            let notified = self.progress.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
             {
                 let mut log = self.lock();
-                if log.has_seen(seen, self.origin) {
+                let Some(&unmet) = log.unmet(seen, self.origin) else {
                     break;
-                }
-                log.waiting += 1;
+                };
+                log.waiting.push((unmet, Arc::clone(&waiter)));
             }
-            let timed_out = tokio::time::timeout_at(deadline, notified).await.is_err();
-            self.lock().waiting -= 1;
+            let timed_out = tokio::time::timeout_at(deadline, waiter.notified())
+                .await
+                .is_err();
             if timed_out {
+                self.lock()
+                    .waiting
+                    .retain(|(_, w)| !Arc::ptr_eq(w, &waiter));
                 tracing::debug!(target: "gateway", "a hand-over did not receive every frame the claimer had: handing over what is here");
                 break;
             }

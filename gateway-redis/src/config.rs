@@ -70,7 +70,7 @@ impl Default for AdapterConfig {
             mode: ChannelMode::Classic,
             outbox_bytes: 64 << 20,
             outbox_age: Duration::from_secs(60),
-            stream_max_len: 100_000,
+            stream_max_len: 10_000,
         }
     }
 }
@@ -138,12 +138,11 @@ impl AdapterConfig {
         self
     }
 
-    /// About how many entries the operations stream keeps (classic mode; default 100,000):
+    /// About how many entries the operations stream keeps (classic mode; default 10,000):
     /// `XADD ... MAXLEN ~ <len>`. An instance cut off for longer than that many operations
     /// take misses the oldest of them, and so do all instances after a Redis outage longer
     /// than that (their outboxes are appended at once): size it to your peak operations per
-    /// second times the longest outage to survive (100,000 is 20 s at 5,000/s, some 30 MB of
-    /// Redis memory for 200-byte frames).
+    /// second times the longest outage to survive (10,000 is 50 s at 200/s, 2 s at 5,000/s).
     ///
     /// # Examples
     ///
@@ -300,7 +299,7 @@ impl RedisConfig {
         self
     }
 
-    /// About how many entries the operations stream keeps (default 100,000): see
+    /// About how many entries the operations stream keeps (default 10,000): see
     /// [`AdapterConfig::stream_max_len`].
     ///
     /// # Examples

@@ -123,8 +123,8 @@ struct Options {
     redis: String,
     /// About how many operations the Redis stream keeps (`RedisConfig::stream_max_len`):
     /// an outage longer than this many messages take loses the oldest of them (default: the
-    /// adapter's).
-    #[arg(long, env = "SOAK_STREAM_MAX_LEN", default_value_t = 100_000, value_parser = at_least_one())]
+    /// adapter's, 10,000).
+    #[arg(long, env = "SOAK_STREAM_MAX_LEN", default_value_t = 10_000, value_parser = at_least_one())]
     stream_max_len: usize,
     /// App instances: 2 share rooms through Redis, 1 runs alone, in memory (no Redis).
     #[arg(long, env = "SOAK_INSTANCES", default_value_t = 2,
