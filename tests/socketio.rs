@@ -100,6 +100,21 @@ impl SioGateway {
         Ok(json!({"answers": got, "unanswered": answers.unanswered()}))
     }
 
+    /// Asks every other member of the room, waiting as long as it takes; replies with each
+    /// answer or why there is none.
+    #[subscribe("tally")]
+    async fn tally(&self, client: Client, room: String) -> Result<Value, WsException> {
+        let mut answers = client
+            .to(room)
+            .timeout(Duration::from_secs(600))
+            .emit_with_ack::<Value>("vote", &"pick one")?;
+        let mut got = Vec::new();
+        while let Some((_, answer)) = answers.next().await {
+            got.push(answer.unwrap_or_else(|err| json!({ "error": err.to_string() })));
+        }
+        Ok(json!({"answers": got, "unanswered": answers.unanswered()}))
+    }
+
     /// Answers the client's callback from a spawned task; the return value is not sent.
     #[subscribe("later")]
     fn later(&self, ack: Ack, n: u32) -> u32 {
@@ -833,6 +848,31 @@ async fn socketio_and_plain_ws_clients_answer_one_room_ask() {
         json!({"answers": ["from socket.io", "from ws"], "unanswered": 0})
     );
     node.close().await;
+}
+
+#[tokio::test]
+async fn a_socketio_member_that_leaves_before_answering_is_reported_at_once() {
+    let server = sio_server().await;
+    let mut asker = sio_ws_in_lobby(&server).await;
+    let mut node = Node::connect(&http_url(&server, "/sio")).await;
+    node.emit("join", json!(["lobby"]), false).await;
+    node.expect_event("joined").await;
+    wait_for_clients(&server, "/sio", 2).await;
+
+    // The tally waits 600 s: only the departure can end it in time.
+    asker.emit("tally", "lobby").await.unwrap();
+    let asked = node
+        .next_where(|r| r["type"] == "event" && r["event"] == "vote")
+        .await;
+    assert_eq!(asked["ack"], json!(true));
+    node.close().await;
+    assert_eq!(
+        asker.expect("tally").await.unwrap(),
+        json!({
+            "answers": [{"error": "the client disconnected before it answered"}],
+            "unanswered": 0,
+        })
+    );
 }
 
 /// A plain WebSocket client of `/sio` in the room `lobby`.

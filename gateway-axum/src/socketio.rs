@@ -9,9 +9,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -23,7 +21,6 @@ use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::routing::any;
 use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -34,8 +31,8 @@ use socketioxide::socket::Socket;
 use socketioxide::{SendError, SocketError, SocketIo, SocketIoBuilder, SocketIoConfig};
 use ws_gateway_core::telemetry::Counter;
 use ws_gateway_core::transport::{
-    AckAnswer, Attached, Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot,
-    Received, Session, Transport,
+    Ask, Attached, Closing, Connection, Decoded, GatewayRuntime, Gone, IdentitySlot, Received,
+    Session, Transport,
 };
 use ws_gateway_core::{
     App, ErrorKind, Frame, Handshake, HandshakeRequest, PathParams, Request, WsException,
@@ -465,8 +462,6 @@ enum Packet {
     /// A message that could not be read: answered with this exception, as the JSON
     /// transport answers a malformed frame.
     Unreadable(WsException),
-    /// The client's callback answered an acknowledgement the server asked under `ack`.
-    Answer { ack: u64, data: Box<RawValue> },
 }
 
 impl Packet {
@@ -480,7 +475,6 @@ impl Packet {
                 ..
             } => event.len() + args.get().len() + attachments.iter().map(Bytes::len).sum::<usize>(),
             Packet::Unreadable(_) => 0,
-            Packet::Answer { data, .. } => data.get().len(),
         }
     }
 }
@@ -887,7 +881,6 @@ fn connected(namespace: &Arc<Namespace>, socket: SocketRef, io: SocketIo) {
                 socket,
                 inbound: inbound.into_stream(),
                 queued,
-                asks: None,
                 dropped,
             })
             .await;
@@ -904,16 +897,9 @@ struct SocketIoConnection {
     inbound: flume::r#async::RecvStream<'static, Inbound>,
     /// Bytes of the messages in `inbound` (see [`OnMessage`]).
     queued: Arc<AtomicUsize>,
-    /// Acknowledgements the server asked for: each resolves with its number and the
-    /// client's answer, or nothing once socketioxide gave up on it (timeout, disconnect).
-    /// Made on the first: most sockets are never asked, and an empty set allocates.
-    asks: Option<FuturesUnordered<PendingAnswer>>,
     /// `gateway_messages_dropped_total`, for volatile frames socketioxide has no room for.
     dropped: Counter,
 }
-
-/// An acknowledgement socketioxide awaits: its number, and the answer unless it gave up.
-type PendingAnswer = Pin<Box<dyn Future<Output = (u64, Option<Box<RawValue>>)> + Send>>;
 
 /// The arguments of a Socket.IO acknowledgement, each kept as JSON text (no DOM is built:
 /// the answer passes verbatim, as on the JSON protocol): socketioxide hands a tuple type all
@@ -985,13 +971,6 @@ impl Connection for SocketIoConnection {
     const HEARTBEAT: bool = false;
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Packet>> {
-        if let Some(asks) = &mut self.asks {
-            while let Poll::Ready(Some((ack, answer))) = asks.poll_next_unpin(cx) {
-                if let Some(data) = answer {
-                    return Poll::Ready(Received::Message(Packet::Answer { ack, data }));
-                }
-            }
-        }
         self.inbound
             .poll_next_unpin(cx)
             .map(|inbound| match inbound {
@@ -1026,17 +1005,14 @@ impl Connection for SocketIoConnection {
                 Decoded::Request(request, ack.clone())
             }
             Packet::Unreadable(err) => Decoded::Invalid(err.clone()),
-            Packet::Answer { ack, data } => Decoded::Answer(AckAnswer::new(*ack, Some(&**data))),
         }
     }
 
-    /// Emits the frame with socketioxide's acknowledgement: the client's callback answers,
-    /// and the answer comes back through [`poll_recv`](Connection::poll_recv) under the
-    /// frame's number.
-    async fn feed_ask(&mut self, frame: Frame, deadline: Instant) -> Result<(), Gone> {
-        let Some(ack) = frame.ack() else {
-            return self.feed(frame, None).await;
-        };
+    /// Emits the frame with socketioxide's acknowledgement, and hands socketioxide's
+    /// future of the answer to the emit that asked ([`Ask::answer_with`]): the client's
+    /// callback answers straight to it, without a turn of this session. The event and
+    /// payload of a room's question are split once, for all its receivers.
+    async fn feed_ask(&mut self, frame: Frame, ask: Ask<'_>) -> Result<(), Gone> {
         let plain;
         let sent = match frame.prepared(|frame| PreparedAsk(Prepared::of(&frame.without_ack()))) {
             Some(PreparedAsk(prepared)) => prepared.as_ref().map(Prepared::emission),
@@ -1048,7 +1024,7 @@ impl Connection for SocketIoConnection {
         let Some((event, payload)) = sent else {
             return Ok(());
         };
-        let timeout = deadline.saturating_duration_since(Instant::now());
+        let timeout = ask.deadline().saturating_duration_since(Instant::now());
         let answer = self
             .socket
             .timeout(timeout)
@@ -1057,11 +1033,7 @@ impl Connection for SocketIoConnection {
                 tracing::debug!(target: "gateway", "Socket.IO send failed: {err}");
                 Gone
             })?;
-        self.asks
-            .get_or_insert_with(FuturesUnordered::new)
-            .push(Box::pin(async move {
-                (ack, answer.await.ok().and_then(AnswerArgs::into_json))
-            }));
+        ask.answer_with(async move { answer.await.ok().and_then(AnswerArgs::into_json) });
         Ok(())
     }
 

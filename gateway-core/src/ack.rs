@@ -10,7 +10,10 @@
 //!
 //! Each client keeps a table of the numbers it was asked under, each with the channel of the
 //! emit that asked; a broadcast uses one number for all its receivers on an instance, so that
-//! it is encoded once there.
+//! it is encoded once there. A transport with acknowledgements of its own (Socket.IO) hands
+//! the emit its socket's future of the answer instead ([`Ask::answer_with`]): the emit polls
+//! it, and the answer reaches it without a turn of the client's session. Either way the
+//! table says who delivers: the first to take the number out of it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,14 +25,16 @@ use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::Stream;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{Stream, StreamExt};
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::client::ClientId;
+use crate::client::{Client, ClientId};
 use crate::error::SendError;
+use crate::telemetry::{Counter, GatewayMetrics};
 
 /// How long an acknowledgement is awaited when the emit does not say:
 /// [`ConnectionConfig::ack_timeout`](crate::ConnectionConfig::ack_timeout)'s default.
@@ -104,6 +109,203 @@ pub(crate) enum AckEvent {
     Asked(usize),
     /// One of them sent the event to this many of its clients.
     Sent(usize),
+    /// A client's transport awaits the answer itself: the emit polls it.
+    Awaiting(Awaited),
+}
+
+/// The answer future a transport with acknowledgements of its own handed over
+/// ([`Ask::answer_with`]), polled by the emit that asked.
+pub(crate) struct Awaited {
+    client: Client,
+    ack: u64,
+    answered: Counter,
+    ignored: Counter,
+    answer: Pin<Box<dyn Future<Output = Option<Box<RawValue>>> + Send + Sync>>,
+}
+
+impl fmt::Debug for Awaited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Awaited")
+            .field("client", &self.client.id())
+            .field("ack", &self.ack)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for Awaited {
+    /// The client and its answer; `None` when the transport gave up (a timeout, the socket
+    /// gone: the emit's own deadline, or the client's departure, tells the emit) or when
+    /// the answer came too late (its number is no longer in the client's table).
+    type Output = Option<(ClientId, Box<RawValue>)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Poll::Ready(answer) = this.answer.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        Poll::Ready(answer.and_then(|data| {
+            if this.client.acks().claim(this.ack) {
+                this.answered.increment(1);
+                Some((this.client.id(), data))
+            } else {
+                tracing::debug!(target: "gateway::rejection", client = %this.client.id(), ack = this.ack, "ignored an answer nothing waits for");
+                this.ignored.increment(1);
+                None
+            }
+        }))
+    }
+}
+
+/// One acknowledgement a session hands to
+/// [`Connection::feed_ask`](crate::transport::Connection::feed_ask) with its frame: the
+/// number asked under, until when the answer is awaited, and, for a transport with
+/// acknowledgements of its own, where its socket's answer goes ([`answer_with`](Self::answer_with)).
+///
+/// # Examples
+///
+/// A connection whose socket answers through a callback of its own (here a oneshot channel
+/// the test plays the client with) hands the answer's future to the emit that asked: the
+/// emit polls it, and the answer reaches the handler without a turn of the session.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::task::{Context, Poll};
+/// use serde_json::value::RawValue;
+/// use tokio::sync::{mpsc, oneshot};
+/// use ws_gateway_core::Frame;
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::transport::{self, Ask, Connection, Decoded, Gone, Received};
+///
+/// #[websocket_gateway(path = "/doc-ask")]
+/// struct Quiz;
+///
+/// #[websocket_gateway]
+/// impl Quiz {
+///     /// Asks the client, replies with its answer.
+///     #[subscribe("quiz")]
+///     async fn quiz(&self, client: Client) -> String {
+///         client.emit_with_ack::<String>("question", &"2+2?").await.unwrap_or_default()
+///     }
+/// }
+///
+/// /// Requests in, replies out, and each question with the channel that answers it.
+/// struct Callbacks {
+///     input: mpsc::UnboundedReceiver<String>,
+///     output: mpsc::UnboundedSender<String>,
+///     questions: mpsc::UnboundedSender<(u64, oneshot::Sender<Box<RawValue>>)>,
+/// }
+///
+/// impl Connection for Callbacks {
+///     type Message = String;
+///     type Route = ();
+///     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<String>> {
+///         self.input.poll_recv(cx).map(|m| m.map_or(Received::Gone, Received::Message))
+///     }
+///     fn size(&self, message: &String) -> usize {
+///         message.len()
+///     }
+///     fn decode<'m>(&self, message: &'m String) -> Decoded<'m, ()> {
+///         match transport::parse(message) {
+///             Ok(request) => Decoded::Request(request, ()),
+///             Err(err) => Decoded::Invalid(err.into()),
+///         }
+///     }
+///     async fn feed(&mut self, frame: Frame, _: Option<&()>) -> Result<(), Gone> {
+///         self.output.send(frame.as_str().to_owned()).map_err(|_| Gone)
+///     }
+///     async fn feed_ask(&mut self, _frame: Frame, ask: Ask<'_>) -> Result<(), Gone> {
+///         let (answer, answered) = oneshot::channel();
+///         self.questions.send((ask.ack(), answer)).map_err(|_| Gone)?;
+///         ask.answer_with(async move { answered.await.ok() });
+///         Ok(())
+///     }
+///     async fn flush(&mut self) -> Result<(), Gone> {
+///         Ok(())
+///     }
+///     async fn close(&mut self, _: transport::Closing) {}
+/// }
+///
+/// let app = GatewayApp::new().gateway::<Quiz>().build().unwrap();
+/// let (to_server, input) = mpsc::unbounded_channel();
+/// let (output, mut from_server) = mpsc::unbounded_channel();
+/// let (questions, mut asked) = mpsc::unbounded_channel();
+/// let session = transport::Session::new(&app.gateways()[0], &app, Default::default());
+/// tokio::spawn(session.serve(Callbacks { input, output, questions }));
+///
+/// to_server.send(r#"{"event":"quiz"}"#.to_owned()).unwrap();
+/// let (_ack, answer) = asked.recv().await.unwrap();
+/// answer.send(RawValue::from_string(r#""4""#.to_owned()).unwrap()).unwrap();
+/// assert_eq!(from_server.recv().await.unwrap(), r#"{"event":"quiz","data":"4"}"#);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Ask<'a> {
+    client: &'a Client,
+    ack: u64,
+    deadline: Instant,
+    metrics: &'a GatewayMetrics,
+}
+
+impl<'a> Ask<'a> {
+    pub(crate) fn new(
+        client: &'a Client,
+        ack: u64,
+        deadline: Instant,
+        metrics: &'a GatewayMetrics,
+    ) -> Self {
+        Self {
+            client,
+            ack,
+            deadline,
+            metrics,
+        }
+    }
+
+    /// The number the frame asks under ([`Frame::ack`](crate::Frame::ack)).
+    ///
+    /// See [`Ask`] for an example.
+    pub fn ack(&self) -> u64 {
+        self.ack
+    }
+
+    /// Until when the answer is awaited: a transport that times its acknowledgements out
+    /// itself waits that long.
+    ///
+    /// See [`Ask`] for an example.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Hands the answer to the emit that asked once `answer` resolves: the emit polls
+    /// `answer` itself, so that the answer does not go through the client's session. For a
+    /// transport with acknowledgements of its own; one that does not call this delivers
+    /// the client's answer as a [`Decoded::Answer`](crate::transport::Decoded::Answer).
+    ///
+    /// `answer` resolves to the answer as JSON text, or to `None` when the transport gave
+    /// up on it (its own timeout, the socket gone): the emit then waits on, until its
+    /// deadline or the client's departure. An answer after the emit stopped waiting, or
+    /// after the client left, is ignored (and counted, as an unknown number is).
+    ///
+    /// See [`Ask`] for an example.
+    pub fn answer_with<F>(self, answer: F)
+    where
+        F: Future<Output = Option<Box<RawValue>>> + Send + Sync + 'static,
+    {
+        let Self {
+            client,
+            ack,
+            metrics,
+            ..
+        } = self;
+        client.acks().defer(ack, || Awaited {
+            client: client.clone(),
+            ack,
+            answered: metrics.acks_answered.clone(),
+            ignored: metrics.acks_ignored.clone(),
+            answer: Box::pin(answer),
+        });
+    }
 }
 
 pub(crate) type AckSender = mpsc::UnboundedSender<AckEvent>;
@@ -151,6 +353,22 @@ impl AckTable {
     /// Forgets `ack` (its frame could not be queued).
     pub(crate) fn forget(&self, ack: u64) {
         self.lock().pending.remove(&ack);
+    }
+
+    /// Sends the emit waiting for `ack` the future of its answer, which a transport awaits
+    /// itself; nothing when nothing waits for `ack` any more. The number stays in the table
+    /// until [`claim`](Self::claim)ed, so that the client's departure still tells the emit.
+    pub(crate) fn defer(&self, ack: u64, awaited: impl FnOnce() -> Awaited) {
+        let table = self.lock();
+        if let Some(tx) = table.pending.get(&ack) {
+            let _ = tx.send(AckEvent::Awaiting(awaited()));
+        }
+    }
+
+    /// Takes `ack` out of the table for an answer a transport awaited: `false` when it was
+    /// no longer there (the client left, or the number was answered already).
+    pub(crate) fn claim(&self, ack: u64) -> bool {
+        self.lock().pending.remove(&ack).is_some()
     }
 
     /// Hands an answer to the emit that asked; `false` when nothing waits for `ack`
@@ -282,6 +500,8 @@ pub struct AckStream<T> {
     /// Instances that reported how many clients they sent to (possibly before the adapter
     /// said how many it asked).
     reported: usize,
+    /// Answers the clients' transports await, polled here; made on the first.
+    awaited: Option<FuturesUnordered<Awaited>>,
     done: bool,
     _answer: PhantomData<fn() -> T>,
 }
@@ -303,6 +523,7 @@ impl<T> AckStream<T> {
             received: 0,
             asked: (!remote).then_some(0),
             reported: 0,
+            awaited: None,
             done: false,
             _answer: PhantomData,
         }
@@ -337,6 +558,18 @@ impl<T> AckStream<T> {
                 self.done = true;
                 return Poll::Ready(None);
             }
+            if let Some(awaited) = &mut self.awaited {
+                match awaited.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Some((client, data)))) => {
+                        self.received += 1;
+                        return Poll::Ready(Some((client, Ok(data))));
+                    }
+                    // Given up on by its transport, or too late: the deadline or the
+                    // client's departure counts it.
+                    Poll::Ready(Some(None)) => continue,
+                    Poll::Ready(None) | Poll::Pending => {}
+                }
+            }
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(event)) => match event {
                     AckEvent::Answer(client, data) => {
@@ -354,8 +587,14 @@ impl<T> AckStream<T> {
                         self.sent += count;
                         self.reported += 1;
                     }
+                    AckEvent::Awaiting(awaited) => {
+                        self.awaited
+                            .get_or_insert_with(FuturesUnordered::new)
+                            .push(awaited);
+                    }
                 },
-                // Every sender is gone: nothing more can arrive.
+                // Every sender is gone: nothing more can arrive (an awaited answer could
+                // only be too late, its number having left the client's table).
                 Poll::Ready(None) => {
                     self.done = true;
                     return Poll::Ready(None);
@@ -588,6 +827,91 @@ mod tests {
             matches!(rx.try_recv(), Ok(AckEvent::Answer(who, data)) if who == id(1) && data.get() == "1")
         );
         assert!(rx.try_recv().is_err());
+    }
+
+    /// A client of a server of its own, asked under `ack` by an emit sent to `sent`
+    /// clients: the client, the emit's stream, the client's queue and metrics.
+    fn asked(
+        ack: u64,
+        sent: usize,
+    ) -> (
+        Client,
+        AckStream<String>,
+        crate::client::OutboundQueue,
+        GatewayMetrics,
+    ) {
+        let server = crate::server::WsServer::new("/awaited");
+        let (sink, queue) = crate::client::ClientSink::channel(16, Counter::noop());
+        let client = Client::new(server.clone(), sink, crate::client::Handshake::default());
+        server.add(client.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        assert!(client.acks().register(ack, tx));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stream = AckStream::new(rx, sent, Duration::from_secs(5), deadline, false);
+        (client, stream, queue, GatewayMetrics::new("/awaited"))
+    }
+
+    #[tokio::test]
+    async fn an_awaited_answer_reaches_its_emit_once() {
+        let (client, mut answers, _queue, metrics) = asked(3, 1);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        Ask::new(&client, 3, Instant::now(), &metrics)
+            .answer_with(async move { answered.await.ok() });
+        // Answered through the table as well (a transport mixing both): one of them only.
+        answer.send(raw(r#""first""#)).unwrap();
+        let (who, first) = answers.next().await.unwrap();
+        assert_eq!((who, first.unwrap()), (client.id(), "first".to_owned()));
+        assert!(
+            !client
+                .acks()
+                .answer(client.id(), AckAnswer::new(3, Some(raw("2"))))
+        );
+        assert!(answers.next().await.is_none()); // every client answered
+        assert_eq!((answers.sent(), answers.unanswered()), (1, 0));
+        assert_eq!(client.acks().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_awaited_answer_after_the_client_left_is_ignored() {
+        let (client, mut answers, _queue, metrics) = asked(4, 1);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        Ask::new(&client, 4, Instant::now(), &metrics)
+            .answer_with(async move { answered.await.ok() });
+        // The emit polls the awaited answer before the departure arrives.
+        assert!(futures_util::FutureExt::now_or_never(answers.next()).is_none());
+        client.acks().close(client.id());
+        answer.send(raw(r#""late""#)).unwrap();
+        let (who, gone) = answers.next().await.unwrap();
+        assert_eq!(who, client.id());
+        assert!(matches!(gone, Err(AckError::Disconnected)));
+        assert!(answers.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_transport_that_gives_up_leaves_the_emit_to_its_deadline() {
+        let (client, answers, _queue, metrics) = asked(5, 1);
+        let mut answers = answers;
+        answers.deadline = Instant::now() + Duration::from_millis(20);
+        Ask::new(&client, 5, Instant::now(), &metrics).answer_with(async { None });
+        assert!(answers.next().await.is_none()); // the deadline passed
+        assert_eq!(answers.unanswered(), 1);
+        // Nothing waits for 5 any more, but the number stays until the client leaves.
+        assert_eq!(client.acks().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_for_a_number_nobody_waits_for_is_dropped() {
+        let (client, mut answers, _queue, metrics) = asked(6, 1);
+        let held = std::sync::Arc::new(());
+        let kept = std::sync::Arc::clone(&held);
+        Ask::new(&client, 7, Instant::now(), &metrics).answer_with(async move {
+            let _kept = kept;
+            None
+        });
+        // No emit waits for 7: the future is not kept anywhere.
+        assert_eq!(std::sync::Arc::strong_count(&held), 1);
+        assert!(futures_util::FutureExt::now_or_never(answers.next()).is_none());
+        assert_eq!(client.acks().len(), 1);
     }
 
     #[test]

@@ -80,6 +80,9 @@ impl Eq for Frame {}
 struct Extra {
     binary: Option<BinaryFrame>,
     volatile: bool,
+    /// The number [`Frame::with_ack`] gave the frame, so that [`Frame::ack`] need not read
+    /// the text for every receiver.
+    ack: Option<u64>,
     /// A transport's own encoding of a [shared](Frame::shared) frame.
     prepared: Prepared,
 }
@@ -175,6 +178,7 @@ pub(crate) fn encode(
                 attachments,
             }),
             volatile: false,
+            ack: None,
             prepared: Prepared::default(),
         })),
     })
@@ -375,6 +379,7 @@ impl Frame {
                         attachments: binary.attachments.clone(),
                     }),
                     volatile: extra.volatile,
+                    ack: None,
                     prepared: Prepared::default(),
                 })
             }),
@@ -395,7 +400,7 @@ impl Frame {
     /// ```
     #[must_use]
     pub fn with_ack(&self, ack: u64) -> Self {
-        self.map_texts(|text| {
+        let mut asked = self.map_texts(|text| {
             let text = text.trim_end();
             let head = text.strip_suffix('}').unwrap_or(text);
             let mut buf = Vec::with_capacity(head.len() + 28);
@@ -404,7 +409,10 @@ impl Frame {
             buf.extend_from_slice(itoa::Buffer::new().format(ack).as_bytes());
             buf.push(b'}');
             buf
-        })
+        });
+        // Made here, so not shared with another frame: no copy.
+        Arc::make_mut(asked.extra.get_or_insert_with(Arc::default)).ack = Some(ack);
+        asked
     }
 
     /// The same frame with its recovery offset (see [`Recovery`](crate::Recovery)):
@@ -465,6 +473,9 @@ impl Frame {
     /// assert_eq!(Frame::event("e", &data).unwrap().with_ack(4).ack(), Some(4));
     /// ```
     pub fn ack(&self) -> Option<u64> {
+        if let Some(ack) = self.extra.as_ref().and_then(|extra| extra.ack) {
+            return Some(ack);
+        }
         ack_field(self.as_str()).map(|(_, ack)| ack)
     }
 

@@ -12,6 +12,7 @@ use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll, Stream};
 use pin_project_lite::pin_project;
 use tracing::Instrument;
 
+use crate::ack::Ask;
 use crate::app::App;
 use crate::client::{Client, Handshake, Outbound, OutboundQueue, ReplyRoute};
 use crate::config::ConnectionConfig;
@@ -655,6 +656,8 @@ impl<C: Connection> Driver<C> {
             queue,
             frames_sent,
             limits,
+            client,
+            gateway,
             ..
         } = self;
         let timeout = limits.write_timeout;
@@ -669,7 +672,13 @@ impl<C: Connection> Driver<C> {
                     }
                     Outbound::Ask(frame, deadline) => {
                         frames_sent.increment(1);
-                        connection.feed_ask(frame, deadline).await?;
+                        match frame.ack() {
+                            Some(ack) => {
+                                let ask = Ask::new(client, ack, deadline, gateway.metrics());
+                                connection.feed_ask(frame, ask).await?;
+                            }
+                            None => connection.feed(frame, None).await?,
+                        }
                     }
                     Outbound::Reply(frame, route) => {
                         frames_sent.increment(1);

@@ -31,7 +31,7 @@ use crate::exception::CloseRequest;
 use crate::filter::Caught;
 use crate::frame::Frame;
 
-pub use crate::ack::AckAnswer;
+pub use crate::ack::{AckAnswer, Ask};
 pub use crate::args::Attached;
 pub use crate::auth::IdentitySlot;
 pub use crate::client::{Handshake, Outbound, OutboundQueue, OverflowSignal, ReplyRoute};
@@ -252,18 +252,19 @@ pub trait Connection: Send + 'static {
         route: Option<&Self::Route>,
     ) -> impl Future<Output = Result<(), Gone>> + Send;
 
-    /// Writes one frame that asks for an acknowledgement ([`Frame::ack`] is its number),
-    /// whose answer is awaited until `deadline`. By default [`feed`](Self::feed): the frame
-    /// carries its `"ack"`, and the client's `{"ack": N, ..}` answer decodes into
-    /// [`Decoded::Answer`]. A transport with acknowledgements of its own (Socket.IO's
-    /// callbacks) sends [`Frame::without_ack`] its own way and delivers the answer as a
-    /// [`Decoded::Answer`] under the frame's number.
+    /// Writes one frame that asks for an acknowledgement ([`Ask::ack`] is its number,
+    /// [`Frame::ack`] too), whose answer is awaited until [`Ask::deadline`]. By default
+    /// [`feed`](Self::feed): the frame carries its `"ack"`, and the client's
+    /// `{"ack": N, ..}` answer decodes into [`Decoded::Answer`]. A transport with
+    /// acknowledgements of its own (Socket.IO's callbacks) sends [`Frame::without_ack`] its
+    /// own way and hands its socket's future of the answer to [`Ask::answer_with`]: the
+    /// emit that asked polls it, without a turn of the session.
     fn feed_ask(
         &mut self,
         frame: Frame,
-        deadline: std::time::Instant,
+        ask: Ask<'_>,
     ) -> impl Future<Output = Result<(), Gone>> + Send {
-        let _ = deadline;
+        let _ = ask;
         self.feed(frame, None)
     }
 
