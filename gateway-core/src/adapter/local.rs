@@ -205,8 +205,8 @@ impl LocalServer {
     /// up to what the claimer had received from each instance (`seen`): waits (twenty seconds
     /// at most) until this instance has received as much, and forgets the session. `None`
     /// when this gateway does not hold the session reserved for the offer `token` (its
-    /// [`SessionOffer::token`]: a later attempt of the client's took the reservation over,
-    /// or it expired). (See [`offer_session`](Self::offer_session).)
+    /// [`SessionOffer::token`](super::SessionOffer::token)): a later attempt of the client's
+    /// took the reservation over, or it expired. (See [`offer_session`](Self::offer_session).)
     pub async fn hand_over_session(
         &self,
         claim: &SessionClaim,
