@@ -404,14 +404,18 @@ async fn past_the_memory_bound_a_client_gets_a_fresh_session() {
 #[tokio::test]
 async fn a_session_whose_old_connection_still_looks_alive_is_taken_over() {
     let (server, _hooks) = start(window()).await;
-    let (mut alice, mut bob, id) = pair(&server, "lobby").await;
+    takes_over(&server, &server).await;
+}
+
+/// Alice connected to `first` (never cut: a phone that changed networks, the server has not
+/// noticed yet) comes back to `second`: the new connection takes the session over and the
+/// old one is closed with 1001.
+async fn takes_over(first: &TestServer, second: &TestServer) {
+    let (mut alice, mut bob, id) = pair(first, "lobby").await;
     say(&mut bob.client, "lobby", "before").await;
     let (_, offset) = said(&mut alice.client).await;
-
-    // The old connection was never cut (a phone that changed networks: the server has not
-    // noticed yet). The new one takes the session over; the old one is closed.
     let mut back = connect(
-        &server,
+        second,
         &format!("token=alice&pid={}&offset={offset}", alice.pid),
     )
     .await;
@@ -629,31 +633,7 @@ async fn a_session_still_open_on_one_instance_is_taken_over_from_another() {
     let prefix = prefix("takeover");
     let (a, _hooks_a) = instance(&prefix).await;
     let (b, _hooks_b) = instance(&prefix).await;
-    let (mut alice, mut bob, id) = pair(&a, "lobby").await;
-    say(&mut bob.client, "lobby", "before").await;
-    let (_, offset) = said(&mut alice.client).await;
-
-    // The old connection on A still looks open; the client comes back to B.
-    let mut back = connect(
-        &b,
-        &format!("token=alice&pid={}&offset={offset}", alice.pid),
-    )
-    .await;
-    assert!(back.recovered);
-    let close = alice
-        .client
-        .expect_close()
-        .await
-        .unwrap()
-        .expect("a close frame");
-    assert_eq!(u16::from(close.code), 1001);
-    let me = request(&mut back.client, "whoami", json!(null)).await;
-    assert_eq!(
-        (me["id"].clone(), me["rooms"].clone()),
-        (json!(id), json!(["lobby"]))
-    );
-    say(&mut bob.client, "lobby", "after").await;
-    assert_eq!(said(&mut back.client).await.0, "after");
+    takes_over(&a, &b).await;
 }
 
 #[tokio::test]
