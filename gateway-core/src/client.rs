@@ -164,7 +164,7 @@ impl fmt::Debug for ReplyRoute {
 }
 
 /// What the HTTP upgrade request said about a client.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct Handshake {
     /// The request URI (path and query).

@@ -259,7 +259,6 @@ impl WsServer {
         self.inner.recorder.get()
     }
 
-    /// Removes a client of this instance, returning the rooms it was in.
     /// Removes a client that may recover, returning its rooms, which stay held (occupied
     /// for the adapter) until [`release_rooms`](Self::release_rooms).
     pub(crate) fn remove_returning_rooms(&self, id: ClientId) -> Vec<Arc<str>> {
