@@ -934,8 +934,8 @@ impl SioRoomGateway {
     }
 }
 
-/// The gateway at `/sio-rooms/{id}` to both kinds of clients, and socketioxide's handle.
-async fn rooms_server() -> (TestServer, ws_gateway_axum::socketioxide::SocketIo) {
+/// The gateway at `/sio-rooms/{id}` to both kinds of clients, and the Socket.IO handle.
+async fn rooms_server() -> (TestServer, ws_gateway_axum::SocketIo) {
     let app = GatewayApp::new()
         .gateway::<SioRoomGateway>()
         .build()
@@ -1012,41 +1012,24 @@ async fn socketio_and_ws_clients_of_one_path_share_its_room_only() {
     }
 }
 
-/// Waits until socketioxide serves namespace `path` (or not).
-async fn wait_for_namespace(
-    io: &ws_gateway_axum::socketioxide::SocketIo,
-    path: &str,
-    served: bool,
-) {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while io.of(path).is_some() != served {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "namespace {path} served: {}, expected {served}",
-            !served
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// socketioxide keeps the namespace of every path a client asks for: the transport deletes
-/// it with its last client, refused ones included, so made-up paths do not pile up.
+/// A path with parameters keeps nothing per path: made-up paths, refused ones included,
+/// leave the server as it was, and a path is served again after its last client left.
 #[tokio::test]
-async fn the_namespace_of_a_path_goes_with_its_last_client() {
+async fn the_paths_of_a_dynamic_namespace_leave_nothing_behind() {
     let (server, io) = rooms_server().await;
+    assert_eq!(io.namespaces(), ["/sio-rooms/{id}"]);
+    assert!(io.serves("/sio-rooms/5") && !io.serves("/elsewhere"));
     let url = http_url(&server, "/sio-rooms/5");
     let mut first = Node::connect(&url).await;
     let mut second = Node::connect(&url).await;
     first.expect_event("welcome").await;
     second.expect_event("welcome").await;
-    assert!(io.of("/sio-rooms/5").is_some());
 
     first.close().await;
     wait_for_clients(&server, "/sio-rooms/{id}", 1).await;
-    assert!(io.of("/sio-rooms/5").is_some());
     second.say_and_hear().await;
     second.close().await;
-    wait_for_namespace(&io, "/sio-rooms/5", false).await;
+    wait_for_clients(&server, "/sio-rooms/{id}", 0).await;
 
     // Refused: a value that is not UTF-8 once percent-decoded.
     let (refused, first) = Node::open(&http_url(&server, "/sio-rooms/%FF"), json!({}), None).await;
@@ -1054,10 +1037,17 @@ async fn the_namespace_of_a_path_goes_with_its_last_client() {
         first,
         json!({"type": "connect_error", "message": "path parameter `id` is not UTF-8 once percent-decoded"})
     );
-    wait_for_namespace(&io, "/sio-rooms/%FF", false).await;
     refused.close().await;
+    // A path no gateway serves.
+    let (stray, first) = Node::open(&http_url(&server, "/elsewhere"), json!({}), None).await;
+    assert_eq!(
+        first,
+        json!({"type": "connect_error", "message": "Invalid namespace"})
+    );
+    stray.close().await;
+    assert_eq!(io.namespaces(), ["/sio-rooms/{id}"]);
 
-    // The path is served again, by a new namespace.
+    // The path is served again.
     let mut again = Node::connect(&url).await;
     assert_eq!(again.expect_event("welcome").await, json!(["5"]));
     again.say_and_hear().await;
@@ -1385,7 +1375,7 @@ async fn volatile_emits_are_dropped_for_a_full_queue_instead_of_closing() {
 
 // The compliance server (examples/socketio-compliance), with the real client.
 
-async fn compliance_server() -> (TestServer, ws_gateway_axum::socketioxide::SocketIo) {
+async fn compliance_server() -> (TestServer, ws_gateway_axum::SocketIo) {
     let app = socketio_compliance::app().unwrap();
     let (router, io) = socketio_compliance::router(&app);
     (TestServer::start_router(app, router).await.unwrap(), io)
@@ -1394,7 +1384,7 @@ async fn compliance_server() -> (TestServer, ws_gateway_axum::socketioxide::Sock
 #[tokio::test]
 async fn the_compliance_server_echoes_every_argument_as_sent() {
     let (server, io) = compliance_server().await;
-    // The Engine.IO settings reach socketioxide.
+    // The Engine.IO settings reach the engine.
     let config = io.config();
     assert_eq!(
         config.engine_config.ping_interval,

@@ -47,13 +47,14 @@ mod upgrade;
 
 pub use client_script::{CLIENT_SCRIPT, CLIENT_TYPES, client_routes};
 pub use codec::{Codec, JsonCodec, MessageParser};
+/// engineioxide, socketioxide's Engine.IO server, which [`SocketIoTransport`] runs on
+/// ([`SocketIoConfig::engine_config`] is its configuration).
+#[cfg(feature = "socketio")]
+pub use engineioxide;
 pub use router::{IntoRouter, JsonTransport, WebSocketTransport};
 pub use serve::{BACKLOG, GracefulShutdown, Serve, bind, serve};
 #[cfg(feature = "socketio")]
-pub use socketio::{SocketIoAuth, SocketIoTransport};
-/// socketioxide, the Socket.IO server [`SocketIoTransport`] runs on.
-#[cfg(feature = "socketio")]
-pub use socketioxide;
+pub use socketio::{SocketIo, SocketIoAuth, SocketIoConfig, SocketIoTransport};
 /// The runtime the gateways are built with: gateways, handlers and the pipeline
 /// (`ws_gateway_core::prelude`), the transport traits (`ws_gateway_core::transport`).
 pub use ws_gateway_core;

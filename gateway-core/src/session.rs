@@ -23,7 +23,7 @@ use crate::rate_limit::{Admission, TokenBucket};
 use crate::recovery::Recorder;
 use crate::request::Request;
 use crate::runtime::GatewayRuntime;
-use crate::transport::{Answer, Closing, Connection, Decoded, Gone, Handled, Received};
+use crate::transport::{Answer, Closing, Connection, Decoded, Gone, Handled, Opening, Received};
 
 /// Close code for a policy violation (RFC 6455): a client rejected by `handle_connection`,
 /// over its rate limit, letting its outbound queue overflow, or not reading at all.
@@ -327,13 +327,23 @@ impl<C: Connection> Driver<C> {
             let connected = self.gateway.metrics().connections.clone();
             connected.increment(1.0);
             tracing::debug!(target: "gateway", "connected");
-            let announced = match self.session.take() {
-                Some(mut session) => {
-                    let announced = self.announce(&mut session).await;
-                    self.session = Some(session);
-                    announced
-                }
-                None => Ok(()),
+            let opening = Opening {
+                client: &self.client,
+                session: self
+                    .session
+                    .as_ref()
+                    .map(|session| (&*session.pid, session.recovered)),
+            };
+            let announced = match self.connection.open(opening).await {
+                Err(Gone) => Err(Stop::Gone),
+                Ok(()) => match self.session.take() {
+                    Some(mut session) => {
+                        let announced = self.announce(&mut session).await;
+                        self.session = Some(session);
+                        announced
+                    }
+                    None => Ok(()),
+                },
             };
             let stop = match announced {
                 Err(stop) => stop,
@@ -383,12 +393,14 @@ impl<C: Connection> Driver<C> {
     /// Recovery's first frames: `session` with the private id and whether it recovered,
     /// then every frame the client missed, before anything queued.
     async fn announce(&mut self, session: &mut Resumable) -> Result<(), Stop> {
-        let announce = Frame::session(&session.pid, session.recovered);
         if session.recovered {
             tracing::debug!(target: "gateway", missed = session.missed.len(), "session recovered");
         }
-        self.frames_sent.increment(1);
-        self.connection.feed(announce, None).await?;
+        if C::SESSION_FRAME {
+            self.frames_sent.increment(1);
+            let announce = Frame::session(&session.pid, session.recovered);
+            self.connection.feed(announce, None).await?;
+        }
         for frame in std::mem::take(&mut session.missed) {
             self.frames_sent.increment(1);
             self.connection.feed(frame, None).await?;

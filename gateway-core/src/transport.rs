@@ -234,6 +234,20 @@ pub trait Connection: Send + 'static {
     /// a transport says it carries these frames to a client that understands them.
     const RECOVERY: bool = false;
 
+    /// Whether, under recovery, the session sends the `session` frame
+    /// (`{"event":"session","data":{"pid":P,"recovered":R}}`) first. `false` for a
+    /// transport that tells the client its session its own way in [`open`](Self::open)
+    /// (Socket.IO's CONNECT packet, which carries the `pid`).
+    const SESSION_FRAME: bool = true;
+
+    /// Called once, before any frame is written: the client the connection serves and,
+    /// under recovery, its session. Nothing by default; Socket.IO answers the namespace
+    /// CONNECT here, with the client's id and the session's `pid`.
+    fn open(&mut self, opening: Opening<'_>) -> impl Future<Output = Result<(), Gone>> + Send {
+        let _ = opening;
+        std::future::ready(Ok(()))
+    }
+
     /// The next thing that happened on the socket.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Self::Message>>;
 
@@ -280,6 +294,16 @@ pub trait Connection: Send + 'static {
     /// Ends the connection: the last thing the session does with it. Should not wait long
     /// on a client that stopped reading.
     fn close(&mut self, how: Closing) -> impl Future<Output = ()> + Send;
+}
+
+/// What [`Connection::open`] is told: the client, and its recovery session if it has one.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Opening<'a> {
+    /// The client the connection serves (recovered: the client it served before).
+    pub client: &'a crate::Client,
+    /// The session's private id (`pid`) and whether it was recovered, under recovery.
+    pub session: Option<(&'a str, bool)>,
 }
 
 /// What a [`Connection`]'s socket produced.

@@ -23,9 +23,9 @@ pub use ws_gateway_axum::{
 #[cfg(feature = "socketio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "socketio")))]
 pub mod socketio {
-    /// socketioxide, the Socket.IO server [`SocketIoTransport`] runs on.
-    pub use ws_gateway_axum::socketioxide;
-    pub use ws_gateway_axum::{SocketIoAuth, SocketIoTransport};
+    /// engineioxide, socketioxide's Engine.IO server, which [`SocketIoTransport`] runs on.
+    pub use ws_gateway_axum::engineioxide;
+    pub use ws_gateway_axum::{SocketIo, SocketIoAuth, SocketIoConfig, SocketIoTransport};
 }
 
 /// Scale out: one app over several processes through Redis pub/sub.

@@ -12,14 +12,14 @@
 use std::time::Duration;
 
 use ws_gateway::prelude::*;
-use ws_gateway::socketio::{SocketIoAuth, SocketIoTransport, socketioxide};
+use ws_gateway::socketio::{SocketIo, SocketIoAuth, SocketIoConfig, SocketIoTransport};
 use ws_gateway::transport::Transport;
 use ws_gateway::{App, BuildError, RawArgs, SendError};
 
 /// The suite's Engine.IO settings: pings every 300 ms, a client silent 200 ms after a ping
 /// is gone, payloads up to 1,000,000 bytes, and a namespace CONNECT within 1 s.
-pub fn config() -> socketioxide::SocketIoConfig {
-    let mut config = socketioxide::SocketIoConfig::default();
+pub fn config() -> SocketIoConfig {
+    let mut config = SocketIoConfig::default();
     config.engine_config.ping_interval = Duration::from_millis(300);
     config.engine_config.ping_timeout = Duration::from_millis(200);
     config.engine_config.max_payload = 1_000_000;
@@ -93,7 +93,7 @@ pub fn app() -> Result<App, BuildError> {
         .build()
 }
 
-/// The Socket.IO router serving `app` with [`config`], and socketioxide's handle.
-pub fn router(app: &App) -> (axum::Router, socketioxide::SocketIo) {
+/// The Socket.IO router serving `app` with [`config`], and the server's handle.
+pub fn router(app: &App) -> (axum::Router, SocketIo) {
     SocketIoTransport::with_config(config()).mount(app)
 }
