@@ -1457,3 +1457,146 @@ async fn the_compliance_server_sends_empty_auth_and_closes_without_connect() {
     .await;
     assert!(closed.is_ok(), "still open without a namespace");
 }
+
+// Connection state recovery with the unmodified socket.io-client (the chat example recovers
+// within 2 minutes).
+
+/// The texts of the next `n` `message` events, each checked to end with its offset (a
+/// string, Socket.IO's last argument under recovery).
+async fn messages(node: &mut Node, n: usize) -> Vec<String> {
+    let mut texts = Vec::new();
+    for _ in 0..n {
+        let args = node.expect_event("message").await;
+        let args = args.as_array().unwrap();
+        assert_eq!(args.len(), 2, "the message and its offset: {args:?}");
+        assert!(args[1].is_string(), "an offset last: {args:?}");
+        texts.push(args[0]["text"].as_str().unwrap().to_owned());
+    }
+    texts
+}
+
+/// Bob says each of `texts` in the lobby, and hears them back: the server handled them.
+async fn bob_says(bob: &mut TestClient, texts: &[&str]) {
+    for text in texts {
+        bob.emit("message", &json!({"room": "lobby", "text": text}))
+            .await
+            .unwrap();
+        assert_eq!(bob.expect("message").await.unwrap()["text"], *text);
+    }
+}
+
+/// Alice on Socket.IO in the lobby of the chat at `server`, no automatic reconnection: the
+/// test drops and reconnects her itself.
+async fn alice_in_lobby(server: &TestServer, auth: &chat::auth::AuthService) -> (Node, String) {
+    let token = auth.issue("alice").unwrap();
+    let (mut alice, first) = Node::open(
+        &http_url(server, "/chat"),
+        json!({ "token": token }),
+        Some(&["websocket"]),
+    )
+    .await;
+    assert_eq!(first["type"], "connect", "{first}");
+    assert_eq!(first["recovered"], false);
+    alice.emit("join", json!([{"room": "lobby"}]), false).await;
+    alice.expect_event("joined").await;
+    (alice, first["id"].as_str().unwrap().to_owned())
+}
+
+/// Drops Alice's connection and waits until the server saw her go.
+async fn drop_alice(alice: &mut Node, server: &TestServer) {
+    alice.send(json!({"cmd": "drop"})).await;
+    let gone = alice.next_where(|r| r["type"] == "disconnect").await;
+    // The client closed its Engine.IO connection; no DISCONNECT went out.
+    assert_eq!(gone["reason"], "forced close");
+    wait_for_clients(server, "/chat", 1).await;
+}
+
+/// Reconnects Alice (to `url` if given) and checks she recovered as the client `id`.
+async fn alice_recovers(alice: &mut Node, id: &str, url: Option<String>) {
+    alice.send(json!({"cmd": "reconnect", "url": url})).await;
+    let back = alice
+        .next_where(|r| r["type"] == "connect" || r["type"] == "connect_error")
+        .await;
+    assert_eq!(back["type"], "connect", "{back}");
+    assert_eq!(back["recovered"], true, "socket.recovered: {back}");
+    assert_eq!(back["id"], id, "the same socket.id");
+}
+
+#[tokio::test]
+async fn socketio_clients_recover_with_the_unmodified_client_again_and_again() {
+    let auth = chat::auth::AuthService::new("sio-recover-secret");
+    let app = chat::app_with(auth.clone()).build().unwrap();
+    let router = chat::router(&app, auth.clone());
+    let server = TestServer::start_router(app, router).await.unwrap();
+    let (mut alice, id) = alice_in_lobby(&server, &auth).await;
+    let mut bob = ws_in_lobby(&server, &auth, "bob").await;
+
+    // A drop before any event with an offset reached Alice (socket.io #5538).
+    drop_alice(&mut alice, &server).await;
+    bob_says(&mut bob, &["one"]).await;
+    alice_recovers(&mut alice, &id, None).await;
+    assert_eq!(messages(&mut alice, 1).await, ["one"]);
+
+    // Again, twice (socket.io #4880): each time every missed message, once, in order,
+    // then live traffic.
+    for round in ["a", "b"] {
+        drop_alice(&mut alice, &server).await;
+        let missed: Vec<String> = (1..=3).map(|n| format!("{round}{n}")).collect();
+        let missed: Vec<&str> = missed.iter().map(String::as_str).collect();
+        bob_says(&mut bob, &missed).await;
+        alice_recovers(&mut alice, &id, None).await;
+        assert_eq!(messages(&mut alice, 3).await, missed, "round {round}");
+        let live = format!("{round} live");
+        bob_says(&mut bob, &[&live]).await;
+        assert_eq!(messages(&mut alice, 1).await, [live], "round {round}");
+    }
+    // Still in the lobby, as herself: her own message reaches Bob.
+    alice
+        .emit("message", json!([{"room": "lobby", "text": "back"}]), false)
+        .await;
+    let heard = bob.expect("message").await.unwrap();
+    assert_eq!(
+        (&heard["text"], &heard["from"]),
+        (&json!("back"), &json!("alice"))
+    );
+    alice.close().await;
+}
+
+#[tokio::test]
+async fn a_socketio_client_recovers_on_another_instance_through_redis() {
+    use ws_gateway_redis::{RedisAdapter, RedisConfig};
+
+    let prefix = format!("sio-recover-{}", std::process::id());
+    let auth = chat::auth::AuthService::new("sio-recover-redis-secret");
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let redis =
+            RedisAdapter::connect(RedisConfig::new("redis://127.0.0.1:6379").prefix(&prefix))
+                .await
+                .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
+        let app = chat::app_with(auth.clone()).adapter(redis).build().unwrap();
+        let router = chat::router(&app, auth.clone());
+        servers.push(TestServer::start_router(app, router).await.unwrap());
+    }
+    let (a, b) = (&servers[0], &servers[1]);
+    let (mut alice, id) = alice_in_lobby(a, &auth).await;
+    // Bob on B: his messages reach Alice on A through Redis.
+    let mut bob = ws_in_lobby(b, &auth, "bob").await;
+    bob_says(&mut bob, &["before"]).await;
+    assert_eq!(messages(&mut alice, 1).await, ["before"]);
+
+    alice.send(json!({"cmd": "drop"})).await;
+    alice.next_where(|r| r["type"] == "disconnect").await;
+    wait_for_clients(a, "/chat", 0).await;
+    bob_says(&mut bob, &["while away 1", "while away 2"]).await;
+    // Alice comes back on B.
+    alice_recovers(&mut alice, &id, Some(http_url(b, "/chat"))).await;
+    assert_eq!(
+        messages(&mut alice, 2).await,
+        ["while away 1", "while away 2"]
+    );
+    bob_says(&mut bob, &["live"]).await;
+    assert_eq!(messages(&mut alice, 1).await, ["live"]);
+    wait_for_clients(b, "/chat", 2).await;
+    alice.close().await;
+}

@@ -454,3 +454,31 @@ impl<T: Clone + Send + Sync + 'static> FromContext for Option<Identity<T>> {
         Ok(Identity::get(cx).map(Identity))
     }
 }
+
+/// The `auth` payload of a Socket.IO client's namespace CONNECT (`io(url, { auth })`), in
+/// its [`Handshake`](crate::Handshake)'s extensions; absent when the client sent none. The
+/// Socket.IO transport puts it there; connection state recovery carries it with a session
+/// claimed by another instance, whose authenticator reads it again.
+///
+/// # Examples
+///
+/// ```
+/// use ws_gateway_core::prelude::*;
+/// use ws_gateway_core::SocketIoAuth;
+///
+/// #[websocket_gateway(path = "/doc-sio-auth")]
+/// struct Greeter;
+///
+/// #[websocket_gateway]
+/// impl Greeter {
+///     /// Tells each client what it sent as `auth` (`{}` for nothing).
+///     #[handle_connection]
+///     fn connected(&self, client: Client) {
+///         let auth = client.handshake().extensions.get::<SocketIoAuth>();
+///         let empty = serde_json::json!({});
+///         client.emit("auth", auth.map_or(&empty, |SocketIoAuth(auth)| auth)).ok();
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct SocketIoAuth(pub Value);

@@ -105,7 +105,7 @@ pub mod __private;
 pub use ack::{Ack, AckError, AckFuture, AckStream};
 pub use app::{App, GatewayApp};
 pub use args::{Args, RawArgs};
-pub use auth::{Authenticator, HandshakeRequest, Identity, UNAUTHORIZED};
+pub use auth::{Authenticator, HandshakeRequest, Identity, SocketIoAuth, UNAUTHORIZED};
 pub use client::{Client, ClientId, Handshake, TimedClient, VolatileClient};
 pub use config::{ConnectionConfig, ForwardedHeader, Origins, RateLimit, TrustedProxies};
 pub use dispatch::{Context, Outcome, Reply};

@@ -890,7 +890,12 @@ impl Recorder {
     async fn claimant(&self, claim: &SessionClaim) -> Option<Handshake> {
         let mut handshake = claim.handshake()?;
         if let Some(auth) = &self.authenticator {
-            let request = HandshakeRequest::new(&handshake.uri, &handshake.headers);
+            let payload = handshake
+                .extensions
+                .get::<crate::SocketIoAuth>()
+                .map(|crate::SocketIoAuth(auth)| auth);
+            let request = HandshakeRequest::new(&handshake.uri, &handshake.headers)
+                .with_auth_payload(payload);
             let identity = auth.0.authenticate(&request).await.ok()?;
             identity(&mut handshake.extensions);
         }

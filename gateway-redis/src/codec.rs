@@ -730,6 +730,9 @@ struct WireClaim<'a> {
     uri: Cow<'a, str>,
     #[serde(borrow, default)]
     headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// The Socket.IO `auth` payload, JSON text.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    auth: Option<Cow<'a, str>>,
     /// How long the claimer has been recording, in milliseconds.
     age: u64,
 }
@@ -745,6 +748,7 @@ impl<'a> WireClaim<'a> {
                 .iter()
                 .map(|(n, v)| (Cow::Borrowed(n.as_str()), Cow::Borrowed(v.as_str())))
                 .collect(),
+            auth: claim.auth.as_deref().map(Cow::Borrowed),
             age: u64::try_from(claim.recording_for.as_millis()).unwrap_or(u64::MAX),
         }
     }
@@ -758,6 +762,9 @@ impl<'a> WireClaim<'a> {
         .recording_for(Duration::from_millis(self.age));
         for (name, value) in &self.headers {
             claim = claim.header(name, value);
+        }
+        if let Some(auth) = &self.auth {
+            claim = claim.auth(auth);
         }
         claim
     }
@@ -1059,6 +1066,7 @@ mod tests {
     fn claims_offers_takes_and_hand_overs_round_trip() {
         let claim = SessionClaim::new("0a1b", Some("7.2".into()), "/chat?pid=0a1b".into())
             .header("authorization", "Bearer alice")
+            .auth(r#"{"token":"t"}"#)
             .recording_for(Duration::from_millis(1500));
         let Incoming::Claim {
             from,

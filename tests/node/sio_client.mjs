@@ -5,9 +5,12 @@
 //   {"cmd":"connect","url":"http://127.0.0.1:port/chat","auth":{...},"transports":["websocket"]}
 //   {"cmd":"emit","event":"x","args":[...],"ack":true}   // ack: pass a callback
 //   {"cmd":"answer","event":"x","args":[...]}            // answer the server's acks of x
+//   {"cmd":"drop"}                   // close the connection under the socket, as a network
+//                                    // drop does (no DISCONNECT: the session is recoverable)
+//   {"cmd":"reconnect","url":"http://127.0.0.1:other"}  // connect again, to `url` if given
 //   {"cmd":"close"}                                        // disconnect and exit
 // Reports (stdout):
-//   {"type":"connect","id":"..."} | {"type":"connect_error","message":"..."}
+//   {"type":"connect","id":"...","recovered":bool} | {"type":"connect_error","message":"..."}
 //   {"type":"event","event":"x","args":[...],"raw":"[...]","ack":bool} // every event the
 //     server emits; `ack`: it asked for an acknowledgement (answered if an `answer` is set)
 //   {"type":"ack","event":"x","args":[...],"raw":"[...]"}   // the server answered an ack
@@ -53,7 +56,9 @@ function connect({ url, auth, transports }) {
     reconnection: false,
     forceNew: true,
   });
-  socket.on("connect", () => report({ type: "connect", id: socket.id }));
+  socket.on("connect", () =>
+    report({ type: "connect", id: socket.id, recovered: socket.recovered }),
+  );
   socket.on("connect_error", (err) => report({ type: "connect_error", message: err.message }));
   socket.on("disconnect", (reason) => report({ type: "disconnect", reason }));
   socket.onAny((event, ...args) => {
@@ -97,6 +102,11 @@ commands.on("line", (line) => {
     case "answer":
       answers.set(command.event, revive(command.args ?? []));
       return report({ type: "answering", event: command.event });
+    case "drop":
+      return socket.io.engine.close();
+    case "reconnect":
+      if (command.url) socket.io.uri = command.url;
+      return socket.connect();
     case "close":
       socket?.disconnect();
       return process.exit(0);

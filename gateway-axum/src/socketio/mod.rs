@@ -29,8 +29,8 @@ use axum::http::StatusCode;
 use axum::routing::any;
 use engineioxide::config::EngineIoConfig;
 use engineioxide::layer::EngineIoLayer;
-use serde_json::Value;
 use ws_gateway_core::App;
+pub use ws_gateway_core::SocketIoAuth;
 use ws_gateway_core::transport::{GatewayRuntime, Transport};
 
 use engine::Engine;
@@ -329,29 +329,3 @@ impl Transport for SocketIoTransport {
         server
     }
 }
-
-/// The `auth` payload of a Socket.IO client's namespace CONNECT (`io(url, { auth })`), in
-/// its [`Handshake`]'s extensions; absent when the client sent none.
-///
-/// # Examples
-///
-/// ```
-/// use ws_gateway_axum::prelude::*;
-/// use ws_gateway_axum::SocketIoAuth;
-///
-/// #[websocket_gateway(path = "/doc-sio-auth")]
-/// struct Greeter;
-///
-/// #[websocket_gateway]
-/// impl Greeter {
-///     /// Tells each client what it sent as `auth` (`{}` for nothing).
-///     #[handle_connection]
-///     fn connected(&self, client: Client) {
-///         let auth = client.handshake().extensions.get::<SocketIoAuth>();
-///         let empty = serde_json::json!({});
-///         client.emit("auth", auth.map_or(&empty, |SocketIoAuth(auth)| auth)).ok();
-///     }
-/// }
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct SocketIoAuth(pub Value);

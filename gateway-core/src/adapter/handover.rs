@@ -79,6 +79,9 @@ pub struct SessionClaim {
     pub uri: String,
     /// The handshake's headers that are text (a header that is not is left out).
     pub headers: Vec<(String, String)>,
+    /// The handshake's Socket.IO `auth` payload ([`SocketIoAuth`](crate::SocketIoAuth)),
+    /// as JSON text, if any.
+    pub auth: Option<String>,
     /// How long the claiming instance has been recording frames: frames of an instance
     /// it never heard from that the holder recorded before then are ones it never got.
     pub recording_for: Duration,
@@ -98,6 +101,7 @@ impl SessionClaim {
             offset,
             uri,
             headers: Vec::new(),
+            auth: None,
             recording_for: Duration::ZERO,
         }
     }
@@ -112,6 +116,19 @@ impl SessionClaim {
     #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// With a Socket.IO `auth` payload (JSON text).
+    ///
+    /// ```
+    /// # use ws_gateway_core::adapter::SessionClaim;
+    /// let claim = SessionClaim::new("p", None, "/".into()).auth(r#"{"token":"t"}"#);
+    /// assert_eq!(claim.auth.as_deref(), Some(r#"{"token":"t"}"#));
+    /// ```
+    #[must_use]
+    pub fn auth(mut self, auth: &str) -> Self {
+        self.auth = Some(auth.to_owned());
         self
     }
 
@@ -144,6 +161,9 @@ impl SessionClaim {
                     .push((name.as_str().to_owned(), value.to_owned()));
             }
         }
+        if let Some(crate::SocketIoAuth(auth)) = handshake.extensions.get() {
+            claim.auth = Some(auth.to_string());
+        }
         claim
     }
 
@@ -160,6 +180,10 @@ impl SessionClaim {
             ) {
                 handshake.headers.append(name, value);
             }
+        }
+        if let Some(auth) = &self.auth {
+            let auth = serde_json::from_str(auth).ok()?;
+            handshake.extensions.insert(crate::SocketIoAuth(auth));
         }
         Some(handshake)
     }
