@@ -10,6 +10,11 @@
 //! One receiver, any number of senders. The receiver sees the end once every sender is
 //! gone and the queue is empty; senders see `Disconnected` once the receiver is gone, whose
 //! drop also drops what it left queued.
+//!
+//! A receiver that has a faster way to the client may install a bypass: while the queue is
+//! empty and the receiver holds nothing it took from it (it [`settle`](Receiver::settle)d),
+//! a send goes through the bypass at once, under the lock, so that it keeps its place
+//! among the values queued before and after it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,6 +27,8 @@ pub(crate) enum TrySendError<T> {
     Full(T),
     /// The receiver is gone.
     Disconnected(T),
+    /// The bypass dropped it.
+    Dropped,
 }
 
 /// A queue holding at most `capacity` values (at least one).
@@ -32,6 +39,8 @@ pub(crate) fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             waker: None,
             senders: 1,
             closed: false,
+            bypass: None,
+            busy: false,
         }),
         capacity: capacity.max(1),
     });
@@ -56,6 +65,22 @@ struct State<T> {
     senders: usize,
     /// The receiver is gone.
     closed: bool,
+    /// Where a send goes while the queue is empty and the receiver is not `busy`; a value
+    /// it hands back is queued.
+    bypass: Option<Bypass<T>>,
+    /// The receiver took a value and has not settled since.
+    busy: bool,
+}
+
+/// A way past the queue: writes a value at once, drops it, or hands it back to be queued.
+pub(crate) type Bypass<T> = Box<dyn Fn(T) -> Result<(), Bypassed<T>> + Send + Sync>;
+
+/// What a [`Bypass`] did not write.
+pub(crate) enum Bypassed<T> {
+    /// Dropped (a volatile frame with no room for it).
+    Dropped,
+    /// To be queued.
+    Back(T),
 }
 
 impl<T> Shared<T> {
@@ -78,6 +103,14 @@ impl<T> Sender<T> {
         if state.closed {
             return Err(TrySendError::Disconnected(value));
         }
+        let value = match &state.bypass {
+            Some(bypass) if !state.busy && state.queue.is_empty() => match bypass(value) {
+                Ok(()) => return Ok(()),
+                Err(Bypassed::Dropped) => return Err(TrySendError::Dropped),
+                Err(Bypassed::Back(value)) => value,
+            },
+            _ => value,
+        };
         if state.queue.len() >= self.shared.capacity {
             return Err(TrySendError::Full(value));
         }
@@ -138,7 +171,25 @@ pub(crate) struct Receiver<T> {
 impl<T> Receiver<T> {
     /// The next value if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<T> {
-        self.shared.lock().queue.pop_front()
+        let mut state = self.shared.lock();
+        let value = state.queue.pop_front();
+        state.busy |= value.is_some();
+        value
+    }
+
+    /// Sends go through `bypass` from now on, while the queue is empty and the receiver
+    /// settled.
+    pub(crate) fn set_bypass(&mut self, bypass: Bypass<T>) {
+        self.shared.lock().bypass = Some(bypass);
+    }
+
+    /// Everything taken was written: sends may take the bypass again once the queue is
+    /// empty.
+    pub(crate) fn settle(&mut self) {
+        let mut state = self.shared.lock();
+        if state.queue.is_empty() {
+            state.busy = false;
+        }
     }
 
     /// The next value; `None` once every sender is gone and nothing is left. While the
@@ -146,6 +197,7 @@ impl<T> Receiver<T> {
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut state = self.shared.lock();
         if let Some(value) = state.queue.pop_front() {
+            state.busy = true;
             return Poll::Ready(Some(value));
         }
         if state.senders == 0 {
@@ -167,9 +219,11 @@ impl<T> Drop for Receiver<T> {
         // Dropped outside the lock: a value's drop may be anything.
         let left = std::mem::take(&mut state.queue);
         let waker = state.waker.take();
+        let bypass = state.bypass.take();
         drop(state);
         drop(left);
         drop(waker);
+        drop(bypass);
     }
 }
 
@@ -271,6 +325,43 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn the_bypass_takes_sends_only_while_nothing_waits_before_them() {
+        let (tx, mut rx) = bounded(8);
+        let bypassed = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&bypassed);
+        rx.set_bypass(Box::new(move |value: i32| {
+            if value == 0 {
+                return Err(Bypassed::Dropped);
+            }
+            if value < 0 {
+                return Err(Bypassed::Back(value));
+            }
+            sink.lock().unwrap().push(value);
+            Ok(())
+        }));
+        assert!(matches!(tx.try_send(0), Err(TrySendError::Dropped)));
+        tx.try_send(1).unwrap();
+        // Handed back: queued, and what follows it waits behind it.
+        tx.try_send(-2).unwrap();
+        tx.try_send(3).unwrap();
+        assert_eq!(*bypassed.lock().unwrap(), [1]);
+        assert_eq!(rx.try_recv(), Some(-2));
+        // Taken but not written yet: the next send still queues behind it.
+        tx.try_send(4).unwrap();
+        assert_eq!(rx.try_recv(), Some(3));
+        assert_eq!(rx.try_recv(), Some(4));
+        tx.try_send(5).unwrap();
+        assert_eq!(rx.try_recv(), Some(5));
+        rx.settle();
+        tx.try_send(6).unwrap();
+        assert_eq!(*bypassed.lock().unwrap(), [1, 6]);
+        assert_eq!(rx.try_recv(), None);
+        // Gone with the receiver.
+        drop(rx);
+        assert!(matches!(tx.try_send(7), Err(TrySendError::Disconnected(7))));
+    }
+
     #[tokio::test]
     async fn a_task_waiting_on_another_thread_gets_every_value() {
         let (tx, mut rx) = bounded(4);
@@ -280,7 +371,9 @@ mod tests {
                 match tx.try_send(sent) {
                     Ok(()) => sent += 1,
                     Err(TrySendError::Full(_)) => std::thread::yield_now(),
-                    Err(TrySendError::Disconnected(_)) => panic!("receiver gone"),
+                    Err(TrySendError::Disconnected(_) | TrySendError::Dropped) => {
+                        panic!("receiver gone")
+                    }
                 }
             }
         });

@@ -223,6 +223,17 @@ pub struct OutboundQueue {
 }
 
 impl OutboundQueue {
+    /// Frames sent to the client go through `bypass` while nothing waits in the queue and
+    /// the session wrote everything it took ([`Connection::bypass`](crate::transport::Connection::bypass)).
+    pub(crate) fn set_bypass(&mut self, bypass: crate::channel::Bypass<Outbound>) {
+        self.rx.set_bypass(bypass);
+    }
+
+    /// Everything taken from the queue was written.
+    pub(crate) fn settle(&mut self) {
+        self.rx.settle();
+    }
+
     /// The next frame to write; `None` once every sender is gone.
     ///
     /// # Examples
@@ -400,6 +411,10 @@ impl ClientSink {
         match self.tx.try_send(out) {
             Ok(()) => Ok(()),
             Err(TrySendError::Disconnected(_)) => Err(SendError::Disconnected),
+            Err(TrySendError::Dropped) => {
+                self.dropped.increment(1);
+                Err(SendError::Dropped)
+            }
             Err(TrySendError::Full(Outbound::Frame(frame))) if frame.is_volatile() => {
                 self.dropped.increment(1);
                 Err(SendError::Dropped)

@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::ack::Ask;
 use crate::app::App;
+use crate::channel::Bypassed;
 use crate::client::{Client, Handshake, Outbound, OutboundQueue, ReplyRoute};
 use crate::config::ConnectionConfig;
 use crate::connections::{ConnectionGuard, Connections};
@@ -23,7 +24,9 @@ use crate::rate_limit::{Admission, TokenBucket};
 use crate::recovery::Recorder;
 use crate::request::Request;
 use crate::runtime::GatewayRuntime;
-use crate::transport::{Answer, Closing, Connection, Decoded, Gone, Handled, Opening, Received};
+use crate::transport::{
+    Answer, Closing, Connection, Decoded, Gone, Handled, Opening, Received, Unwritten,
+};
 
 /// Close code for a policy violation (RFC 6455): a client rejected by `handle_connection`,
 /// over its rate limit, letting its outbound queue overflow, or not reading at all.
@@ -347,7 +350,25 @@ impl<C: Connection> Driver<C> {
             };
             let stop = match announced {
                 Err(stop) => stop,
-                Ok(()) => self.connect().await,
+                Ok(()) => {
+                    if let Some(write) = self.connection.bypass() {
+                        let sent = self.frames_sent.clone();
+                        self.queue.set_bypass(Box::new(move |out| match out {
+                            Outbound::Frame(frame) => match write(frame) {
+                                Ok(()) => {
+                                    sent.increment(1);
+                                    Ok(())
+                                }
+                                Err(Unwritten::Dropped) => Err(Bypassed::Dropped),
+                                Err(Unwritten::Back(frame)) => {
+                                    Err(Bypassed::Back(Outbound::Frame(frame)))
+                                }
+                            },
+                            other => Err(Bypassed::Back(other)),
+                        }));
+                    }
+                    self.connect().await
+                }
             };
             let dropped = stop.dropped();
             self.connection.close(stop.closing()).await;
@@ -713,6 +734,7 @@ impl<C: Connection> Driver<C> {
                 connection.feed(frame, route.as_ref()).await?;
             }
             connection.flush().await?;
+            queue.settle();
             Ok(())
         };
         guarded(written, overflowed, timeout)

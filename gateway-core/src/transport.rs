@@ -248,6 +248,17 @@ pub trait Connection: Send + 'static {
         std::future::ready(Ok(()))
     }
 
+    /// A way to write frames to the client without a turn of its session, for a transport
+    /// whose socket has a writer task of its own (Socket.IO's Engine.IO socket): while
+    /// nothing waits in the client's queue, an emit to the client goes straight to it, in
+    /// the emitter's task. It writes the frame at once, drops a volatile one it has no room
+    /// for, or hands it back to go through the queue and [`feed`](Self::feed) (its buffer
+    /// is full, it is closed). Asked once, after
+    /// [`open`](Self::open) and recovery's missed frames. `None` by default.
+    fn bypass(&self) -> Option<Bypass> {
+        None
+    }
+
     /// The next thing that happened on the socket.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Self::Message>>;
 
@@ -294,6 +305,19 @@ pub trait Connection: Send + 'static {
     /// Ends the connection: the last thing the session does with it. Should not wait long
     /// on a client that stopped reading.
     fn close(&mut self, how: Closing) -> impl Future<Output = ()> + Send;
+}
+
+/// See [`Connection::bypass`]: writes a frame at once, or says why not.
+pub type Bypass = Box<dyn Fn(Frame) -> Result<(), Unwritten> + Send + Sync>;
+
+/// A frame a [`Bypass`] did not write.
+#[derive(Debug)]
+pub enum Unwritten {
+    /// A [volatile](Frame::volatile) frame with no room for it: dropped, and counted in
+    /// `gateway_messages_dropped_total` by the session.
+    Dropped,
+    /// Not now: the frame goes through the client's queue and [`Connection::feed`].
+    Back(Frame),
 }
 
 /// What [`Connection::open`] is told: the client, and its recovery session if it has one.

@@ -5,15 +5,18 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use ws_gateway_core::telemetry::Counter;
-use ws_gateway_core::transport::{Ask, Closing, Connection, Decoded, Gone, Opening, Received};
+use ws_gateway_core::transport::{
+    Ask, Bypass, Closing, Connection, Decoded, Gone, Opening, Received, Unwritten,
+};
 use ws_gateway_core::{CloseRequest, Frame, Request, WsException};
 
-use super::engine::{self, EngineSocket, Link, Str};
+use super::engine::{self, EngineSocket, Link, Str, Unsent};
 use super::wire::{self, Encoded};
 
 /// What the engine hands a session.
@@ -101,34 +104,23 @@ struct Shared {
 struct SharedQuestion(Option<socketioxide_core::Value>);
 
 pub(super) struct SocketIoConnection {
-    socket: EngineSocket,
-    ns: Str,
+    writer: Arc<Writer>,
     link: Arc<Link>,
     inbound: flume::r#async::RecvStream<'static, Inbound>,
-    /// `gateway_messages_dropped_total`, for volatile frames the engine has no room for.
-    dropped: Counter,
     /// The namespace CONNECT was answered.
     opened: bool,
 }
 
-impl SocketIoConnection {
-    pub(super) fn new(
-        socket: EngineSocket,
-        ns: Str,
-        link: Arc<Link>,
-        inbound: flume::Receiver<Inbound>,
-        dropped: Counter,
-    ) -> Self {
-        Self {
-            socket,
-            ns,
-            link,
-            inbound: inbound.into_stream(),
-            dropped,
-            opened: false,
-        }
-    }
+/// Writes a client's packets in one namespace to its engine socket, whose own task sends
+/// them: from the session, or straight from an emit ([`Connection::bypass`]).
+struct Writer {
+    socket: EngineSocket,
+    ns: Str,
+    /// `gateway_messages_dropped_total`, for volatile frames the engine has no room for.
+    dropped: Counter,
+}
 
+impl Writer {
     /// `frame` as an event packet of this namespace. A shared frame is encoded once, by
     /// its first receiver, for the others of the same namespace.
     fn event(&self, frame: &Frame) -> Option<Encoded> {
@@ -144,18 +136,70 @@ impl SocketIoConnection {
         }
     }
 
-    fn send(&self, packet: Encoded, volatile: bool) -> Result<(), Gone> {
+    /// Sends `packet` now; `Err` when the connection is closed or its buffer full, but for
+    /// a volatile frame, which is then dropped, as it is when the client's queue is full.
+    fn send(&self, packet: Encoded, volatile: bool) -> Result<(), Unsent> {
         match engine::send(&self.socket, packet) {
-            Ok(()) => Ok(()),
-            // The engine's buffer is full: a volatile frame is dropped, as it is when the
-            // client's queue is.
-            Err(true) if volatile => {
+            Err(Unsent::Full(_)) if volatile => {
                 self.dropped.increment(1);
                 Ok(())
             }
-            Err(_) => {
-                tracing::debug!(target: "gateway", sid = %self.socket.id, "Socket.IO send failed: the connection is closed or its buffer full");
-                Err(Gone)
+            sent => sent,
+        }
+    }
+
+    /// Emits `frame` at once, drops it (volatile, no room), or hands it back.
+    fn write(&self, frame: Frame) -> Result<(), Unwritten> {
+        let Some(packet) = self.event(&frame) else {
+            return Ok(());
+        };
+        match engine::send(&self.socket, packet) {
+            Ok(()) => Ok(()),
+            Err(Unsent::Full(_)) if frame.is_volatile() => Err(Unwritten::Dropped),
+            Err(_) => Err(Unwritten::Back(frame)),
+        }
+    }
+}
+
+impl SocketIoConnection {
+    pub(super) fn new(
+        socket: EngineSocket,
+        ns: Str,
+        link: Arc<Link>,
+        inbound: flume::Receiver<Inbound>,
+        dropped: Counter,
+    ) -> Self {
+        Self {
+            writer: Arc::new(Writer {
+                socket,
+                ns,
+                dropped,
+            }),
+            link,
+            inbound: inbound.into_stream(),
+            opened: false,
+        }
+    }
+
+    /// Sends `packet` from the session: when the connection's buffer is full, waits for
+    /// room (engineioxide offers no signal of it, so by polling, less often the longer it
+    /// waits), within the session's write timeout, as a WebSocket write waits for the
+    /// client to read.
+    async fn send(&self, packet: Encoded, volatile: bool) -> Result<(), Gone> {
+        let mut packet = packet;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.writer.send(packet, volatile) {
+                Ok(()) => return Ok(()),
+                Err(Unsent::Full(unsent)) => {
+                    packet = unsent;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(Unsent::Closed) => {
+                    tracing::debug!(target: "gateway", sid = %self.writer.socket.id, "Socket.IO send failed: the connection is closed");
+                    return Err(Gone);
+                }
             }
         }
     }
@@ -181,7 +225,15 @@ impl Connection for SocketIoConnection {
         let sid = opening.client.id().to_string();
         let pid = opening.session.map(|(pid, _)| pid);
         self.opened = true;
-        self.send(wire::connect_packet(&self.ns, &sid, pid), false)
+        self.send(wire::connect_packet(&self.writer.ns, &sid, pid), false)
+            .await
+    }
+
+    /// Emits go straight to the engine socket, which has a writer task of its own: one
+    /// task hop per delivery, as socketioxide's.
+    fn bypass(&self) -> Option<Bypass> {
+        let writer = Arc::clone(&self.writer);
+        Some(Box::new(move |frame| writer.write(frame)))
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Packet>> {
@@ -262,7 +314,8 @@ impl Connection for SocketIoConnection {
             return Ok(());
         };
         let (id, mut waiting) = self.link.ask();
-        self.send(wire::event_packet(&self.ns, data, Some(id)), false)?;
+        self.send(wire::event_packet(&self.writer.ns, data, Some(id)), false)
+            .await?;
         let deadline = tokio::time::Instant::from_std(ask.deadline());
         ask.answer_with(async move {
             match tokio::time::timeout_at(deadline, &mut waiting.answer).await {
@@ -281,11 +334,13 @@ impl Connection for SocketIoConnection {
             .and_then(Option::as_ref)
             .and_then(|ack| ack.take_for(&frame));
         let packet = match ack {
-            Some(id) => wire::answer_data(&frame).map(|data| wire::ack_packet(&self.ns, data, id)),
-            None => self.event(&frame),
+            Some(id) => {
+                wire::answer_data(&frame).map(|data| wire::ack_packet(&self.writer.ns, data, id))
+            }
+            None => self.writer.event(&frame),
         };
         match packet {
-            Some(packet) => self.send(packet, frame.is_volatile()),
+            Some(packet) => self.send(packet, frame.is_volatile()).await,
             None => Ok(()),
         }
     }
@@ -302,15 +357,15 @@ impl Connection for SocketIoConnection {
         let Closing::Server(request) = how else {
             return;
         };
+        let Writer { socket, ns, .. } = &*self.writer;
         let packet = match (self.opened, request.code) {
-            (true, _) => wire::disconnect_packet(&self.ns),
+            (true, _) => wire::disconnect_packet(ns),
             (false, 1013) => {
-                self.socket
-                    .close(engineioxide::DisconnectReason::TransportClose);
+                socket.close(engineioxide::DisconnectReason::TransportClose);
                 return;
             }
-            (false, _) => wire::connect_error_packet(&self.ns, &request.reason),
+            (false, _) => wire::connect_error_packet(ns, &request.reason),
         };
-        let _ = engine::send(&self.socket, packet);
+        let _ = engine::send(socket, packet);
     }
 }

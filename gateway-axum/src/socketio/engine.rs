@@ -217,20 +217,36 @@ impl Drop for AskGuard {
     }
 }
 
-/// Sends an encoded packet; `Err(full)` when it could not be.
-pub(super) fn send(socket: &EngineSocket, packet: Encoded) -> Result<(), bool> {
+/// Why a packet was not sent.
+pub(super) enum Unsent {
+    /// The connection's buffer is full: the packet comes back.
+    Full(Encoded),
+    /// The connection is closed.
+    Closed,
+}
+
+/// Sends an encoded packet, now or not at all.
+pub(super) fn send(socket: &EngineSocket, packet: Encoded) -> Result<(), Unsent> {
     use tokio::sync::mpsc::error::TrySendError;
-    let full = |err: &TrySendError<()>| matches!(err, TrySendError::Full(()));
-    match packet.attachments {
-        None => socket
-            .emit(packet.text)
-            .map_err(|err| matches!(err, TrySendError::Full(_))),
+    let Encoded { text, attachments } = packet;
+    match attachments {
+        None => socket.emit(text).map_err(|err| match err {
+            TrySendError::Full(text) => Unsent::Full(Encoded {
+                text,
+                attachments: None,
+            }),
+            TrySendError::Closed(_) => Unsent::Closed,
+        }),
         Some(attachments) => match socket.reserve() {
             Ok(permit) => {
-                permit.emit_many(packet.text, attachments);
+                permit.emit_many(text, attachments);
                 Ok(())
             }
-            Err(err) => Err(full(&err)),
+            Err(TrySendError::Full(())) => Err(Unsent::Full(Encoded {
+                text,
+                attachments: Some(attachments),
+            })),
+            Err(TrySendError::Closed(())) => Err(Unsent::Closed),
         },
     }
 }

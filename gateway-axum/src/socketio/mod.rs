@@ -187,8 +187,11 @@ impl SocketIo {
 }
 
 impl SocketIoTransport {
-    /// A transport with Engine.IO's defaults (path `/socket.io`), the payload limits
-    /// taken from the app's [`ConnectionConfig`](ws_gateway_core::ConnectionConfig).
+    /// A transport with Engine.IO's defaults (path `/socket.io`), the payload limits and
+    /// the buffer of each connection taken from the app's
+    /// [`ConnectionConfig`](ws_gateway_core::ConnectionConfig) (`max_message_size`,
+    /// `max_frame_size`; `outbound_queue` frames, since emits to a Socket.IO client go
+    /// straight to its Engine.IO socket).
     ///
     /// # Examples
     ///
@@ -207,6 +210,7 @@ impl SocketIoTransport {
     /// let engine = &io.config().engine_config;
     /// assert_eq!(engine.req_path, "/socket.io");
     /// assert_eq!(engine.max_payload, app.config().max_message_size as u64);
+    /// assert_eq!(engine.max_buffer_size, app.config().outbound_queue);
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -280,6 +284,8 @@ impl Transport for SocketIoTransport {
             config.engine_config.max_payload = u64::try_from(max).unwrap_or(u64::MAX);
             config.engine_config.ws_max_message_size = max;
             config.engine_config.ws_max_frame_size = app.config().max_frame_size;
+            // Emits go straight to the engine socket's buffer: it is the client's queue.
+            config.engine_config.max_buffer_size = app.config().outbound_queue;
             config
         });
         let engine = Engine::new(config, app.config().max_message_size);
