@@ -24,9 +24,7 @@ use crate::rate_limit::{Admission, TokenBucket};
 use crate::recovery::Recorder;
 use crate::request::Request;
 use crate::runtime::GatewayRuntime;
-use crate::transport::{
-    Answer, Closing, Connection, Decoded, Gone, Handled, Opening, Received, Unwritten,
-};
+use crate::transport::{Answer, Closing, Connection, Decoded, Gone, Handled, Opening, Received};
 
 /// Close code for a policy violation (RFC 6455): a client rejected by `handle_connection`,
 /// over its rate limit, letting its outbound queue overflow, or not reading at all.
@@ -351,21 +349,8 @@ impl<C: Connection> Driver<C> {
             let stop = match announced {
                 Err(stop) => stop,
                 Ok(()) => {
-                    if let Some(write) = self.connection.bypass() {
-                        let sent = self.frames_sent.clone();
-                        self.queue.set_bypass(Box::new(move |out| match out {
-                            Outbound::Frame(frame) => match write(frame) {
-                                Ok(()) => {
-                                    sent.increment(1);
-                                    Ok(())
-                                }
-                                Err(Unwritten::Dropped) => Err(Bypassed::Dropped),
-                                Err(Unwritten::Back(frame)) => {
-                                    Err(Bypassed::Back(Outbound::Frame(frame)))
-                                }
-                            },
-                            other => Err(Bypassed::Back(other)),
-                        }));
+                    if let Some(bypass) = self.connection.bypass() {
+                        self.install(bypass);
                     }
                     self.connect().await
                 }
@@ -392,6 +377,35 @@ impl<C: Connection> Driver<C> {
             tracing::debug!(target: "gateway", "disconnected");
             connected.decrement(1.0);
         }
+    }
+
+    /// Frames and questions for the client go through `bypass` while nothing waits in its
+    /// queue. The closure holds the client; the queue's end (the session's) drops it.
+    fn install(&mut self, bypass: std::sync::Arc<dyn crate::transport::Bypass>) {
+        let sent = self.frames_sent.clone();
+        let client = self.client.clone();
+        let gateway = self.gateway.clone();
+        self.queue.set_bypass(Box::new(move |out| {
+            let written = match out {
+                Outbound::Frame(frame) => bypass
+                    .write(frame)
+                    .map_err(|unwritten| unwritten.map(Outbound::Frame)),
+                Outbound::Ask(frame, deadline) => match frame.ack() {
+                    Some(ack) => {
+                        let ask = Ask::new(&client, ack, deadline, gateway.metrics());
+                        bypass.ask(frame, ask).map_err(|unwritten| {
+                            unwritten.map(|frame| Outbound::Ask(frame, deadline))
+                        })
+                    }
+                    None => Err(Bypassed::Back(Outbound::Ask(frame, deadline))),
+                },
+                other => Err(Bypassed::Back(other)),
+            };
+            if written.is_ok() {
+                sent.increment(1);
+            }
+            written
+        }));
     }
 
     /// `handle_connection`, then the loop.

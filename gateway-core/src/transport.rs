@@ -253,9 +253,9 @@ pub trait Connection: Send + 'static {
     /// nothing waits in the client's queue, an emit to the client goes straight to it, in
     /// the emitter's task. It writes the frame at once, drops a volatile one it has no room
     /// for, or hands it back to go through the queue and [`feed`](Self::feed) (its buffer
-    /// is full, it is closed). Asked once, after
+    /// is full, it is closed); questions too if it [asks](Bypass::ask). Asked once, after
     /// [`open`](Self::open) and recovery's missed frames. `None` by default.
-    fn bypass(&self) -> Option<Bypass> {
+    fn bypass(&self) -> Option<std::sync::Arc<dyn Bypass>> {
         None
     }
 
@@ -307,8 +307,20 @@ pub trait Connection: Send + 'static {
     fn close(&mut self, how: Closing) -> impl Future<Output = ()> + Send;
 }
 
-/// See [`Connection::bypass`]: writes a frame at once, or says why not.
-pub type Bypass = Box<dyn Fn(Frame) -> Result<(), Unwritten> + Send + Sync>;
+/// A way to write to the client without a turn of its session: see
+/// [`Connection::bypass`].
+pub trait Bypass: Send + Sync + 'static {
+    /// Writes `frame` at once, or says why not.
+    fn write(&self, frame: Frame) -> Result<(), Unwritten>;
+
+    /// Writes a frame asking for an acknowledgement at once, as
+    /// [`Connection::feed_ask`] would, or hands it back to go through the queue (the
+    /// default).
+    fn ask(&self, frame: Frame, ask: Ask<'_>) -> Result<(), Unwritten> {
+        let _ = ask;
+        Err(Unwritten::Back(frame))
+    }
+}
 
 /// A frame a [`Bypass`] did not write.
 #[derive(Debug)]
@@ -318,6 +330,16 @@ pub enum Unwritten {
     Dropped,
     /// Not now: the frame goes through the client's queue and [`Connection::feed`].
     Back(Frame),
+}
+
+impl Unwritten {
+    /// What the queue's bypass makes of it: dropped, or back as `f` of the frame.
+    pub(crate) fn map<T>(self, f: impl FnOnce(Frame) -> T) -> crate::channel::Bypassed<T> {
+        match self {
+            Self::Dropped => crate::channel::Bypassed::Dropped,
+            Self::Back(frame) => crate::channel::Bypassed::Back(f(frame)),
+        }
+    }
 }
 
 /// What [`Connection::open`] is told: the client, and its recovery session if it has one.

@@ -16,7 +16,7 @@ use ws_gateway_core::transport::{
 };
 use ws_gateway_core::{CloseRequest, Frame, Request, WsException};
 
-use super::engine::{self, EngineSocket, Link, Str, Unsent};
+use super::engine::{self, AskGuard, EngineSocket, Link, Str, Unsent};
 use super::wire::{self, Encoded};
 
 /// What the engine hands a session.
@@ -105,7 +105,6 @@ struct SharedQuestion(Option<socketioxide_core::Value>);
 
 pub(super) struct SocketIoConnection {
     writer: Arc<Writer>,
-    link: Arc<Link>,
     inbound: flume::r#async::RecvStream<'static, Inbound>,
     /// The namespace CONNECT was answered.
     opened: bool,
@@ -116,6 +115,7 @@ pub(super) struct SocketIoConnection {
 struct Writer {
     socket: EngineSocket,
     ns: Str,
+    link: Arc<Link>,
     /// `gateway_messages_dropped_total`, for volatile frames the engine has no room for.
     dropped: Counter,
 }
@@ -148,6 +148,36 @@ impl Writer {
         }
     }
 
+    /// The data of a question, without its `ack` field (each receiver's question has its
+    /// own number); a room's is written once, for all its receivers.
+    fn question(frame: &Frame) -> Option<socketioxide_core::Value> {
+        let question = |frame: &Frame| wire::event_data(&frame.without_ack());
+        match frame.prepared(|frame| SharedQuestion(question(frame))) {
+            Some(SharedQuestion(data)) => data.clone(),
+            None => question(frame),
+        }
+    }
+
+    /// The question with a number of this namespace's, and the receiver of its answer.
+    fn ask_packet(&self, data: socketioxide_core::Value) -> (Encoded, AskGuard) {
+        let (id, waiting) = self.link.ask();
+        (wire::event_packet(&self.ns, data, Some(id)), waiting)
+    }
+}
+
+/// Hands the answer's receiver to the emit that asked ([`Ask::answer_with`]): the client's
+/// callback answers straight to it, without a turn of the session.
+fn await_answer(ask: Ask<'_>, mut waiting: AskGuard) {
+    let deadline = tokio::time::Instant::from_std(ask.deadline());
+    ask.answer_with(async move {
+        match tokio::time::timeout_at(deadline, &mut waiting.answer).await {
+            Ok(Ok(answer)) => engine::answer_of(answer),
+            _ => None,
+        }
+    });
+}
+
+impl Bypass for Writer {
     /// Emits `frame` at once, drops it (volatile, no room), or hands it back.
     fn write(&self, frame: Frame) -> Result<(), Unwritten> {
         let Some(packet) = self.event(&frame) else {
@@ -156,6 +186,23 @@ impl Writer {
         match engine::send(&self.socket, packet) {
             Ok(()) => Ok(()),
             Err(Unsent::Full(_)) if frame.is_volatile() => Err(Unwritten::Dropped),
+            Err(_) => Err(Unwritten::Back(frame)),
+        }
+    }
+
+    /// Asks at once, from the emit's task: a room's question reaches each receiver's
+    /// Engine.IO socket without a turn of its session.
+    fn ask(&self, frame: Frame, ask: Ask<'_>) -> Result<(), Unwritten> {
+        let Some(data) = Writer::question(&frame) else {
+            return Ok(());
+        };
+        let (packet, waiting) = self.ask_packet(data);
+        match engine::send(&self.socket, packet) {
+            Ok(()) => {
+                await_answer(ask, waiting);
+                Ok(())
+            }
+            // The number is forgotten with `waiting`; the session asks again.
             Err(_) => Err(Unwritten::Back(frame)),
         }
     }
@@ -173,9 +220,9 @@ impl SocketIoConnection {
             writer: Arc::new(Writer {
                 socket,
                 ns,
+                link,
                 dropped,
             }),
-            link,
             inbound: inbound.into_stream(),
             opened: false,
         }
@@ -231,13 +278,12 @@ impl Connection for SocketIoConnection {
 
     /// Emits go straight to the engine socket, which has a writer task of its own: one
     /// task hop per delivery, as socketioxide's.
-    fn bypass(&self) -> Option<Bypass> {
-        let writer = Arc::clone(&self.writer);
-        Some(Box::new(move |frame| writer.write(frame)))
+    fn bypass(&self) -> Option<Arc<dyn Bypass>> {
+        Some(Arc::clone(&self.writer) as Arc<dyn Bypass>)
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Packet>> {
-        if self.link.refused.load(Ordering::Acquire) {
+        if self.writer.link.refused.load(Ordering::Acquire) {
             return Poll::Ready(Received::Refused(CloseRequest {
                 code: 1008,
                 reason: "too many messages waiting".into(),
@@ -246,7 +292,10 @@ impl Connection for SocketIoConnection {
         loop {
             match self.inbound.poll_next_unpin(cx) {
                 Poll::Ready(Some(Inbound::Packet(packet))) => {
-                    self.link.queued.fetch_sub(packet.size(), Ordering::AcqRel);
+                    self.writer
+                        .link
+                        .queued
+                        .fetch_sub(packet.size(), Ordering::AcqRel);
                     return Poll::Ready(Received::Message(packet));
                 }
                 Poll::Ready(Some(Inbound::Wake)) => {}
@@ -255,13 +304,14 @@ impl Connection for SocketIoConnection {
                 Poll::Pending => break,
             }
         }
-        if self.link.refused.load(Ordering::Acquire) {
+        if self.writer.link.refused.load(Ordering::Acquire) {
             return Poll::Ready(Received::Refused(CloseRequest {
                 code: 1008,
                 reason: "too many messages waiting".into(),
             }));
         }
         let ended = self
+            .writer
             .link
             .ended
             .lock()
@@ -305,24 +355,12 @@ impl Connection for SocketIoConnection {
     /// client's callback answers straight to it, without a turn of this session. The data
     /// of a room's question is written once, for all its receivers.
     async fn feed_ask(&mut self, frame: Frame, ask: Ask<'_>) -> Result<(), Gone> {
-        let question = |frame: &Frame| wire::event_data(&frame.without_ack());
-        let data = match frame.prepared(|frame| SharedQuestion(question(frame))) {
-            Some(SharedQuestion(data)) => data.clone(),
-            None => question(&frame),
-        };
-        let Some(data) = data else {
+        let Some(data) = Writer::question(&frame) else {
             return Ok(());
         };
-        let (id, mut waiting) = self.link.ask();
-        self.send(wire::event_packet(&self.writer.ns, data, Some(id)), false)
-            .await?;
-        let deadline = tokio::time::Instant::from_std(ask.deadline());
-        ask.answer_with(async move {
-            match tokio::time::timeout_at(deadline, &mut waiting.answer).await {
-                Ok(Ok(answer)) => engine::answer_of(answer),
-                _ => None,
-            }
-        });
+        let (packet, waiting) = self.writer.ask_packet(data);
+        self.send(packet, false).await?;
+        await_answer(ask, waiting);
         Ok(())
     }
 
