@@ -104,6 +104,8 @@ struct Shared {
 struct SharedQuestion(Option<socketioxide_core::Value>);
 
 pub(super) struct SocketIoConnection {
+    /// The engine, for leaving the namespace when the session is done with the connection.
+    engine: engine::Engine,
     writer: Arc<Writer>,
     inbound: flume::r#async::RecvStream<'static, Inbound>,
     /// The namespace CONNECT was answered.
@@ -210,6 +212,7 @@ impl Bypass for Writer {
 
 impl SocketIoConnection {
     pub(super) fn new(
+        engine: engine::Engine,
         socket: EngineSocket,
         ns: Str,
         link: Arc<Link>,
@@ -217,6 +220,7 @@ impl SocketIoConnection {
         dropped: Counter,
     ) -> Self {
         Self {
+            engine,
             writer: Arc::new(Writer {
                 socket,
                 ns,
@@ -249,6 +253,16 @@ impl SocketIoConnection {
                 }
             }
         }
+    }
+}
+
+/// The session is done with the connection: the client is out of the namespace.
+impl Drop for SocketIoConnection {
+    fn drop(&mut self) {
+        let Writer {
+            socket, ns, link, ..
+        } = &*self.writer;
+        self.engine.leave(socket, ns, link);
     }
 }
 

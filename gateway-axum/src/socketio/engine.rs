@@ -14,12 +14,13 @@ use axum::extract::ConnectInfo;
 use axum::http::Uri;
 use engineioxide::handler::EngineIoHandler;
 use engineioxide::socket::{DisconnectReason, Socket};
+use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use socketioxide_core::Value;
 use socketioxide_core::packet::{Packet as SioPacket, PacketData};
 use socketioxide_core::parser::{Parse, ParseConfig, ParseError, ParserState};
 use socketioxide_parser_common::CommonParser;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use ws_gateway_core::transport::{GatewayRuntime, Session};
 use ws_gateway_core::{App, ErrorKind, Handshake, HandshakeRequest, PathParams, WsException};
 
@@ -86,9 +87,12 @@ impl fmt::Debug for Engine {
 pub(crate) struct Connected {
     parser: ParserState,
     /// The client's namespaces, by path; usually one.
-    links: Mutex<HashMap<Str, Arc<Link>>>,
+    links: Mutex<FxHashMap<Str, Arc<Link>>>,
     /// Namespace CONNECTs being admitted.
     admitting: AtomicUsize,
+    /// Wakes the connect timeout's task when a namespace is joined, so that it does not
+    /// stay for the whole timeout with every connection.
+    joined: Notify,
 }
 
 impl Connected {
@@ -124,7 +128,7 @@ pub(super) struct Link {
     pub(super) ended: Mutex<Option<Inbound>>,
     pub(super) refused: AtomicBool,
     /// Acknowledgements the server asked for, by number, waiting for their answer.
-    asks: Mutex<HashMap<i64, oneshot::Sender<Value>>>,
+    asks: Mutex<FxHashMap<i64, oneshot::Sender<Value>>>,
     next_ask: AtomicI64,
 }
 
@@ -136,7 +140,7 @@ impl Link {
             queued: AtomicUsize::new(0),
             ended: Mutex::new(None),
             refused: AtomicBool::new(false),
-            asks: Mutex::new(HashMap::new()),
+            asks: Mutex::new(FxHashMap::default()),
             next_ask: AtomicI64::new(1),
         });
         (link, receiver)
@@ -334,6 +338,7 @@ impl Engine {
                         socket.close(DisconnectReason::TransportClose);
                     }
                 }
+                () = socket.data.joined.notified() => {}
                 () = socket.closed() => {}
             }
         });
@@ -416,19 +421,27 @@ impl Engine {
                         engine.watch(&socket);
                     }
                 }
-                Ok(session) => engine.serve(namespace, socket, ns, session).await,
+                // A task of its own, built outside any future so that it holds the
+                // session's serving and nothing beside it (the session, the admission).
+                Ok(session) => {
+                    if let Some(served) = engine.serve(&namespace, socket, ns, session) {
+                        tokio::spawn(served);
+                    }
+                }
             }
         });
     }
 
-    /// Serves the admitted client in namespace `ns` until its session ends.
-    async fn serve(
+    /// The admitted client's session in namespace `ns`, to run until it ends (`None` when
+    /// the connection closed or joined `ns` meanwhile). The client leaves the namespace
+    /// when the session drops its connection.
+    fn serve(
         &self,
-        namespace: Arc<Namespace>,
+        namespace: &Namespace,
         socket: EngineSocket,
         ns: Str,
         session: Session,
-    ) {
+    ) -> Option<impl Future<Output = ()> + Send + use<>> {
         let (link, inbound) = Link::new();
         {
             let mut links = socket
@@ -437,19 +450,20 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if socket.is_closed() || links.contains_key(&ns) {
-                return;
+                return None;
             }
             links.insert(ns.clone(), Arc::clone(&link));
         }
+        socket.data.joined.notify_waiters();
         let connection = SocketIoConnection::new(
-            Arc::clone(&socket),
-            ns.clone(),
-            Arc::clone(&link),
+            self.clone(),
+            socket,
+            ns,
+            link,
             inbound,
             namespace.gateway.metrics().messages_dropped.clone(),
         );
-        session.serve(connection).await;
-        self.leave(&socket, &ns, &link);
+        Some(session.serve(connection))
     }
 }
 
