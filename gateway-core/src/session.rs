@@ -381,7 +381,7 @@ impl<C: Connection> Driver<C> {
 
     /// Frames and questions for the client go through `bypass` while nothing waits in its
     /// queue. The closure holds the client; the queue's end (the session's) drops it.
-    fn install(&mut self, bypass: std::sync::Arc<dyn crate::transport::Bypass>) {
+    fn install(&mut self, bypass: impl crate::transport::Bypass) {
         let sent = self.frames_sent.clone();
         let client = self.client.clone();
         let gateway = self.gateway.clone();

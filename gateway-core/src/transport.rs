@@ -255,8 +255,8 @@ pub trait Connection: Send + 'static {
     /// for, or hands it back to go through the queue and [`feed`](Self::feed) (its buffer
     /// is full, it is closed); questions too if it [asks](Bypass::ask). Asked once, after
     /// [`open`](Self::open) and recovery's missed frames. `None` by default.
-    fn bypass(&self) -> Option<std::sync::Arc<dyn Bypass>> {
-        None
+    fn bypass(&self) -> Option<impl Bypass> {
+        None::<NoBypass>
     }
 
     /// The next thing that happened on the socket.
@@ -330,6 +330,15 @@ pub enum Unwritten {
     Dropped,
     /// Not now: the frame goes through the client's queue and [`Connection::feed`].
     Back(Frame),
+}
+
+/// [`Connection::bypass`]'s default: none.
+enum NoBypass {}
+
+impl Bypass for NoBypass {
+    fn write(&self, _: Frame) -> Result<(), Unwritten> {
+        match *self {}
+    }
 }
 
 impl Unwritten {

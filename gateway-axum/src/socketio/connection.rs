@@ -106,7 +106,7 @@ struct SharedQuestion(Option<socketioxide_core::Value>);
 pub(super) struct SocketIoConnection {
     /// The engine, for leaving the namespace when the session is done with the connection.
     engine: engine::Engine,
-    writer: Arc<Writer>,
+    writer: Writer,
     inbound: flume::r#async::RecvStream<'static, Inbound>,
     /// The namespace CONNECT was answered.
     opened: bool,
@@ -114,6 +114,7 @@ pub(super) struct SocketIoConnection {
 
 /// Writes a client's packets in one namespace to its engine socket, whose own task sends
 /// them: from the session, or straight from an emit ([`Connection::bypass`]).
+#[derive(Clone)]
 struct Writer {
     socket: EngineSocket,
     ns: Str,
@@ -221,12 +222,12 @@ impl SocketIoConnection {
     ) -> Self {
         Self {
             engine,
-            writer: Arc::new(Writer {
+            writer: Writer {
                 socket,
                 ns,
                 link,
                 dropped,
-            }),
+            },
             inbound: inbound.into_stream(),
             opened: false,
         }
@@ -261,7 +262,7 @@ impl Drop for SocketIoConnection {
     fn drop(&mut self) {
         let Writer {
             socket, ns, link, ..
-        } = &*self.writer;
+        } = &self.writer;
         self.engine.leave(socket, ns, link);
     }
 }
@@ -292,8 +293,10 @@ impl Connection for SocketIoConnection {
 
     /// Emits go straight to the engine socket, which has a writer task of its own: one
     /// task hop per delivery, as socketioxide's.
-    fn bypass(&self) -> Option<Arc<dyn Bypass>> {
-        Some(Arc::clone(&self.writer) as Arc<dyn Bypass>)
+    fn bypass(&self) -> Option<impl Bypass> {
+        // A copy of its own, held by the client's queue: one pointer less to follow for
+        // each receiver of a broadcast.
+        Some(self.writer.clone())
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Packet>> {
@@ -409,7 +412,7 @@ impl Connection for SocketIoConnection {
         let Closing::Server(request) = how else {
             return;
         };
-        let Writer { socket, ns, .. } = &*self.writer;
+        let Writer { socket, ns, .. } = &self.writer;
         let packet = match (self.opened, request.code) {
             (true, _) => wire::disconnect_packet(ns),
             (false, 1013) => {
