@@ -685,22 +685,28 @@ async fn the_chat_examples_events_keeps_the_clients_key_order() {
     node.close().await;
 }
 
-#[tokio::test]
-async fn socketio_clients_of_two_instances_share_rooms_through_redis() {
+/// Two chat instances on the Redis at 127.0.0.1:6379 under `prefix`.
+async fn chat_instances(prefix: &str, auth: &chat::auth::AuthService) -> Vec<TestServer> {
     use ws_gateway_redis::{RedisAdapter, RedisConfig};
 
-    let prefix = format!("sio-test-{}", std::process::id());
-    let auth = chat::auth::AuthService::new("sio-redis-secret");
     let mut servers = Vec::new();
     for _ in 0..2 {
         let redis =
-            RedisAdapter::connect(RedisConfig::new("redis://127.0.0.1:6379").prefix(&prefix))
+            RedisAdapter::connect(RedisConfig::new("redis://127.0.0.1:6379").prefix(prefix))
                 .await
                 .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
         let app = chat::app_with(auth.clone()).adapter(redis).build().unwrap();
         let router = chat::router(&app, auth.clone());
         servers.push(TestServer::start_router(app, router).await.unwrap());
     }
+    servers
+}
+
+#[tokio::test]
+async fn socketio_clients_of_two_instances_share_rooms_through_redis() {
+    let prefix = format!("sio-test-{}", std::process::id());
+    let auth = chat::auth::AuthService::new("sio-redis-secret");
+    let servers = chat_instances(&prefix, &auth).await;
     let (a, b) = (&servers[0], &servers[1]);
 
     // Alice: Socket.IO on instance A, websocket transport only (no sticky sessions needed).
@@ -1587,20 +1593,9 @@ async fn socketio_clients_recover_with_the_unmodified_client_again_and_again() {
 
 #[tokio::test]
 async fn a_socketio_client_recovers_on_another_instance_through_redis() {
-    use ws_gateway_redis::{RedisAdapter, RedisConfig};
-
     let prefix = format!("sio-recover-{}", std::process::id());
     let auth = chat::auth::AuthService::new("sio-recover-redis-secret");
-    let mut servers = Vec::new();
-    for _ in 0..2 {
-        let redis =
-            RedisAdapter::connect(RedisConfig::new("redis://127.0.0.1:6379").prefix(&prefix))
-                .await
-                .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
-        let app = chat::app_with(auth.clone()).adapter(redis).build().unwrap();
-        let router = chat::router(&app, auth.clone());
-        servers.push(TestServer::start_router(app, router).await.unwrap());
-    }
+    let servers = chat_instances(&prefix, &auth).await;
     let (a, b) = (&servers[0], &servers[1]);
     let (mut alice, id) = alice_in_lobby(a, &auth).await;
     // Bob on B: his messages reach Alice on A through Redis.

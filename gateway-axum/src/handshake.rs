@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use forwarded_header_value::ForwardedStanza;
 use ws_gateway_core::transport::{ConnectionGuard, Refused};
-use ws_gateway_core::{App, ConnectionConfig, ForwardedHeader, Origins};
+use ws_gateway_core::{App, ConnectionConfig, ForwardedHeader, Handshake, Origins, PathParams};
 
 /// An upgrade request that may proceed to authentication.
 pub(crate) struct Admitted {
@@ -177,6 +177,24 @@ pub(crate) fn detach_headers(headers: &HeaderMap, drop_cookies: bool) -> HeaderM
         copy.append(name, value);
     }
     copy
+}
+
+/// The [`Handshake`] of an admitted request, to `uri`: its kept headers, its addresses and
+/// its path parameters (the identity and extensions are the caller's to add).
+pub(crate) fn handshake_of(
+    uri: axum::http::Uri,
+    parts: &Parts,
+    admitted: &Admitted,
+    path_params: PathParams,
+) -> Handshake {
+    let mut handshake = Handshake::new(uri, detach_headers(&parts.headers, admitted.drop_cookies));
+    handshake.remote_addr = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    handshake.client_ip = admitted.client_ip;
+    handshake.path_params = path_params;
+    handshake
 }
 
 /// The headers an authenticator sees: without the cookies when they are to be dropped.

@@ -1,10 +1,8 @@
 //! The HTTP side of a connection: the upgrade request.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{CONNECTION, COOKIE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use axum::http::{HeaderValue, Uri};
@@ -12,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 use ws_gateway_core::transport::{GatewayRuntime, Session};
-use ws_gateway_core::{App, Handshake, HandshakeRequest, PathParams};
+use ws_gateway_core::{App, HandshakeRequest, PathParams};
 
 use crate::codec::Codec;
 use crate::handshake;
@@ -89,16 +87,8 @@ pub(crate) async fn upgrade<C: Codec>(
     if let Some(store) = identity {
         store(&mut parts.extensions);
     }
-    let mut handshake = Handshake::new(
-        detach_uri(parts.uri),
-        handshake::detach_headers(&parts.headers, admitted.drop_cookies),
-    );
-    handshake.remote_addr = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
-    handshake.client_ip = admitted.client_ip;
-    handshake.path_params = path_params;
+    let uri = detach_uri(std::mem::take(&mut parts.uri));
+    let mut handshake = handshake::handshake_of(uri, &parts, &admitted, path_params);
     handshake.extensions = parts.extensions;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)

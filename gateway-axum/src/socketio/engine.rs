@@ -5,12 +5,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::body::Bytes;
-use axum::extract::ConnectInfo;
 use axum::http::Uri;
 use engineioxide::handler::EngineIoHandler;
 use engineioxide::socket::{DisconnectReason, Socket};
@@ -22,7 +20,7 @@ use socketioxide_core::parser::{Parse, ParseConfig, ParseError, ParserState};
 use socketioxide_parser_common::CommonParser;
 use tokio::sync::{Notify, oneshot};
 use ws_gateway_core::transport::{GatewayRuntime, Session};
-use ws_gateway_core::{App, ErrorKind, Handshake, HandshakeRequest, PathParams, WsException};
+use ws_gateway_core::{App, ErrorKind, HandshakeRequest, PathParams, WsException};
 
 pub(crate) use engineioxide::Str;
 
@@ -511,16 +509,8 @@ async fn admit(
         .authenticate(&request)
         .await
         .map_err(|err| err.message().to_owned())?;
-    let mut handshake = Handshake::new(
-        recovery_uri(&parts.uri, auth.as_ref()),
-        handshake::detach_headers(&parts.headers, admitted.drop_cookies),
-    );
-    handshake.remote_addr = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
-    handshake.client_ip = admitted.client_ip;
-    handshake.path_params = path_params;
+    let uri = recovery_uri(&parts.uri, auth.as_ref());
+    let mut handshake = handshake::handshake_of(uri, parts, &admitted, path_params);
     if let Some(auth) = auth {
         handshake.extensions.insert(SocketIoAuth(auth));
     }
