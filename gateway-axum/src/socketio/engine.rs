@@ -326,9 +326,13 @@ impl Engine {
     /// Closes the connection if it joins no namespace within the connect timeout
     /// (Socket.IO's `connectTimeout`), from its opening or from when it left its last one.
     fn watch(&self, socket: &EngineSocket) {
+        // Also called from a connection's drop, which may run as the runtime shuts down.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let timeout = self.config.connect_timeout;
         let socket = Arc::clone(socket);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             tokio::select! {
                 () = tokio::time::sleep(timeout) => {
                     if socket.data.idle() {
