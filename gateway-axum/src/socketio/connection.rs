@@ -22,11 +22,15 @@ use super::wire::{self, Encoded};
 /// What the engine hands a session.
 pub(super) enum Inbound {
     Packet(Packet),
-    /// Look at the link: the client left, the connection closed, or the client flooded.
+    /// Look at the link: the namespace ended, or the client flooded.
     Wake,
-    /// The client left the namespace (its DISCONNECT).
+}
+
+/// How a namespace ended for a client (see the engine's `Link::end`).
+pub(super) enum Ended {
+    /// The client left it (its DISCONNECT): a close, not recoverable.
     Left,
-    /// The engine's connection closed.
+    /// The engine's connection closed: a drop.
     Gone,
 }
 
@@ -174,7 +178,7 @@ fn await_answer(ask: Ask<'_>, mut waiting: AskGuard) {
     let deadline = tokio::time::Instant::from_std(ask.deadline());
     ask.answer_with(async move {
         match tokio::time::timeout_at(deadline, &mut waiting.answer).await {
-            Ok(Ok(answer)) => engine::answer_of(answer),
+            Ok(Ok(answer)) => wire::answer_of(answer),
             _ => None,
         }
     });
@@ -300,43 +304,39 @@ impl Connection for SocketIoConnection {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received<Packet>> {
-        if self.writer.link.refused.load(Ordering::Acquire) {
-            return Poll::Ready(Received::Refused(CloseRequest {
+        // A flood is refused at once, whatever still waits; a departure after it.
+        let refused = || {
+            Poll::Ready(Received::Refused(CloseRequest {
                 code: 1008,
                 reason: "too many messages waiting".into(),
-            }));
+            }))
+        };
+        let link = &self.writer.link;
+        if link.refused.load(Ordering::Acquire) {
+            return refused();
         }
         loop {
             match self.inbound.poll_next_unpin(cx) {
                 Poll::Ready(Some(Inbound::Packet(packet))) => {
-                    self.writer
-                        .link
-                        .queued
-                        .fetch_sub(packet.size(), Ordering::AcqRel);
+                    link.queued.fetch_sub(packet.size(), Ordering::AcqRel);
                     return Poll::Ready(Received::Message(packet));
                 }
                 Poll::Ready(Some(Inbound::Wake)) => {}
-                Poll::Ready(Some(Inbound::Left)) => return Poll::Ready(Received::Closed),
-                Poll::Ready(Some(Inbound::Gone) | None) => return Poll::Ready(Received::Gone),
+                Poll::Ready(None) => return Poll::Ready(Received::Gone),
                 Poll::Pending => break,
             }
         }
-        if self.writer.link.refused.load(Ordering::Acquire) {
-            return Poll::Ready(Received::Refused(CloseRequest {
-                code: 1008,
-                reason: "too many messages waiting".into(),
-            }));
+        if link.refused.load(Ordering::Acquire) {
+            return refused();
         }
-        let ended = self
-            .writer
-            .link
+        let ended = link
             .ended
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         match ended {
-            Some(Inbound::Left) => Poll::Ready(Received::Closed),
-            Some(_) => Poll::Ready(Received::Gone),
+            Some(Ended::Left) => Poll::Ready(Received::Closed),
+            Some(Ended::Gone) => Poll::Ready(Received::Gone),
             None => Poll::Pending,
         }
     }

@@ -6,14 +6,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use axum::body::Bytes;
 use axum::http::Uri;
 use engineioxide::handler::EngineIoHandler;
 use engineioxide::socket::{DisconnectReason, Socket};
 use rustc_hash::FxHashMap;
-use serde_json::value::RawValue;
 use socketioxide_core::Value;
 use socketioxide_core::packet::{Packet as SioPacket, PacketData};
 use socketioxide_core::parser::{Parse, ParseConfig, ParseError, ParserState};
@@ -24,20 +23,20 @@ use ws_gateway_core::{App, ErrorKind, HandshakeRequest, PathParams, WsException}
 
 pub(crate) use engineioxide::Str;
 
-use super::connection::{Inbound, Packet, SocketIoConnection};
+use super::connection::{Ended, Inbound, Packet, SocketIoConnection};
 use super::wire::{self, Encoded};
 use super::{SocketIoAuth, SocketIoConfig};
 use crate::handshake;
 
 /// How many received messages may wait for their session before the client is
 /// disconnected from the namespace as a flood.
-pub(super) const INBOUND_CAPACITY: usize = 1024;
+const INBOUND_CAPACITY: usize = 1024;
 
 /// How many bytes of received messages may wait for their session before the client is
 /// disconnected from the namespace as a flood. The engine reads on while the session is
 /// past its in-flight limit (it has no backpressure to offer), so this is what bounds the
 /// memory a client sending large messages faster than they are handled can take.
-pub(super) const INBOUND_BYTES: usize = 4 * 1024 * 1024;
+const INBOUND_BYTES: usize = 4 * 1024 * 1024;
 
 /// What a client is told about a message whose event or arguments could not be read.
 const UNREADABLE: &str =
@@ -94,22 +93,19 @@ pub(crate) struct Connected {
 }
 
 impl Connected {
+    /// The client's namespaces. No user code runs under the lock, so a poisoned one still
+    /// guards a consistent map.
+    fn links(&self) -> MutexGuard<'_, FxHashMap<Str, Arc<Link>>> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn link(&self, ns: &str) -> Option<Arc<Link>> {
-        self.links
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(ns)
-            .cloned()
+        self.links().get(ns).cloned()
     }
 
     /// No namespace joined or being joined.
     fn idle(&self) -> bool {
-        self.admitting.load(Ordering::Acquire) == 0
-            && self
-                .links
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_empty()
+        self.admitting.load(Ordering::Acquire) == 0 && self.links().is_empty()
     }
 }
 
@@ -121,9 +117,10 @@ pub(super) struct Link {
     inbound: flume::Sender<Inbound>,
     /// Bytes of the messages in `inbound`, at most [`INBOUND_BYTES`].
     pub(super) queued: AtomicUsize,
-    /// The client left (`Inbound::Left`), the engine closed (`Inbound::Gone`) or flooded
-    /// (`refused`) while `inbound` was full: read once it is drained.
-    pub(super) ended: Mutex<Option<Inbound>>,
+    /// How the namespace ended for the client, read by its session once `inbound` is
+    /// drained (the messages sent before it are handled first).
+    pub(super) ended: Mutex<Option<Ended>>,
+    /// Too much waited in `inbound`: the session refuses the client at once.
     pub(super) refused: AtomicBool,
     /// Acknowledgements the server asked for, by number, waiting for their answer.
     asks: Mutex<FxHashMap<i64, oneshot::Sender<Value>>>,
@@ -158,9 +155,8 @@ impl Link {
         false
     }
 
-    /// The end of the namespace for the session: after what is queued, or noticed once the
-    /// queue is drained when it is full.
-    fn end(&self, how: Inbound) {
+    /// The end of the namespace for the session, after what is queued.
+    fn end(&self, how: Ended) {
         *self.ended.lock().unwrap_or_else(PoisonError::into_inner) = Some(how);
         let _ = self.inbound.try_send(Inbound::Wake);
     }
@@ -346,6 +342,19 @@ impl Engine {
         });
     }
 
+    /// A packet read from a text message or completed by an attachment: routed, or the
+    /// connection closed when it was not a packet.
+    fn decoded(self: &Arc<Self>, decoded: Result<SioPacket, ParseError>, socket: &EngineSocket) {
+        match decoded {
+            Ok(packet) => self.route(packet, socket),
+            Err(ParseError::NeedsMoreBinaryData) => {}
+            Err(err) => {
+                tracing::debug!(target: "gateway::rejection", sid = %socket.id, "unreadable Socket.IO packet, closing: {err}");
+                socket.close(DisconnectReason::PacketParsingError);
+            }
+        }
+    }
+
     fn route(self: &Arc<Self>, packet: SioPacket, socket: &EngineSocket) {
         let SioPacket { inner, ns } = packet;
         match inner {
@@ -367,7 +376,7 @@ impl Engine {
             PacketData::Disconnect => {
                 if let Some(link) = socket.data.link(&ns) {
                     self.leave(socket, &ns, &link);
-                    link.end(Inbound::Left);
+                    link.end(Ended::Left);
                 }
             }
             PacketData::ConnectError(_) => {
@@ -379,11 +388,7 @@ impl Engine {
 
     /// The client is out of namespace `ns`: its packets there are no longer delivered.
     pub(super) fn leave(&self, socket: &EngineSocket, ns: &str, link: &Arc<Link>) {
-        let mut links = socket
-            .data
-            .links
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut links = socket.data.links();
         if links
             .get(ns)
             .is_some_and(|current| Arc::ptr_eq(current, link))
@@ -446,11 +451,7 @@ impl Engine {
     ) -> Option<impl Future<Output = ()> + Send + use<>> {
         let (link, inbound) = Link::new();
         {
-            let mut links = socket
-                .data
-                .links
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut links = socket.data.links();
             if socket.is_closed() || links.contains_key(&ns) {
                 return None;
             }
@@ -471,8 +472,10 @@ impl Engine {
 
 /// A received event, with what is needed to answer it.
 fn message(value: Value, ack: Option<i64>) -> Packet {
+    let unreadable =
+        || Packet::Unreadable(WsException::new(UNREADABLE).with_kind(ErrorKind::BadRequest));
     let Value::Str(text, attachments) = value else {
-        return Packet::Unreadable(WsException::new(UNREADABLE).with_kind(ErrorKind::BadRequest));
+        return unreadable();
     };
     match wire::read_args(text.as_str()) {
         Some(read) => Packet::Message {
@@ -484,7 +487,7 @@ fn message(value: Value, ack: Option<i64>) -> Packet {
             args: read.args,
             data: read.first,
         },
-        None => Packet::Unreadable(WsException::new(UNREADABLE).with_kind(ErrorKind::BadRequest)),
+        None => unreadable(),
     }
 }
 
@@ -564,51 +567,25 @@ impl EngineIoHandler for Engine {
 
     fn on_disconnect(&self, socket: EngineSocket, reason: DisconnectReason) {
         tracing::trace!(target: "gateway", sid = %socket.id, ?reason, "Engine.IO connection closed");
-        let links = std::mem::take(
-            &mut *socket
-                .data
-                .links
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let links = std::mem::take(&mut *socket.data.links());
         for link in links.into_values() {
-            link.end(Inbound::Gone);
+            link.end(Ended::Gone);
         }
     }
 
     fn on_message(self: &Arc<Self>, msg: Str, socket: EngineSocket) {
-        match CommonParser.decode_str(&self.parse, &socket.data.parser, msg) {
-            Ok(packet) => self.route(packet, &socket),
-            Err(ParseError::NeedsMoreBinaryData) => {}
-            Err(err) => {
-                tracing::debug!(target: "gateway::rejection", sid = %socket.id, "unreadable Socket.IO packet, closing: {err}");
-                socket.close(DisconnectReason::PacketParsingError);
-            }
-        }
+        let decoded = CommonParser.decode_str(&self.parse, &socket.data.parser, msg);
+        self.decoded(decoded, &socket);
     }
 
     fn on_binary(self: &Arc<Self>, data: Bytes, socket: EngineSocket) {
-        match CommonParser.decode_bin(&self.parse, &socket.data.parser, data) {
-            Ok(packet) => self.route(packet, &socket),
-            Err(ParseError::NeedsMoreBinaryData) => {}
-            Err(err) => {
-                tracing::debug!(target: "gateway::rejection", sid = %socket.id, "unreadable Socket.IO attachment, closing: {err}");
-                socket.close(DisconnectReason::PacketParsingError);
-            }
-        }
+        let decoded = CommonParser.decode_bin(&self.parse, &socket.data.parser, data);
+        self.decoded(decoded, &socket);
     }
 }
 
 impl fmt::Debug for Connected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connected").finish_non_exhaustive()
-    }
-}
-
-/// The first argument's text, for a question's answer: see [`wire::answer_json`].
-pub(super) fn answer_of(value: Value) -> Option<Box<RawValue>> {
-    match value {
-        Value::Str(text, _) => wire::answer_json(text.as_str()),
-        Value::Bytes(_) => None,
     }
 }

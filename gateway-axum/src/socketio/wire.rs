@@ -315,11 +315,20 @@ pub(super) fn disconnect_packet(ns: &Str) -> Encoded {
     })
 }
 
+/// The answer a client's acknowledgement packet carries (`None` for a binary one, not
+/// read): see [`answer_json`].
+pub(super) fn answer_of(value: Value) -> Option<Box<RawValue>> {
+    match value {
+        Value::Str(text, _) => answer_json(text.as_str()),
+        Value::Bytes(_) => None,
+    }
+}
+
 /// The arguments of a Socket.IO acknowledgement as the gateway sees the answer, each kept
 /// as JSON text (no DOM is built: the answer passes verbatim, as on the JSON protocol):
 /// the argument when there is one, `null` for none, the array of arguments for several
 /// (`callback(a, b)` answers `[a, b]`).
-pub(super) fn answer_json(args: &str) -> Option<Box<RawValue>> {
+fn answer_json(args: &str) -> Option<Box<RawValue>> {
     serde_json::from_str::<AnswerArgs>(args)
         .ok()
         .and_then(AnswerArgs::into_json)
@@ -336,17 +345,8 @@ impl AnswerArgs {
         match self {
             Self::None => Some(RawValue::NULL.to_owned()),
             Self::One(arg) => Some(arg),
-            Self::Many(args) => {
-                let mut array = String::from("[");
-                for (i, arg) in args.iter().enumerate() {
-                    if i > 0 {
-                        array.push(',');
-                    }
-                    array.push_str(arg.get());
-                }
-                array.push(']');
-                RawValue::from_string(array).ok()
-            }
+            // Written verbatim, as `read_args` writes a message's arguments.
+            Self::Many(args) => serde_json::value::to_raw_value(&args).ok(),
         }
     }
 }
