@@ -724,3 +724,135 @@ async fn a_claim_the_other_instances_cannot_answer_is_closed_to_try_again() {
     let fresh = connect(&server, "token=alice").await;
     assert!(!fresh.recovered);
 }
+
+/// A Redis driver whose reading of the operations stream can be held back: an instance
+/// that lags behind the others, as one does after a Redis outage while their backlog
+/// comes in.
+struct Lagging {
+    redis: ws_gateway_redis::RedisDriver,
+    held: tokio::sync::watch::Sender<bool>,
+}
+
+impl ws_gateway_redis::driver::Driver for Lagging {
+    type Error = ws_gateway_redis::Error;
+
+    fn publish(
+        &self,
+        messages: &[ws_gateway_redis::driver::ChannelMessage],
+    ) -> impl Future<Output = Result<Vec<usize>, Self::Error>> + Send {
+        self.redis.publish(messages)
+    }
+
+    fn subscribe(
+        &self,
+        subscription: ws_gateway_redis::driver::Subscription,
+        inbox: ws_gateway_redis::driver::Inbox,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.redis.subscribe(subscription, inbox)
+    }
+
+    fn unsubscribe(
+        &self,
+        subscription: &ws_gateway_redis::driver::Subscription,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.redis.unsubscribe(subscription)
+    }
+
+    fn append(
+        &self,
+        stream: &str,
+        payloads: &[bytes::Bytes],
+        max_len: usize,
+    ) -> impl Future<Output = Result<Vec<ws_gateway_redis::driver::StreamId>, Self::Error>> + Send
+    {
+        self.redis.append(stream, payloads, max_len)
+    }
+
+    fn follow(
+        &self,
+        stream: &str,
+        inbox: ws_gateway_redis::driver::Inbox,
+    ) -> impl Future<Output = Result<ws_gateway_redis::driver::StreamId, Self::Error>> + Send {
+        let (relay, mut relayed) = ws_gateway_redis::driver::Inbox::channel(4096);
+        let mut held = self.held.subscribe();
+        tokio::spawn(async move {
+            while let Some(entry) = relayed.recv().await {
+                let _ = held.wait_for(|held| !held).await;
+                if !inbox.deliver(entry).await {
+                    return;
+                }
+            }
+        });
+        self.redis.follow(stream, relay)
+    }
+
+    fn epoch(&self) -> u64 {
+        self.redis.epoch()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.redis.is_connected()
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_moves_to_a_lagging_instance_gets_nothing_twice() {
+    let prefix = prefix("lagging");
+    let (a, hooks_a) = instance(&prefix).await;
+    // B reads the others' operations late whenever `held` says so.
+    let held = tokio::sync::watch::Sender::new(false);
+    let redis = ws_gateway_redis::RedisConfig::new("redis://127.0.0.1:6379");
+    let lagging = Lagging {
+        redis: ws_gateway_redis::RedisDriver::connect(&redis)
+            .await
+            .unwrap(),
+        held: held.clone(),
+    };
+    let adapter = ws_gateway_redis::RedisAdapter::with_driver(
+        lagging,
+        ws_gateway_redis::AdapterConfig::new().prefix(&prefix),
+    )
+    .await
+    .unwrap();
+    let app = GatewayApp::new()
+        .provide_arc(Arc::new(Hooks::default()))
+        .adapter(adapter)
+        .authenticate::<RecoveryGateway>(TokenAuth)
+        .recover::<RecoveryGateway>(window().carry::<String>())
+        .gateway::<RecoveryGateway>()
+        .build()
+        .unwrap();
+    let b = TestServer::start(app).await.unwrap();
+    let (mut alice, mut bob, id) = pair(&a, "lobby").await;
+    a.app().server("/recovery").unwrap().synced().await;
+    b.app().server("/recovery").unwrap().synced().await;
+
+    // Alice gets a frame on A that B has not read yet, then drops and comes back to B.
+    held.send_replace(true);
+    say(&mut bob.client, "lobby", "before").await;
+    let (text, offset) = said(&mut alice.client).await;
+    assert_eq!(text, "before");
+    drop_connection(alice.client, &hooks_a, &id).await;
+    let back = tokio::spawn({
+        let url = format!("token=alice&pid={}&offset={offset}", alice.pid);
+        let b = b.url("/recovery");
+        async move {
+            let url = format!("{b}?{url}");
+            let mut client = TestClient::connect(&url).await.unwrap();
+            let first = client.recv().await.unwrap();
+            (client, first)
+        }
+    });
+    // B lags a while behind A (it would take Alice in meanwhile, and give her "before"
+    // again once it reads it), then catches up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.send_replace(false);
+    let (mut back, first) = tokio::time::timeout(Duration::from_secs(10), back)
+        .await
+        .expect("recovered within 10 s")
+        .unwrap();
+    assert_eq!(first.event, "session");
+    assert_eq!(first.data["recovered"], json!(true), "{first:?}");
+    say(&mut bob.client, "lobby", "after").await;
+    assert_eq!(said(&mut back).await.0, "after", "nothing Alice had, twice");
+}

@@ -810,6 +810,16 @@ impl Recorder {
                 return Err(Unopened::Unavailable(err));
             }
         };
+        // Frames the client received from the holder may not have reached this instance
+        // yet: taken in before they do, it would get them again, live.
+        if !self.received(&offer.received).await {
+            tracing::debug!(target: "gateway", client = %offer.client, "this instance did not receive in time what the instance holding a session had");
+            return Err(Unopened::Unavailable(
+                crate::adapter::AdapterError::Unavailable(
+                    "this instance lags behind the one holding the session".into(),
+                ),
+            ));
+        }
         let (sink, queue) = ClientSink::channel(queue_capacity, dropped);
         let pid: Arc<str> = Arc::from(pid);
         let (client, seen, start) = {
@@ -982,11 +992,10 @@ impl Recorder {
             .iter()
             .filter_map(|c| Some((c.name.to_owned(), (c.encode)(client.state())?)))
             .collect();
-        Ok(Some(
-            SessionOffer::new(client.id(), rooms.iter().map(|r| r.to_string()).collect())
-                .state(state)
-                .token(token),
-        ))
+        let offer = SessionOffer::new(client.id(), rooms.iter().map(|r| r.to_string()).collect())
+            .state(state)
+            .token(token);
+        Ok(Some(offer.received(log.seen(self.origin))))
     }
 
     /// The claimer of a session this gateway offered took its client in, having received
@@ -999,27 +1008,8 @@ impl Recorder {
         token: u64,
         seen: &[Stamp],
     ) -> Option<Vec<Frame>> {
-        let deadline = tokio::time::Instant::now() + HAND_OVER_WAIT;
-        // Woken only by the frame it waits for (each frame scans the few waiting).
-        let waiter = Arc::new(Notify::new());
-        loop {
-            {
-                let mut log = self.lock();
-                let Some(&unmet) = log.unmet(seen, self.origin) else {
-                    break;
-                };
-                log.waiting.push((unmet, Arc::clone(&waiter)));
-            }
-            let timed_out = tokio::time::timeout_at(deadline, waiter.notified())
-                .await
-                .is_err();
-            if timed_out {
-                self.lock()
-                    .waiting
-                    .retain(|(_, w)| !Arc::ptr_eq(w, &waiter));
-                tracing::debug!(target: "gateway", "a hand-over did not receive every frame the claimer had: handing over what is here");
-                break;
-            }
+        if !self.received(seen).await {
+            tracing::debug!(target: "gateway", "a hand-over did not receive every frame the claimer had: handing over what is here");
         }
         let mut log = self.lock();
         let now = Instant::now();
@@ -1058,6 +1048,32 @@ impl Recorder {
         client.state().clear();
         self.release(&rooms);
         Some(frames)
+    }
+
+    /// Waits until this gateway has recorded `stamps` (the frames of other instances up to
+    /// there), [`HAND_OVER_WAIT`] at most: whether it has.
+    async fn received(&self, stamps: &[Stamp]) -> bool {
+        let deadline = tokio::time::Instant::now() + HAND_OVER_WAIT;
+        // Woken only by the frame it waits for (each frame scans the few waiting).
+        let waiter = Arc::new(Notify::new());
+        loop {
+            {
+                let mut log = self.lock();
+                let Some(&unmet) = log.unmet(stamps, self.origin) else {
+                    return true;
+                };
+                log.waiting.push((unmet, Arc::clone(&waiter)));
+            }
+            if tokio::time::timeout_at(deadline, waiter.notified())
+                .await
+                .is_err()
+            {
+                self.lock()
+                    .waiting
+                    .retain(|(_, w)| !Arc::ptr_eq(w, &waiter));
+                return false;
+            }
+        }
     }
 
     /// Whether `handshake` may recover a session opened by `owner`.

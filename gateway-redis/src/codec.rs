@@ -665,7 +665,14 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
                             offer.rooms,
                         )
                         .state(offer.state)
-                        .token(offer.token),
+                        .token(offer.token)
+                        .received(
+                            offer
+                                .received
+                                .into_iter()
+                                .map(|(origin, seq)| Stamp::new(origin, seq))
+                                .collect(),
+                        ),
                     )
                 }
             };
@@ -781,6 +788,8 @@ struct WireOffer {
     state: Vec<(String, Box<RawValue>)>,
     #[serde(default)]
     token: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    received: Vec<(u64, u64)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -811,6 +820,7 @@ pub(crate) fn encode_offer(uid: u64, request: u64, answer: &SessionAnswer) -> Ve
                 rooms: offer.rooms.clone(),
                 state: offer.state.clone(),
                 token: offer.token,
+                received: offer.received.iter().map(|s| (s.origin, s.seq)).collect(),
             };
             let _ = serde_json::to_writer(&mut buf, &wire);
         }
@@ -1082,7 +1092,9 @@ mod tests {
 
         let id: ClientId = "00000000000000aa".parse().unwrap();
         let nick = serde_json::value::to_raw_value("Al").unwrap();
-        let offer = SessionOffer::new(id, vec!["lobby".into()]).state(vec![("Nick".into(), nick)]);
+        let offer = SessionOffer::new(id, vec!["lobby".into()])
+            .state(vec![("Nick".into(), nick)])
+            .received(vec![Stamp::new(3, 40)]);
         let Incoming::Offer { offer: got, .. } = decode(&Bytes::from(encode_offer(
             2,
             9,
@@ -1096,6 +1108,7 @@ mod tests {
         };
         assert_eq!((got.client, &got.rooms), (offer.client, &offer.rooms));
         assert_eq!(got.state[0].0, "Nick");
+        assert_eq!(got.received, [Stamp::new(3, 40)]);
         assert_eq!(got.state[0].1.get(), r#""Al""#);
         let Incoming::Offer { offer: none, .. } =
             decode(&Bytes::from(encode_offer(2, 9, &SessionAnswer::NotHere))).unwrap()

@@ -620,7 +620,8 @@ async fn run(options: &Options) -> Result<bool, Failure> {
     // The churning clients with recovery come back one last time and stay.
     let _ = phase.send(Phase::Stay);
 
-    // Wait for the deliveries to settle: until nothing new arrives for two seconds.
+    // Wait for the deliveries to settle: until every expected message arrived (duplicates
+    // are not counted: they would end the wait early) or nothing new arrives for two seconds.
     let total_expected: usize = checked
         .iter()
         .map(|(room, _, _)| expected.get(room).map_or(0, Vec::len))
@@ -630,7 +631,7 @@ async fn run(options: &Options) -> Result<bool, Failure> {
     loop {
         let received: usize = checked
             .iter()
-            .map(|(_, r, _)| r.lock().unwrap_or_else(|e| e.into_inner()).deliveries)
+            .map(|(_, r, _)| r.lock().unwrap_or_else(|e| e.into_inner()).counts.len())
             .sum();
         if received >= total_expected || quiet.elapsed() > Duration::from_secs(2) {
             break;

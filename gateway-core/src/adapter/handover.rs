@@ -6,9 +6,11 @@
 //! The instance a client comes back to (the claimer) asks every other one for the session
 //! ([`Adapter::claim_session`](super::Adapter::claim_session)); the one holding it checks the
 //! claimer's handshake with its own authenticator and reserves the session
-//! ([`LocalServer::offer_session`](super::LocalServer::offer_session)). The claimer then
-//! takes the client in (its id, its rooms): from that moment it receives the client's live
-//! traffic. What it had received until then from each instance, a [`Stamp`] per instance,
+//! ([`LocalServer::offer_session`](super::LocalServer::offer_session)), saying what it had
+//! received from each instance by then ([`SessionOffer::received`]). Once the claimer has
+//! received as much (a frame the client got before it dropped must not reach it again,
+//! live, from an instance that lags behind: after a Redis outage, say), it takes the client
+//! in (its id, its rooms): from that moment it receives the client's live traffic. What it had received until then from each instance, a [`Stamp`] per instance,
 //! goes back to the holder with [`Adapter::take_session`](super::Adapter::take_session): the
 //! holder waits until it has received as much, and hands over every frame the client missed
 //! up to there ([`LocalServer::hand_over_session`](super::LocalServer::hand_over_session)).
@@ -238,6 +240,10 @@ pub struct SessionOffer {
     pub state: Vec<(String, Box<RawValue>)>,
     /// The holder's reservation of the session for this offer, to take it with.
     pub token: u64,
+    /// What the holder had received from each instance when it offered the session: the
+    /// claimer takes the client in once it has received as much, so that a frame the client
+    /// got from the holder before it dropped does not reach it again, live, on the claimer.
+    pub received: Vec<Stamp>,
 }
 
 impl SessionOffer {
@@ -255,6 +261,7 @@ impl SessionOffer {
             holder: 0,
             state: Vec::new(),
             token: 0,
+            received: Vec::new(),
         }
     }
 
@@ -296,6 +303,20 @@ impl SessionOffer {
     #[must_use]
     pub fn token(mut self, token: u64) -> Self {
         self.token = token;
+        self
+    }
+
+    /// The same offer, made when the holder had received `received` from each instance.
+    ///
+    /// ```
+    /// # use ws_gateway_core::adapter::{SessionOffer, Stamp};
+    /// let offer = SessionOffer::new("00000000000000aa".parse().unwrap(), Vec::new())
+    ///     .received(vec![Stamp::new(7, 41)]);
+    /// assert_eq!(offer.received, [Stamp::new(7, 41)]);
+    /// ```
+    #[must_use]
+    pub fn received(mut self, received: Vec<Stamp>) -> Self {
+        self.received = received;
         self
     }
 }
