@@ -39,8 +39,15 @@ const INBOX_CAPACITY: usize = 4096;
 
 /// How long appended entries are kept to be appended again after the driver reconnects: a
 /// Redis that restarted lost what it took just before, which followers may not have read.
-/// (Appended twice is applied once: entries carry their sender's sequence number.)
-const REPLAY_SPAN: Duration = Duration::from_secs(10);
+/// (Appended twice is applied once: entries carry their sender's sequence number.) Short: what
+/// is appended again competes for the stream's room with the outboxes of every instance,
+/// appended at the same moment, and a longer span pushed out entries not read yet (10 s at
+/// 1,000 operations/s filled a 10,000-entry stream by itself).
+const REPLAY_SPAN: Duration = Duration::from_secs(2);
+
+/// The most of the stream's length (`stream_max_len`) appended again after a reconnection:
+/// the rest is left to the entries not read yet.
+const REPLAY_SHARE: usize = 4;
 
 /// How many requests, waiting for the entries before them, are kept at most.
 const MAX_PARKED: usize = 4096;
@@ -913,7 +920,14 @@ impl Outbox {
         }
         self.trim_recent(core, self.appended_at.unwrap_or_else(Instant::now));
         if self.epoch.is_some() && !self.recent.is_empty() {
-            let payloads: Vec<Bytes> = self.recent.iter().map(|(_, p)| p.clone()).collect();
+            let most = (core.config.stream_max_len / REPLAY_SHARE).max(1);
+            let skip = self.recent.len().saturating_sub(most);
+            let payloads: Vec<Bytes> = self
+                .recent
+                .iter()
+                .skip(skip)
+                .map(|(_, p)| p.clone())
+                .collect();
             self.append(core, &payloads).await?;
             tracing::debug!(target: TARGET, entries = payloads.len(), "appended the latest entries again after a reconnection");
         }

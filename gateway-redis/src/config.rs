@@ -141,8 +141,10 @@ impl AdapterConfig {
     /// About how many entries the operations stream keeps (classic mode; default 10,000):
     /// `XADD ... MAXLEN ~ <len>`. An instance cut off for longer than that many operations
     /// take misses the oldest of them, and so do all instances after a Redis outage longer
-    /// than that (their outboxes are appended at once): size it to your peak operations per
-    /// second times the longest outage to survive (10,000 is 50 s at 200/s, 2 s at 5,000/s).
+    /// than that (their outboxes are appended at once, after the last 2 s before the outage,
+    /// appended again for the followers that had not read them: at most a quarter of this
+    /// length): size it to your peak operations per second times the longest outage to
+    /// survive plus 4 s (10,000 is 46 s at 200/s, 1 s at 5,000/s).
     ///
     /// # Examples
     ///
