@@ -856,3 +856,45 @@ async fn a_client_that_moves_to_a_lagging_instance_gets_nothing_twice() {
     say(&mut bob.client, "lobby", "after").await;
     assert_eq!(said(&mut back).await.0, "after", "nothing Alice had, twice");
 }
+
+#[tokio::test]
+async fn clients_handed_over_at_the_same_moment_each_recover_again_exactly() {
+    let prefix = prefix("handed-together");
+    let (a, hooks_a) = instance(&prefix).await;
+    let (b, hooks_b) = instance(&prefix).await;
+    let (alice, mut bob, alice_id) = pair(&a, "lobby").await;
+    let mut dave = connect(&a, "token=dave").await;
+    request(&mut dave.client, "join", json!("lobby")).await;
+    let dave_id = request(&mut dave.client, "whoami", json!(null)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop_connection(alice.client, &hooks_a, &alice_id).await;
+    drop_connection(dave.client, &hooks_a, &dave_id).await;
+    for text in ["one", "two", "three"] {
+        say(&mut bob.client, "lobby", text).await;
+    }
+
+    // Both come back to B, one after the other, with nothing recorded there in between:
+    // their handed-over frames are numbered after the same frame of B's.
+    let mut alice_back = connect(&b, &format!("token=alice&pid={}", alice.pid)).await;
+    assert_eq!(said(&mut alice_back.client).await.0, "one");
+    let (text, second) = said(&mut alice_back.client).await;
+    assert_eq!(text, "two");
+    let mut dave_back = connect(&b, &format!("token=dave&pid={}", dave.pid)).await;
+    for expected in ["one", "two", "three"] {
+        assert_eq!(said(&mut dave_back.client).await.0, expected);
+    }
+    // Alice drops having read two of them: she gets the third again, no more, no less.
+    drop_connection(alice_back.client, &hooks_b, &alice_id).await;
+    let mut again = connect(
+        &b,
+        &format!("token=alice&pid={}&offset={second}", alice.pid),
+    )
+    .await;
+    assert!(again.recovered);
+    say(&mut bob.client, "lobby", "four").await;
+    for expected in ["three", "four"] {
+        assert_eq!(said(&mut again.client).await.0, expected);
+    }
+}

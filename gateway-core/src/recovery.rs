@@ -860,6 +860,12 @@ impl Recorder {
         // Recorded again here, numbered after the last frame recorded before the client
         // came in and before those recorded since.
         let at = log.entries.partition_point(|e| e.offset.seq <= start.seq);
+        // After the frames of clients handed over at the same number before: offsets stay
+        // unique and in order (the log is searched by them).
+        let taken = match at.checked_sub(1).and_then(|i| log.entries.get(i)) {
+            Some(entry) if entry.offset.seq == start.seq => entry.offset.sub,
+            _ => 0,
+        };
         let selection = Selection {
             clients: vec![client.id()],
             ..Selection::default()
@@ -869,7 +875,7 @@ impl Recorder {
         for (k, frame) in frames.into_iter().enumerate() {
             let offset = Offset {
                 seq: start.seq,
-                sub: u32::try_from(k + 1).unwrap_or(u32::MAX),
+                sub: u32::try_from(k + 1).map_or(u32::MAX, |k| taken.saturating_add(k)),
             };
             let stamped = frame.without_offset().with_offset(&offset.text(&log.tag));
             let entry = Entry {
