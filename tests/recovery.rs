@@ -443,13 +443,18 @@ async fn instance(prefix: &str) -> (TestServer, Arc<Hooks>) {
 }
 
 async fn instance_with(config: ws_gateway_redis::RedisConfig) -> (TestServer, Arc<Hooks>) {
-    let hooks = Arc::new(Hooks::default());
     let redis = ws_gateway_redis::RedisAdapter::connect(config)
         .await
         .expect("Redis listens on 127.0.0.1:6379 (./scripts/test.sh starts it)");
+    instance_on(redis).await
+}
+
+/// An instance of the recovery app on `adapter`.
+async fn instance_on(adapter: impl ws_gateway_core::adapter::Adapter) -> (TestServer, Arc<Hooks>) {
+    let hooks = Arc::new(Hooks::default());
     let app = GatewayApp::new()
         .provide_arc(Arc::clone(&hooks))
-        .adapter(redis)
+        .adapter(adapter)
         .authenticate::<RecoveryGateway>(TokenAuth)
         // The name (a `String` in the connection's state) travels with the session.
         .recover::<RecoveryGateway>(window().carry::<String>())
@@ -814,15 +819,7 @@ async fn a_client_that_moves_to_a_lagging_instance_gets_nothing_twice() {
     )
     .await
     .unwrap();
-    let app = GatewayApp::new()
-        .provide_arc(Arc::new(Hooks::default()))
-        .adapter(adapter)
-        .authenticate::<RecoveryGateway>(TokenAuth)
-        .recover::<RecoveryGateway>(window().carry::<String>())
-        .gateway::<RecoveryGateway>()
-        .build()
-        .unwrap();
-    let b = TestServer::start(app).await.unwrap();
+    let (b, _hooks_b) = instance_on(adapter).await;
     let (mut alice, mut bob, id) = pair(&a, "lobby").await;
     a.app().server("/recovery").unwrap().synced().await;
     b.app().server("/recovery").unwrap().synced().await;
