@@ -666,13 +666,7 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
                         )
                         .state(offer.state)
                         .token(offer.token)
-                        .received(
-                            offer
-                                .received
-                                .into_iter()
-                                .map(|(origin, seq)| Stamp::new(origin, seq))
-                                .collect(),
-                        ),
+                        .received(stamps_of(&offer.received)),
                     )
                 }
             };
@@ -686,11 +680,7 @@ pub(crate) fn decode(payload: &Bytes) -> Result<Incoming, DecodeError> {
             let (request, rest) = u64_at(rest)?;
             let (path, rest) = path_at(rest)?;
             let take: WireTake<'_> = serde_json::from_slice(rest)?;
-            let seen = take
-                .seen
-                .iter()
-                .map(|&(origin, seq)| Stamp::new(origin, seq))
-                .collect();
+            let seen = stamps_of(&take.seen);
             Ok(Incoming::Take {
                 from,
                 request,
@@ -792,6 +782,17 @@ struct WireOffer {
     received: Vec<(u64, u64)>,
 }
 
+/// Stamps as they travel in a JSON message: `[origin, seq]` pairs.
+fn wire_stamps(stamps: &[Stamp]) -> Vec<(u64, u64)> {
+    stamps.iter().map(|s| (s.origin, s.seq)).collect()
+}
+
+fn stamps_of(wire: &[(u64, u64)]) -> Vec<Stamp> {
+    wire.iter()
+        .map(|&(origin, seq)| Stamp::new(origin, seq))
+        .collect()
+}
+
 #[derive(Serialize, Deserialize)]
 struct WireTake<'a> {
     #[serde(borrow)]
@@ -820,7 +821,7 @@ pub(crate) fn encode_offer(uid: u64, request: u64, answer: &SessionAnswer) -> Ve
                 rooms: offer.rooms.clone(),
                 state: offer.state.clone(),
                 token: offer.token,
-                received: offer.received.iter().map(|s| (s.origin, s.seq)).collect(),
+                received: wire_stamps(&offer.received),
             };
             let _ = serde_json::to_writer(&mut buf, &wire);
         }
@@ -848,7 +849,7 @@ pub(crate) fn encode_take(
     write_path(&mut buf, path);
     let take = WireTake {
         claim: WireClaim::of(claim),
-        seen: seen.iter().map(|s| (s.origin, s.seq)).collect(),
+        seen: wire_stamps(seen),
         token,
     };
     let _ = serde_json::to_writer(&mut buf, &take);

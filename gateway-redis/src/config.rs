@@ -143,8 +143,9 @@ impl AdapterConfig {
     /// take misses the oldest of them, and so do all instances after a Redis outage longer
     /// than that (their outboxes are appended at once, after the last 2 s before the outage,
     /// appended again for the followers that had not read them: at most a quarter of this
-    /// length): size it to your peak operations per second times the longest outage to
-    /// survive plus 4 s (10,000 is 46 s at 200/s, 1 s at 5,000/s).
+    /// length): size it to your peak operations per second (all instances together) times
+    /// the longest outage to survive plus 2 s (10,000 is 48 s at 200/s; at 5,000/s, 100,000
+    /// is 18 s).
     ///
     /// # Examples
     ///

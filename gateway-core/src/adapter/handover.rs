@@ -10,8 +10,9 @@
 //! received from each instance by then ([`SessionOffer::received`]). Once the claimer has
 //! received as much (a frame the client got before it dropped must not reach it again,
 //! live, from an instance that lags behind: after a Redis outage, say), it takes the client
-//! in (its id, its rooms): from that moment it receives the client's live traffic. What it had received until then from each instance, a [`Stamp`] per instance,
-//! goes back to the holder with [`Adapter::take_session`](super::Adapter::take_session): the
+//! in (its id, its rooms): from that moment it receives the client's live traffic. What it
+//! had received until then from each instance, a [`Stamp`] per instance, goes back to the
+//! holder with [`Adapter::take_session`](super::Adapter::take_session): the
 //! holder waits until it has received as much, and hands over every frame the client missed
 //! up to there ([`LocalServer::hand_over_session`](super::LocalServer::hand_over_session)).
 //! Every frame reaches the client once: from the holder when the claimer had received it
